@@ -1,0 +1,143 @@
+"""omni_nb: Omni's Create-draft endpoint as a notebook tool.
+
+``import omni_nb`` is light: httpx, pandas and ipywidgets are imported only when a name that
+needs them is first used (PEP 562 module ``__getattr__``), so ``%load_ext omni_nb`` and the
+kernel start-up file cost almost nothing.
+
+Example:
+    >>> import omni_nb
+    >>> omni_nb.RateLimit(60, 60)
+    RateLimit(requests=60, per=60.0)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._config import login, logout
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    ConfigError,
+    InvalidInputError,
+    NotEligibleError,
+    NotFoundError,
+    OmniError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    UnexpectedResponseError,
+)
+from ._ratelimit import RateLimit
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from . import sandbox
+    from ._client import AsyncOmniClient, CallOutcome, Draft, OmniClient, RetryPolicy
+    from .batch import acreate_drafts, create_draft, create_drafts
+    from .ledger import Ledger, open_ledger, results
+    from .widget import DraftForm
+
+# name -> module that defines it; imported on first access.
+_LAZY = {
+    "AsyncOmniClient": "._client",
+    "CallOutcome": "._client",
+    "Draft": "._client",
+    "OmniClient": "._client",
+    "RetryPolicy": "._client",
+    "acreate_drafts": ".batch",
+    "create_draft": ".batch",
+    "create_drafts": ".batch",
+    "Ledger": ".ledger",
+    "open_ledger": ".ledger",
+    "results": ".ledger",
+    "DraftForm": ".widget",
+    "sandbox": ".sandbox",
+}
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncOmniClient",
+    "AuthenticationError",
+    "CallOutcome",
+    "ConfigError",
+    "Draft",
+    "DraftForm",
+    "InvalidInputError",
+    "Ledger",
+    "NotEligibleError",
+    "NotFoundError",
+    "OmniClient",
+    "OmniError",
+    "PermissionDeniedError",
+    "RateLimit",
+    "RateLimitError",
+    "RetryPolicy",
+    "ServerError",
+    "UnexpectedResponseError",
+    "__version__",
+    "acreate_drafts",
+    "create_draft",
+    "create_drafts",
+    "load_ipython_extension",
+    "login",
+    "logout",
+    "open_ledger",
+    "results",
+    "sandbox",
+    "unload_ipython_extension",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'omni_nb' has no attribute {name!r}")
+    mod = importlib.import_module(module, __name__)
+    value = mod if name == "sandbox" else getattr(mod, name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext omni_nb``: register ``%omni_draft`` (heavy imports wait for first use).
+
+    Example:
+        >>> # %load_ext omni_nb
+    """
+    from .magic import register
+
+    register(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext omni_nb``: remove ``%omni_draft``.
+
+    Example:
+        >>> # %unload_ext omni_nb
+    """
+    from .magic import unregister
+
+    unregister(ipython)
+
+
+def _install_accessor() -> None:
+    # df.omni must exist whichever of pandas and omni_nb is imported first, without making
+    # this import pay for pandas.
+    from ._accessor import install
+
+    install()
+
+
+_install_accessor()
+del _install_accessor

@@ -1,0 +1,108 @@
+"""``df.omni``: the pandas accessor, registered without importing pandas first.
+
+If pandas is already imported, the accessor is registered at once; otherwise a one-shot
+import hook registers it right after pandas finishes importing. Either way ``import omni_nb``
+is all it takes, and ``import omni_nb`` alone never pays for pandas.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+__all__ = ["OmniAccessor", "install"]
+
+
+class OmniAccessor:
+    """``df.omni``: Omni calls over the rows of a DataFrame.
+
+    Example:
+        >>> import pandas as pd, omni_nb
+        >>> hasattr(pd.DataFrame({"document_id": ["a"]}), "omni")
+        True
+    """
+
+    def __init__(self, frame: Any) -> None:
+        self._frame = frame
+
+    def create_drafts(
+        self, document_col: str = "document_id", branch_col: str | None = None, **kwargs: Any
+    ) -> Any:
+        """Create a draft for each row; returns the results table (see
+        :func:`omni_nb.create_drafts`, whose keyword arguments it takes).
+
+        ``branch_col`` names a column of branch UUIDs (missing values: ``branch_id=``).
+
+        Example:
+            >>> # results = docs.omni.create_drafts("identifier", branch_id=BRANCH)
+        """
+        from .batch import create_drafts
+
+        return create_drafts(
+            self._frame, document_col=document_col, branch_col=branch_col, **kwargs
+        )
+
+
+_registered = False
+
+
+def _register() -> None:
+    global _registered
+    if _registered:
+        return
+    from pandas.api.extensions import register_dataframe_accessor
+
+    register_dataframe_accessor("omni")(OmniAccessor)
+    _registered = True
+
+
+class _AfterExec(importlib.abc.Loader):
+    """Wraps pandas' own loader: runs it, then registers the accessor."""
+
+    def __init__(self, inner: importlib.abc.Loader) -> None:
+        self._inner = inner
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__loader__ = self._inner  # pandas sees its real loader (resources, reload)
+        self._inner.exec_module(module)
+        _register()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _PandasHook(importlib.abc.MetaPathFinder):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "pandas":
+            return None
+        _remove_hook()
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _AfterExec(spec.loader)
+        return spec
+
+
+def _remove_hook() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _PandasHook)]
+
+
+def install() -> None:
+    """Make ``df.omni`` available now or as soon as pandas is imported.
+
+    Example:
+        >>> install()
+    """
+    if "pandas" in sys.modules:
+        _register()
+    elif not any(isinstance(f, _PandasHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PandasHook())

@@ -1,0 +1,197 @@
+"""The exception tree (standard library only).
+
+::
+
+    OmniError
+    ├── ConfigError                 settings missing or unsafe (raised before anything is sent)
+    ├── InvalidInputError           also a ValueError; a document or branch id that is not sent
+    ├── APIConnectionError          no HTTP answer: refused, reset, dropped, DNS
+    │   └── APITimeoutError         no answer within the timeout
+    └── APIStatusError              an HTTP answer that is not a usable 200
+        ├── NotEligibleError        400 "not eligible for publishing workflow" (and other 400s)
+        ├── AuthenticationError     401, and 403 "Invalid bearer token"
+        ├── PermissionDeniedError   other 403 (EDITOR role required)
+        ├── NotFoundError           404 document or branch
+        ├── RateLimitError          429, with ``retry_after``
+        ├── ServerError             5xx
+        └── UnexpectedResponseError a 200 without an identifier, a redirect, any other status
+
+Every message is built from the server's words and the item, never from the token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "ConfigError",
+    "InvalidInputError",
+    "NotEligibleError",
+    "NotFoundError",
+    "OmniError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "UnexpectedResponseError",
+]
+
+
+class OmniError(Exception):
+    """Root of every error omni_nb raises.
+
+    Example:
+        >>> try:
+        ...     raise NotFoundError(404, "Document with identifier x not found")
+        ... except OmniError as exc:
+        ...     print(type(exc).__name__, exc)
+        NotFoundError HTTP 404: Document with identifier x not found
+    """
+
+    #: How many requests were sent for the call that ended in this error (0: none was sent).
+    attempts: int = 0
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing a traceback: a notebook user sees one line
+        # naming the class and the server's words (see jupyter.md, "Magics").
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ConfigError(OmniError):
+    """Settings are missing or unsafe; nothing was sent.
+
+    Example:
+        >>> str(ConfigError("no API token"))
+        'no API token'
+    """
+
+
+class InvalidInputError(OmniError, ValueError):
+    """A document or branch id that cannot be sent as is; nothing was sent.
+
+    Example:
+        >>> isinstance(InvalidInputError("bad id"), ValueError)
+        True
+    """
+
+
+class APIConnectionError(OmniError):
+    """No HTTP answer came back (refused, reset, dropped connection).
+
+    Example:
+        >>> str(APIConnectionError("connection reset"))
+        'connection reset'
+    """
+
+
+class APITimeoutError(APIConnectionError):
+    """No answer within the configured timeout.
+
+    Example:
+        >>> issubclass(APITimeoutError, APIConnectionError)
+        True
+    """
+
+
+class APIStatusError(OmniError):
+    """An HTTP answer that is not a usable 200.
+
+    Attributes: ``status_code``, ``message`` (the server's own words), ``body`` (the parsed
+    JSON body, or the text when it is not JSON, cut to 2,000 characters).
+
+    Example:
+        >>> err = APIStatusError(418, "teapot", body={"error": "teapot"})
+        >>> (err.status_code, err.message)
+        (418, 'teapot')
+    """
+
+    def __init__(self, status_code: int, message: str, *, body: Any = None) -> None:
+        self.status_code = status_code
+        self.message = message
+        self.body = body
+        super().__init__(f"HTTP {status_code}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep the keyword-only body when the error crosses a process boundary.
+        return (_rebuild_status_error, (type(self), self.status_code, self.message, self.body))
+
+
+def _rebuild_status_error(
+    cls: type[APIStatusError], status_code: int, message: str, body: Any
+) -> APIStatusError:
+    if cls is RateLimitError:
+        return RateLimitError(status_code, message, body=body)
+    return cls(status_code, message, body=body)
+
+
+class NotEligibleError(APIStatusError):
+    """400: the document is not eligible for the publishing workflow (or another bad request).
+
+    Example:
+        >>> NotEligibleError(400, "Document is not eligible for publishing workflow").status_code
+        400
+    """
+
+
+class AuthenticationError(APIStatusError):
+    """401, or 403 "Invalid bearer token": the token is missing, wrong or revoked.
+
+    Example:
+        >>> AuthenticationError(403, "Invalid bearer token").message
+        'Invalid bearer token'
+    """
+
+
+class PermissionDeniedError(APIStatusError):
+    """403 for a valid token without the EDITOR role on the document.
+
+    Example:
+        >>> PermissionDeniedError(403, "Permission denied - EDITOR role required").status_code
+        403
+    """
+
+
+class NotFoundError(APIStatusError):
+    """404: the document (or branch) does not exist for this token.
+
+    Example:
+        >>> NotFoundError(404, "Document with identifier x not found").status_code
+        404
+    """
+
+
+class RateLimitError(APIStatusError):
+    """429 after every retry; ``retry_after`` is the server's hint in seconds, if any.
+
+    Example:
+        >>> RateLimitError(429, "Too Many Requests", retry_after=2.0).retry_after
+        2.0
+    """
+
+    def __init__(
+        self, status_code: int, message: str, *, body: Any = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(status_code, message, body=body)
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    """5xx after every retry.
+
+    Example:
+        >>> ServerError(503, "Service Unavailable").status_code
+        503
+    """
+
+
+class UnexpectedResponseError(APIStatusError):
+    """An answer the contract does not describe: a 200 without ``identifier``, a redirect,
+    an undocumented status.
+
+    Example:
+        >>> UnexpectedResponseError(200, "response has no 'identifier'").status_code
+        200
+    """

@@ -1,0 +1,148 @@
+"""pandas: the results table, its summary, and DataFrame input. The only module (with the
+accessor's registration) that imports pandas, so a client-only user never pays for it.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from .ledger import STATUSES, Row
+
+__all__ = ["DraftResults", "frame_from_rows", "frame_from_tuples", "items_from_frame"]
+
+_STRING = pd.StringDtype()
+_STATUS = pd.CategoricalDtype(list(STATUSES))
+COLUMNS = (
+    "document_id", "branch_id", "draft_id", "status", "http_status", "message", "attempts",
+    "elapsed_s", "requested_at", "api_root", "run_id", "from_ledger",
+)
+
+
+class DraftResults(pd.DataFrame):
+    """The results table: a DataFrame that shows a one-line status summary above itself.
+
+    Anything derived from it (a filter, a groupby) is a plain DataFrame.
+
+    Example:
+        >>> t = frame_from_rows([])
+        >>> t.summary()
+        '0 rows'
+    """
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:  # type: ignore[override]
+        return pd.DataFrame
+
+    def summary(self) -> str:
+        """Counts per status, like ``300 rows: 270 ok, 30 not_eligible``."""
+        return summarize(self)
+
+    def _repr_html_(self) -> str | None:
+        table = super()._repr_html_()
+        return f"<p><b>{html.escape(self.summary())}</b></p>{table or ''}"
+
+    def __repr__(self) -> str:
+        return f"{self.summary()}\n{super().__repr__()}"
+
+
+def summarize(frame: pd.DataFrame) -> str:
+    """``N rows: a ok, b not_found ...`` (only statuses present).
+
+    Example:
+        >>> summarize(frame_from_rows([]))
+        '0 rows'
+    """
+    total = len(frame)
+    if not total:
+        return "0 rows"
+    counts = frame["status"].value_counts(sort=False)
+    parts = [f"{int(counts[s])} {s}" for s in STATUSES if s in counts and counts[s]]
+    resumed = int(frame["from_ledger"].sum()) if "from_ledger" in frame else 0
+    tail = f" ({resumed} from the ledger)" if resumed else ""
+    return f"{total} rows: " + ", ".join(parts) + tail
+
+
+def frame_from_rows(rows: Sequence[Row]) -> DraftResults:
+    """The results table for rows, with the documented dtypes.
+
+    Example:
+        >>> frame_from_rows([]).dtypes["status"]
+        CategoricalDtype(categories=['ok', 'invalid', 'not_eligible', 'unauthorized',
+                          'forbidden', 'not_found', 'rate_limited', 'server_error',
+                          'network_error', 'cancelled'],
+        , ordered=False, categories_dtype=str)
+    """
+    return frame_from_tuples(
+        [
+            (r.document_id, r.branch_id, r.draft_id, r.status, r.http_status, r.message,
+             r.attempts, r.elapsed_s, r.requested_at_us, r.api_root, r.run_id, r.from_ledger)
+            for r in rows
+        ]
+    )
+
+
+def frame_from_tuples(rows: Sequence[tuple[Any, ...]]) -> DraftResults:
+    """Build the table column by column (much faster than row records for 100k rows).
+
+    ``rows`` hold :class:`Row`'s fields in order, ``from_ledger`` optional.
+    """
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=False)) if rows else [()] * 12
+    if len(columns) == 11:
+        columns.append([False] * len(rows))
+    data = {
+        "document_id": pd.array(columns[0], dtype=_STRING),
+        "branch_id": pd.array(columns[1], dtype=_STRING),
+        "draft_id": pd.array(columns[2], dtype=_STRING),
+        "status": pd.Categorical(columns[3], dtype=_STATUS),
+        "http_status": pd.array(columns[4], dtype="Int64"),
+        "message": pd.array(columns[5], dtype=_STRING),
+        "attempts": pd.array(columns[6], dtype="Int64"),
+        "elapsed_s": pd.array(columns[7], dtype="float64"),
+        "requested_at": pd.to_datetime(pd.Series(columns[8], dtype="int64"), unit="us", utc=True),
+        "api_root": pd.array(columns[9], dtype=_STRING),
+        "run_id": pd.array(columns[10], dtype=_STRING),
+        "from_ledger": pd.array(columns[11], dtype="bool"),
+    }
+    return DraftResults(data)
+
+
+def items_from_frame(
+    frame: Any, document_col: str, branch_col: str | None
+) -> list[tuple[object, object]] | None:
+    """(document, branch) pairs from a DataFrame, or None when ``frame`` is not one.
+
+    Missing values (None, NaN, NA) in the branch column mean "no branch given for this row".
+
+    Example:
+        >>> items_from_frame(pd.DataFrame({"document_id": ["a"]}), "document_id", None)
+        [('a', None)]
+    """
+    if not isinstance(frame, pd.DataFrame):
+        return None
+    if document_col not in frame.columns:
+        raise KeyError(
+            f"the DataFrame has no {document_col!r} column (columns: {list(frame.columns)}); "
+            "pass document_col="
+        )
+    if branch_col is None and "branch_id" in frame.columns:
+        branch_col = "branch_id"
+    if branch_col is not None and branch_col not in frame.columns:
+        raise KeyError(f"the DataFrame has no {branch_col!r} column (branch_col=)")
+    documents = frame[document_col].tolist()
+    branches: Iterable[object] = (
+        frame[branch_col].tolist() if branch_col is not None else [None] * len(documents)
+    )
+    return [(_missing_to_none(d), _missing_to_none(b)) for d, b in zip(documents, branches, strict=True)]
+
+
+def _missing_to_none(value: object) -> object:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

@@ -1,0 +1,341 @@
+"""The results ledger: every call's row in SQLite, committed as it arrives.
+
+WAL mode with ``synchronous=NORMAL``: a committed row survives the process being killed
+(``kill -9`` of a kernel); only an OS crash or power loss can take the last commits. Two
+kernels can write at once (WAL lets readers and one writer overlap; the busy timeout makes a
+second writer wait its turn instead of failing).
+
+Location: ``ledger=`` argument, else ``OMNI_NB_LEDGER`` (a path, or ``off`` for memory only),
+else ``ledger.sqlite3`` in the per-user data directory. The token is never stored: a row holds
+the API root, never headers.
+
+Example:
+    >>> import tempfile, os
+    >>> led = open_ledger(os.path.join(tempfile.mkdtemp(), "l.sqlite3"))
+    >>> led.record([Row("doc-1", None, "d1", "ok", 200, "", 1, 0.1, 0, "https://a/api", "r1")])
+    >>> list(led.results()["draft_id"])
+    ['d1']
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._client import CallOutcome
+from ._config import default_ledger_path, ledger_setting
+from ._errors import (
+    APIConnectionError,
+    AuthenticationError,
+    InvalidInputError,
+    NotEligibleError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["STATUSES", "Ledger", "Row", "open_ledger", "results", "status_of"]
+
+#: Every status a row can have, in the order tables and summaries list them.
+STATUSES = (
+    "ok",
+    "invalid",
+    "not_eligible",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "rate_limited",
+    "server_error",
+    "network_error",
+    "cancelled",
+)
+
+
+@dataclass(slots=True)
+class Row:
+    """One input's outcome: the ledger's record and one row of the results table.
+
+    ``requested_at_us`` is microseconds since the epoch, UTC (an int loads fast).
+
+    Example:
+        >>> Row("doc-1", None, "d1", "ok", 200, "", 1, 0.1, 0, "https://a/api", "r1").status
+        'ok'
+    """
+
+    document_id: str
+    branch_id: str | None
+    draft_id: str | None
+    status: str
+    http_status: int | None
+    message: str
+    attempts: int
+    elapsed_s: float
+    requested_at_us: int
+    api_root: str
+    run_id: str
+    from_ledger: bool = False
+
+    @classmethod
+    def from_outcome(cls, outcome: CallOutcome, run_id: str, status: str) -> Row:
+        """The row for a finished client call.
+
+        Example:
+            >>> # Row.from_outcome(outcome, run_id="r1", status="ok")
+        """
+        message = "" if outcome.error is None else _message(outcome.error)
+        return cls(
+            document_id=outcome.document_id,
+            branch_id=outcome.branch_id,
+            draft_id=outcome.draft.identifier if outcome.draft else None,
+            status=status,
+            http_status=outcome.http_status,
+            message=message,
+            attempts=outcome.attempts,
+            elapsed_s=outcome.elapsed_s,
+            requested_at_us=_us(outcome.requested_at),
+            api_root=outcome.api_root,
+            run_id=run_id,
+        )
+
+
+def status_of(error: BaseException) -> str:
+    """The table status for an error.
+
+    Example:
+        >>> from omni_nb import NotFoundError
+        >>> status_of(NotFoundError(404, "x"))
+        'not_found'
+    """
+    for cls, status in _STATUS_BY_ERROR:
+        if isinstance(error, cls):
+            return status
+    return "server_error"  # an answer outside the contract (e.g. a 200 without identifier)
+
+
+_STATUS_BY_ERROR: tuple[tuple[type[BaseException], str], ...] = (
+    (InvalidInputError, "invalid"),
+    (NotEligibleError, "not_eligible"),
+    (AuthenticationError, "unauthorized"),
+    (PermissionDeniedError, "forbidden"),
+    (NotFoundError, "not_found"),
+    (RateLimitError, "rate_limited"),
+    (ServerError, "server_error"),
+    (APIConnectionError, "network_error"),
+)
+
+
+def _message(error: BaseException) -> str:
+    return str(getattr(error, "message", None) or error)
+
+
+def _us(when: datetime) -> int:
+    return int(when.timestamp() * 1_000_000)
+
+
+def now_us() -> int:
+    """Microseconds since the epoch, now (UTC)."""
+    return time.time_ns() // 1000
+
+
+_COLUMNS = tuple(f.name for f in fields(Row) if f.name != "from_ledger")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    document_id TEXT NOT NULL,
+    branch_id TEXT,
+    draft_id TEXT,
+    status TEXT NOT NULL,
+    http_status INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL,
+    elapsed_s REAL NOT NULL,
+    requested_at_us INTEGER NOT NULL,
+    api_root TEXT NOT NULL,
+    run_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_run ON calls (run_id);
+CREATE INDEX IF NOT EXISTS calls_when ON calls (requested_at_us);
+CREATE INDEX IF NOT EXISTS calls_ok ON calls (api_root, document_id, branch_id)
+    WHERE status = 'ok';
+"""
+_INSERT = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
+
+class Ledger:
+    """A SQLite results store; ``path=None`` keeps it in memory for this process only.
+
+    Thread-safe: one connection per ledger, used under a lock (rows arrive from the batch's
+    event-loop thread while a notebook cell may be reading).
+
+    Example:
+        >>> led = Ledger(None)
+        >>> led.path is None
+        True
+    """
+
+    def __init__(self, path: Path | None, *, busy_timeout_s: float = 30.0) -> None:
+        self.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            ":memory:" if path is None else str(path),
+            timeout=busy_timeout_s,
+            check_same_thread=False,
+            isolation_level=None,  # explicit transactions below; every record() commits
+        )
+        with self._lock:
+            if path is not None:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"Ledger({str(self.path) if self.path else 'memory'!r})"
+
+    def record(self, rows: Iterable[Row]) -> None:
+        """Append rows and commit before returning (so a kill after this loses nothing)."""
+        values = [astuple(r)[: len(_COLUMNS)] for r in rows]
+        if not values:
+            return
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(_INSERT, values)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def record_outcome(self, outcome: CallOutcome) -> None:
+        """An ``on_result`` hook for :class:`omni_nb.OmniClient`: logs each call.
+
+        Example:
+            >>> # OmniClient(on_result=open_ledger().record_outcome)
+        """
+        status = "ok" if outcome.error is None else status_of(outcome.error)
+        self.record([Row.from_outcome(outcome, run_id="client", status=status)])
+
+    def ok_rows(
+        self, api_root: str, pairs: Sequence[tuple[str, str | None]]
+    ) -> dict[tuple[str, str | None], Row]:
+        """The latest ``ok`` row of each pair for this API root (for ``resume=True``)."""
+        wanted = set(pairs)
+        found: dict[tuple[str, str | None], Row] = {}
+        with self._lock:
+            cursor = self._conn.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM calls WHERE status = 'ok' AND api_root = ? "
+                "ORDER BY id",
+                (api_root,),
+            )
+            for values in cursor:
+                key = (values[0], values[1])
+                if key in wanted:
+                    found[key] = Row(*values)
+        return found
+
+    def rows(
+        self, run_id: str | None = None, since: datetime | None = None,
+        api_root: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Raw rows (in the order of :data:`Row`'s fields, without ``from_ledger``)."""
+        where, args = [], []
+        if run_id is not None:
+            where.append("run_id = ?")
+            args.append(run_id)
+        if since is not None:
+            where.append("requested_at_us >= ?")
+            args.append(_us(since))
+        if api_root is not None:
+            where.append("api_root = ?")
+            args.append(api_root)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM calls"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._lock:
+            return self._conn.execute(sql + " ORDER BY id", args).fetchall()
+
+    def results(
+        self, run_id: str | None = None, since: datetime | None = None,
+        api_root: str | None = None,
+    ) -> pd.DataFrame:
+        """The ledger's rows as a results table (same columns and dtypes as a batch's).
+
+        Example:
+            >>> Ledger(None).results().shape[0]
+            0
+        """
+        from ._frames import frame_from_tuples
+
+        return frame_from_tuples(self.rows(run_id, since, api_root))
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+_shared: dict[str, Ledger] = {}
+_shared_lock = threading.Lock()
+
+
+def open_ledger(ledger: str | Path | Ledger | None = None) -> Ledger:
+    """The ledger to use: an object as is, a path, ``"off"``, or (None) the configured one.
+
+    Ledgers are shared per path in a process (one connection each), so every call from the
+    client, batch, magic and widget lands in the same place.
+
+    Example:
+        >>> open_ledger("off").path is None
+        True
+    """
+    if isinstance(ledger, Ledger):
+        return ledger
+    setting = str(ledger) if ledger is not None else ledger_setting()
+    if setting is not None and setting.strip().lower() in ("off", "memory", ":memory:"):
+        key = ":memory:"
+        path = None
+    else:
+        path = Path(setting).expanduser() if setting else default_ledger_path()
+        key = str(path.resolve())
+    with _shared_lock:
+        found = _shared.get(key)
+        if found is None:
+            found = Ledger(path)
+            _shared[key] = found
+        return found
+
+
+def results(
+    run_id: str | None = None,
+    since: datetime | str | None = None,
+    api_root: str | None = None,
+    *,
+    ledger: str | Path | Ledger | None = None,
+) -> pd.DataFrame:
+    """Read results back from the ledger, for later analysis.
+
+    ``since`` is a datetime or an ISO string (taken as UTC when it has no zone).
+
+    Example:
+        >>> df = results(ledger="off")
+        >>> list(df.columns)[:4]
+        ['document_id', 'branch_id', 'draft_id', 'status']
+    """
+    if isinstance(since, str):
+        since = datetime.fromisoformat(since)
+    if since is not None and since.tzinfo is None:
+        from datetime import UTC
+
+        since = since.replace(tzinfo=UTC)
+    return open_ledger(ledger).results(run_id, since, api_root)
