@@ -1,0 +1,420 @@
+"""OmniClient / AsyncOmniClient over real sockets against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+
+from omni_nb import (
+    APIConnectionError,
+    APITimeoutError,
+    AsyncOmniClient,
+    AuthenticationError,
+    InvalidInputError,
+    NotEligibleError,
+    NotFoundError,
+    OmniClient,
+    PermissionDeniedError,
+    RateLimit,
+    RateLimitError,
+    RetryPolicy,
+    ServerError,
+    UnexpectedResponseError,
+    __version__,
+    sandbox,
+)
+from omni_nb._client import parse_error_body, parse_retry_after
+from omni_nb._ratelimit import Limiter
+
+from .conftest import FakeClock
+
+
+def client_for(sb: sandbox.Sandbox, clock: FakeClock, **kwargs: object) -> OmniClient:
+    """A client whose waits run on the fake clock (no real sleeping)."""
+    kwargs.setdefault("limiter", Limiter(None, clock=clock))
+    kwargs.setdefault("sleep", clock.sleep)
+    return OmniClient(sb.base_url, sb.token, **kwargs)  # type: ignore[arg-type]
+
+
+def test_creates_then_returns_the_same_draft(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """First call creates, a repeat returns the same identifier; headers are right."""
+    with client_for(sb, clock) as c:
+        first = c.create_draft("doc-0001")
+        again = c.create_draft("doc-0001")
+    assert first.identifier == again.identifier == sb.drafts()[("doc-0001", None)]
+    assert (first.document_id, first.branch_id, first.attempts) == ("doc-0001", None, 1)
+    rec = sb.requests()[0]
+    assert rec.method == "POST"
+    assert rec.path == "/api/v1/documents/doc-0001/draft"
+    assert rec.user_agent == f"omni-nb/{__version__}"
+    assert rec.role == "editor"
+    assert rec.body == b"{}"
+
+
+def test_branch_draft_is_separate_and_canonical(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """A branch gets its own draft; the UUID is sent lower-case in branchId."""
+    branch = sb.branches[0].id
+    with client_for(sb, clock) as c:
+        plain = c.create_draft("doc-0002")
+        on_branch = c.create_draft("doc-0002", branch.upper())
+    assert on_branch.branch_id == branch
+    assert on_branch.identifier != plain.identifier
+    assert sb.requests()[1].branch_id == branch
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "status", "message"),
+    [
+        (("doc-0010", None), NotEligibleError, 400,
+         "Document is not eligible for publishing workflow"),
+        (("nope", None), NotFoundError, 404, "Document with identifier nope not found"),
+        (("doc-0001", str(uuid.UUID(int=7))), NotFoundError, 404, "not found"),
+    ],
+)
+def test_documented_errors_map_to_classes(
+    sb: sandbox.Sandbox, clock: FakeClock, call: tuple[str, str | None],
+    error: type[Exception], status: int, message: str,
+) -> None:
+    """400 not eligible, 404 document and 404 branch raise their class with the server's
+    words, and are not retried."""
+    with client_for(sb, clock) as c, pytest.raises(error) as info:
+        c.create_draft(*call)
+    assert info.value.status_code == status  # type: ignore[attr-defined]
+    assert message in info.value.message  # type: ignore[attr-defined]
+    assert len(sb.requests()) == 1
+
+
+def test_invalid_token_is_authentication_not_permission(sb: sandbox.Sandbox,
+                                                        clock: FakeClock) -> None:
+    """Omni's 403 'Invalid bearer token' is an AuthenticationError, sent once."""
+    with OmniClient(sb.base_url, "omni_osk_not_a_real_token", limiter=Limiter(None, clock=clock),
+                    sleep=clock.sleep) as c, pytest.raises(AuthenticationError) as info:
+        c.create_draft("doc-0001")
+    assert info.value.status_code == 403
+    assert info.value.message == "Invalid bearer token"
+    assert len(sb.requests()) == 1
+
+
+def test_viewer_gets_permission_denied(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """A valid token without the EDITOR role raises PermissionDeniedError."""
+    with OmniClient(sb.base_url, sb.viewer_token, limiter=Limiter(None, clock=clock),
+                    sleep=clock.sleep) as c, pytest.raises(PermissionDeniedError) as info:
+        c.create_draft("doc-0001")
+    assert "EDITOR role required" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "message"),
+    [
+        (401, {"error": "Unauthorized", "message": "Missing API key"}, AuthenticationError,
+         "Missing API key"),
+        (403, {"error": {"code": 403, "message": "Invalid bearer token"}}, AuthenticationError,
+         "Invalid bearer token"),
+        (404, {"detail": "Document not found", "status": 404}, NotFoundError,
+         "Document not found"),
+        (400, {"error": "Bad Request"}, NotEligibleError, "Bad Request"),
+        (403, "<html><title>403 Forbidden</title></html>", PermissionDeniedError,
+         "403 Forbidden"),
+        (404, "", NotFoundError, "Not Found"),
+        (418, {"message": "teapot"}, UnexpectedResponseError, "teapot"),
+    ],
+)
+def test_every_error_body_shape_is_parsed(
+    sb: sandbox.Sandbox, clock: FakeClock, status: int, body: object,
+    error: type[Exception], message: str,
+) -> None:
+    """The documented shape, the nested shape, the detail shape, HTML and empty bodies all
+    give the server's words."""
+    sb.enqueue(status, body)  # type: ignore[arg-type]
+    with client_for(sb, clock) as c, pytest.raises(error) as info:
+        c.create_draft("doc-0001")
+    assert message in info.value.message  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [({"id": "x"}, "no draft 'identifier'"), ({"identifier": ""}, "no draft 'identifier'"),
+     ("not json", "not JSON"), ("[1, 2]", "no draft 'identifier'")],
+)
+def test_200_without_identifier_is_a_typed_error(
+    sb: sandbox.Sandbox, clock: FakeClock, body: object, fragment: str
+) -> None:
+    """A 200 lacking an identifier is UnexpectedResponseError, never a KeyError."""
+    sb.enqueue(200, body)  # type: ignore[arg-type]
+    with client_for(sb, clock) as c, pytest.raises(UnexpectedResponseError) as info:
+        c.create_draft("doc-0001")
+    assert fragment in str(info.value)
+
+
+def test_429_with_retry_after_seconds_is_honoured(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """Retry-After: 7 makes the client wait 7 s, then the retry succeeds."""
+    sb.enqueue(429, {"error": "Too Many Requests", "message": "slow"},
+               headers={"Retry-After": "7", "X-Omni-Waf-Action": "block"})
+    with client_for(sb, clock) as c:
+        draft = c.create_draft("doc-0001")
+    assert draft.attempts == 2
+    assert sum(clock.sleeps) == pytest.approx(7.0, abs=0.01)
+
+
+def test_429_with_retry_after_http_date_is_honoured(sb: sandbox.Sandbox,
+                                                    clock: FakeClock) -> None:
+    """An HTTP-date Retry-After 30 s ahead makes the client wait about 30 s."""
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    sb.enqueue(429, {"error": "Too Many Requests", "message": "slow"},
+               headers={"Retry-After": when})
+    with client_for(sb, clock) as c:
+        assert c.create_draft("doc-0001").attempts == 2
+    assert 27.0 <= sum(clock.sleeps) <= 31.0
+
+
+def test_429_without_retry_after_backs_off_exponentially(sb: sandbox.Sandbox,
+                                                         clock: FakeClock) -> None:
+    """No Retry-After: jittered waits within [b*2^n/2, b*2^n] for each retry."""
+    sb.enqueue(429, {"error": "Too Many Requests", "message": "slow"}, times=3)
+    with client_for(sb, clock, retry=RetryPolicy(backoff=1.0)) as c:
+        assert c.create_draft("doc-0001").attempts == 4
+    assert len(clock.sleeps) == 3
+    for n, wait in enumerate(clock.sleeps):
+        assert 2**n / 2 <= wait <= 2**n
+
+
+def test_retries_stop_at_the_bound(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """With max_retries=2 a lasting 429 is sent 3 times, then RateLimitError with the hint."""
+    sb.enqueue(429, {"error": "Too Many Requests", "message": "slow"},
+               headers={"Retry-After": "1"}, times=10)
+    with client_for(sb, clock, max_retries=2) as c, pytest.raises(RateLimitError) as info:
+        c.create_draft("doc-0001")
+    assert info.value.retry_after == 1.0
+    assert info.value.attempts == 3
+    assert len(sb.requests()) == 3
+
+
+def test_total_wait_is_bounded(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """A Retry-After beyond max_wait is not waited out: the error comes back at once."""
+    sb.enqueue(429, {"error": "x", "message": "later"}, headers={"Retry-After": "100"})
+    with client_for(sb, clock, retry=RetryPolicy(max_wait=50)) as c, \
+            pytest.raises(RateLimitError):
+        c.create_draft("doc-0001")
+    assert clock.sleeps == []
+    assert len(sb.requests()) == 1
+
+
+def test_absurd_retry_after_falls_back_to_backoff(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """Retry-After of a day is not sane: the capped backoff is used instead."""
+    sb.enqueue(429, {"error": "x", "message": "later"}, headers={"Retry-After": "86400"})
+    with client_for(sb, clock) as c:
+        c.create_draft("doc-0001")
+    assert sum(clock.sleeps) <= RetryPolicy().backoff
+
+
+def test_5xx_is_retried_then_raised(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """Injected 5xx (HTML 502 included) are retried max_retries times, then ServerError."""
+    sb.configure(fail_rate=1.0)
+    with client_for(sb, clock, max_retries=3) as c, pytest.raises(ServerError) as info:
+        c.create_draft("doc-0001")
+    assert info.value.attempts == 4
+    assert 500 <= info.value.status_code <= 504
+    assert len(sb.requests()) == 4
+
+
+def test_transient_5xx_then_success(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """One 503 then success: the draft comes back with attempts=2."""
+    sb.enqueue(503, {"error": "Service Unavailable", "message": "try again"})
+    with client_for(sb, clock) as c:
+        assert c.create_draft("doc-0001").attempts == 2
+
+
+def test_timeout_is_retried_then_typed(clock: FakeClock) -> None:
+    """A server slower than the timeout gives APITimeoutError after the retries."""
+    with sandbox.serve(rate_limit=None, slow_rate=1.0, slow_seconds=1.0) as slow, OmniClient(
+        slow.base_url, slow.token, timeout=0.2, max_retries=1,
+        limiter=Limiter(None, clock=clock), sleep=clock.sleep,
+    ) as c, pytest.raises(APITimeoutError) as info:
+        c.create_draft("doc-0001")
+    assert info.value.attempts == 2
+
+
+def test_dropped_connection_is_a_connection_error(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """A connection closed without an answer is retried, then APIConnectionError."""
+    sb.configure(drop_rate=1.0)
+    with client_for(sb, clock, max_retries=2) as c, pytest.raises(APIConnectionError) as info:
+        c.create_draft("doc-0001")
+    assert not isinstance(info.value, APITimeoutError)
+    assert info.value.attempts == 3
+
+
+def test_refused_connection(clock: FakeClock) -> None:
+    """Nothing listening: APIConnectionError naming the origin."""
+    with sandbox.serve() as gone:
+        url, token = gone.base_url, gone.token
+    with OmniClient(url, token, max_retries=1, limiter=Limiter(None, clock=clock),
+                    sleep=clock.sleep) as c, pytest.raises(APIConnectionError) as info:
+        c.create_draft("doc-0001")
+    assert url.rsplit("/api", 1)[0] in str(info.value)
+
+
+def test_cross_origin_redirect_never_gets_the_token(sb: sandbox.Sandbox,
+                                                    clock: FakeClock) -> None:
+    """A 307 to another origin is not followed: the other server sees nothing."""
+    with sandbox.serve(rate_limit=None) as other:
+        sb.enqueue(307, headers={"Location": f"{other.base_url}/v1/documents/doc-0001/draft"})
+        with client_for(sb, clock) as c, pytest.raises(UnexpectedResponseError) as info:
+            c.create_draft("doc-0001")
+        assert other.requests() == []
+    assert "not followed" in str(info.value)
+    assert other.url in str(info.value)
+
+
+def test_same_origin_redirect_is_not_followed_either(sb: sandbox.Sandbox,
+                                                     clock: FakeClock) -> None:
+    """Omni's API does not redirect; any redirect is reported, not followed."""
+    sb.enqueue(308, headers={"Location": "/api/v1/documents/doc-0002/draft"})
+    with client_for(sb, clock) as c, pytest.raises(UnexpectedResponseError):
+        c.create_draft("doc-0001")
+    assert len(sb.requests()) == 1
+
+
+BAD_DOCUMENTS = ["", "   ", "../x", "a/b", "a?b=c", "a#b", "%2F", "..", ".", "dоc",  # Cyrillic о
+                 "a\x00b", "a\nb", "x" * 257, "a b", 42, None, b"doc", ["doc"]]
+BAD_BRANCHES = ["main", "7c9e6679742540de944be07fc1f90ae7x", "{7c9e6679-7425-40de-944b-e07fc1f90ae7}",
+                "7c9e6679-7425-40de-944b-e07fc1f90ae", 7, ""]
+
+
+@pytest.mark.parametrize("doc", BAD_DOCUMENTS)
+def test_invalid_document_ids_send_nothing(sb: sandbox.Sandbox, clock: FakeClock,
+                                           doc: object) -> None:
+    """Path tricks, control characters, look-alikes, absurd lengths and wrong types raise
+    InvalidInputError (a ValueError) naming the id, and nothing reaches the server."""
+    with client_for(sb, clock) as c, pytest.raises(InvalidInputError) as info:
+        c.create_draft(doc)  # type: ignore[arg-type]
+    assert isinstance(info.value, ValueError)
+    assert "document id" in str(info.value)
+    assert sb.requests() == []
+
+
+@pytest.mark.parametrize("branch", BAD_BRANCHES)
+def test_invalid_branch_ids_send_nothing(sb: sandbox.Sandbox, clock: FakeClock,
+                                         branch: object) -> None:
+    """A branch that is not a UUID raises InvalidInputError and nothing is sent."""
+    with client_for(sb, clock) as c, pytest.raises(InvalidInputError, match="branch id"):
+        c.create_draft("doc-0001", branch)  # type: ignore[arg-type]
+    assert sb.requests() == []
+
+
+def test_allowed_punctuation_stays_one_path_segment(sb: sandbox.Sandbox,
+                                                    clock: FakeClock) -> None:
+    """Ids with - . _ ~ are sent as exactly one segment."""
+    with client_for(sb, clock) as c, pytest.raises(NotFoundError):
+        c.create_draft("a.b~c_d-e")
+    assert sb.requests()[0].path == "/api/v1/documents/a.b~c_d-e/draft"
+
+
+def test_client_side_limit_keeps_the_server_happy() -> None:
+    """Four threads sharing one client at 5/s against a 5/s server: no 429 at all, and no
+    trailing second at the server holds more than 5 requests."""
+    with sandbox.serve(rate_limit=(5, 1.0)) as sb, OmniClient(
+        sb.base_url, sb.token, rate_limit=RateLimit(5, 1.0)
+    ) as c:
+        docs = [f"doc-{i:04d}" for i in range(1, 13) if i % 10]
+
+        def run(part: list[str]) -> None:
+            for d in part:
+                c.create_draft(d)
+
+        threads = [threading.Thread(target=run, args=(docs[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        recs = sb.requests()
+    assert [r.status for r in recs].count(429) == 0
+    times = sorted(r.received_at for r in recs)
+    assert all(times[i + 5] - times[i] >= 1.0 for i in range(len(times) - 5))
+
+
+def test_a_429_pauses_every_client_sharing_the_token(sb: sandbox.Sandbox,
+                                                     clock: FakeClock) -> None:
+    """After one client's 429, another client with the same root and token is paused too
+    (and a client with another token is not)."""
+    other_token = sb.add_token("editor")
+    with OmniClient(sb.base_url, sb.token) as bystander, \
+            OmniClient(sb.base_url, other_token) as stranger:
+        sb.enqueue(429, {"error": "x", "message": "slow"}, headers={"Retry-After": "5"})
+        with client_for(sb, clock) as c:
+            c.create_draft("doc-0001")
+        assert bystander._core.limiter.paused_until > time.monotonic() + 3
+        assert stranger._core.limiter.paused_until == float("-inf")
+
+
+def test_async_twin_behaves_the_same(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """AsyncOmniClient: success, a retried 429 and a typed 404, concurrently."""
+    sb.enqueue(429, {"error": "x", "message": "slow"}, headers={"Retry-After": "3"})
+
+    async def main() -> list[object]:
+        async with AsyncOmniClient(sb.base_url, sb.token, limiter=Limiter(None, clock=clock),
+                                   sleep=clock.asleep) as c:
+            return await asyncio.gather(
+                c.create_draft("doc-0001"), c.create_draft("nope"), c.create_draft("doc-0003"),
+                return_exceptions=True,
+            )
+
+    first, missing, third = asyncio.run(main())
+    assert isinstance(missing, NotFoundError)
+    assert {first.document_id, third.document_id} == {"doc-0001", "doc-0003"}  # type: ignore[union-attr]
+    assert sum(clock.sleeps) == pytest.approx(3.0, abs=0.01)
+
+
+def test_reprs_hide_the_token(sb: sandbox.Sandbox) -> None:
+    """Client reprs and error texts never include the token."""
+    with OmniClient(sb.base_url, sb.token) as c:
+        assert sb.token not in repr(c)
+        try:
+            c.create_draft("nope")
+        except NotFoundError as exc:
+            assert sb.token not in repr(exc) + str(exc) + repr(exc.body)
+
+
+def test_on_result_hook_sees_every_call(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """The on_result hook gets an outcome for successes and failures alike."""
+    seen = []
+    with client_for(sb, clock, on_result=seen.append) as c:
+        c.create_draft("doc-0001")
+        with pytest.raises(NotFoundError):
+            c.create_draft("nope")
+    assert [(o.document_id, o.ok, o.http_status) for o in seen] == [
+        ("doc-0001", True, 200), ("nope", False, 404)]
+
+
+def test_mock_transport_classifies_without_a_server() -> None:
+    """Pure classification through httpx.MockTransport: a 403 with the nested shape."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == "Bearer omni_osk_x"
+        return httpx.Response(403, json={"error": {"code": 403, "message": "Invalid bearer token"}})
+
+    with OmniClient("https://acme.omniapp.co", "omni_osk_x",
+                    transport=httpx.MockTransport(handler)) as c, \
+            pytest.raises(AuthenticationError):
+        c.create_draft("doc-0001")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0", 0.0), ("2.5", 2.5), ("-1", None), ("nan", None), ("", None), (None, None),
+     ("Wed, 21 Oct 2015 07:28:00 GMT", 10.0), ("garbage", None)],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    """Delta-seconds and HTTP-date forms parse; negatives and garbage are ignored."""
+    assert parse_retry_after(value, now=lambda: 1445412470.0) == expected
+
+
+def test_parse_error_body_cuts_long_messages() -> None:
+    """A huge error message is cut to one bounded line."""
+    message, _ = parse_error_body(b'{"message": "' + b"x\\n" * 5000 + b'"}', "")
+    assert len(message) <= 500
+    assert "\n" not in message

@@ -1,0 +1,265 @@
+"""DraftForm headless: fill the widgets, click the buttons, check what a user would see.
+
+Every test talks to the real loopback sandbox; handlers run as a click would run them, and
+the batch runs on the form's background thread (``form.wait()`` joins it).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import omni_nb
+from omni_nb import sandbox
+from omni_nb.widget import OTHER_BRANCH, DraftForm, _walk_widgets
+
+WAIT = 20.0  # seconds; a generous bound that only a hung test reaches
+
+
+@pytest.fixture
+def forms() -> Iterator[list[DraftForm]]:
+    """Forms made in a test are stopped and closed after it."""
+    made: list[DraftForm] = []
+    yield made
+    for form in made:
+        form.close()
+
+
+def make(forms: list[DraftForm], *args: Any, **kwargs: Any) -> DraftForm:
+    form = DraftForm(*args, **kwargs)
+    forms.append(form)
+    assert form.wait(WAIT)
+    return form
+
+
+def synced_state(form: DraftForm) -> str:
+    """Everything the browser (and a saved notebook's widget state) can hold, as JSON."""
+    return json.dumps([x.get_state() for x in _walk_widgets(form.widget)], default=str)
+
+
+def posts(sb: sandbox.Sandbox) -> list[sandbox.RequestRecord]:
+    return [r for r in sb.requests() if r.method == "POST"]
+
+
+def test_create_fills_table_progress_counts_and_ledger(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """Clicking Create runs the batch: table, summary, progress and counts, ledger rows."""
+    form = make(forms, sb.base_url, sb.token)
+    assert "Connected" in form.message.value and form.error is None
+    branch = sb.branches[1].id
+    form.branch.value = branch
+    form.documents.value = "doc-0001\n\ndoc-0002\ndoc-0010\nnope\ndoc-0001\n"
+    form.create.click()
+    assert form.wait(WAIT)
+
+    table = form.result
+    assert table is not None
+    assert list(table["document_id"]) == ["doc-0001", "doc-0002", "doc-0010", "nope"]
+    assert list(table["status"]) == ["ok", "ok", "not_eligible", "not_found"]
+    assert set(table["branch_id"]) == {branch}
+    assert (form.progress.value, form.progress.max) == (4, 4)
+    assert form.counts.value.startswith("4/4")
+    assert "ok 2, not_eligible 1, not_found 1" in form.counts.value
+    (shown,) = form.output.outputs
+    assert "4 rows: 2 ok, 1 not_eligible, 1 not_found" in shown["data"]["text/html"]
+    assert "doc-0002" in shown["data"]["text/html"]
+    assert "4 rows: 2 ok, 1 not_eligible, 1 not_found" in form.message.value
+    assert sb.drafts()[("doc-0001", branch)] == table.loc[0, "draft_id"]
+    ledger = omni_nb.results(run_id=str(table.loc[0, "run_id"]))
+    assert sorted(ledger["document_id"]) == ["doc-0001", "doc-0002", "doc-0010", "nope"]
+
+
+def test_submit_wait_returns_the_table_like_the_button(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """form.submit(wait=True) runs the same batch and returns form.result."""
+    form = make(forms, sb.base_url, sb.token, ledger="off")
+    form.documents.value = "doc-0003"
+    table = form.submit(wait=True)
+    assert table is form.result
+    assert table is not None and list(table["status"]) == ["ok"]
+    assert table.loc[0, "branch_id"] is None or str(table.loc[0, "branch_id"]) == "<NA>"
+
+
+def test_create_is_disabled_while_the_batch_runs(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """Create is disabled and Cancel enabled from the click until the batch ends."""
+    form = make(forms, sb.base_url, sb.token, ledger="off")
+    assert not form.create.disabled and form.cancel.disabled
+    sb.configure(latency=0.1)
+    form.documents.value = "doc-0001\ndoc-0002"
+    form.create.click()
+    assert form.create.disabled and not form.cancel.disabled and form.busy
+    form.submit()  # a second click while running starts nothing
+    assert form.error is not None and "already running" in form.error
+    assert form.wait(WAIT)
+    assert not form.create.disabled and form.cancel.disabled and not form.busy
+    assert form.result is not None and list(form.result["status"]) == ["ok", "ok"]
+    assert len(posts(sb)) == 2
+
+
+def test_cancel_mid_batch_keeps_results_and_cancels_the_rest(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """Cancel stops a running batch: received rows stay, the others are 'cancelled'."""
+    form = make(forms, sb.base_url, sb.token, ledger="off")
+    sb.configure(latency=0.2)
+    form.concurrency.value = 2
+    ids = [f"doc-{i:04d}" for i in range(1, 31) if i % 10]
+    form.documents.value = "\n".join(ids)
+    first = threading.Event()
+    form.progress.observe(lambda change: first.set() if change["new"] >= 1 else None, "value")
+    form.create.click()
+    assert first.wait(WAIT)
+    form.cancel.click()
+    assert form.wait(WAIT)
+
+    table = form.result
+    assert table is not None and len(table) == len(ids)
+    counts = table["status"].value_counts()
+    assert counts["ok"] >= 1 and counts["cancelled"] >= 1
+    assert counts["ok"] + counts["cancelled"] == len(ids)
+    assert len(posts(sb)) < len(ids)
+    assert form.error is not None and "Cancelled" in form.error
+    assert f"cancelled {counts['cancelled']}" in form.counts.value
+    assert not form.create.disabled and form.cancel.disabled
+
+
+def test_token_field_is_emptied_and_never_in_widget_state(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """A typed token is read, the field emptied, and no widget state ever holds it."""
+    form = make(forms, sb.base_url)
+    assert form.error is None and "Paste the API token" in form.message.value
+    form.token.value = sb.token
+    assert form.token.value == ""
+    assert form.wait(WAIT)
+    assert "Connected" in form.message.value
+    assert form.token.trait_metadata("value", "echo_update") is False
+    form.documents.value = "doc-0001\ndoc-0002"
+    form.submit(wait=True)
+    assert form.result is not None and list(form.result["status"]) == ["ok", "ok"]
+    state = synced_state(form)
+    assert "doc-0002" in state  # the walk reaches the output area
+    assert sb.token not in state
+    assert sb.token not in repr(form)
+    assert sb.token not in str(vars(form))
+
+
+def test_token_argument_is_not_in_widget_state(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """A token passed to the constructor stays out of every widget's synced state."""
+    form = make(forms, sb.base_url, sb.token, ledger="off")
+    form.documents.value = "doc-0001"
+    form.submit(wait=True)
+    assert form.token.value == ""
+    assert sb.token not in synced_state(form)
+
+
+def test_bad_token_is_one_line_and_sends_no_draft(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """An unknown token (403 Invalid bearer token) shows one readable line; nothing is sent."""
+    bad = "omni_osk_" + secrets.token_hex(16)
+    form = make(forms, sb.base_url, bad, ledger="off")
+    expected = "The token was refused: AuthenticationError: HTTP 403: Invalid bearer token"
+    assert form.error == expected
+    form.documents.value = "doc-0001\ndoc-0002"
+    form.create.click()
+    assert form.wait(WAIT)
+    assert form.error == expected
+    assert expected in form.message.value and "Traceback" not in form.message.value
+    assert form.result is None and posts(sb) == []
+    assert bad not in synced_state(form)
+
+
+def test_unreachable_host_is_one_line(forms: list[DraftForm]) -> None:
+    """A closed loopback port shows 'Could not reach the instance' as one line, no table."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    form = make(forms, f"http://127.0.0.1:{port}", "omni_osk_test", ledger="off")
+    assert form.error is not None
+    assert form.error.startswith("Could not reach the instance: APIConnectionError: ")
+    assert f"127.0.0.1:{port}" in form.error and "\n" not in form.error
+    form.documents.value = "doc-0001"
+    assert form.submit(wait=True) is None
+    assert form.error.startswith("Could not reach the instance: APIConnectionError: ")
+    assert form.result is None
+
+
+def test_config_and_input_errors_are_lines_before_anything_is_sent(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """No instance, no ids, or a typed branch that is not a UUID: one line, no request."""
+    form = make(forms)
+    assert form.error is None and "Enter the instance" in form.message.value
+    form.documents.value = "doc-0001"
+    assert form.submit() is None
+    assert form.error is not None and form.error.startswith("ConfigError: No Omni API root")
+
+    form = make(forms, sb.base_url, sb.token, ledger="off")
+    sb.clear_requests()
+    form.documents.value = "  \n"
+    form.create.click()
+    assert form.error == "InvalidInputError: Enter at least one document id (one per line)."
+    form.documents.value = "doc-0001"
+    form.branch.value = OTHER_BRANCH
+    assert not form.branch_uuid.disabled
+    form.branch_uuid.value = "feature-a"
+    form.create.click()
+    assert form.error is not None
+    assert form.error.startswith("InvalidInputError: branch id 'feature-a': not a UUID")
+    assert not form.busy and sb.requests() == []
+
+    bad_url = make(forms, "ftp://example.com", sb.token)
+    assert bad_url.error is not None and bad_url.error.startswith("ConfigError: base_url")
+
+
+def test_typed_branch_uuid_is_used(sb: sandbox.Sandbox, forms: list[DraftForm]) -> None:
+    """The 'other' branch option sends the typed UUID (canonical lower case)."""
+    form = make(forms, sb.base_url, sb.token, ledger="off")
+    branch = sb.branches[2].id
+    form.branch.value = OTHER_BRANCH
+    form.branch_uuid.value = branch.upper()
+    form.documents.value = "doc-0004"
+    table = form.submit(wait=True)
+    assert table is not None and table.loc[0, "branch_id"] == branch
+    assert ("doc-0004", branch) in sb.drafts()
+
+
+def test_picker_is_filled_searchable_paged_and_adds_ids(forms: list[DraftForm]) -> None:
+    """The picker lists every document (all API pages), filters, pages by 50, adds ids."""
+    with sandbox.serve(documents=120, rate_limit=None) as sb:
+        form = make(forms, sb.base_url, sb.token, ledger="off")
+        assert form.page_label.value == "1–50 of 120"
+        assert form.prev_page.disabled and not form.next_page.disabled
+        form.next_page.click()
+        form.next_page.click()
+        assert form.page_label.value == "101–120 of 120" and form.next_page.disabled
+        assert len(form.picker.options) == 20
+
+        form.search.value = "OVERVIEW 011"
+        assert form.page_label.value == "1–10 of 10"
+        picked = [value for _, value in form.picker.options[:2]]
+        form.picker.value = tuple(picked)
+        form.documents.value = picked[1]
+        form.add_selected.click()
+        assert form.document_ids() == [picked[1], picked[0]]
+        form.add_all.click()
+        assert sorted(form.document_ids()) == [f"doc-{i:04d}" for i in range(110, 120)]
+        form.search.value = "no such thing"
+        assert form.page_label.value == "no match" and form.picker.options == ()
+
+        branch_labels = [label for label, _ in form.branch.options]
+        assert branch_labels[0] == "no branch" and branch_labels[-1].startswith("other")
+        assert [v for _, v in form.branch.options[1:-1]] == [b.id for b in sb.branches]
