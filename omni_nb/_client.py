@@ -293,7 +293,7 @@ class _Core:
         if 200 <= status < 300:
             try:
                 return json.loads(body) if body else None
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
                 raise UnexpectedResponseError(
                     status, f"answer is not JSON: {_snippet(body)}", body=_body_text(body)
                 ) from None
@@ -409,7 +409,7 @@ def parse_error_body(body: bytes, reason: str) -> tuple[str, Any]:
     """
     try:
         parsed: Any = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         parsed = None
     if isinstance(parsed, dict):
         error = parsed.get("error")
@@ -617,9 +617,12 @@ class OmniClient:
         """
         return list(self._walk("/v1/documents", {"pageSize": 100, **params}))
 
-    def list_branches(self, base_model_id: str | None = None) -> list[dict[str, Any]]:
+    def list_branches(
+        self, base_model_id: str | None = None, **params: str | int
+    ) -> list[dict[str, Any]]:
         """Every branch model (``GET /v1/models?modelKind=BRANCH``), all pages; a record's
-        ``id`` is the ``branch_id`` to pass.
+        ``id`` is the ``branch_id`` to pass. ``params`` are further query parameters
+        (``pageSize=20``, ``sortField="name"``), as for :meth:`list_documents`.
 
         Example:
             >>> from omni_nb import sandbox
@@ -627,10 +630,10 @@ class OmniClient:
             ...     len(c.list_branches()) > 0
             True
         """
-        params: dict[str, str | int] = {"modelKind": "BRANCH", "pageSize": 100}
+        query: dict[str, str | int] = {"modelKind": "BRANCH", "pageSize": 100, **params}
         if base_model_id is not None:
-            params["baseModelId"] = base_model_id
-        return list(self._walk("/v1/models", params))
+            query["baseModelId"] = base_model_id
+        return list(self._walk("/v1/models", query))
 
     def _walk(self, path: str, params: dict[str, str | int]) -> Iterator[dict[str, Any]]:
         query = {k: str(v) for k, v in params.items()}
@@ -650,7 +653,9 @@ class OmniClient:
             waited += core.limiter.acquire(self._sleep)
             try:
                 request = core.build(prepared)
+                sent = time.monotonic()
                 response = self._http.send(request, stream=True)
+                core.limiter.observe(time.monotonic() - sent)
                 try:
                     body = _read_capped(response.iter_bytes())
                 finally:
@@ -777,16 +782,18 @@ class AsyncOmniClient:
         """
         return await self._walk("/v1/documents", {"pageSize": 100, **params})
 
-    async def list_branches(self, base_model_id: str | None = None) -> list[dict[str, Any]]:
+    async def list_branches(
+        self, base_model_id: str | None = None, **params: str | int
+    ) -> list[dict[str, Any]]:
         """Async :meth:`OmniClient.list_branches`.
 
         Example:
             >>> # branches = await client.list_branches()
         """
-        params: dict[str, str | int] = {"modelKind": "BRANCH", "pageSize": 100}
+        query: dict[str, str | int] = {"modelKind": "BRANCH", "pageSize": 100, **params}
         if base_model_id is not None:
-            params["baseModelId"] = base_model_id
-        return await self._walk("/v1/models", params)
+            query["baseModelId"] = base_model_id
+        return await self._walk("/v1/models", query)
 
     async def _walk(self, path: str, params: dict[str, str | int]) -> list[dict[str, Any]]:
         query = {k: str(v) for k, v in params.items()}
@@ -807,7 +814,9 @@ class AsyncOmniClient:
             waited += await core.limiter.aacquire(self._sleep)
             try:
                 request = core.build(prepared)
+                sent = time.monotonic()
                 response = await self._http.send(request, stream=True)
+                core.limiter.observe(time.monotonic() - sent)
                 try:
                     body = await _aread_capped(response.aiter_bytes())
                 finally:

@@ -99,8 +99,14 @@ class Limiter:
         # Sends are timed at the client and counted at the server on arrival; a small margin
         # absorbs the difference in network delay between two requests one window apart.
         if margin is None:
-            margin = 0.0 if limit is None else min(0.25, limit.per * 0.01)
+            # 50 ms covers scheduling jitter on a busy machine; 1% of long windows covers
+            # network jitter; capped so a 60 s window loses at most 0.4%.
+            margin = 0.0 if limit is None else min(0.25, max(0.05, limit.per * 0.01))
         self._margin = margin
+        # The server counts a request when it handles it, somewhere between our send and the
+        # answer: spacing sends by the window plus the longest recent round trip keeps the
+        # server's count within the limit however the requests were delayed on the way.
+        self._latencies: deque[float] = deque(maxlen=64)
         # Every slot still inside the trailing window, plus the ones reserved for the future
         # (not bounded to N: a pause pops future slots, and the older real sends behind
         # them must still be there to count).
@@ -116,10 +122,13 @@ class Limiter:
             slot = max(now, self._floor)
             if self.limit is not None:
                 n, per = self.limit.requests, self.limit.per + self._margin
-                while self._slots and self._slots[0] <= now - per:
+                while self._slots and self._slots[0] <= now - per - max(
+                    self._latencies, default=0.0
+                ):
                     self._slots.popleft()  # out of every window that a new slot can be in
                 if len(self._slots) >= n:
-                    slot = max(slot, self._slots[-n] + per)
+                    slack = max(self._latencies, default=0.0)
+                    slot = max(slot, self._slots[-n] + per + slack)
                 self._slots.append(slot)
             return slot, self._epoch
 
@@ -135,6 +144,12 @@ class Limiter:
             # held is not wasted; their owners see the new epoch and reserve again.
             while self._slots and self._slots[-1] > now:
                 self._slots.pop()
+
+    def observe(self, round_trip: float) -> None:
+        """Record how long a request took from send to answer (see the margin above)."""
+        if self.limit is not None and round_trip >= 0:
+            with self._lock:
+                self._latencies.append(round_trip)
 
     def pause_for(self, seconds: float) -> None:
         """Hold every caller sharing this limiter for ``seconds`` from now (its own clock)."""

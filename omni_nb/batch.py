@@ -27,6 +27,7 @@ from ._client import (
     AsyncOmniClient,
     Draft,
     OmniClient,
+    RetryPolicy,
     check_branch_id,
     check_document_id,
 )
@@ -170,6 +171,7 @@ async def acreate_drafts(
     ledger: str | Path | Ledger | None = None,
     progress: Progress | None = None,
     max_retries: int | None = None,
+    retry: RetryPolicy | None = None,
     timeout: float = 30.0,
     document_col: str = "document_id",
     branch_col: str | None = None,
@@ -184,8 +186,9 @@ async def acreate_drafts(
     return await _run(
         items, branch_id, base_url=base_url, token=token, instance=instance,
         playground=playground, concurrency=concurrency, rate_limit=rate_limit, resume=resume,
-        ledger=ledger, progress=progress, max_retries=max_retries, timeout=timeout,
-        document_col=document_col, branch_col=branch_col, cancel=cancel, reraise=True,
+        ledger=ledger, progress=progress, max_retries=max_retries, retry=retry,
+        timeout=timeout, document_col=document_col, branch_col=branch_col, cancel=cancel,
+        reraise=True,
     )
 
 
@@ -203,6 +206,7 @@ async def _run(
     ledger: str | Path | Ledger | None,
     progress: Progress | None,
     max_retries: int | None,
+    retry: RetryPolicy | None,
     timeout: float,
     document_col: str,
     branch_col: str | None,
@@ -259,7 +263,7 @@ async def _run(
 
     async with AsyncOmniClient(
         settings.api_root, settings.token.get_secret_value(), rate_limit=rate_limit,
-        max_retries=max_retries, timeout=timeout, max_connections=concurrency,
+        max_retries=max_retries, retry=retry, timeout=timeout, max_connections=concurrency,
     ) as client:
 
         async def worker() -> None:
@@ -338,6 +342,7 @@ def create_drafts(
     ledger: str | Path | Ledger | None = None,
     progress: Progress | None = None,
     max_retries: int | None = None,
+    retry: RetryPolicy | None = None,
     timeout: float = 30.0,
     document_col: str = "document_id",
     branch_col: str | None = None,
@@ -354,6 +359,7 @@ def create_drafts(
     Columns: ``document_id``, ``branch_id``, ``draft_id``, ``status``, ``http_status``,
     ``message``, ``attempts``, ``elapsed_s``, ``requested_at``, ``api_root``, ``run_id``,
     ``from_ledger``. ``resume=True`` copies ``ok`` rows from the ledger instead of sending.
+    ``retry=`` takes an :class:`omni_nb.RetryPolicy` (instead of ``max_retries=``).
 
     Example:
         >>> from omni_nb import sandbox
@@ -369,8 +375,8 @@ def create_drafts(
             items, branch_id, base_url=base_url, token=token, instance=instance,
             playground=playground, concurrency=concurrency, rate_limit=rate_limit,
             resume=resume, ledger=ledger, progress=progress, max_retries=max_retries,
-            timeout=timeout, document_col=document_col, branch_col=branch_col, cancel=cancel,
-            reraise=False,
+            retry=retry, timeout=timeout, document_col=document_col, branch_col=branch_col,
+            cancel=cancel, reraise=False,
         )
 
     table: DraftResults = run_sync(make)
