@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import platform
-import resource
 import socket
 import statistics
 import subprocess

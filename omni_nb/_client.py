@@ -218,7 +218,7 @@ class _Core:
         token: str | None,
         instance: str | None,
         playground: bool | None,
-        rate_limit: RateLimit | None | object,
+        rate_limit: RateLimit | object | None,
         max_retries: int | None,
         retry: RetryPolicy | None,
         timeout: float,
@@ -258,7 +258,9 @@ class _Core:
             "Accept": "application/json",
         }
 
-    def draft_request(self, document_id: object, branch_id: object) -> tuple[_Prepared, str, str | None]:
+    def draft_request(
+        self, document_id: object, branch_id: object
+    ) -> tuple[_Prepared, str, str | None]:
         doc = check_document_id(document_id)
         branch = check_branch_id(branch_id)
         # quote(safe="") encodes everything but unreserved characters: the id stays one path

@@ -35,7 +35,7 @@ class DraftResults(pd.DataFrame):
     """
 
     @property
-    def _constructor(self) -> type[pd.DataFrame]:  # type: ignore[override]
+    def _constructor(self) -> type[pd.DataFrame]:
         return pd.DataFrame
 
     def summary(self) -> str:
@@ -43,7 +43,7 @@ class DraftResults(pd.DataFrame):
         return summarize(self)
 
     def _repr_html_(self) -> str | None:
-        table = super()._repr_html_()
+        table = super()._repr_html_()  # type: ignore[misc]  # pandas-stubs omit it
         return f"<p><b>{html.escape(self.summary())}</b></p>{table or ''}"
 
     def __repr__(self) -> str:
@@ -61,7 +61,7 @@ def summarize(frame: pd.DataFrame) -> str:
     if not total:
         return "0 rows"
     counts = frame["status"].value_counts(sort=False)
-    parts = [f"{int(counts[s])} {s}" for s in STATUSES if s in counts and counts[s]]
+    parts = [f"{int(counts[s])} {s}" for s in STATUSES if counts.get(s)]
     resumed = int(frame["from_ledger"].sum()) if "from_ledger" in frame else 0
     tail = f" ({resumed} from the ledger)" if resumed else ""
     return f"{total} rows: " + ", ".join(parts) + tail
@@ -137,7 +137,10 @@ def items_from_frame(
     branches: Iterable[object] = (
         frame[branch_col].tolist() if branch_col is not None else [None] * len(documents)
     )
-    return [(_missing_to_none(d), _missing_to_none(b)) for d, b in zip(documents, branches, strict=True)]
+    return [
+        (_missing_to_none(d), _missing_to_none(b))
+        for d, b in zip(documents, branches, strict=True)
+    ]
 
 
 def _missing_to_none(value: object) -> object:

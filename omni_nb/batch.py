@@ -279,7 +279,8 @@ async def _run(
                     # Every other call would be refused the same way and spend the budget.
                     stop_reason.append(f"not sent: the token was refused ({outcome.error})")
 
-        workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, max(len(todo), 1)))]
+        n_workers = min(concurrency, max(len(todo), 1))
+        workers = [asyncio.create_task(worker()) for _ in range(n_workers)]
         watcher = asyncio.create_task(_watch(cancel, workers)) if cancel is not None else None
         interrupted = False
         try:

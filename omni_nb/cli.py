@@ -184,6 +184,13 @@ def _demo(args: argparse.Namespace) -> int:
             concurrency=args.concurrency, progress=_progress(len(docs)),
         )
     _show(table)
+    cols = ["document_id", "status", "http_status", "attempts", "message"]
+    failed = table[table["status"] != "ok"]
+    print(f"\nnot ok ({len(failed)}), first 8:")
+    print(failed[cols].head(8).to_string(index=False))
+    retried = int((table["attempts"] > 1).sum())
+    print(f"\n{retried} rows needed a retry (transient 5xx or a dropped connection) and got "
+          "their draft anyway")
     ledger = open_ledger()
     where = ledger.path if ledger.path is not None else "memory (OMNI_NB_LEDGER=off)"
     print(f"\nrun {table['run_id'].iloc[0]}: every row is in the ledger at {where}")

@@ -249,7 +249,8 @@ class Ledger:
         api_root: str | None = None,
     ) -> list[tuple[Any, ...]]:
         """Raw rows (in the order of :data:`Row`'s fields, without ``from_ledger``)."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if run_id is not None:
             where.append("run_id = ?")
             args.append(run_id)

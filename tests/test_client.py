@@ -282,8 +282,9 @@ def test_same_origin_redirect_is_not_followed_either(sb: sandbox.Sandbox,
 
 BAD_DOCUMENTS = ["", "   ", "../x", "a/b", "a?b=c", "a#b", "%2F", "..", ".", "dоc",  # Cyrillic о
                  "a\x00b", "a\nb", "x" * 257, "a b", 42, None, b"doc", ["doc"]]
-BAD_BRANCHES = ["main", "7c9e6679742540de944be07fc1f90ae7x", "{7c9e6679-7425-40de-944b-e07fc1f90ae7}",
-                "7c9e6679-7425-40de-944b-e07fc1f90ae", 7, ""]
+BAD_BRANCHES = ["main", "7c9e6679742540de944be07fc1f90ae7x",
+                "{7c9e6679-7425-40de-944b-e07fc1f90ae7}", "7c9e6679-7425-40de-944b-e07fc1f90ae",
+                7, ""]
 
 
 @pytest.mark.parametrize("doc", BAD_DOCUMENTS)
@@ -366,7 +367,8 @@ def test_async_twin_behaves_the_same(sb: sandbox.Sandbox, clock: FakeClock) -> N
 
     first, missing, third = asyncio.run(main())
     assert isinstance(missing, NotFoundError)
-    assert {first.document_id, third.document_id} == {"doc-0001", "doc-0003"}  # type: ignore[union-attr]
+    docs = {first.document_id, third.document_id}  # type: ignore[union-attr]
+    assert docs == {"doc-0001", "doc-0003"}
     assert sum(clock.sleeps) == pytest.approx(3.0, abs=0.01)
 
 
@@ -374,10 +376,10 @@ def test_reprs_hide_the_token(sb: sandbox.Sandbox) -> None:
     """Client reprs and error texts never include the token."""
     with OmniClient(sb.base_url, sb.token) as c:
         assert sb.token not in repr(c)
-        try:
+        with pytest.raises(NotFoundError) as info:
             c.create_draft("nope")
-        except NotFoundError as exc:
-            assert sb.token not in repr(exc) + str(exc) + repr(exc.body)
+    exc = info.value
+    assert sb.token not in repr(exc) + str(exc) + repr(exc.body)
 
 
 def test_on_result_hook_sees_every_call(sb: sandbox.Sandbox, clock: FakeClock) -> None:

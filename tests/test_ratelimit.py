@@ -97,7 +97,7 @@ def test_pause_holds_every_caller_and_releases_reserved_slots() -> None:
     c, epoch = lim.reserve()  # reserved for t=10
     assert (a, b, c) == (0.0, 0.0, 10.0)
     lim.pause_for(30.0)
-    delay, slot, new_epoch = lim._ready(c, epoch)
+    _delay, slot, new_epoch = lim._ready(c, epoch)
     assert new_epoch != epoch
     assert slot >= 30.0
     assert lim.reserve()[0] >= 30.0

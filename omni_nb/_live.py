@@ -1,0 +1,193 @@
+"""The magic's live progress display: a widget bar in a notebook front end, text elsewhere.
+
+Which one (``mode="auto"``, the default of ``OmniNB.progress``):
+
+* a widget bar (``IntProgress`` + ``HTML``) when the shell is a kernel whose current request
+  allows stdin and ipywidgets is installed. Interactive front ends (JupyterLab, Notebook,
+  VS Code) send ``allow_stdin=True``; headless executors (nbclient, papermill, nbconvert)
+  send ``False``, and they cannot render a widget anyway, so they get text;
+* the :class:`omni_nb._progress.TextProgress` bar otherwise (terminal IPython, headless runs).
+
+Both show done/total, the rate, per-status counts and, while the shared rate limiter is
+paused after a 429, a countdown ("rate limited: resuming in 7 s"). No result arrives during
+such a pause, so a small ticker thread redraws once a second until the batch ends.
+
+ipywidgets is imported only when a widget bar is actually drawn; this module itself is
+imported only when a batch starts (it pulls in the ledger and so httpx).
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from ._progress import Tally, TextProgress
+from .ledger import Row
+
+__all__ = ["LiveProgress", "choose_mode", "make_progress"]
+
+Mode = Literal["widget", "text", "off"]
+
+
+def choose_mode(shell: Any, wanted: str = "auto") -> Mode:
+    """The display to use for ``wanted`` (``auto``, ``widget``, ``text`` or ``off``).
+
+    Example:
+        >>> choose_mode(None)
+        'text'
+        >>> choose_mode(None, "off")
+        'off'
+    """
+    if wanted in ("widget", "text", "off"):
+        return wanted  # type: ignore[return-value]
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None or not bool(getattr(kernel, "_allow_stdin", False)):
+        return "text"
+    return "widget" if importlib.util.find_spec("ipywidgets") is not None else "text"
+
+
+class LiveProgress:
+    """A ``progress=`` callback for :func:`omni_nb.create_drafts` with a 429 countdown.
+
+    ``waiting()`` returns the seconds left in a rate-limit pause (None or <= 0: not paused).
+    Call :meth:`close` when the batch ends (it draws the final state and stops the ticker).
+
+    Example:
+        >>> import io
+        >>> bar = LiveProgress(2, mode="text", stream=io.StringIO(), tick=None)
+        >>> bar.close()
+    """
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        mode: Mode = "text",
+        waiting: Callable[[], float | None] | None = None,
+        stream: Any = None,
+        tick: float | None = 1.0,
+        display: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.mode = mode
+        self._waiting = waiting
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._text: TextProgress | None = None
+        self._tally = Tally(total)
+        self._bar: Any = None
+        self._label: Any = None
+        if mode == "text":
+            self._text = TextProgress(
+                total, stream=stream if stream is not None else sys.stderr, waiting=waiting
+            )
+            self._tally = self._text.tally
+        elif mode == "widget":
+            self._build_widget(total, display)
+        self._ticker: threading.Thread | None = None
+        if tick is not None and mode != "off" and waiting is not None:
+            self._ticker = threading.Thread(
+                target=self._tick, args=(tick,), name="omni_nb-progress", daemon=True
+            )
+            self._ticker.start()
+
+    def _build_widget(self, total: int, display: Callable[[Any], Any] | None) -> None:
+        import ipywidgets as w
+
+        self._bar = w.IntProgress(value=0, min=0, max=max(total, 1), description="drafts")
+        self._label = w.HTML(value=html.escape(self._tally.line()))
+        box = w.HBox([self._bar, self._label])
+        if display is None:
+            from IPython.display import display as show
+
+            display = show
+        display(box)
+
+    def __call__(self, done: int, total: int, row: Row) -> None:
+        if self._text is not None:
+            with self._lock:
+                self._text(done, total, row)
+            return
+        self._tally.total = total
+        self._tally.add(done, row)
+        if self.mode == "widget":
+            self._draw_widget()
+
+    def _seconds_left(self) -> float | None:
+        if self._waiting is None:
+            return None
+        left = self._waiting()
+        return left if left is not None and left > 0 else None
+
+    def _draw_widget(self, final: bool = False) -> None:
+        t = self._tally
+        self._bar.max = max(t.total, 1)
+        self._bar.value = t.done
+        waiting = None if final else self._seconds_left()
+        self._label.value = html.escape(t.line(waiting))
+        if waiting is not None:
+            self._bar.bar_style = "warning"
+        elif final:
+            failed = t.done - t.counts["ok"]
+            self._bar.bar_style = "success" if failed == 0 else "warning"
+        else:
+            self._bar.bar_style = ""
+
+    def _tick(self, every: float) -> None:
+        while not self._closed.wait(every):
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw if a rate-limit pause is on (the ticker calls this; results redraw anyway)."""
+        if self._seconds_left() is None:
+            return
+        if self._text is not None:
+            with self._lock:
+                self._text.draw()
+        elif self.mode == "widget":
+            self._draw_widget()
+
+    def close(self) -> None:
+        """Stop the ticker and draw the final state."""
+        self._closed.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=2.0)
+        if self.mode == "widget":
+            self._draw_widget(final=True)
+        elif self._text is not None and self._tally.done < self._tally.total:
+            with self._lock:  # interrupted or stopped early: end the line honestly
+                self._text.draw(final=True)
+
+
+def _countdown(paused_until: Callable[[], float]) -> Callable[[], float | None]:
+    def waiting() -> float | None:
+        left = paused_until() - time.monotonic()
+        return left if left > 0 else None
+
+    return waiting
+
+
+def make_progress(
+    shell: Any, total: int, *, wanted: str = "auto",
+    paused_until: Callable[[], float] | None = None,
+) -> LiveProgress | None:
+    """The progress display for a batch of ``total`` items, or None (one item, or ``off``).
+
+    ``paused_until()`` is the shared limiter's pause end (monotonic clock).
+
+    Example:
+        >>> make_progress(None, 1) is None
+        True
+    """
+    if total <= 1:
+        return None
+    mode = choose_mode(shell, wanted)
+    if mode == "off":
+        return None
+
+    waiting = _countdown(paused_until) if paused_until is not None else None
+    return LiveProgress(total, mode=mode, waiting=waiting)
