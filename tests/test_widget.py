@@ -52,7 +52,8 @@ def test_create_fills_table_progress_counts_and_ledger(
 ) -> None:
     """Clicking Create runs the batch: table, summary, progress and counts, ledger rows."""
     form = make(forms, sb.base_url, sb.token)
-    assert "Connected" in form.message.value and form.error is None
+    assert "Connected" in form.message.value
+    assert form.error is None
     branch = sb.branches[1].id
     form.branch.value = branch
     form.documents.value = "doc-0001\n\ndoc-0002\ndoc-0010\nnope\ndoc-0001\n"
@@ -84,8 +85,9 @@ def test_submit_wait_returns_the_table_like_the_button(
     form.documents.value = "doc-0003"
     table = form.submit(wait=True)
     assert table is form.result
-    assert table is not None and list(table["status"]) == ["ok"]
-    assert table.loc[0, "branch_id"] is None or str(table.loc[0, "branch_id"]) == "<NA>"
+    assert table is not None
+    assert list(table["status"]) == ["ok"]
+    assert table["branch_id"].isna().all()
 
 
 def test_create_is_disabled_while_the_batch_runs(
@@ -93,16 +95,23 @@ def test_create_is_disabled_while_the_batch_runs(
 ) -> None:
     """Create is disabled and Cancel enabled from the click until the batch ends."""
     form = make(forms, sb.base_url, sb.token, ledger="off")
-    assert not form.create.disabled and form.cancel.disabled
+    assert not form.create.disabled
+    assert form.cancel.disabled
     sb.configure(latency=0.1)
     form.documents.value = "doc-0001\ndoc-0002"
     form.create.click()
-    assert form.create.disabled and not form.cancel.disabled and form.busy
+    assert form.create.disabled
+    assert not form.cancel.disabled
+    assert form.busy
     form.submit()  # a second click while running starts nothing
-    assert form.error is not None and "already running" in form.error
+    assert form.error is not None
+    assert "already running" in form.error
     assert form.wait(WAIT)
-    assert not form.create.disabled and form.cancel.disabled and not form.busy
-    assert form.result is not None and list(form.result["status"]) == ["ok", "ok"]
+    assert not form.create.disabled
+    assert form.cancel.disabled
+    assert not form.busy
+    assert form.result is not None
+    assert list(form.result["status"]) == ["ok", "ok"]
     assert len(posts(sb)) == 2
 
 
@@ -123,14 +132,18 @@ def test_cancel_mid_batch_keeps_results_and_cancels_the_rest(
     assert form.wait(WAIT)
 
     table = form.result
-    assert table is not None and len(table) == len(ids)
+    assert table is not None
+    assert len(table) == len(ids)
     counts = table["status"].value_counts()
-    assert counts["ok"] >= 1 and counts["cancelled"] >= 1
+    assert counts["ok"] >= 1
+    assert counts["cancelled"] >= 1
     assert counts["ok"] + counts["cancelled"] == len(ids)
     assert len(posts(sb)) < len(ids)
-    assert form.error is not None and "Cancelled" in form.error
+    assert form.error is not None
+    assert "Cancelled" in form.error
     assert f"cancelled {counts['cancelled']}" in form.counts.value
-    assert not form.create.disabled and form.cancel.disabled
+    assert not form.create.disabled
+    assert form.cancel.disabled
 
 
 def test_token_field_is_emptied_and_never_in_widget_state(
@@ -138,7 +151,8 @@ def test_token_field_is_emptied_and_never_in_widget_state(
 ) -> None:
     """A typed token is read, the field emptied, and no widget state ever holds it."""
     form = make(forms, sb.base_url)
-    assert form.error is None and "Paste the API token" in form.message.value
+    assert form.error is None
+    assert "Paste the API token" in form.message.value
     form.token.value = sb.token
     assert form.token.value == ""
     assert form.wait(WAIT)
@@ -146,7 +160,8 @@ def test_token_field_is_emptied_and_never_in_widget_state(
     assert form.token.trait_metadata("value", "echo_update") is False
     form.documents.value = "doc-0001\ndoc-0002"
     form.submit(wait=True)
-    assert form.result is not None and list(form.result["status"]) == ["ok", "ok"]
+    assert form.result is not None
+    assert list(form.result["status"]) == ["ok", "ok"]
     state = synced_state(form)
     assert "doc-0002" in state  # the walk reaches the output area
     assert sb.token not in state
@@ -177,8 +192,10 @@ def test_bad_token_is_one_line_and_sends_no_draft(
     form.create.click()
     assert form.wait(WAIT)
     assert form.error == expected
-    assert expected in form.message.value and "Traceback" not in form.message.value
-    assert form.result is None and posts(sb) == []
+    assert expected in form.message.value
+    assert "Traceback" not in form.message.value
+    assert form.result is None
+    assert posts(sb) == []
     assert bad not in synced_state(form)
 
 
@@ -190,7 +207,8 @@ def test_unreachable_host_is_one_line(forms: list[DraftForm]) -> None:
     form = make(forms, f"http://127.0.0.1:{port}", "omni_osk_test", ledger="off")
     assert form.error is not None
     assert form.error.startswith("Could not reach the instance: APIConnectionError: ")
-    assert f"127.0.0.1:{port}" in form.error and "\n" not in form.error
+    assert f"127.0.0.1:{port}" in form.error
+    assert "\n" not in form.error
     form.documents.value = "doc-0001"
     assert form.submit(wait=True) is None
     assert form.error.startswith("Could not reach the instance: APIConnectionError: ")
@@ -202,10 +220,12 @@ def test_config_and_input_errors_are_lines_before_anything_is_sent(
 ) -> None:
     """No instance, no ids, or a typed branch that is not a UUID: one line, no request."""
     form = make(forms)
-    assert form.error is None and "Enter the instance" in form.message.value
+    assert form.error is None
+    assert "Enter the instance" in form.message.value
     form.documents.value = "doc-0001"
     assert form.submit() is None
-    assert form.error is not None and form.error.startswith("ConfigError: No Omni API root")
+    assert form.error is not None
+    assert form.error.startswith("ConfigError: No Omni API root")
 
     form = make(forms, sb.base_url, sb.token, ledger="off")
     sb.clear_requests()
@@ -219,10 +239,12 @@ def test_config_and_input_errors_are_lines_before_anything_is_sent(
     form.create.click()
     assert form.error is not None
     assert form.error.startswith("InvalidInputError: branch id 'feature-a': not a UUID")
-    assert not form.busy and sb.requests() == []
+    assert not form.busy
+    assert sb.requests() == []
 
     bad_url = make(forms, "ftp://example.com", sb.token)
-    assert bad_url.error is not None and bad_url.error.startswith("ConfigError: base_url")
+    assert bad_url.error is not None
+    assert bad_url.error.startswith("ConfigError: base_url")
 
 
 def test_typed_branch_uuid_is_used(sb: sandbox.Sandbox, forms: list[DraftForm]) -> None:
@@ -233,7 +255,8 @@ def test_typed_branch_uuid_is_used(sb: sandbox.Sandbox, forms: list[DraftForm]) 
     form.branch_uuid.value = branch.upper()
     form.documents.value = "doc-0004"
     table = form.submit(wait=True)
-    assert table is not None and table.loc[0, "branch_id"] == branch
+    assert table is not None
+    assert table.loc[0, "branch_id"] == branch
     assert ("doc-0004", branch) in sb.drafts()
 
 
@@ -242,10 +265,12 @@ def test_picker_is_filled_searchable_paged_and_adds_ids(forms: list[DraftForm]) 
     with sandbox.serve(documents=120, rate_limit=None) as sb:
         form = make(forms, sb.base_url, sb.token, ledger="off")
         assert form.page_label.value == "1–50 of 120"
-        assert form.prev_page.disabled and not form.next_page.disabled
+        assert form.prev_page.disabled
+        assert not form.next_page.disabled
         form.next_page.click()
         form.next_page.click()
-        assert form.page_label.value == "101–120 of 120" and form.next_page.disabled
+        assert form.page_label.value == "101–120 of 120"
+        assert form.next_page.disabled
         assert len(form.picker.options) == 20
 
         form.search.value = "OVERVIEW 011"
@@ -258,8 +283,10 @@ def test_picker_is_filled_searchable_paged_and_adds_ids(forms: list[DraftForm]) 
         form.add_all.click()
         assert sorted(form.document_ids()) == [f"doc-{i:04d}" for i in range(110, 120)]
         form.search.value = "no such thing"
-        assert form.page_label.value == "no match" and form.picker.options == ()
+        assert form.page_label.value == "no match"
+        assert form.picker.options == ()
 
         branch_labels = [label for label, _ in form.branch.options]
-        assert branch_labels[0] == "no branch" and branch_labels[-1].startswith("other")
+        assert branch_labels[0] == "no branch"
+        assert branch_labels[-1].startswith("other")
         assert [v for _, v in form.branch.options[1:-1]] == [b.id for b in sb.branches]
