@@ -286,6 +286,7 @@ def test_base_url_option_overrides_environment(
         ("doc-0001 --concurrency 0", "at least 1"),
         ("doc-0001 --concurrency x", "invalid int"),
         ("doc-0001 --rate 5/x", "--rate"),
+        ("doc-0001 --max-retries -1", "0 or more"),
         ("doc-0001 'unbalanced", "%omni_draft"),
     ],
 )
@@ -311,6 +312,14 @@ def test_config_defaults_are_used(ip: InteractiveShell) -> None:
     ip.run_line_magic("config", "OmniNB.rate = '991/1'")
     ip.run_line_magic("omni_draft", "doc-0021")
     assert any(key[2] == RateLimit(991, 1.0) for key in _registry)
+
+
+def test_max_retries_zero_fails_fast(ip: InteractiveShell, sb: Any) -> None:
+    """--max-retries 0 sends a failing request once and reports the 5xx as a row."""
+    sb.enqueue(503, {"message": "maintenance"}, times=1)
+    table = ip.run_line_magic("omni_draft", "doc-0032 doc-0033 --max-retries 0 --concurrency 1")
+    assert sorted(table["status"].astype(str)) == ["ok", "server_error"]
+    assert len(sb.requests()) == 2
 
 
 def test_resume_copies_ok_rows_from_the_ledger(ip: InteractiveShell, sb: Any) -> None:
@@ -376,7 +385,9 @@ def test_config_error_is_one_line_and_sends_nothing(
     monkeypatch.delenv("OMNI_API_TOKEN")
     result, shown = run_failing(ip, "%omni_draft doc-0001 doc-0002", capsys)
     assert isinstance(result.error_in_exec, ConfigError)
-    assert [x for x in shown.splitlines() if x.strip()][0].startswith("ConfigError: No Omni API")
+    lines = [x for x in shown.splitlines() if x.strip()]
+    assert len(lines) == 1
+    assert lines[0].startswith("ConfigError: No Omni API token")
     assert "Traceback" not in shown
     assert sent(sb) == []
 

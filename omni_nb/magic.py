@@ -1,0 +1,555 @@
+"""``%omni_draft`` / ``%%omni_draft``: create Omni drafts from a notebook cell.
+
+::
+
+    %omni_draft DOC [DOC ...] [--branch UUID] [-o VAR] [--from VAR]
+                [--instance NAME [--playground] | --base-url URL]
+                [--concurrency N] [--rate N/SECONDS|off] [--max-retries N] [--resume]
+                [--dry-run] [--document-col COL] [--branch-col COL]
+
+    %%omni_draft [same options]
+    doc-a
+    doc-b, 7c9e6679-7425-40de-944b-e07fc1f90ae7   # a document on a branch
+
+Input (exactly one source): document ids on the line, one per cell line (``document`` or
+``document, branch``; blank lines and ``#`` comments skipped), or ``--from VAR``: a DataFrame
+(column ``document_id``, optional ``branch_id``; ``--document-col``/``--branch-col`` rename
+them) or a list of ids / ``(id, branch)`` pairs from the user namespace.
+
+Options:
+
+``--branch UUID``         branch for every document without its own
+``-o VAR``                store the results table in ``VAR`` and print a one-line summary
+                          (without it the table is returned, so it displays)
+``--from VAR``            take the documents from a variable
+``--instance NAME``       ``acme`` -> ``https://acme.omniapp.co/api`` (``--playground``: the
+                          playground domain); ``--base-url URL`` gives the API root instead
+``--concurrency N``       requests in flight (default ``OmniNB.concurrency``, 8)
+``--rate N/SECONDS``      client-side limit, e.g. ``60/60`` (Omni's default) or ``off``
+                          (default ``OmniNB.rate``)
+``--max-retries N``       retries of a 429, 5xx or dropped connection (default 6; 0 fails
+                          fast, and ``--resume`` later sends only what is not ok yet)
+``--resume``              copy pairs already ``ok`` in the ledger instead of sending them
+``--dry-run``             validate every input and show what would be sent; sends nothing
+
+The token is never an option (it would be saved in the notebook): it comes from
+``omni_nb.login()`` (a getpass prompt, kept in the kernel only), ``OMNI_API_TOKEN`` /
+``OMNI_API_KEY``, in that order.
+
+Behaviour, decided here:
+
+* **Always a table.** One document or many, the result is the batch's results table (one row
+  per distinct input), so ``-o VAR`` always holds a DataFrame. Every run goes through
+  :func:`omni_nb.create_drafts` (one code path; rows land in the ledger with a run id).
+* **Errors.** Bad options or input typed on the line or in the cell raise ``UsageError``
+  (one line, no traceback; a bad cell line is named by its line number). Settings errors
+  raise :class:`omni_nb.ConfigError`. With **one** document, a failed call raises the typed
+  error (``NotFoundError: HTTP 404: ...``, one line); with several, failures are rows, and
+  only when **no** row is ``ok`` does the cell fail, with :class:`DraftsFailedError`, after
+  showing (or storing) the table. So "Run all" stops whenever nothing was done.
+  Invalid items inside ``--from`` data are rows with status ``invalid`` (batch semantics).
+* **Expansion.** IPython expands ``$var`` and ``{expr}`` on the magic's line. The cell body
+  is expanded too, line by line after comments are stripped (a document id can never
+  contain ``$``, ``{`` or ``}``, so nothing valid is changed; ``$$`` is a literal ``$``).
+* **Progress.** A live bar for more than one document (see :mod:`omni_nb._live`); none for one.
+* **Settings** users tweak are traitlets of ``OmniNB`` (``%config OmniNB``):
+  ``autoload`` (read by the start-up file), ``concurrency``, ``rate``, ``progress``
+  (``auto``, ``widget``, ``text``, ``off``).
+
+Importing this module (``%load_ext omni_nb``) imports no pandas, httpx or ipywidgets: they
+load on the first ``%omni_draft``.
+
+Example:
+    >>> # %load_ext omni_nb
+    >>> # %omni_draft doc-0001 doc-0002 -o results
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument as _argument
+from IPython.core.magic_arguments import magic_arguments as _magic_arguments
+from IPython.core.magic_arguments import parse_argstring as _parse_argstring
+from IPython.utils.text import DollarFormatter
+from traitlets import Bool, Enum, Int, Unicode
+from traitlets.config import Configurable
+
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    NotEligibleError,
+    NotFoundError,
+    OmniError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    UnexpectedResponseError,
+)
+from ._ratelimit import RateLimit
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DraftsFailedError", "OmniMagics", "OmniNB", "register", "unregister"]
+
+# IPython's argparse helpers are untyped; one Any alias each keeps mypy --strict quiet.
+argument: Any = _argument
+magic_arguments: Any = _magic_arguments
+parse_argstring: Any = _parse_argstring
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAGIC = "omni_draft"
+
+
+class DraftsFailedError(OmniError):
+    """A batch in which no row is ``ok``: the cell fails so "Run all" stops.
+
+    The table is still shown (or stored with ``-o``) before this is raised.
+
+    Example:
+        >>> DraftsFailedError("no draft created: 2 rows: 2 not_found")._render_traceback_()
+        ['DraftsFailedError: no draft created: 2 rows: 2 not_found']
+    """
+
+
+class OmniNB(Configurable):
+    """Settings of the magic and the start-up file: ``%config OmniNB.concurrency = 4``.
+
+    Example:
+        >>> OmniNB().concurrency
+        8
+    """
+
+    autoload = Bool(
+        True, help="Load the omni_nb extension in every IPython kernel (read by the start-up "
+        "file; OMNI_NB_AUTOLOAD=0 also turns it off)."
+    ).tag(config=True)
+    concurrency = Int(8, help="Default --concurrency of %omni_draft.").tag(config=True)
+    rate = Unicode(
+        "60/60", help="Default --rate of %omni_draft: N/SECONDS, or 'off'."
+    ).tag(config=True)
+    progress = Enum(
+        ["auto", "widget", "text", "off"], "auto",
+        help="Progress display: auto (a widget bar in an interactive front end, text in a "
+        "terminal or a headless run), widget, text or off.",
+    ).tag(config=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    document: str
+    branch: str | None
+    where: str  # "line 3" / "argument 2": how the user finds it
+
+
+def _parse_cell(cell: str, expand: Any) -> list[_Item]:
+    """``document`` or ``document, branch`` per line; blanks and ``#`` comments skipped."""
+    items: list[_Item] = []
+    for number, raw in enumerate(cell.splitlines(), start=1):
+        text = raw.split("#", 1)[0].strip()
+        if not text:
+            continue
+        text = expand(text).strip()
+        fields = [f.strip() for f in text.split(",")]
+        if len(fields) > 2:
+            raise UsageError(
+                f"line {number}: expected 'document' or 'document, branch', got {len(fields)} "
+                f"comma-separated fields: {_show(text)}"
+            )
+        if not fields[0]:
+            raise UsageError(f"line {number}: the document id is empty: {_show(text)}")
+        branch = fields[1] if len(fields) == 2 else None
+        if branch == "":
+            raise UsageError(f"line {number}: a comma but no branch id: {_show(text)}")
+        items.append(_Item(fields[0], branch, f"line {number}"))
+    return items
+
+
+def _show(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _check_typed(items: Sequence[_Item]) -> None:
+    """Typed input is the user's to fix: a bad id fails the cell naming where it is."""
+    from ._client import check_branch_id, check_document_id
+    from ._errors import InvalidInputError
+
+    for item in items:
+        try:
+            check_document_id(item.document)
+            check_branch_id(item.branch)
+        except InvalidInputError as exc:
+            raise UsageError(f"{item.where}: {exc}") from None
+
+
+_ERROR_BY_STATUS: dict[str, type[APIStatusError]] = {
+    "not_eligible": NotEligibleError,
+    "unauthorized": AuthenticationError,
+    "forbidden": PermissionDeniedError,
+    "not_found": NotFoundError,
+    "rate_limited": RateLimitError,
+}
+
+
+def _error_for_row(status: str, http_status: int | None, message: str) -> Exception:
+    """The typed error a single failed row stands for (its class and the server's words)."""
+    if status == "network_error":
+        return APIConnectionError(message)
+    if status == "invalid":
+        return UsageError(message)
+    code = int(http_status) if http_status is not None else 0
+    cls = _ERROR_BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if code >= 500 else UnexpectedResponseError
+    if status == "cancelled":
+        return DraftsFailedError(f"not sent: {message}")
+    return cls(code, message)
+
+
+_OPTIONS: tuple[Any, ...] = (
+    argument("documents", nargs="*", metavar="DOC", help="document ids (or identifier slugs)"),
+    argument("--branch", metavar="UUID", help="branch for every document without its own"),
+    argument("-o", "--output", metavar="VAR",
+             help="store the results table in VAR and print a one-line summary"),
+    argument("--from", dest="source", metavar="VAR",
+             help="take documents from a DataFrame or list in the user namespace"),
+    argument("--document-col", default="document_id", metavar="COL",
+             help="--from DataFrame column of document ids (default document_id)"),
+    argument("--branch-col", default=None, metavar="COL",
+             help="--from DataFrame column of branch ids (default branch_id, if present)"),
+    argument("--instance", metavar="NAME", help="Omni instance: acme -> acme.omniapp.co"),
+    argument("--playground", action="store_true", help="--instance is a playground instance"),
+    argument("--base-url", metavar="URL", help="API root, e.g. https://acme.omniapp.co/api"),
+    argument("--concurrency", type=int, default=None, metavar="N",
+             help="requests in flight (default: OmniNB.concurrency)"),
+    argument("--rate", default=None, metavar="N/SECONDS",
+             help="client-side rate limit, like 60/60, or off (default: OmniNB.rate)"),
+    argument("--max-retries", type=int, default=None, metavar="N",
+             help="retries of a 429, 5xx or dropped connection (default 6; 0: fail fast)"),
+    argument("--resume", action="store_true",
+             help="copy pairs already ok in the ledger instead of sending them again"),
+    argument("--dry-run", action="store_true",
+             help="validate and show what would be sent; send nothing"),
+)
+
+
+def _with_options(func: _F) -> _F:
+    """Apply the magic's argparse options (IPython's decorators, untyped) in one typed step."""
+    decorated: Any = func
+    for option in reversed(_OPTIONS):
+        decorated = option(decorated)
+    return cast(_F, magic_arguments()(decorated))
+
+
+@magics_class
+class OmniMagics(Magics):
+    """The ``%omni_draft`` magic (see the module docstring)."""
+
+    def __init__(self, shell: Any, settings: OmniNB) -> None:
+        super().__init__(shell)
+        self.settings = settings
+        self._shell: Any = shell  # Magics.shell is Optional in IPython's types
+
+    @_with_options
+    @line_cell_magic
+    def omni_draft(self, line: str, cell: str | None = None) -> Any:
+        """Create Omni drafts for documents; returns the results table.
+
+        Line form::
+
+            %omni_draft doc-0001
+            %omni_draft doc-0001 doc-0002 --branch 7c9e6679-7425-40de-944b-e07fc1f90ae7 -o res
+            %omni_draft --from docs --document-col identifier --resume -o res
+            %omni_draft $doc {other_doc} --dry-run
+
+        Cell form (``document`` or ``document, branch`` per line; ``#`` comments)::
+
+            %%omni_draft -o res --concurrency 4
+            doc-0001
+            doc-0002, 7c9e6679-7425-40de-944b-e07fc1f90ae7   # on a branch
+
+        One document: a failed call fails the cell with one line (``NotFoundError: ...``).
+        Several: failures are rows; the cell fails only when no row is ok. The token comes
+        from omni_nb.login() or OMNI_API_TOKEN, never from an option.
+        """
+        try:
+            args = parse_argstring(cast(Any, self).omni_draft, line)
+        except ValueError as exc:  # unbalanced quotes in arg_split
+            raise UsageError(f"%omni_draft: {exc}") from None
+        return self._run(args, cell)
+
+    # -- the one code path -----------------------------------------------------------------
+
+    def _run(self, args: Any, cell: str | None) -> Any:
+        if args.output is not None and not _IDENTIFIER.match(args.output):
+            raise UsageError(f"-o needs a variable name, not {_show(args.output)}")
+        if args.instance is not None and args.base_url is not None:
+            raise UsageError("give --instance or --base-url, not both")
+        if args.playground and args.instance is None:
+            raise UsageError("--playground goes with --instance")
+        concurrency = self.settings.concurrency if args.concurrency is None else args.concurrency
+        if concurrency < 1:
+            raise UsageError(f"--concurrency must be at least 1, not {concurrency}")
+        if args.max_retries is not None and args.max_retries < 0:
+            raise UsageError(f"--max-retries must be 0 or more, not {args.max_retries}")
+        rate_text = self.settings.rate if args.rate is None else args.rate
+        try:
+            rate = RateLimit.parse(rate_text)
+        except ValueError as exc:
+            raise UsageError(f"--rate: {exc}") from None
+        if args.branch is not None:
+            from ._client import check_branch_id
+            from ._errors import InvalidInputError
+
+            try:
+                check_branch_id(args.branch)
+            except InvalidInputError as exc:
+                raise UsageError(f"--branch: {exc}") from None
+
+        items, typed = self._inputs(args, cell)
+        # Settings first: a missing token or unsafe URL fails the cell before anything else.
+        from ._config import resolve_settings
+
+        settings = resolve_settings(
+            args.base_url, None, instance=args.instance, playground=args.playground or None
+        )
+        if args.dry_run:
+            return self._finish(args, self._dry_run(items, typed, args, settings.api_root))
+        if typed is not None:
+            _check_typed(typed)
+        return self._send(args, items, settings, rate, concurrency)
+
+    def _inputs(self, args: Any, cell: str | None) -> tuple[Any, list[_Item] | None]:
+        """(what to pass to the batch, the typed items when they were typed)."""
+        sources = [bool(args.documents), cell is not None and bool(cell.strip()),
+                   args.source is not None]
+        if sum(sources) > 1:
+            raise UsageError(
+                "give documents in one place: on the line, in the cell, or with --from VAR"
+            )
+        if args.source is not None:
+            if args.source not in self._shell.user_ns:
+                raise UsageError(f"--from {args.source}: no such variable")
+            value = self._shell.user_ns[args.source]
+            if isinstance(value, str | bytes):
+                raise UsageError(f"--from {args.source}: a single string; give a list or DataFrame")
+            if type(value).__module__.startswith("pandas") and hasattr(value, "columns"):
+                if args.document_col not in value.columns:
+                    raise UsageError(
+                        f"--from {args.source}: no {args.document_col!r} column (columns: "
+                        f"{list(value.columns)}); use --document-col"
+                    )
+                if args.branch_col is not None and args.branch_col not in value.columns:
+                    raise UsageError(f"--from {args.source}: no {args.branch_col!r} column")
+            elif hasattr(value, "tolist"):  # a Series or an array
+                value = value.tolist()
+            try:
+                iter(value)
+            except TypeError:
+                raise UsageError(
+                    f"--from {args.source}: a {type(value).__name__}, not a DataFrame or list"
+                ) from None
+            if hasattr(value, "__len__") and len(value) == 0:
+                raise UsageError(f"--from {args.source}: no documents (it is empty)")
+            return value, None
+        if cell is not None and cell.strip():
+            typed = _parse_cell(cell, self._expander())
+        else:
+            typed = [_Item(doc, None, f"argument {n}") for n, doc in
+                     enumerate(args.documents, start=1)]
+        if not typed:
+            raise UsageError(
+                "no documents: %omni_draft DOC [DOC ...], one per line in %%omni_draft, "
+                "or --from VAR (see %omni_draft?)"
+            )
+        return [(i.document, i.branch) for i in typed], typed
+
+    def _expander(self) -> Any:
+        # IPython expands the magic's line but not a cell body; the body gets the same
+        # $var / {expr} expansion here, against the user namespace only (shell.var_expand
+        # would also see this module's local variables).
+        formatter = DollarFormatter()
+        namespace = self._shell.user_ns
+
+        def expand(text: str) -> str:
+            if "$" not in text and "{" not in text:
+                return text
+            try:
+                return str(formatter.vformat(text, args=[], kwargs=namespace))
+            except Exception:
+                return text  # as IPython does for the line: leave it as typed
+
+        return expand
+
+    def _dry_run(self, items: Any, typed: list[_Item] | None, args: Any,
+                 api_root: str) -> pd.DataFrame:
+        import pandas as pd
+
+        from ._client import check_branch_id, check_document_id
+        from ._errors import InvalidInputError
+        from .batch import _pairs
+
+        if typed is not None:
+            pairs: list[tuple[object, object]] = [(i.document, i.branch) for i in typed]
+            where = [i.where for i in typed]
+        else:
+            try:
+                pairs = _pairs(items, args.document_col, args.branch_col)
+            except (KeyError, InvalidInputError) as exc:
+                raise UsageError(f"--from {args.source}: {exc}") from None
+            where = [f"item {n}" for n in range(1, len(pairs) + 1)]
+        records = []
+        seen: dict[tuple[str, str | None], str] = {}
+        for (raw_doc, raw_branch), place in zip(pairs, where, strict=True):
+            branch_in = raw_branch if raw_branch is not None else args.branch
+            try:
+                doc = check_document_id(raw_doc)
+                branch = check_branch_id(branch_in)
+            except InvalidInputError as exc:
+                records.append((place, str(raw_doc), _text(branch_in), False, "", str(exc)))
+                continue
+            first = seen.setdefault((doc, branch), place)
+            note = "" if first == place else f"duplicate of {first}: sent once"
+            body = "{}" if branch is None else f'{{"branchId": "{branch}"}}'
+            from urllib.parse import quote
+
+            request = f"POST {api_root}/v1/documents/{quote(doc, safe='')}/draft {body}"
+            records.append((place, doc, branch, True, request, note))
+        frame = pd.DataFrame(
+            records, columns=["input", "document_id", "branch_id", "valid", "request", "message"]
+        ).astype({"document_id": "string", "branch_id": "string", "valid": "bool",
+                  "request": "string", "message": "string"})
+        valid = int(frame["valid"].sum())
+        unique = len(seen)
+        frame.attrs["summary"] = (
+            f"dry run: {unique} request(s) would be sent to {api_root}, "
+            f"{len(frame) - valid} invalid; nothing was sent"
+        )
+        return frame
+
+    def _send(self, args: Any, items: Any, settings: Any, rate: RateLimit | None,
+              concurrency: int) -> Any:
+        from ._errors import InvalidInputError
+        from ._live import make_progress
+        from ._ratelimit import shared_limiter
+        from .batch import BatchInterrupted, create_drafts
+
+        total = _count(items)
+        limiter = shared_limiter(settings.api_root, settings.token.fingerprint(), rate)
+        bar = make_progress(
+            self.shell, total, wanted=self.settings.progress,
+            paused_until=lambda: limiter.paused_until,
+        )
+        try:
+            table = create_drafts(
+                items, args.branch, base_url=settings.api_root, token=settings.token,
+                concurrency=concurrency, rate_limit=rate, resume=args.resume,
+                progress=bar, max_retries=args.max_retries,
+                document_col=args.document_col, branch_col=args.branch_col,
+            )
+        except BatchInterrupted as stop:
+            if args.output is not None:
+                self._shell.push({args.output: stop.result})
+            print(f"interrupted: {stop.result.summary()}")
+            raise
+        except (KeyError, InvalidInputError) as exc:
+            # The batch refuses the input as a whole (a missing column, a bad default branch).
+            raise UsageError(str(exc).strip("'\"")) from None
+        finally:
+            if bar is not None:
+                bar.close()
+
+        if len(table) == 1:
+            row = table.iloc[0]
+            if row["status"] != "ok":
+                if args.output is not None:
+                    self._shell.push({args.output: table})
+                raise _error_for_row(
+                    str(row["status"]),
+                    None if _missing(row["http_status"]) else int(row["http_status"]),
+                    str(row["message"]),
+                )
+        elif len(table) and not (table["status"] == "ok").any():
+            where = f"stored in {args.output}" if args.output else "shown above"
+            if args.output is not None:
+                self._shell.push({args.output: table})
+            else:
+                from IPython import display as ipd
+
+                show: Any = ipd.display
+                show(table)
+            raise DraftsFailedError(f"no draft created: {table.summary()} (the table is {where})")
+        return self._finish(args, table)
+
+    def _finish(self, args: Any, table: Any) -> Any:
+        summary = table.attrs.get("summary") or table.summary()
+        if args.output is not None:
+            self._shell.push({args.output: table})
+            print(f"{summary} -> {args.output}")
+            return None
+        if args.dry_run:
+            print(summary)
+        return table
+
+
+def _count(items: Any) -> int:
+    """How many rows the batch will have: distinct pairs (a duplicate is sent once)."""
+    if isinstance(items, list):
+        try:
+            return len(set(items))
+        except TypeError:  # unhashable items: the batch reports them; the bar self-corrects
+            return len(items)
+    return len(items) if hasattr(items, "__len__") else 0
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _missing(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or value is pd.NA
+
+
+# -- extension hooks -------------------------------------------------------------------------
+
+
+def register(ipython: Any) -> None:
+    """Register ``%omni_draft`` and the ``OmniNB`` configurable (idempotent).
+
+    Example:
+        >>> # omni_nb.magic.register(get_ipython())
+    """
+    unregister(ipython)  # %reload_ext and a second %load_ext start clean
+    settings = OmniNB(parent=ipython)
+    ipython.configurables.append(settings)
+    ipython.register_magics(OmniMagics(ipython, settings))
+
+
+def unregister(ipython: Any) -> None:
+    """Remove ``%omni_draft`` and the ``OmniNB`` configurable (IPython has no public API).
+
+    Example:
+        >>> # omni_nb.magic.unregister(get_ipython())
+    """
+    magics = ipython.magics_manager.magics
+    for kind in ("line", "cell"):
+        found = magics[kind].get(_MAGIC)
+        # By class name: after importlib.reload the old instances' class is another object.
+        owner = getattr(found, "__self__", None)
+        if owner is not None and type(owner).__name__ == OmniMagics.__name__:
+            del magics[kind][_MAGIC]
+    ipython.magics_manager.registry.pop(OmniMagics.__name__, None)
+    ipython.configurables[:] = [
+        c for c in ipython.configurables if type(c).__name__ != OmniNB.__name__
+        or type(c).__module__ != __name__
+    ]
