@@ -89,6 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OmniError as exc:
         print(f"omni-nb: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:
+        # SystemExit("message") would exit with status 1, which means "an item failed":
+        # a usage problem (bad CSV, bad --out) is 2, as documented.
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is not None:
