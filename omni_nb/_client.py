@@ -614,7 +614,7 @@ class OmniClient:
         Example:
             >>> from omni_nb import sandbox
             >>> with sandbox.serve(documents=3) as sb, OmniClient(sb.base_url, sb.token) as c:
-            ...     [d["identifier"] for d in c.list_documents()]
+            ...     sorted(d["identifier"] for d in c.list_documents())
             ['doc-0001', 'doc-0002', 'doc-0003']
         """
         return list(self._walk("/v1/documents", {"pageSize": 100, **params}))

@@ -71,11 +71,8 @@ def frame_from_rows(rows: Sequence[Row]) -> DraftResults:
     """The results table for rows, with the documented dtypes.
 
     Example:
-        >>> frame_from_rows([]).dtypes["status"]
-        CategoricalDtype(categories=['ok', 'invalid', 'not_eligible', 'unauthorized',
-                          'forbidden', 'not_found', 'rate_limited', 'server_error',
-                          'network_error', 'cancelled'],
-        , ordered=False, categories_dtype=str)
+        >>> list(frame_from_rows([]).dtypes["status"].categories)[:3]
+        ['ok', 'invalid', 'not_eligible']
     """
     return frame_from_tuples(
         [
