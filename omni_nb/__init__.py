@@ -38,7 +38,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from . import sandbox
     from ._client import AsyncOmniClient, CallOutcome, Draft, OmniClient, RetryPolicy
-    from .batch import acreate_drafts, create_draft, create_drafts
+    from .batch import BatchInterrupted, acreate_drafts, create_draft, create_drafts
     from .ledger import Ledger, open_ledger, results
     from .widget import DraftForm
 
@@ -49,6 +49,7 @@ _LAZY = {
     "Draft": "._client",
     "OmniClient": "._client",
     "RetryPolicy": "._client",
+    "BatchInterrupted": ".batch",
     "acreate_drafts": ".batch",
     "create_draft": ".batch",
     "create_drafts": ".batch",
@@ -65,6 +66,7 @@ __all__ = [
     "APITimeoutError",
     "AsyncOmniClient",
     "AuthenticationError",
+    "BatchInterrupted",
     "CallOutcome",
     "ConfigError",
     "Draft",

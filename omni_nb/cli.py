@@ -203,3 +203,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"\nrun {table['run_id'].iloc[0]}: every row is in the ledger at {where}")
     print(f"read it back with: omni-nb results --run {table['run_id'].iloc[0]}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The omni-nb command: draft, results, demo, sandbox; exit codes and outputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from omni_nb import sandbox
+from omni_nb.cli import main
+
+
+@pytest.fixture
+def env_sb(monkeypatch: pytest.MonkeyPatch) -> sandbox.Sandbox:
+    """A sandbox configured through the environment, as a shell user would."""
+    with sandbox.serve(rate_limit=None) as sb:
+        monkeypatch.setenv("OMNI_BASE_URL", sb.base_url)
+        monkeypatch.setenv("OMNI_API_TOKEN", sb.token)
+        yield sb  # type: ignore[misc]
+
+
+def test_draft_all_ok_exits_0_and_writes_csv(env_sb: sandbox.Sandbox, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """All rows ok: exit 0, the summary printed, the table written to --out."""
+    out = tmp_path / "t.csv"
+    code = main(["draft", "doc-0001", "doc-0002", "--rate", "off", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "2 rows: 2 ok" in printed
+    assert env_sb.token not in printed
+    table = pd.read_csv(out)
+    assert list(table["status"]) == ["ok", "ok"]
+
+
+def test_draft_with_a_failure_exits_1(env_sb: sandbox.Sandbox,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Any failed item makes the exit code 1."""
+    assert main(["draft", "doc-0001", "doc-0010", "--rate", "off"]) == 1
+    assert "1 not_eligible" in capsys.readouterr().out
+
+
+def test_draft_from_csv_with_branches(env_sb: sandbox.Sandbox, tmp_path: Path) -> None:
+    """--from-csv reads document_id and branch_id columns; a blank branch means none."""
+    branch = env_sb.branches[0].id
+    src = tmp_path / "in.csv"
+    src.write_text(f"document_id,branch_id\ndoc-0003,{branch}\ndoc-0004,\n", encoding="utf-8")
+    assert main(["draft", "--from-csv", str(src), "--rate", "off"]) == 0
+    sent = sorted((r.document_id, r.branch_id or "") for r in env_sb.requests())
+    assert sent == [("doc-0003", branch), ("doc-0004", "")]
+
+
+def test_settings_error_exits_2(monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """No token: exit 2 with one line naming the ways to give one."""
+    monkeypatch.setenv("OMNI_INSTANCE", "acme")
+    assert main(["draft", "doc-0001"]) == 2
+    assert "OMNI_API_TOKEN" in capsys.readouterr().err
+
+
+def test_results_reads_the_ledger_back(env_sb: sandbox.Sandbox, tmp_path: Path) -> None:
+    """omni-nb results --out writes what the ledger holds."""
+    main(["draft", "doc-0005", "--rate", "off"])
+    out = tmp_path / "r.csv"
+    assert main(["results", "--out", str(out)]) == 0
+    assert list(pd.read_csv(out)["document_id"]) == ["doc-0005"]
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    """omni-nb demo, as the README's first command runs it, in a child process."""
+    env = {"OMNI_NB_LEDGER": str(tmp_path / "demo.sqlite3"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "omni_nb.cli", "demo", "--documents", "40"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "43 rows:" in out.stdout
+    assert "not_eligible" in out.stdout
+    assert str(tmp_path / "demo.sqlite3") in out.stdout
