@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from ._errors import InvalidInputError
 from .ledger import STATUSES, Row
 
 __all__ = ["DraftResults", "frame_from_rows", "frame_from_tuples", "items_from_frame"]
@@ -122,14 +123,14 @@ def items_from_frame(
     if not isinstance(frame, pd.DataFrame):
         return None
     if document_col not in frame.columns:
-        raise KeyError(
+        raise InvalidInputError(
             f"the DataFrame has no {document_col!r} column (columns: {list(frame.columns)}); "
             "pass document_col="
         )
     if branch_col is None and "branch_id" in frame.columns:
         branch_col = "branch_id"
     if branch_col is not None and branch_col not in frame.columns:
-        raise KeyError(f"the DataFrame has no {branch_col!r} column (branch_col=)")
+        raise InvalidInputError(f"the DataFrame has no {branch_col!r} column (branch_col=)")
     documents = frame[document_col].tolist()
     branches: Iterable[object] = (
         frame[branch_col].tolist() if branch_col is not None else [None] * len(documents)

@@ -99,7 +99,7 @@ def test_dataframe_columns_are_configurable(sb: sandbox.Sandbox) -> None:
     via_accessor = frame.omni.create_drafts("doc", "br", base_url=sb.base_url, token=sb.token,
                                             rate_limit=None)
     assert list(via_accessor["draft_id"]) == list(table["draft_id"])
-    with pytest.raises(KeyError, match="'nope'"):
+    with pytest.raises(InvalidInputError, match="'nope'"):
         run(sb, frame, document_col="nope")
 
 

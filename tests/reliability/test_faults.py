@@ -85,13 +85,13 @@ MIXES = [
     ),
     Mix(
         "429_storm_no_retry_after",
-        {"rate_limit": (300, 1.0), "retry_after": None},
+        {"rate_limit": (200, 1.0), "retry_after": None},
         RetryPolicy(max_retries=12, backoff=0.05, backoff_cap=0.4, max_wait=30.0),
         timeout=5.0, pause_per_storm=0.4,
     ),
     Mix(
         "429_storm_http_date",
-        {"rate_limit": (300, 1.0), "retry_after": "date"},
+        {"rate_limit": (200, 1.0), "retry_after": "date"},
         RetryPolicy(max_retries=12, backoff=0.05, backoff_cap=0.4, max_wait=30.0),
         timeout=5.0, pause_per_storm=2.0,
     ),
@@ -145,7 +145,10 @@ def test_batch_under_faults_keeps_one_honest_row_per_input(
         assert elapsed < bound, f"{elapsed:.1f} s > bound {bound:.1f} s"
 
         faults = count_faults(posts(records), slow_after=mix.server.get("slow_seconds"))
-        assert faults > 0.05 * n  # the mix really was hostile
+        if "rate_limit" in mix.server:  # several storms, each refusing every worker at once
+            assert sum(r.status == 429 for r in records) >= 2 * CONCURRENCY
+        else:  # the mix really was hostile
+            assert faults > 0.2 * n
     figures["items_under_faults"] += n
     figures["faults_injected"] += faults
 

@@ -1,0 +1,58 @@
+"""Run the reliability suites and print the README's "Reliability" figures as a table.
+
+    python benchmarks/reliability_figures.py
+
+The figures are tallied by tests/reliability while its assertions pass (see its conftest):
+a failing suite prints no figures and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = (
+    ("items_under_faults", "items run under faults (batches of 2,000 with 5xx/drops/stalls/429 "
+                           "storms, plus servers that stay down)"),
+    ("faults_injected", "faults injected (dropped connections, 5xx, 429, stalls past the "
+                        "timeout, refused connections)"),
+    ("bad_inputs_tried", "bad inputs tried (input x entry point)"),
+    ("kills_survived", "SIGKILLs survived mid-batch"),
+    ("answered_in_flight_at_kill", "calls answered but in flight at the kills (<= concurrency "
+                                   "each, re-sent by resume)"),
+    ("rows_lost", "rows lost"),
+    ("artefacts_scanned", "artefacts scanned for the token"),
+    ("token_leaks", "token leaks"),
+)
+
+
+def main() -> int:
+    """Run pytest on tests/reliability, then print the figures as a Markdown table."""
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "figures.json"
+        started = time.monotonic()
+        code = subprocess.call(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             str(ROOT / "tests" / "reliability")],
+            cwd=ROOT, env={**os.environ, "OMNI_NB_RELIABILITY_FIGURES": str(target)},
+        )
+        elapsed = time.monotonic() - started
+        if code != 0 or not target.exists():
+            print(f"reliability suites failed (exit {code}); no figures", file=sys.stderr)
+            return code or 1
+        figures = json.loads(target.read_text())
+    print("\n| figure | value |\n|---|---:|")
+    for key, label in LABELS:
+        print(f"| {label} | {figures.get(key, 0):,} |")
+    print(f"\n(suites ran in {elapsed:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
