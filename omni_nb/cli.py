@@ -193,8 +193,8 @@ def _demo(args: argparse.Namespace) -> int:
     _show(table)
     cols = ["document_id", "status", "http_status", "attempts", "message"]
     failed = table[table["status"] != "ok"]
-    print(f"\nnot ok ({len(failed)}), first 8:")
-    print(failed[cols].head(8).to_string(index=False))
+    print(f"\nnot ok: {len(failed)} rows; the first two of each kind:")
+    print(failed.groupby("status", observed=True).head(2)[cols].to_string(index=False))
     retried = int((table["attempts"] > 1).sum())
     print(f"\n{retried} rows needed a retry (transient 5xx or a dropped connection) and got "
           "their draft anyway")
