@@ -22,7 +22,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -171,6 +171,27 @@ CREATE INDEX IF NOT EXISTS calls_ok ON calls (api_root, document_id, branch_id)
 _INSERT = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
+def _when_unlocked(step: Callable[[], object], timeout_s: float) -> None:
+    """Run ``step``, retrying while another process holds the database.
+
+    Switching a new file to WAL answers "database is locked" at once, without waiting on the
+    busy timeout, when a second kernel opens the same new ledger at the same moment.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 class Ledger:
     """A SQLite results store; ``path=None`` keeps it in memory for this process only.
 
@@ -196,9 +217,10 @@ class Ledger:
         )
         with self._lock:
             if path is not None:
-                self._conn.execute("PRAGMA journal_mode=WAL")
+                _when_unlocked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"),
+                               busy_timeout_s)
                 self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
+            _when_unlocked(lambda: self._conn.executescript(_SCHEMA), busy_timeout_s)
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.path) if self.path else 'memory'!r})"
