@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -27,13 +27,19 @@ COLUMNS = (
 class DraftResults(pd.DataFrame):
     """The results table: a DataFrame that shows a one-line status summary above itself.
 
-    Anything derived from it (a filter, a groupby) is a plain DataFrame.
+    Anything derived from it (a filter, a groupby) is a plain DataFrame. ``errors[i]`` is the
+    exception behind row ``i`` (with its ``.body`` and ``.retry_after``), or None for a row
+    that was not a failed call.
 
     Example:
         >>> t = frame_from_rows([])
-        >>> t.summary()
-        '0 rows'
+        >>> t.summary(), t.errors
+        ('0 rows', [])
     """
+
+    # Lets pandas accept the attribute; derived frames (plain DataFrames) do not carry it.
+    _metadata: ClassVar[list[str]] = ["errors"]
+    errors: list[BaseException | None]
 
     @property
     def _constructor(self) -> type[pd.DataFrame]:
@@ -106,7 +112,9 @@ def frame_from_tuples(rows: Sequence[tuple[Any, ...]]) -> DraftResults:
         "run_id": pd.array(columns[10], dtype=_STRING),
         "from_ledger": pd.array(columns[11], dtype="bool"),
     }
-    return DraftResults(data)
+    table = DraftResults(data)
+    table.errors = [None] * len(rows)
+    return table
 
 
 def items_from_frame(

@@ -5,7 +5,7 @@ there. Patching asyncio (nest-asyncio) is global, its last release is archived a
 Python 3.12+/3.14; the maintained fork still patches globally. Instead the coroutine runs on
 one private event loop in a daemon thread: nothing global changes, it works the same in a
 script, a kernel, or after a user's own ``nest_asyncio.apply()``, and an interrupt in the
-caller's thread cancels the task promptly (measured: see the notes in the README).
+caller's thread cancels the task promptly (tests/test_batch.py interrupts a running batch).
 """
 
 from __future__ import annotations

@@ -223,6 +223,7 @@ async def _run(
     run_id = uuid.uuid4().hex[:12]
     plan = _plan(items, branch_id, document_col, branch_col, settings.api_root, run_id)
     total = len(plan.rows)
+    errors: list[BaseException | None] = [None] * total  # the exception behind each row
     done = 0
     stop_reason: list[str] = []
 
@@ -274,6 +275,7 @@ async def _run(
                 assert pair is not None
                 outcome = await client.create_draft_outcome(*pair)
                 status = "ok" if outcome.error is None else status_of(outcome.error)
+                errors[i] = outcome.error
                 finish(i, Row.from_outcome(outcome, run_id, status))
                 if isinstance(outcome.error, AuthenticationError):
                     # Every other call would be refused the same way and spend the budget.
@@ -313,6 +315,7 @@ async def _run(
             finish(i, r, record=False)
 
     table = frame_from_rows([r for r in plan.rows if r is not None])
+    table.errors = errors
     _last["result"] = table
     if interrupted and reraise:
         raise asyncio.CancelledError

@@ -139,12 +139,12 @@ def _draft(args: argparse.Namespace) -> int:
     items: list[Any] = list(args.documents)
     if args.from_csv is not None:
         with args.from_csv.open(newline="", encoding="utf-8") as handle:
-            for n, record in enumerate(csv.DictReader(handle), start=2):
+            for record in csv.DictReader(handle):
                 if "document_id" not in record:
                     raise SystemExit(f"omni-nb: {args.from_csv}: no document_id column")
-                doc = record.get("document_id")
                 branch = (record.get("branch_id") or "").strip() or None
-                items.append((doc if doc is not None else f"<line {n}: missing>", branch))
+                # A short line gives None: the batch makes it an `invalid` row naming its item.
+                items.append((record.get("document_id"), branch))
     if not items:
         print("omni-nb draft: give document ids or --from-csv FILE", file=sys.stderr)
         return 2

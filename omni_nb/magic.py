@@ -80,18 +80,7 @@ from IPython.utils.text import DollarFormatter
 from traitlets import Bool, Enum, Int, Unicode
 from traitlets.config import Configurable
 
-from ._errors import (
-    APIConnectionError,
-    APIStatusError,
-    AuthenticationError,
-    NotEligibleError,
-    NotFoundError,
-    OmniError,
-    PermissionDeniedError,
-    RateLimitError,
-    ServerError,
-    UnexpectedResponseError,
-)
+from ._errors import OmniError
 from ._ratelimit import RateLimit
 
 if TYPE_CHECKING:
@@ -188,30 +177,6 @@ def _check_typed(items: Sequence[_Item]) -> None:
             check_branch_id(item.branch)
         except InvalidInputError as exc:
             raise UsageError(f"{item.where}: {exc}") from None
-
-
-_ERROR_BY_STATUS: dict[str, type[APIStatusError]] = {
-    "not_eligible": NotEligibleError,
-    "unauthorized": AuthenticationError,
-    "forbidden": PermissionDeniedError,
-    "not_found": NotFoundError,
-    "rate_limited": RateLimitError,
-}
-
-
-def _error_for_row(status: str, http_status: int | None, message: str) -> Exception:
-    """The typed error a single failed row stands for (its class and the server's words)."""
-    if status == "network_error":
-        return APIConnectionError(message)
-    if status == "invalid":
-        return UsageError(message)
-    code = int(http_status) if http_status is not None else 0
-    cls = _ERROR_BY_STATUS.get(status)
-    if cls is None:
-        cls = ServerError if code >= 500 else UnexpectedResponseError
-    if status == "cancelled":
-        return DraftsFailedError(f"not sent: {message}")
-    return cls(code, message)
 
 
 _OPTIONS: tuple[Any, ...] = (
@@ -472,11 +437,12 @@ class OmniMagics(Magics):
             if row["status"] != "ok":
                 if args.output is not None:
                     self._shell.push({args.output: table})
-                raise _error_for_row(
-                    str(row["status"]),
-                    None if _missing(row["http_status"]) else int(row["http_status"]),
-                    str(row["message"]),
-                )
+                error = table.errors[0]
+                if row["status"] == "invalid":
+                    raise UsageError(str(row["message"]))
+                if error is None:  # cancelled: the call was never answered
+                    raise DraftsFailedError(f"not sent: {row['message']}")
+                raise error  # the client's own error, body and retry hint included
         elif len(table) and not (table["status"] == "ok").any():
             where = f"stored in {args.output}" if args.output else "shown above"
             if args.output is not None:
@@ -512,12 +478,6 @@ def _count(items: Any) -> int:
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def _missing(value: Any) -> bool:
-    import pandas as pd
-
-    return value is None or value is pd.NA
 
 
 # -- extension hooks -------------------------------------------------------------------------

@@ -836,25 +836,23 @@ def _parse_draft_body(body: bytes) -> str | None:
     return branch_id
 
 
-def _branch_of(body: bytes) -> str | None:
-    """branchId for the request log, whatever else is wrong with the body."""
+def _string_field(body: bytes, key: str) -> str | None:
+    """A string field of a JSON object body, or None whatever else is wrong with it."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    value = payload.get("branchId") if isinstance(payload, dict) else None
+    value = payload.get(key) if isinstance(payload, dict) else None
     return value if isinstance(value, str) else None
+
+
+def _branch_of(body: bytes) -> str | None:
+    """branchId for the request log, whatever else is wrong with the body."""
+    return _string_field(body, "branchId")
 
 
 def _identifier_of(status: int, body: bytes) -> str | None:
-    if status != 200:
-        return None
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    value = payload.get("identifier") if isinstance(payload, dict) else None
-    return value if isinstance(value, str) else None
+    return _string_field(body, "identifier") if status == 200 else None
 
 
 def _query_params(query: str, known: frozenset[str]) -> dict[str, str]:

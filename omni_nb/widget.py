@@ -402,21 +402,22 @@ class DraftForm:
         """
         settings = resolve_settings(**kwargs)
         notes: list[str] = []
-        branches: list[dict[str, Any]] | None = None
-        documents: list[dict[str, Any]] | None = None
+
+        def listed(call: Callable[[], list[dict[str, Any]]], note: str) -> Any:
+            # A refused token or unreachable host propagates (AuthenticationError and
+            # APIConnectionError); any other listing failure only leaves a note.
+            try:
+                return call()
+            except AuthenticationError:
+                raise
+            except APIStatusError as exc:
+                notes.append(note.format(exc))
+                return None
+
         with self._client(kwargs) as client:
-            try:
-                branches = client.list_branches()
-            except (AuthenticationError, APIConnectionError):
-                raise
-            except APIStatusError as exc:
-                notes.append(f"branches not listed ({exc}); type a branch UUID instead")
-            try:
-                documents = client.list_documents()
-            except (AuthenticationError, APIConnectionError):
-                raise
-            except APIStatusError as exc:
-                notes.append(f"documents not listed ({exc})")
+            branches = listed(client.list_branches,
+                              "branches not listed ({}); type a branch UUID instead")
+            documents = listed(client.list_documents, "documents not listed ({})")
         self._verified = (settings.api_root, settings.token.fingerprint())
         if branches is not None:
             self._set_branches(branches)

@@ -54,6 +54,17 @@ def test_mixed_outcomes_map_to_statuses(sb: sandbox.Sandbox) -> None:
                                                            "missing"]
 
 
+def test_table_keeps_each_calls_error(sb: sandbox.Sandbox) -> None:
+    """table.errors holds the exception behind each failed call (with its parsed body), and
+    None for ok and invalid rows."""
+    table = run(sb, ["doc-0001", "nope", "a/b"])
+    ok, missing, invalid = table.errors
+    assert ok is None
+    assert invalid is None
+    assert isinstance(missing, omni_nb.NotFoundError)
+    assert missing.body["message"] == "Document with identifier nope not found"
+
+
 def test_forbidden_and_unauthorized(sb: sandbox.Sandbox) -> None:
     """A viewer gets forbidden rows; a refused token stops the batch after the first answer
     and the rest are honestly 'cancelled', not sent."""

@@ -357,6 +357,15 @@ def test_single_failure_is_one_line_naming_the_class(
     assert lines == ["NotFoundError: HTTP 404: Document with identifier nope not found"]
 
 
+def test_single_failure_raises_the_clients_own_error(ip: InteractiveShell) -> None:
+    """The error raised is the client's, with the server's parsed body, not a rebuilt one."""
+    with pytest.raises(NotFoundError) as info:
+        ip.run_line_magic("omni_draft", "nope")
+    assert info.value.body == {"error": "Not Found",
+                               "message": "Document with identifier nope not found"}
+    assert info.value.attempts == 1
+
+
 def test_single_failure_still_stores_the_table(ip: InteractiveShell) -> None:
     """With -o, a failed single call leaves its one-row table in VAR before failing."""
     with pytest.raises(NotFoundError):
