@@ -32,7 +32,8 @@ from pathlib import Path
 import httpx
 
 from omni_nb import RateLimit, create_drafts, sandbox
-from omni_nb.ledger import Row, open_ledger, results
+from omni_nb.ledger import open_ledger, results
+from omni_nb.rows import Row
 
 
 def machine() -> str:

@@ -15,13 +15,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._config import login, logout
-from ._errors import (
+from ._version import __version__
+from .config import login, logout
+from .errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
     ConfigError,
+    DraftsFailedError,
     InvalidInputError,
     NotEligibleError,
     NotFoundError,
@@ -31,24 +33,22 @@ from ._errors import (
     ServerError,
     UnexpectedResponseError,
 )
-from ._ratelimit import RateLimit
-
-__version__ = "0.1.0"
+from .ratelimit import RateLimit
 
 if TYPE_CHECKING:
     from . import sandbox
-    from ._client import AsyncOmniClient, CallOutcome, Draft, OmniClient, RetryPolicy
     from .batch import BatchInterrupted, acreate_drafts, create_draft, create_drafts
+    from .client import AsyncOmniClient, CallOutcome, Draft, OmniClient, RetryPolicy
     from .ledger import Ledger, open_ledger, results
     from .widget import DraftForm
 
 # name -> module that defines it; imported on first access.
 _LAZY = {
-    "AsyncOmniClient": "._client",
-    "CallOutcome": "._client",
-    "Draft": "._client",
-    "OmniClient": "._client",
-    "RetryPolicy": "._client",
+    "AsyncOmniClient": ".client",
+    "CallOutcome": ".client",
+    "Draft": ".client",
+    "OmniClient": ".client",
+    "RetryPolicy": ".client",
     "BatchInterrupted": ".batch",
     "acreate_drafts": ".batch",
     "create_draft": ".batch",
@@ -71,6 +71,7 @@ __all__ = [
     "ConfigError",
     "Draft",
     "DraftForm",
+    "DraftsFailedError",
     "InvalidInputError",
     "Ledger",
     "NotEligibleError",

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import OmniError
-from ._ratelimit import RateLimit
+from .errors import OmniError
+from .ratelimit import RateLimit
 
 __all__ = ["main"]
 
@@ -76,9 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["sandbox"]:
-        from . import sandbox
+        from .sandbox import main as sandbox_main
 
-        return sandbox.main(args_list[1:])
+        return sandbox_main(args_list[1:])
     args = _parser().parse_args(args_list)
     try:
         if args.command == "demo":
@@ -104,19 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _progress(total: int) -> Any:
-    from ._progress import TextProgress
+    from .progress import TextProgress
 
     # A bar only on a terminal: redirected output stays clean for pipes and logs.
     return TextProgress(total) if sys.stderr.isatty() else None
 
 
 def _show(table: Any) -> None:
-    import pandas as pd
+    from .table import text_view
 
-    print(table.summary())
-    with pd.option_context("display.width", 160, "display.max_columns", 8):
-        print(table[["document_id", "branch_id", "draft_id", "status", "http_status",
-                     "message"]].head(15).to_string(index=False))
+    print(text_view(table))
 
 
 def _write(table: Any, out: Path) -> None:
@@ -134,7 +131,8 @@ def _write(table: Any, out: Path) -> None:
 
 
 def _draft(args: argparse.Namespace) -> int:
-    from .batch import create_drafts
+    from .batch import CREATE_DRAFT, BatchOptions, run_batch
+    from .config import resolve_settings
 
     items: list[Any] = list(args.documents)
     if args.from_csv is not None:
@@ -148,11 +146,13 @@ def _draft(args: argparse.Namespace) -> int:
     if not items:
         print("omni-nb draft: give document ids or --from-csv FILE", file=sys.stderr)
         return 2
-    table = create_drafts(
-        items, args.branch, base_url=args.base_url, instance=args.instance,
-        playground=args.playground or None, concurrency=args.concurrency,
-        rate_limit=args.rate, resume=args.resume, progress=_progress(len(items)),
+    settings = resolve_settings(
+        args.base_url, None, instance=args.instance, playground=args.playground or None
     )
+    options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate,
+                           resume=args.resume)
+    table = run_batch(CREATE_DRAFT, items, args.branch, settings=settings, options=options,
+                      progress=_progress(len(items)))
     _show(table)
     if args.out is not None:
         _write(table, args.out)
@@ -171,16 +171,16 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from . import sandbox
     from .batch import create_drafts
     from .ledger import open_ledger
+    from .sandbox import serve
 
     # Real Omni allows 60 requests a minute; the demo's sandbox allows 1,200 so that a few
     # hundred documents take seconds, and the client is told the same limit.
     limit = RateLimit(1200, 60.0)
     docs = [f"doc-{i:04d}" for i in range(1, args.documents + 1)]
     docs += ["doc-missing-1", "doc-missing-2", "../etc/passwd"]  # seeded failures
-    with sandbox.serve(
+    with serve(
         documents=args.documents, latency=args.latency, latency_jitter=args.latency,
         rate_limit=(limit.requests, limit.per), fail_rate=0.05, drop_rate=0.01, seed=7,
     ) as sb:

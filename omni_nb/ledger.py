@@ -23,128 +23,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, fields
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._client import CallOutcome
-from ._config import default_ledger_path, ledger_setting
-from ._errors import (
-    APIConnectionError,
-    AuthenticationError,
-    InvalidInputError,
-    NotEligibleError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ServerError,
-)
+from .config import default_ledger_path, ledger_setting
+from .rows import Row, to_us
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["STATUSES", "Ledger", "Row", "open_ledger", "results", "status_of"]
+    from .client import CallOutcome
 
-#: Every status a row can have, in the order tables and summaries list them.
-STATUSES = (
-    "ok",
-    "invalid",
-    "not_eligible",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "rate_limited",
-    "server_error",
-    "network_error",
-    "cancelled",
-)
-
-
-@dataclass(slots=True)
-class Row:
-    """One input's outcome: the ledger's record and one row of the results table.
-
-    ``requested_at_us`` is microseconds since the epoch, UTC (an int loads fast).
-
-    Example:
-        >>> Row("doc-1", None, "d1", "ok", 200, "", 1, 0.1, 0, "https://a/api", "r1").status
-        'ok'
-    """
-
-    document_id: str
-    branch_id: str | None
-    draft_id: str | None
-    status: str
-    http_status: int | None
-    message: str
-    attempts: int
-    elapsed_s: float
-    requested_at_us: int
-    api_root: str
-    run_id: str
-    from_ledger: bool = False
-
-    @classmethod
-    def from_outcome(cls, outcome: CallOutcome, run_id: str, status: str) -> Row:
-        """The row for a finished client call.
-
-        Example:
-            >>> # Row.from_outcome(outcome, run_id="r1", status="ok")
-        """
-        message = "" if outcome.error is None else _message(outcome.error)
-        return cls(
-            document_id=outcome.document_id,
-            branch_id=outcome.branch_id,
-            draft_id=outcome.draft.identifier if outcome.draft else None,
-            status=status,
-            http_status=outcome.http_status,
-            message=message,
-            attempts=outcome.attempts,
-            elapsed_s=outcome.elapsed_s,
-            requested_at_us=_us(outcome.requested_at),
-            api_root=outcome.api_root,
-            run_id=run_id,
-        )
-
-
-def status_of(error: BaseException) -> str:
-    """The table status for an error.
-
-    Example:
-        >>> from omni_nb import NotFoundError
-        >>> status_of(NotFoundError(404, "x"))
-        'not_found'
-    """
-    for cls, status in _STATUS_BY_ERROR:
-        if isinstance(error, cls):
-            return status
-    return "server_error"  # an answer outside the contract (e.g. a 200 without identifier)
-
-
-_STATUS_BY_ERROR: tuple[tuple[type[BaseException], str], ...] = (
-    (InvalidInputError, "invalid"),
-    (NotEligibleError, "not_eligible"),
-    (AuthenticationError, "unauthorized"),
-    (PermissionDeniedError, "forbidden"),
-    (NotFoundError, "not_found"),
-    (RateLimitError, "rate_limited"),
-    (ServerError, "server_error"),
-    (APIConnectionError, "network_error"),
-)
-
-
-def _message(error: BaseException) -> str:
-    return str(getattr(error, "message", None) or error)
-
-
-def _us(when: datetime) -> int:
-    return int(when.timestamp() * 1_000_000)
-
-
-def now_us() -> int:
-    """Microseconds since the epoch, now (UTC)."""
-    return time.time_ns() // 1000
+__all__ = ["Ledger", "open_ledger", "results"]
 
 
 _COLUMNS = tuple(f.name for f in fields(Row) if f.name != "from_ledger")
@@ -245,8 +137,7 @@ class Ledger:
         Example:
             >>> # OmniClient(on_result=open_ledger().record_outcome)
         """
-        status = "ok" if outcome.error is None else status_of(outcome.error)
-        self.record([Row.from_outcome(outcome, run_id="client", status=status)])
+        self.record([Row.from_outcome(outcome, run_id="client")])
 
     def ok_rows(
         self, api_root: str, pairs: Sequence[tuple[str, str | None]]
@@ -278,7 +169,7 @@ class Ledger:
             args.append(run_id)
         if since is not None:
             where.append("requested_at_us >= ?")
-            args.append(_us(since))
+            args.append(to_us(since))
         if api_root is not None:
             where.append("api_root = ?")
             args.append(api_root)
@@ -298,7 +189,7 @@ class Ledger:
             >>> Ledger(None).results().shape[0]
             0
         """
-        from ._frames import frame_from_tuples
+        from .table import frame_from_tuples
 
         return frame_from_tuples(self.rows(run_id, since, api_root))
 

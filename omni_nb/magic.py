@@ -69,7 +69,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -80,13 +80,11 @@ from IPython.utils.text import DollarFormatter
 from traitlets import Bool, Enum, Int, Unicode
 from traitlets.config import Configurable
 
-from ._errors import OmniError
-from ._ratelimit import RateLimit
+from ._text import quoted
+from .errors import DraftsFailedError
+from .ratelimit import RateLimit
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-__all__ = ["DraftsFailedError", "OmniMagics", "OmniNB", "register", "unregister"]
+__all__ = ["OmniMagics", "OmniNB", "register", "unregister"]
 
 # IPython's argparse helpers are untyped; one Any alias each keeps mypy --strict quiet.
 argument: Any = _argument
@@ -96,17 +94,6 @@ parse_argstring: Any = _parse_argstring
 _F = TypeVar("_F", bound=Callable[..., Any])
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAGIC = "omni_draft"
-
-
-class DraftsFailedError(OmniError):
-    """A batch in which no row is ``ok``: the cell fails so "Run all" stops.
-
-    The table is still shown (or stored with ``-o``) before this is raised.
-
-    Example:
-        >>> DraftsFailedError("no draft created: 2 rows: 2 not_found")._render_traceback_()
-        ['DraftsFailedError: no draft created: 2 rows: 2 not_found']
-    """
 
 
 class OmniNB(Configurable):
@@ -151,29 +138,26 @@ def _parse_cell(cell: str, expand: Any) -> list[_Item]:
         if len(fields) > 2:
             raise UsageError(
                 f"line {number}: expected 'document' or 'document, branch', got {len(fields)} "
-                f"comma-separated fields: {_show(text)}"
+                f"comma-separated fields: {quoted(text, 80)}"
             )
         if not fields[0]:
-            raise UsageError(f"line {number}: the document id is empty: {_show(text)}")
+            raise UsageError(f"line {number}: the document id is empty: {quoted(text, 80)}")
         branch = fields[1] if len(fields) == 2 else None
         if branch == "":
-            raise UsageError(f"line {number}: a comma but no branch id: {_show(text)}")
+            raise UsageError(f"line {number}: a comma but no branch id: {quoted(text, 80)}")
         items.append(_Item(fields[0], branch, f"line {number}"))
     return items
 
 
-def _show(text: str, limit: int = 80) -> str:
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
-
-
-def _check_typed(items: Sequence[_Item]) -> None:
+def _check_typed(items: Sequence[_Item], *, documents: bool = True) -> None:
     """Typed input is the user's to fix: a bad id fails the cell naming where it is."""
-    from ._client import check_branch_id, check_document_id
-    from ._errors import InvalidInputError
+    from .client import check_branch_id, check_document_id
+    from .errors import InvalidInputError
 
     for item in items:
         try:
-            check_document_id(item.document)
+            if documents:
+                check_document_id(item.document)
             check_branch_id(item.branch)
         except InvalidInputError as exc:
             raise UsageError(f"{item.where}: {exc}") from None
@@ -255,11 +239,37 @@ class OmniMagics(Magics):
 
     def _run(self, args: Any, cell: str | None) -> Any:
         if args.output is not None and not _IDENTIFIER.match(args.output):
-            raise UsageError(f"-o needs a variable name, not {_show(args.output)}")
+            raise UsageError(f"-o needs a variable name, not {quoted(args.output, 80)}")
         if args.instance is not None and args.base_url is not None:
             raise UsageError("give --instance or --base-url, not both")
         if args.playground and args.instance is None:
             raise UsageError("--playground goes with --instance")
+        options = self._options(args)
+        if args.branch is not None:
+            _check_typed([_Item("", args.branch, "--branch")], documents=False)
+        pairs, labels, typed = self._inputs(args, cell)
+        # Settings once, first: a missing token or unsafe URL fails the cell before anything
+        # else, and the same resolved settings go down to the batch and the client.
+        from .config import resolve_settings
+
+        settings = resolve_settings(
+            args.base_url, None, instance=args.instance, playground=args.playground or None
+        )
+        if args.dry_run:
+            from .batch import CREATE_DRAFT, dry_run
+
+            frame = dry_run(CREATE_DRAFT, pairs, args.branch, api_root=settings.api_root,
+                            labels=labels)
+            return self._finish(args, frame)
+        if typed:
+            _check_typed(typed)
+        return self._send(args, pairs, labels, settings, options)
+
+    def _options(self, args: Any) -> Any:
+        """The batch options from the line and the ``OmniNB`` defaults (UsageError if bad)."""
+        from .batch import BatchOptions
+        from .client import RetryPolicy
+
         concurrency = self.settings.concurrency if args.concurrency is None else args.concurrency
         if concurrency < 1:
             raise UsageError(f"--concurrency must be at least 1, not {concurrency}")
@@ -270,30 +280,13 @@ class OmniMagics(Magics):
             rate = RateLimit.parse(rate_text)
         except ValueError as exc:
             raise UsageError(f"--rate: {exc}") from None
-        if args.branch is not None:
-            from ._client import check_branch_id
-            from ._errors import InvalidInputError
+        return BatchOptions(concurrency=concurrency, rate_limit=rate,
+                            retry=RetryPolicy.of(args.max_retries), resume=args.resume)
 
-            try:
-                check_branch_id(args.branch)
-            except InvalidInputError as exc:
-                raise UsageError(f"--branch: {exc}") from None
-
-        items, typed = self._inputs(args, cell)
-        # Settings first: a missing token or unsafe URL fails the cell before anything else.
-        from ._config import resolve_settings
-
-        settings = resolve_settings(
-            args.base_url, None, instance=args.instance, playground=args.playground or None
-        )
-        if args.dry_run:
-            return self._finish(args, self._dry_run(items, typed, args, settings.api_root))
-        if typed is not None:
-            _check_typed(typed)
-        return self._send(args, items, settings, rate, concurrency)
-
-    def _inputs(self, args: Any, cell: str | None) -> tuple[Any, list[_Item] | None]:
-        """(what to pass to the batch, the typed items when they were typed)."""
+    def _inputs(
+        self, args: Any, cell: str | None
+    ) -> tuple[list[tuple[object, object]], list[str], list[_Item]]:
+        """(raw pairs, their labels, the typed items when they were typed)."""
         sources = [bool(args.documents), cell is not None and bool(cell.strip()),
                    args.source is not None]
         if sum(sources) > 1:
@@ -301,30 +294,8 @@ class OmniMagics(Magics):
                 "give documents in one place: on the line, in the cell, or with --from VAR"
             )
         if args.source is not None:
-            if args.source not in self._shell.user_ns:
-                raise UsageError(f"--from {args.source}: no such variable")
-            value = self._shell.user_ns[args.source]
-            if isinstance(value, str | bytes):
-                raise UsageError(f"--from {args.source}: a single string; give a list or DataFrame")
-            if type(value).__module__.startswith("pandas") and hasattr(value, "columns"):
-                if args.document_col not in value.columns:
-                    raise UsageError(
-                        f"--from {args.source}: no {args.document_col!r} column (columns: "
-                        f"{list(value.columns)}); use --document-col"
-                    )
-                if args.branch_col is not None and args.branch_col not in value.columns:
-                    raise UsageError(f"--from {args.source}: no {args.branch_col!r} column")
-            elif hasattr(value, "tolist"):  # a Series or an array
-                value = value.tolist()
-            try:
-                iter(value)
-            except TypeError:
-                raise UsageError(
-                    f"--from {args.source}: a {type(value).__name__}, not a DataFrame or list"
-                ) from None
-            if hasattr(value, "__len__") and len(value) == 0:
-                raise UsageError(f"--from {args.source}: no documents (it is empty)")
-            return value, None
+            pairs = self._from_variable(args)
+            return pairs, [f"item {n}" for n in range(1, len(pairs) + 1)], []
         if cell is not None and cell.strip():
             typed = _parse_cell(cell, self._expander())
         else:
@@ -335,7 +306,28 @@ class OmniMagics(Magics):
                 "no documents: %omni_draft DOC [DOC ...], one per line in %%omni_draft, "
                 "or --from VAR (see %omni_draft?)"
             )
-        return [(i.document, i.branch) for i in typed], typed
+        return [(i.document, i.branch) for i in typed], [i.where for i in typed], typed
+
+    def _from_variable(self, args: Any) -> list[tuple[object, object]]:
+        """``--from VAR``: the variable's pairs, through the batch's own reading of input."""
+        from .batch import pairs_of
+        from .errors import InvalidInputError
+
+        name = args.source
+        if name not in self._shell.user_ns:
+            raise UsageError(f"--from {name}: no such variable")
+        value = self._shell.user_ns[name]
+        if isinstance(value, str | bytes):
+            raise UsageError(f"--from {name}: a single string; give a list or DataFrame")
+        if hasattr(value, "tolist") and not hasattr(value, "columns"):  # a Series, an array
+            value = value.tolist()
+        try:
+            pairs = pairs_of(value, args.document_col, args.branch_col)
+        except InvalidInputError as exc:
+            raise UsageError(f"--from {name}: {exc}") from None
+        if not pairs:
+            raise UsageError(f"--from {name}: no documents (it is empty)")
+        return pairs
 
     def _expander(self) -> Any:
         # IPython expands the magic's line but not a cell body; the body gets the same
@@ -354,96 +346,50 @@ class OmniMagics(Magics):
 
         return expand
 
-    def _dry_run(self, items: Any, typed: list[_Item] | None, args: Any,
-                 api_root: str) -> pd.DataFrame:
-        import pandas as pd
+    def _send(self, args: Any, pairs: list[tuple[object, object]], labels: list[str],
+              settings: Any, options: Any) -> Any:
+        from .batch import CREATE_DRAFT, BatchInterrupted, run_batch
+        from .errors import InvalidInputError
+        from .progress.live import make_progress
+        from .ratelimit import shared_limiter
 
-        from ._client import check_branch_id, check_document_id
-        from ._errors import InvalidInputError
-        from .batch import _pairs
-
-        if typed is not None:
-            pairs: list[tuple[object, object]] = [(i.document, i.branch) for i in typed]
-            where = [i.where for i in typed]
-        else:
-            try:
-                pairs = _pairs(items, args.document_col, args.branch_col)
-            except (KeyError, InvalidInputError) as exc:
-                raise UsageError(f"--from {args.source}: {exc}") from None
-            where = [f"item {n}" for n in range(1, len(pairs) + 1)]
-        records = []
-        seen: dict[tuple[str, str | None], str] = {}
-        for (raw_doc, raw_branch), place in zip(pairs, where, strict=True):
-            branch_in = raw_branch if raw_branch is not None else args.branch
-            try:
-                doc = check_document_id(raw_doc)
-                branch = check_branch_id(branch_in)
-            except InvalidInputError as exc:
-                records.append((place, str(raw_doc), _text(branch_in), False, "", str(exc)))
-                continue
-            first = seen.setdefault((doc, branch), place)
-            note = "" if first == place else f"duplicate of {first}: sent once"
-            body = "{}" if branch is None else f'{{"branchId": "{branch}"}}'
-            from urllib.parse import quote
-
-            request = f"POST {api_root}/v1/documents/{quote(doc, safe='')}/draft {body}"
-            records.append((place, doc, branch, True, request, note))
-        frame = pd.DataFrame(
-            records, columns=["input", "document_id", "branch_id", "valid", "request", "message"]
-        ).astype({"document_id": "string", "branch_id": "string", "valid": "bool",
-                  "request": "string", "message": "string"})
-        valid = int(frame["valid"].sum())
-        unique = len(seen)
-        frame.attrs["summary"] = (
-            f"dry run: {unique} request(s) would be sent to {api_root}, "
-            f"{len(frame) - valid} invalid; nothing was sent"
-        )
-        return frame
-
-    def _send(self, args: Any, items: Any, settings: Any, rate: RateLimit | None,
-              concurrency: int) -> Any:
-        from ._errors import InvalidInputError
-        from ._live import make_progress
-        from ._ratelimit import shared_limiter
-        from .batch import BatchInterrupted, create_drafts
-
-        total = _count(items)
-        limiter = shared_limiter(settings.api_root, settings.token.fingerprint(), rate)
+        limiter = shared_limiter(settings.api_root, settings.token.fingerprint(),
+                                 options.rate_limit)
         bar = make_progress(
-            self.shell, total, wanted=self.settings.progress,
+            self.shell, _count(pairs), wanted=self.settings.progress,
             paused_until=lambda: limiter.paused_until,
         )
         try:
-            table = create_drafts(
-                items, args.branch, base_url=settings.api_root, token=settings.token,
-                concurrency=concurrency, rate_limit=rate, resume=args.resume,
-                progress=bar, max_retries=args.max_retries,
-                document_col=args.document_col, branch_col=args.branch_col,
-            )
+            table = run_batch(CREATE_DRAFT, pairs, args.branch, settings=settings,
+                              options=options, progress=bar, labels=labels)
         except BatchInterrupted as stop:
             if args.output is not None:
                 self._shell.push({args.output: stop.result})
             print(f"interrupted: {stop.result.summary()}")
             raise
-        except (KeyError, InvalidInputError) as exc:
-            # The batch refuses the input as a whole (a missing column, a bad default branch).
-            raise UsageError(str(exc).strip("'\"")) from None
+        except InvalidInputError as exc:
+            # The batch refuses the input as a whole (a bad default branch).
+            raise UsageError(str(exc)) from None
         finally:
             if bar is not None:
                 bar.close()
+        self._raise_if_nothing_done(args, table)
+        return self._finish(args, table)
 
-        if len(table) == 1:
+    def _raise_if_nothing_done(self, args: Any, table: Any) -> None:
+        """One document that failed raises its own error; a batch with no ``ok`` row fails
+        the cell after the table is shown or stored, so "Run all" stops."""
+        if len(table) == 1 and table.iloc[0]["status"] != "ok":
             row = table.iloc[0]
-            if row["status"] != "ok":
-                if args.output is not None:
-                    self._shell.push({args.output: table})
-                error = table.errors[0]
-                if row["status"] == "invalid":
-                    raise UsageError(str(row["message"]))
-                if error is None:  # cancelled: the call was never answered
-                    raise DraftsFailedError(f"not sent: {row['message']}")
-                raise error  # the client's own error, body and retry hint included
-        elif len(table) and not (table["status"] == "ok").any():
+            if args.output is not None:
+                self._shell.push({args.output: table})
+            error = table.errors[0]
+            if row["status"] == "invalid":
+                raise UsageError(str(row["message"]))
+            if error is None:  # cancelled: the call was never answered
+                raise DraftsFailedError(f"not sent: {row['message']}")
+            raise error  # the client's own error, body and retry hint included
+        if len(table) > 1 and not (table["status"] == "ok").any():
             where = f"stored in {args.output}" if args.output else "shown above"
             if args.output is not None:
                 self._shell.push({args.output: table})
@@ -453,7 +399,6 @@ class OmniMagics(Magics):
                 show: Any = ipd.display
                 show(table)
             raise DraftsFailedError(f"no draft created: {table.summary()} (the table is {where})")
-        return self._finish(args, table)
 
     def _finish(self, args: Any, table: Any) -> Any:
         summary = table.attrs.get("summary") or table.summary()
@@ -474,10 +419,6 @@ def _count(items: Any) -> int:
         except TypeError:  # unhashable items: the batch reports them; the bar self-corrects
             return len(items)
     return len(items) if hasattr(items, "__len__") else 0
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 # -- extension hooks -------------------------------------------------------------------------

@@ -35,9 +35,10 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 from traitlets import Unicode
 
-from ._client import _DEFAULT, OmniClient, check_branch_id
-from ._config import Secret, resolve_settings
-from ._errors import (
+from .batch import create_drafts
+from .client import OmniClient, check_branch_id
+from .config import Secret, resolve_settings
+from .errors import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
@@ -45,13 +46,13 @@ from ._errors import (
     InvalidInputError,
     OmniError,
 )
-from ._progress import Tally
-from ._ratelimit import RateLimit
-from .batch import create_drafts
-from .ledger import Ledger, Row
+from .ledger import Ledger
+from .progress import Tally
+from .ratelimit import RateLimit
+from .rows import Row
 
 if TYPE_CHECKING:
-    from ._frames import DraftResults
+    from .table import DraftResults
 
 __all__ = ["DraftForm"]
 
@@ -108,7 +109,7 @@ class DraftForm:
         playground: bool | None = None,
         concurrency: int = 8,
         ledger: str | Path | Ledger | None = None,
-        rate_limit: RateLimit | None = _DEFAULT,  # type: ignore[assignment]
+        rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
         max_retries: int | None = None,
         timeout: float = 30.0,
     ) -> None:

@@ -19,7 +19,8 @@ import pytest
 import omni_nb
 from omni_nb import ConfigError, InvalidInputError, sandbox
 from omni_nb.batch import BatchInterrupted, acreate_drafts, create_drafts
-from omni_nb.ledger import STATUSES, open_ledger, results
+from omni_nb.ledger import open_ledger, results
+from omni_nb.rows import STATUSES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -275,7 +276,8 @@ def test_two_processes_write_the_ledger_at_once(tmp_path: Path) -> None:
     ledger = tmp_path / "shared.sqlite3"
     script = textwrap.dedent(f"""
         import sys
-        from omni_nb.ledger import Row, open_ledger
+        from omni_nb.ledger import open_ledger
+        from omni_nb.rows import Row
         led = open_ledger({str(ledger)!r})
         for i in range(300):
             led.record([Row(f"doc-{{i}}", None, "d", "ok", 200, "", 1, 0.0, 0,

@@ -29,8 +29,8 @@ from omni_nb import (
     __version__,
     sandbox,
 )
-from omni_nb._client import parse_error_body, parse_retry_after
-from omni_nb._ratelimit import Limiter
+from omni_nb.client.parse import parse_error_body, parse_retry_after
+from omni_nb.ratelimit import Limiter
 
 from .conftest import FakeClock
 
@@ -349,8 +349,8 @@ def test_a_429_pauses_every_client_sharing_the_token(sb: sandbox.Sandbox,
         sb.enqueue(429, {"error": "x", "message": "slow"}, headers={"Retry-After": "5"})
         with client_for(sb, clock) as c:
             c.create_draft("doc-0001")
-        assert bystander._core.limiter.paused_until > time.monotonic() + 3
-        assert stranger._core.limiter.paused_until == float("-inf")
+        assert bystander.limiter.paused_until > time.monotonic() + 3
+        assert stranger.limiter.paused_until == float("-inf")
 
 
 def test_async_twin_behaves_the_same(sb: sandbox.Sandbox, clock: FakeClock) -> None:

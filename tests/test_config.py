@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from omni_nb import ConfigError, login, logout
-from omni_nb._config import Secret, resolve_settings
+from omni_nb.config import Secret, resolve_settings
 
 TOKEN = "omni_osk_CONFIGTEST_0123456789"
 

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from omni_nb import RateLimit
-from omni_nb._ratelimit import Limiter, shared_limiter
+from omni_nb.ratelimit import Limiter, shared_limiter
 
 
 class FakeClock:

@@ -29,8 +29,8 @@ from omni_nb import (
     RetryPolicy,
     sandbox,
 )
-from omni_nb._config import resolve_settings
 from omni_nb.cli import main as cli_main
+from omni_nb.config import resolve_settings
 
 from .conftest import BRANCHES
 

@@ -15,7 +15,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from omni_nb import Draft, OmniClient, OmniError, RetryPolicy
-from omni_nb._client import _Core, parse_retry_after
+from omni_nb.client._core import _Core
+from omni_nb.client.parse import parse_retry_after
+from omni_nb.config import resolve_settings
 
 URL = "https://acme.omniapp.co/api/v1/documents/doc-1/draft"
 HUGE = b'{"identifier": "' + b"x" * (3 << 20) + b'"}'  # past the 1 MiB read cap
@@ -86,8 +88,9 @@ def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 
 
 def _core() -> _Core:
-    return _Core("https://acme.omniapp.co/api", "omni_osk_parse", None, None, None, 0, None,
-                 5.0, None, None, random.Random(0))
+    settings = resolve_settings("https://acme.omniapp.co/api", "omni_osk_parse", environ={})
+    return _Core(settings=settings, rate_limit=None, retry=RetryPolicy(max_retries=0),
+                 timeout=5.0, rng=random.Random(0))
 
 
 CORE = _core()

@@ -6,7 +6,7 @@ Which one (``mode="auto"``, the default of ``OmniNB.progress``):
   allows stdin and ipywidgets is installed. Interactive front ends (JupyterLab, Notebook,
   VS Code) send ``allow_stdin=True``; headless executors (nbclient, papermill, nbconvert)
   send ``False``, and they cannot render a widget anyway, so they get text;
-* the :class:`omni_nb._progress.TextProgress` bar otherwise (terminal IPython, headless runs).
+* the :class:`omni_nb.progress.text.TextProgress` bar otherwise (terminal IPython, headless runs).
 
 Both show done/total, the rate, per-status counts and, while the shared rate limiter is
 paused after a 429, a countdown ("rate limited: resuming in 7 s"). No result arrives during
@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from ._progress import Tally, TextProgress
-from .ledger import Row
+from ..rows import Row
+from .tally import Tally
+from .text import TextProgress
 
 __all__ = ["LiveProgress", "choose_mode", "make_progress"]
 
@@ -45,10 +46,23 @@ def choose_mode(shell: Any, wanted: str = "auto") -> Mode:
     """
     if wanted in ("widget", "text", "off"):
         return wanted  # type: ignore[return-value]
-    kernel = getattr(shell, "kernel", None)
-    if kernel is None or not bool(getattr(kernel, "_allow_stdin", False)):
+    if not _front_end_allows_stdin(shell):
         return "text"
     return "widget" if importlib.util.find_spec("ipywidgets") is not None else "text"
+
+
+def _front_end_allows_stdin(shell: Any) -> bool:
+    # The current execute_request says whether its front end can prompt (interactive) or
+    # not (headless executors); ipykernel >= 6 hands it out through the public get_parent().
+    get_parent = getattr(getattr(shell, "kernel", None), "get_parent", None)
+    if get_parent is None:
+        return False
+    try:
+        parent = get_parent()
+    except Exception:  # a kernel of another kind: assume headless, text always works
+        return False
+    content = parent.get("content") if isinstance(parent, dict) else None
+    return isinstance(content, dict) and bool(content.get("allow_stdin"))
 
 
 class LiveProgress:

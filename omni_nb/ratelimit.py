@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-__all__ = ["Limiter", "RateLimit", "shared_limiter"]
+__all__ = ["Limiter", "RateLimit", "pause_key", "shared_limiter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +94,9 @@ class Limiter:
         clock: Callable[[], float] = time.monotonic,
         margin: float | None = None,
     ) -> None:
-        self.limit = limit
         self._clock = clock
-        # Sends are timed at the client and counted at the server on arrival; a small margin
-        # absorbs the difference in network delay between two requests one window apart.
-        if margin is None:
-            # 50 ms covers scheduling jitter on a busy machine; 1% of long windows covers
-            # network jitter; capped so a 60 s window loses at most 0.4%.
-            margin = 0.0 if limit is None else min(0.25, max(0.05, limit.per * 0.01))
-        self._margin = margin
+        self._fixed_margin = margin
+        self._set(limit)
         # The server counts a request when it handles it, somewhere between our send and the
         # answer: spacing sends by the window plus the longest recent round trip keeps the
         # server's count within the limit however the requests were delayed on the way.
@@ -114,6 +108,28 @@ class Limiter:
         self._floor = float("-inf")
         self._epoch = 0
         self._lock = threading.Lock()
+
+    def _set(self, limit: RateLimit | None) -> None:
+        self.limit = limit
+        margin = self._fixed_margin
+        # Sends are timed at the client and counted at the server on arrival; a small margin
+        # absorbs the difference in network delay between two requests one window apart.
+        if margin is None:
+            # 50 ms covers scheduling jitter on a busy machine; 1% of long windows covers
+            # network jitter; capped so a 60 s window loses at most 0.4%.
+            margin = 0.0 if limit is None else min(0.25, max(0.05, limit.per * 0.01))
+        self._margin = margin
+
+    def use(self, limit: RateLimit | None) -> None:
+        """Count against ``limit`` from now on (the newest client of a key sets its limit).
+
+        Example:
+            >>> lim = Limiter(None)
+            >>> lim.use(RateLimit(5, 1.0)); lim.limit
+            RateLimit(requests=5, per=1.0)
+        """
+        with self._lock:
+            self._set(limit)
 
     def reserve(self) -> tuple[float, int]:
         """Reserve the next send slot: (monotonic time to send at, pause epoch)."""
@@ -205,32 +221,40 @@ class Limiter:
             waited += delay
 
 
-_registry: dict[tuple[str, str, RateLimit | None], Limiter] = {}
-_pauses: dict[tuple[str, str], list[Limiter]] = {}
+_registry: dict[tuple[str, str], Limiter] = {}
 _registry_lock = threading.Lock()
 
 
 def shared_limiter(api_root: str, token_fingerprint: str, limit: RateLimit | None) -> Limiter:
-    """The process-wide limiter for one (API root, token): every client shares it.
+    """The process-wide limiter of one key (API root, token): every client of it shares it.
+
+    One budget per key, because the server counts per key: the limiter counts every send
+    on the key, and its limit is the one the newest client of the key asked for. A pause
+    after a 429 holds every caller of the key.
 
     Example:
         >>> a = shared_limiter("https://x/api", "f", RateLimit())
-        >>> a is shared_limiter("https://x/api", "f", RateLimit())
+        >>> a is shared_limiter("https://x/api", "f", RateLimit(30, 60))
         True
+        >>> a.limit
+        RateLimit(requests=30, per=60.0)
     """
-    key = (api_root, token_fingerprint, limit)
+    key = (api_root, token_fingerprint)
     with _registry_lock:
         limiter = _registry.get(key)
         if limiter is None:
-            limiter = Limiter(limit)
-            _registry[key] = limiter
-            _pauses.setdefault((api_root, token_fingerprint), []).append(limiter)
-        return limiter
+            limiter = _registry[key] = Limiter(limit)
+    limiter.use(limit)
+    return limiter
 
 
-def pause_all(api_root: str, token_fingerprint: str, seconds: float) -> None:
-    """After a 429, pause every limiter of this key, whatever window each was given."""
+def pause_key(api_root: str, token_fingerprint: str, seconds: float) -> None:
+    """After a 429, hold every caller of the key (if any client of it exists).
+
+    Example:
+        >>> pause_key("https://nobody/api", "f", 1.0)  # no limiter of that key: nothing to do
+    """
     with _registry_lock:
-        limiters = list(_pauses.get((api_root, token_fingerprint), ()))
-    for limiter in limiters:
+        limiter = _registry.get((api_root, token_fingerprint))
+    if limiter is not None:
         limiter.pause_for(seconds)

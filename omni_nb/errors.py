@@ -4,6 +4,7 @@
 
     OmniError
     ├── ConfigError                 settings missing or unsafe (raised before anything is sent)
+    ├── DraftsFailedError           a front end's batch in which no row is ok
     ├── InvalidInputError           also a ValueError; a document or branch id that is not sent
     ├── APIConnectionError          no HTTP answer: refused, reset, dropped, DNS
     │   └── APITimeoutError         no answer within the timeout
@@ -29,6 +30,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "ConfigError",
+    "DraftsFailedError",
     "InvalidInputError",
     "NotEligibleError",
     "NotFoundError",
@@ -56,8 +58,34 @@ class OmniError(Exception):
 
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of printing a traceback: a notebook user sees one line
-        # naming the class and the server's words (see jupyter.md, "Magics").
+        # naming the class and the server's words.
         return [f"{type(self).__name__}: {self}"]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return reduce_exception(self)
+
+
+def reduce_exception(exc: BaseException) -> tuple[Any, ...]:
+    """Pickle support that keeps every attribute of an exception, whatever its ``__init__``.
+
+    Exceptions pickle as ``cls(*args)`` by default, which loses keyword-only fields
+    (``body``, ``retry_after``) and attributes set later (``attempts``); errors cross process
+    boundaries (multiprocessing, joblib), so this rebuilds without calling ``__init__`` and
+    restores the whole ``__dict__``.
+
+    Example:
+        >>> import pickle
+        >>> err = pickle.loads(pickle.dumps(RateLimitError(429, "slow down", retry_after=2.0)))
+        >>> (err.status_code, err.message, err.retry_after, str(err))
+        (429, 'slow down', 2.0, 'HTTP 429: slow down')
+    """
+    return (_rebuild, (type(exc), exc.args), dict(exc.__dict__))
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    exc = cls.__new__(cls)
+    exc.args = args
+    return exc
 
 
 class ConfigError(OmniError):
@@ -113,18 +141,6 @@ class APIStatusError(OmniError):
         self.message = message
         self.body = body
         super().__init__(f"HTTP {status_code}: {message}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keep the keyword-only body when the error crosses a process boundary.
-        return (_rebuild_status_error, (type(self), self.status_code, self.message, self.body))
-
-
-def _rebuild_status_error(
-    cls: type[APIStatusError], status_code: int, message: str, body: Any
-) -> APIStatusError:
-    if cls is RateLimitError:
-        return RateLimitError(status_code, message, body=body)
-    return cls(status_code, message, body=body)
 
 
 class NotEligibleError(APIStatusError):
@@ -194,4 +210,14 @@ class UnexpectedResponseError(APIStatusError):
     Example:
         >>> UnexpectedResponseError(200, "response has no 'identifier'").status_code
         200
+    """
+
+
+class DraftsFailedError(OmniError):
+    """A batch run from a front end in which no row is ``ok``: the cell fails so "Run all"
+    stops. The table is still shown (or stored with ``-o``) before this is raised.
+
+    Example:
+        >>> DraftsFailedError("no draft created: 2 rows: 2 not_found")._render_traceback_()
+        ['DraftsFailedError: no draft created: 2 rows: 2 not_found']
     """

@@ -1,5 +1,7 @@
-"""pandas: the results table, its summary, and DataFrame input. The only module (with the
-accessor's registration) that imports pandas, so a client-only user never pays for it.
+"""The pandas room: the results table, its summary, DataFrame input, dry-run and text views.
+
+The only module (with the accessor's registration) that imports pandas, so a client-only
+user never pays for it. Rows come in as :class:`omni_nb.rows.Row` (or the ledger's tuples).
 """
 
 from __future__ import annotations
@@ -11,17 +13,21 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from ._errors import InvalidInputError
-from .ledger import STATUSES, Row
+from .errors import InvalidInputError
+from .rows import STATUSES, Row
 
-__all__ = ["DraftResults", "frame_from_rows", "frame_from_tuples", "items_from_frame"]
+__all__ = [
+    "DraftResults",
+    "dry_run_frame",
+    "frame_from_rows",
+    "frame_from_tuples",
+    "items_from_frame",
+    "summarize",
+    "text_view",
+]
 
 _STRING = pd.StringDtype()
 _STATUS = pd.CategoricalDtype(list(STATUSES))
-COLUMNS = (
-    "document_id", "branch_id", "draft_id", "status", "http_status", "message", "attempts",
-    "elapsed_s", "requested_at", "api_root", "run_id", "from_ledger",
-)
 
 
 class DraftResults(pd.DataFrame):
@@ -155,3 +161,35 @@ def _missing_to_none(value: object) -> object:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def dry_run_frame(records: Sequence[tuple[Any, ...]], summary: str) -> pd.DataFrame:
+    """A dry run's table: ``input``, ``document_id``, ``branch_id``, ``valid``, ``request``,
+    ``message``; ``attrs["summary"]`` says what would be sent.
+
+    Example:
+        >>> dry_run_frame([("item 1", "d", None, True, "POST ...", "")], "1 request").shape
+        (1, 6)
+    """
+    frame = pd.DataFrame(
+        list(records),
+        columns=["input", "document_id", "branch_id", "valid", "request", "message"],
+    ).astype({"document_id": "string", "branch_id": "string", "valid": "bool",
+              "request": "string", "message": "string"})
+    frame.attrs["summary"] = summary
+    return frame
+
+
+def text_view(table: pd.DataFrame, limit: int = 15) -> str:
+    """The summary and the first ``limit`` rows' main columns, for a terminal.
+
+    Example:
+        >>> text_view(frame_from_rows([]))
+        '0 rows'
+    """
+    head = summarize(table)
+    if not len(table):
+        return head
+    columns = ["document_id", "branch_id", "draft_id", "status", "http_status", "message"]
+    with pd.option_context("display.width", 160, "display.max_columns", 8):
+        return head + "\n" + table[columns].head(limit).to_string(index=False)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ._errors import ConfigError
+from .errors import ConfigError
 
 __all__ = ["Secret", "Settings", "ledger_setting", "login", "logout", "resolve_settings"]
 

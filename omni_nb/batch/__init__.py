@@ -1,0 +1,48 @@
+"""The batch room: many inputs -> one results table, every row in the ledger as it arrives.
+
+* :mod:`.plan`: the one planner (inputs in any form -> checked, de-duplicated pairs), also
+  behind ``--dry-run``.
+* :mod:`.ops`: operations (what is done to each pair); :data:`CREATE_DRAFT` today.
+* :mod:`.run`: the engine, generic over the operation, and :class:`BatchOptions`.
+* :mod:`.api`: the functions users call (:func:`create_drafts`...) and the front ends' entry
+  (:func:`run_batch`).
+
+Example:
+    >>> from omni_nb.batch import plan
+    >>> [i.sent for i in plan(["doc-1", "doc-1"]).inputs]
+    [True, False]
+"""
+
+from .api import (
+    BatchInterrupted,
+    acreate_drafts,
+    arun_batch,
+    create_draft,
+    create_drafts,
+    dry_run,
+    last_result,
+    run_batch,
+)
+from .ops import CREATE_DRAFT, CreateDraft, Operation
+from .plan import Plan, Planned, pairs_of, plan
+from .run import BatchOptions, Progress
+
+__all__ = [
+    "CREATE_DRAFT",
+    "BatchInterrupted",
+    "BatchOptions",
+    "CreateDraft",
+    "Operation",
+    "Plan",
+    "Planned",
+    "Progress",
+    "acreate_drafts",
+    "arun_batch",
+    "create_draft",
+    "create_drafts",
+    "dry_run",
+    "last_result",
+    "pairs_of",
+    "plan",
+    "run_batch",
+]

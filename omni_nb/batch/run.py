@@ -1,0 +1,200 @@
+"""The batch engine: a plan and an operation in, one row per distinct input out.
+
+Workers pull pairs from one iterator (no task per item: 100k items is fine), each result is
+committed to the ledger as it arrives, and whatever was not answered when the batch stops
+(an interrupt, a Cancel, a refused token) becomes a ``cancelled`` row: every input ends as
+exactly one honest row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..client import AsyncOmniClient, RetryPolicy
+from ..config import Settings
+from ..errors import AuthenticationError, InvalidInputError
+from ..ledger import Ledger, open_ledger
+from ..ratelimit import RateLimit
+from ..rows import Row
+from .ops import Operation
+from .plan import Plan, Planned
+
+if TYPE_CHECKING:
+    from ..table import DraftResults
+
+__all__ = ["BatchOptions", "Progress", "run"]
+
+log = logging.getLogger("omni_nb")
+
+#: progress(done, total, last_row): called (from the batch's event-loop thread) per result.
+Progress = Callable[[int, int, Row], None]
+
+_NOT_ANSWERED = (
+    "not sent, or interrupted in flight (the server may have made the draft; rerun with "
+    "resume=True)"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchOptions:
+    """How a batch runs, resolved once by the front end and handed down.
+
+    Example:
+        >>> BatchOptions(concurrency=4).concurrency
+        4
+        >>> BatchOptions(concurrency=0)
+        Traceback (most recent call last):
+        ...
+        omni_nb.errors.InvalidInputError: concurrency must be a whole number >= 1, not 0
+    """
+
+    concurrency: int = 8
+    rate_limit: RateLimit | None = field(default_factory=RateLimit)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = 30.0
+    resume: bool = False
+    ledger: str | Path | Ledger | None = None
+
+    def __post_init__(self) -> None:
+        c = self.concurrency
+        if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+            raise InvalidInputError(f"concurrency must be a whole number >= 1, not {c!r}")
+
+
+class _Batch:
+    """One run's state: the rows so far, the ledger, the progress callback."""
+
+    def __init__(
+        self, op: Operation, plan: Plan, settings: Settings, options: BatchOptions,
+        progress: Progress | None,
+    ) -> None:
+        self.op, self.settings, self.options, self.progress = op, settings, options, progress
+        self.ledger = open_ledger(options.ledger)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.inputs: list[Planned] = plan.distinct
+        self.rows: list[Row | None] = [None] * len(self.inputs)
+        self.errors: list[BaseException | None] = [None] * len(self.inputs)
+        self.stop_reason: str | None = None
+        self.done = 0
+
+    def finish(self, index: int, row: Row) -> None:
+        """Keep a row and tell the progress display (the caller has recorded it)."""
+        self.rows[index] = row
+        self.done += 1
+        if self.progress is not None:
+            try:
+                self.progress(self.done, len(self.rows), row)
+            except Exception:  # a broken progress display must not lose results
+                log.exception("progress callback failed")
+
+    def finish_unsent(self, indexes: list[int], status: str, why: Callable[[Planned], str]) -> None:
+        """Rows for inputs that get no answer, recorded in one commit."""
+        rows = [
+            Row.unsent(self.inputs[i].document_id, self.inputs[i].branch_id, status,
+                       why(self.inputs[i]), api_root=self.settings.api_root, run_id=self.run_id)
+            for i in indexes
+        ]
+        self.ledger.record(rows)
+        for i, row in zip(indexes, rows, strict=True):
+            self.finish(i, row)
+
+    def resume(self, todo: list[int]) -> list[int]:
+        """Copy pairs already ``ok`` in the ledger (not calls: no new ledger row); the rest."""
+        pairs = [(self.inputs[i].document_id, self.inputs[i].branch_id) for i in todo]
+        known = self.ledger.ok_rows(self.settings.api_root, pairs)
+        remaining = []
+        for i, pair in zip(todo, pairs, strict=True):
+            previous = known.get(pair)
+            if previous is None:
+                remaining.append(i)
+                continue
+            previous.run_id, previous.from_ledger = self.run_id, True
+            self.finish(i, previous)
+        return remaining
+
+    async def worker(self, client: AsyncOmniClient, feed: Iterator[int],
+                     cancel: threading.Event | None) -> None:
+        """Send pairs until the feed is empty or the batch stops."""
+        for i in feed:
+            if self.stop_reason or (cancel is not None and cancel.is_set()):
+                return
+            item = self.inputs[i]
+            outcome = await self.op.send(client, item.document_id, item.branch_id)
+            row = self.op.row(outcome, self.run_id)
+            self.errors[i] = outcome.error
+            self.ledger.record([row])
+            self.finish(i, row)
+            if isinstance(outcome.error, AuthenticationError):
+                # Every other call would be refused the same way and spend the budget.
+                self.stop_reason = f"not sent: the token was refused ({outcome.error})"
+
+    async def send(self, todo: list[int], cancel: threading.Event | None) -> bool:
+        """Send ``todo`` with ``concurrency`` workers; True when interrupted."""
+        o = self.options
+        feed = iter(todo)
+        async with AsyncOmniClient(
+            settings=self.settings, rate_limit=o.rate_limit, retry=o.retry, timeout=o.timeout,
+            max_connections=o.concurrency,
+        ) as client:
+            n = min(o.concurrency, max(len(todo), 1))
+            workers = [asyncio.create_task(self.worker(client, feed, cancel)) for _ in range(n)]
+            watcher = asyncio.create_task(_watch(cancel, workers)) if cancel else None
+            try:
+                await asyncio.gather(*workers)
+            except asyncio.CancelledError:
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                return True
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+        return cancel is not None and cancel.is_set()
+
+    def table(self) -> DraftResults:
+        """The results table, one row per distinct input, in input order."""
+        from ..table import frame_from_rows
+
+        table = frame_from_rows([r for r in self.rows if r is not None])
+        table.errors = self.errors
+        return table
+
+
+async def run(
+    op: Operation, plan: Plan, *, settings: Settings, options: BatchOptions,
+    progress: Progress | None = None, cancel: threading.Event | None = None,
+) -> tuple[DraftResults, bool]:
+    """Run ``op`` over ``plan``: (the results table, whether the run was interrupted).
+
+    Every row is in the ledger when this returns, cancelled ones included.
+
+    Example:
+        >>> # table, interrupted = await run(CREATE_DRAFT, plan(docs), settings=s,
+        >>> #                                options=BatchOptions())
+    """
+    batch = _Batch(op, plan, settings, options, progress)
+    invalid = [i for i, item in enumerate(batch.inputs) if item.error is not None]
+    batch.finish_unsent(invalid, "invalid", lambda item: item.error or "")
+    todo = [i for i, item in enumerate(batch.inputs) if item.error is None]
+    if options.resume and todo:
+        todo = batch.resume(todo)
+    interrupted = await batch.send(todo, cancel)
+    leftover = [i for i, row in enumerate(batch.rows) if row is None]
+    reason = batch.stop_reason or _NOT_ANSWERED
+    batch.finish_unsent(leftover, "cancelled", lambda _: reason)
+    return batch.table(), interrupted
+
+
+async def _watch(cancel: threading.Event, workers: list[asyncio.Task[None]]) -> None:
+    # A threading.Event (the widget's Cancel button, another thread) polled cheaply.
+    while not cancel.is_set():
+        await asyncio.sleep(0.05)
+    for w in workers:
+        w.cancel()

@@ -1,0 +1,29 @@
+"""The HTTP client room: the only package that talks to Omni (and the only httpx importer).
+
+* :mod:`.validate`: what may be sent (document ids, branch UUIDs), checked before sending.
+* :mod:`.parse`: reading answers (error-body shapes, ``Retry-After``), standard library only.
+* :mod:`._core`: everything the twins share (records, request building, classification,
+  retry waits); :mod:`._sync` and :mod:`._async` do the I/O only.
+
+Example:
+    >>> from omni_nb.client import OmniClient, check_document_id
+    >>> check_document_id("doc-0001")
+    'doc-0001'
+"""
+
+from ._async import AsyncOmniClient
+from ._core import Call, CallOutcome, Draft, RetryPolicy, draft_call
+from ._sync import OmniClient
+from .validate import check_branch_id, check_document_id
+
+__all__ = [
+    "AsyncOmniClient",
+    "Call",
+    "CallOutcome",
+    "Draft",
+    "OmniClient",
+    "RetryPolicy",
+    "check_branch_id",
+    "check_document_id",
+    "draft_call",
+]

@@ -1,0 +1,176 @@
+"""AsyncOmniClient: the asynchronous twin (I/O only; every decision is in :mod:`._core`)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from ..config import Settings
+from ..errors import OmniError, UnexpectedResponseError
+from ..ratelimit import Limiter, RateLimit
+from ._base import BaseClient
+from ._core import (
+    MAX_PAGES,
+    Attempts,
+    Call,
+    CallOutcome,
+    Draft,
+    RetryPolicy,
+    Sent,
+    aread_capped,
+    draft_call,
+)
+from ._core import now as _now
+
+__all__ = ["AsyncOmniClient"]
+
+
+class AsyncOmniClient(BaseClient):
+    """Asynchronous twin of :class:`~omni_nb.OmniClient` (same arguments, awaitable methods).
+
+    Create it inside the event loop that uses it.
+
+    Example:
+        >>> import asyncio
+        >>> from omni_nb import sandbox
+        >>> async def main(sb):
+        ...     async with AsyncOmniClient(sb.base_url, sb.token) as client:
+        ...         return await client.create_draft("doc-0003")
+        >>> with sandbox.serve() as sb:
+        ...     asyncio.run(main(sb)).document_id
+        'doc-0003'
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        settings: Settings | None = None,
+        instance: str | None = None,
+        playground: bool | None = None,
+        rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        on_result: Callable[[CallOutcome], None] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        limiter: Limiter | None = None,
+        rng: random.Random | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        super().__init__(
+            base_url, token, settings=settings, instance=instance, playground=playground,
+            rate_limit=rate_limit, max_retries=max_retries, retry=retry, timeout=timeout,
+            on_result=on_result, limiter=limiter, rng=rng,
+        )
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            **self._core.http_options(),
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def create_draft(self, document_id: str, branch_id: str | None = None) -> Draft:
+        """Async :meth:`OmniClient.create_draft`.
+
+        Example:
+            >>> # draft = await client.create_draft("93874a87")
+        """
+        outcome = await self.create_draft_outcome(document_id, branch_id)
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.draft is not None
+        return outcome.draft
+
+    async def create_draft_outcome(
+        self, document_id: object, branch_id: object = None
+    ) -> CallOutcome:
+        """Async :meth:`OmniClient.create_draft_outcome`.
+
+        Example:
+            >>> # outcome = await client.create_draft_outcome("93874a87")
+        """
+        call, doc, branch = draft_call(document_id, branch_id)
+        started, requested_at = time.perf_counter(), _now()
+        sent: Sent | OmniError
+        try:
+            sent = await self._send(call)
+        except OmniError as exc:
+            sent = exc
+        return self._core.report(doc, branch, sent, started, requested_at)
+
+    async def list_documents(self, **params: str | int) -> list[dict[str, Any]]:
+        """Async :meth:`OmniClient.list_documents`.
+
+        Example:
+            >>> # docs = await client.list_documents()
+        """
+        first = self._core.list_call("/v1/documents", {"pageSize": 100, **params})
+        return await self._walk(first)
+
+    async def list_branches(
+        self, base_model_id: str | None = None, **params: str | int
+    ) -> list[dict[str, Any]]:
+        """Async :meth:`OmniClient.list_branches`.
+
+        Example:
+            >>> # branches = await client.list_branches()
+        """
+        return await self._walk(self._core.branches_call(base_model_id, params))
+
+    async def _walk(self, first: Call) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        call: Call | None = first
+        for _ in range(MAX_PAGES):
+            if call is None:
+                return out
+            payload, _, _ = await self._send(call)
+            records, call = self._core.next_page(call, payload)
+            out.extend(records)
+        raise UnexpectedResponseError(200, f"{first.path}: more than {MAX_PAGES:,} pages")
+
+    async def _send(self, call: Call) -> Sent:
+        core, state = self._core, Attempts()
+        while True:
+            state.attempt += 1
+            state.waited += await core.limiter.aacquire(self._sleep)
+            try:
+                request = core.build(call)
+                sent = time.monotonic()
+                response = await self._http.send(request, stream=True)
+                core.limiter.observe(time.monotonic() - sent)
+                try:
+                    body = await aread_capped(response.aiter_bytes())
+                finally:
+                    await response.aclose()
+                return core.interpret(response, body), state.attempt, response.status_code
+            except httpx.HTTPError as exc:
+                error: OmniError = core.transport_error(exc)
+            except OmniError as exc:
+                error = exc
+            wait = core.after_failure(error, state)
+            if wait:
+                await self._sleep(wait)

@@ -1,0 +1,421 @@
+"""What both clients share: the records they return, request building, classification, waits.
+
+The twins (:mod:`._sync`, :mod:`._async`) only do I/O; every decision is made here once (the
+httpx pattern), so the two cannot drift apart in what they send or how they read an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .._version import __version__
+from ..config import Settings
+from ..errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    InvalidInputError,
+    NotEligibleError,
+    NotFoundError,
+    OmniError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    UnexpectedResponseError,
+)
+from ..ratelimit import Limiter, RateLimit, pause_key, shared_limiter
+from .parse import body_text, origin, parse_error_body, parse_retry_after, snippet
+from .validate import check_branch_id, check_document_id
+
+__all__ = ["Call", "CallOutcome", "Draft", "RetryPolicy", "draft_call"]
+
+MAX_BODY = 1 << 20  # bytes read from any answer; a larger body is cut, never buffered whole
+MAX_PAGES = 10_000  # a server that never ends its pages must not hang a listing
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A draft the API returned: new or already existing (the API does not say which).
+
+    Example:
+        >>> Draft("93874a87", "doc-0001", None, 1)
+        Draft(identifier='93874a87', document_id='doc-0001', branch_id=None, attempts=1)
+    """
+
+    identifier: str
+    document_id: str
+    branch_id: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """One finished call, success or failure, as handed to an ``on_result`` hook.
+
+    Example:
+        >>> o = CallOutcome("d", None, Draft("x", "d", None, 1), None, 200, 1, 0.1,
+        ...                 datetime(2026, 1, 1, tzinfo=UTC), "https://a.omniapp.co/api")
+        >>> o.ok
+        True
+    """
+
+    document_id: str
+    branch_id: str | None
+    draft: Draft | None
+    error: OmniError | None
+    http_status: int | None
+    attempts: int
+    elapsed_s: float
+    requested_at: datetime
+    api_root: str
+
+    @property
+    def ok(self) -> bool:
+        """True when a draft identifier came back."""
+        return self.draft is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How 429, 5xx, timeouts and dropped connections are retried (the call is idempotent).
+
+    ``max_retries`` retries at most; waits are capped exponential backoff with jitter
+    (``backoff`` * 2**n, at most ``backoff_cap``), or the server's ``Retry-After`` when it
+    is between 0 and ``max_retry_after``; the sum of waits never passes ``max_wait``.
+
+    Example:
+        >>> RetryPolicy(max_retries=0).max_retries
+        0
+    """
+
+    max_retries: int = 6
+    backoff: float = 0.5
+    backoff_cap: float = 30.0
+    max_retry_after: float = 120.0
+    max_wait: float = 180.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
+            raise TypeError("max_retries must be an int")
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        for name in ("backoff", "backoff_cap", "max_retry_after", "max_wait"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value >= 0 or math.isinf(value):
+                raise ValueError(f"{name} must be a finite number >= 0")
+
+    @classmethod
+    def of(cls, max_retries: int | None = None, retry: RetryPolicy | None = None) -> RetryPolicy:
+        """The policy for the ``max_retries=`` / ``retry=`` keywords (one of them, or neither).
+
+        Example:
+            >>> RetryPolicy.of(max_retries=2).max_retries
+            2
+        """
+        if retry is None:
+            return cls() if max_retries is None else cls(max_retries=max_retries)
+        if max_retries is not None:
+            raise TypeError("give max_retries or retry, not both")
+        return retry
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request below the API root: what an operation asks the client to send.
+
+    ``path`` is already percent-encoded; ``body`` is sent as JSON when not None.
+
+    Example:
+        >>> Call("POST", "/v1/documents/doc-1/draft", {}).describe("https://a.omniapp.co/api")
+        'POST https://a.omniapp.co/api/v1/documents/doc-1/draft {}'
+    """
+
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+    def describe(self, api_root: str) -> str:
+        """The request as one line (for dry runs): method, URL, JSON body."""
+        text = f"{self.method} {api_root}{self.path}"
+        return text if self.body is None else f"{text} {json.dumps(self.body)}"
+
+
+def draft_call(document_id: object, branch_id: object = None) -> tuple[Call, str, str | None]:
+    """The Create-draft request for checked input: (call, document id, branch id).
+
+    Raises :class:`InvalidInputError` for input that must not be sent.
+
+    Example:
+        >>> draft_call("doc-1", "7C9E6679-7425-40DE-944B-E07FC1F90AE7")[0].body
+        {'branchId': '7c9e6679-7425-40de-944b-e07fc1f90ae7'}
+    """
+    doc = check_document_id(document_id)
+    branch = check_branch_id(branch_id)
+    # quote(safe="") encodes everything but unreserved characters: the id stays one path
+    # segment even if the checks above are ever relaxed.
+    path = f"/v1/documents/{quote(doc, safe='')}/draft"
+    return Call("POST", path, {} if branch is None else {"branchId": branch}), doc, branch
+
+
+@dataclass(slots=True)
+class Attempts:
+    """Where one call's retry loop stands: attempts made, seconds waited."""
+
+    attempt: int = 0
+    waited: float = 0.0
+
+
+Sent = tuple[Any, int, int]  # (parsed JSON, attempts, HTTP status) of a usable answer
+
+
+class _Core:
+    """Everything both clients share: settings, request building, classification, waits."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        rate_limit: RateLimit | None,
+        retry: RetryPolicy,
+        timeout: float,
+        on_result: Callable[[CallOutcome], None] | None = None,
+        limiter: Limiter | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise TypeError("rate_limit must be an omni_nb.RateLimit or None")
+        self.rate_limit = rate_limit
+        self.retry = retry
+        if not isinstance(timeout, int | float) or not timeout > 0 or math.isinf(timeout):
+            raise ValueError("timeout must be a positive number of seconds")
+        self.timeout = float(timeout)
+        self.on_result = on_result
+        self.limiter = limiter or shared_limiter(
+            settings.api_root, settings.token.fingerprint(), rate_limit
+        )
+        self.rng = rng or random.Random()
+        self.origin = settings.origin
+
+    def http_options(self) -> dict[str, Any]:
+        """Keyword arguments both twins give their httpx client."""
+        return {
+            "timeout": httpx.Timeout(self.timeout),
+            # Redirects are never followed: a Location elsewhere must not receive the token,
+            # and Omni's API does not redirect.
+            "follow_redirects": False,
+        }
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def build(self, call: Call) -> httpx.Request:
+        """The httpx request for ``call``, with the token, to the configured origin only."""
+        headers = {
+            "Authorization": f"Bearer {self.settings.token.get_secret_value()}",
+            "User-Agent": f"omni-nb/{__version__}",
+            "Accept": "application/json",
+        }
+        content = None
+        if call.body is not None:
+            headers["Content-Type"] = "application/json"
+            content = json.dumps(call.body).encode()
+        request = httpx.Request(
+            call.method, f"{self.settings.api_root}{call.path}", params=call.params or None,
+            headers=headers, content=content,
+        )
+        # Belt and braces: the token only ever goes to the configured origin.
+        if origin(str(request.url)) != self.origin:
+            raise InvalidInputError("request would leave the configured API root; not sent")
+        return request
+
+    @staticmethod
+    def list_call(path: str, params: dict[str, str | int]) -> Call:
+        """The first page of a paged listing."""
+        return Call("GET", path, params={k: str(v) for k, v in params.items()})
+
+    def branches_call(self, base_model_id: str | None, params: dict[str, str | int]) -> Call:
+        """The first page of the branch listing (``GET /v1/models?modelKind=BRANCH``)."""
+        query: dict[str, str | int] = {"modelKind": "BRANCH", "pageSize": 100, **params}
+        if base_model_id is not None:
+            query["baseModelId"] = base_model_id
+        return self.list_call("/v1/models", query)
+
+    @staticmethod
+    def next_page(call: Call, payload: Any) -> tuple[list[dict[str, Any]], Call | None]:
+        """A page's records and the call for the next page (None after the last)."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
+            raise UnexpectedResponseError(200, "list answer has no 'records'", body=payload)
+        info = payload.get("pageInfo") or {}
+        cursor = info.get("nextCursor") if isinstance(info, dict) else None
+        more = isinstance(info, dict) and bool(info.get("hasNextPage"))
+        records = [r for r in payload["records"] if isinstance(r, dict)]
+        if not (more and cursor):
+            return records, None
+        return records, Call("GET", call.path, params={**call.params, "cursor": str(cursor)})
+
+    # -- answers -----------------------------------------------------------------------------
+
+    def interpret(self, response: httpx.Response, body: bytes) -> Any:
+        """The parsed JSON of a usable 2xx, or raise the classified error."""
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                return json.loads(body) if body else None
+            except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
+                raise UnexpectedResponseError(
+                    status, f"answer is not JSON: {snippet(body)}", body=body_text(body)
+                ) from None
+        raise self.classify_error(response, body)
+
+    def classify_error(self, response: httpx.Response, body: bytes) -> APIStatusError:
+        """The typed error for a non-2xx answer (every shape of error body Omni sends)."""
+        status = response.status_code
+        message, parsed = parse_error_body(body, response.reason_phrase or "")
+        if 300 <= status < 400:
+            location = response.headers.get("location", "")
+            target = origin(str(response.url.join(location))) if location else "(no Location)"
+            return UnexpectedResponseError(
+                status,
+                f"redirected to {target}; not followed: the token is only sent to "
+                f"{self.settings.api_root}",
+                body=parsed,
+            )
+        if status == 403 and _is_bad_token(message):
+            # Omni answers a bad token with 403, not 401: authentication, not a missing role.
+            return AuthenticationError(status, message, body=parsed)
+        if status == 429:
+            return RateLimitError(
+                status, message, body=parsed,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+        cls = _ERROR_BY_STATUS.get(status)
+        if cls is None:
+            cls = ServerError if status >= 500 else UnexpectedResponseError
+        return cls(status, message, body=parsed)
+
+    def transport_error(self, exc: httpx.HTTPError) -> APIConnectionError:
+        """The typed error for no answer at all."""
+        if isinstance(exc, httpx.TimeoutException):
+            return APITimeoutError(f"no answer from {self.origin} within {self.timeout:g} s")
+        # httpx messages name the host and the OS error, never headers.
+        return APIConnectionError(f"{type(exc).__name__} talking to {self.origin}: {exc}")
+
+    @staticmethod
+    def draft_from(payload: Any, doc: str, branch: str | None, attempts: int) -> Draft:
+        """The draft in a Create-draft answer, or raise when it has none."""
+        identifier = payload.get("identifier") if isinstance(payload, dict) else None
+        if not isinstance(identifier, str) or not identifier.strip():
+            raise UnexpectedResponseError(
+                200, f"answer has no draft 'identifier': {snippet(json.dumps(payload).encode())}",
+                body=payload,
+            )
+        return Draft(identifier, doc, branch, attempts)
+
+    # -- retries -----------------------------------------------------------------------------
+
+    def after_failure(self, error: OmniError, state: Attempts) -> float:
+        """Seconds to sleep before the next attempt (0 after a 429: the limiter holds
+        everyone instead), or raise ``error`` when the call gives up."""
+        wait = self._next_wait(error, state.attempt, state.waited)
+        if wait is None:
+            error.attempts = state.attempt
+            raise error
+        if isinstance(error, RateLimitError):
+            # The next acquire() waits it out, with every other caller of the key (an
+            # injected limiter is not the key's shared one: pause both).
+            pause_key(self.settings.api_root, self.settings.token.fingerprint(), wait)
+            self.limiter.pause_for(wait)
+            return 0.0
+        state.waited += wait
+        return wait
+
+    def _next_wait(self, error: OmniError, attempt: int, waited: float) -> float | None:
+        if not isinstance(error, RateLimitError | ServerError | APIConnectionError):
+            return None
+        if attempt > self.retry.max_retries:
+            return None
+        hint = error.retry_after if isinstance(error, RateLimitError) else None
+        if hint is not None and 0 <= hint <= self.retry.max_retry_after:
+            wait = hint
+        else:
+            ceiling = min(self.retry.backoff_cap, self.retry.backoff * 2 ** (attempt - 1))
+            wait = ceiling * (0.5 + 0.5 * self.rng.random())  # jitter spreads retries out
+        if waited + wait > self.retry.max_wait:
+            return None
+        return wait
+
+    def report(
+        self, doc: str, branch: str | None, sent: Sent | OmniError, started: float,
+        requested_at: datetime,
+    ) -> CallOutcome:
+        """Turn what a twin's ``_send`` gave (or raised) into an outcome for the hook."""
+        result: Draft | OmniError
+        if isinstance(sent, OmniError):
+            result, attempts, status = sent, sent.attempts, getattr(sent, "status_code", None)
+        else:
+            payload, attempts, status = sent
+            try:
+                result = self.draft_from(payload, doc, branch, attempts)
+            except OmniError as exc:
+                exc.attempts = attempts
+                result = exc
+        outcome = CallOutcome(
+            document_id=doc, branch_id=branch,
+            draft=result if isinstance(result, Draft) else None,
+            error=result if isinstance(result, OmniError) else None,
+            http_status=status, attempts=attempts, elapsed_s=time.perf_counter() - started,
+            requested_at=requested_at, api_root=self.settings.api_root,
+        )
+        if self.on_result is not None:
+            self.on_result(outcome)
+        return outcome
+
+
+_ERROR_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: NotEligibleError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+}
+
+
+def _is_bad_token(message: str) -> bool:
+    lowered = message.lower()
+    return "invalid bearer token" in lowered or "invalid api key" in lowered
+
+
+def now() -> datetime:
+    """The wall-clock time a request is stamped with (UTC)."""
+    return datetime.now(UTC)
+
+
+def read_capped(chunks: Iterator[bytes]) -> bytes:
+    """At most :data:`MAX_BODY` bytes of a streamed body."""
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+        if len(buf) >= MAX_BODY:
+            break
+    return bytes(buf[:MAX_BODY])
+
+
+async def aread_capped(chunks: AsyncIterator[bytes]) -> bytes:
+    """Async :func:`read_capped`."""
+    buf = bytearray()
+    async for chunk in chunks:
+        buf += chunk
+        if len(buf) >= MAX_BODY:
+            break
+    return bytes(buf[:MAX_BODY])

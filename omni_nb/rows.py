@@ -1,0 +1,166 @@
+"""The shared vocabulary: a result row, the statuses, and the clock they are stamped with.
+
+Standard library only. The ledger stores rows, the table shows them, the batch makes them and
+the progress displays count them: every layer imports this module, and it imports none of
+them (nor the package root), so no cycle can form through it.
+
+Example:
+    >>> Row("doc-1", None, "d1", "ok", 200, "", 1, 0.1, 0, "https://a/api", "r1").status
+    'ok'
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .errors import (
+    APIConnectionError,
+    AuthenticationError,
+    InvalidInputError,
+    NotEligibleError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+
+if TYPE_CHECKING:
+    from .client import CallOutcome
+
+__all__ = ["STATUSES", "Row", "message_of", "now_us", "status_of", "to_us"]
+
+#: Every status a row can have, in the order tables and summaries list them.
+STATUSES = (
+    "ok",
+    "invalid",
+    "not_eligible",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "rate_limited",
+    "server_error",
+    "network_error",
+    "cancelled",
+)
+
+
+@dataclass(slots=True)
+class Row:
+    """One input's outcome: the ledger's record and one row of the results table.
+
+    ``requested_at_us`` is microseconds since the epoch, UTC (an int loads fast).
+
+    Example:
+        >>> Row("doc-1", None, "d1", "ok", 200, "", 1, 0.1, 0, "https://a/api", "r1").draft_id
+        'd1'
+    """
+
+    document_id: str
+    branch_id: str | None
+    draft_id: str | None
+    status: str
+    http_status: int | None
+    message: str
+    attempts: int
+    elapsed_s: float
+    requested_at_us: int
+    api_root: str
+    run_id: str
+    from_ledger: bool = False
+
+    @classmethod
+    def from_outcome(cls, outcome: CallOutcome, run_id: str) -> Row:
+        """The row for a finished client call.
+
+        Example:
+            >>> # Row.from_outcome(outcome, run_id="r1")
+        """
+        error = outcome.error
+        return cls(
+            document_id=outcome.document_id,
+            branch_id=outcome.branch_id,
+            draft_id=outcome.draft.identifier if outcome.draft else None,
+            status="ok" if error is None else status_of(error),
+            http_status=outcome.http_status,
+            message="" if error is None else message_of(error),
+            attempts=outcome.attempts,
+            elapsed_s=outcome.elapsed_s,
+            requested_at_us=to_us(outcome.requested_at),
+            api_root=outcome.api_root,
+            run_id=run_id,
+        )
+
+    @classmethod
+    def unsent(
+        cls, document_id: str, branch_id: str | None, status: str, message: str, *,
+        api_root: str, run_id: str,
+    ) -> Row:
+        """A row for an input that was never answered (``invalid``, ``cancelled``).
+
+        Example:
+            >>> Row.unsent("d", None, "cancelled", "not sent", api_root="a", run_id="r").attempts
+            0
+        """
+        return cls(document_id, branch_id, None, status, None, message, 0, 0.0, now_us(),
+                   api_root, run_id)
+
+
+def status_of(error: BaseException) -> str:
+    """The table status for an error.
+
+    Example:
+        >>> from omni_nb import NotFoundError
+        >>> status_of(NotFoundError(404, "x"))
+        'not_found'
+    """
+    for cls, status in _STATUS_BY_ERROR:
+        if isinstance(error, cls):
+            return status
+    return "server_error"  # an answer outside the contract (e.g. a 200 without identifier)
+
+
+_STATUS_BY_ERROR: tuple[tuple[type[BaseException], str], ...] = (
+    (InvalidInputError, "invalid"),
+    (NotEligibleError, "not_eligible"),
+    (AuthenticationError, "unauthorized"),
+    (PermissionDeniedError, "forbidden"),
+    (NotFoundError, "not_found"),
+    (RateLimitError, "rate_limited"),
+    (ServerError, "server_error"),
+    (APIConnectionError, "network_error"),
+)
+
+
+def message_of(error: BaseException) -> str:
+    """The words a row keeps for an error: the server's message when there is one.
+
+    Example:
+        >>> from omni_nb import NotFoundError
+        >>> message_of(NotFoundError(404, "Document with identifier x not found"))
+        'Document with identifier x not found'
+    """
+    return str(getattr(error, "message", None) or error)
+
+
+def to_us(when: datetime) -> int:
+    """Microseconds since the epoch for an aware datetime.
+
+    Example:
+        >>> from datetime import UTC
+        >>> to_us(datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC))
+        1000000
+    """
+    return int(when.timestamp() * 1_000_000)
+
+
+def now_us() -> int:
+    """Microseconds since the epoch, now (UTC).
+
+    Example:
+        >>> now_us() > 0
+        True
+    """
+    return time.time_ns() // 1000
