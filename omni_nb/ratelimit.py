@@ -254,7 +254,6 @@ def pause_key(api_root: str, token_fingerprint: str, seconds: float) -> None:
     Example:
         >>> pause_key("https://nobody/api", "f", 1.0)  # no limiter of that key: nothing to do
     """
-    with _registry_lock:
-        limiter = _registry.get((api_root, token_fingerprint))
+    limiter = _registry.get((api_root, token_fingerprint))  # a dict read is atomic
     if limiter is not None:
         limiter.pause_for(seconds)

@@ -1,50 +1,43 @@
-"""The part of the two clients that is not I/O: settings in, the core made, the repr."""
+"""The part of the two clients that is not I/O: resolved settings and options in, the core."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-
 from ..config import Settings, resolve_settings
-from ..ratelimit import Limiter, RateLimit
-from ._core import CallOutcome, RetryPolicy, _Core
+from ..ratelimit import Limiter
+from ._core import ClientOptions, _Core
 
-__all__ = ["BaseClient"]
+__all__ = ["BaseClient", "settings_for"]
+
+
+def settings_for(
+    base_url: str | None, token: str | None, settings: Settings | None,
+    instance: str | None, playground: bool | None,
+) -> Settings:
+    """``settings`` when a front end resolved them already, else resolve them now.
+
+    Example:
+        >>> settings_for("https://acme.omniapp.co", "t", None, None, None).api_root
+        'https://acme.omniapp.co/api'
+    """
+    if settings is None:
+        return resolve_settings(base_url, token, instance=instance, playground=playground)
+    if base_url is not None or token is not None or instance is not None:
+        raise TypeError("give settings= or base_url/token/instance, not both")
+    return settings
 
 
 class BaseClient:
-    """Resolves settings once (or takes resolved ones) and builds the shared core.
+    """Holds the shared core; the twins add the I/O.
 
     Example:
-        >>> c = BaseClient("https://acme.omniapp.co", "t", settings=None)
-        >>> c.api_root
+        >>> from omni_nb.config import resolve_settings
+        >>> s = resolve_settings("https://acme.omniapp.co", "t", environ={})
+        >>> BaseClient(s, ClientOptions()).api_root
         'https://acme.omniapp.co/api'
     """
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        token: str | None = None,
-        *,
-        settings: Settings | None,
-        instance: str | None = None,
-        playground: bool | None = None,
-        rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
-        max_retries: int | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float = 30.0,
-        on_result: Callable[[CallOutcome], None] | None = None,
-        limiter: Limiter | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        if settings is None:
-            settings = resolve_settings(base_url, token, instance=instance, playground=playground)
-        elif base_url is not None or token is not None or instance is not None:
-            raise TypeError("give settings= or base_url/token/instance, not both")
-        self._core = _Core(
-            settings=settings, rate_limit=rate_limit, retry=RetryPolicy.of(max_retries, retry),
-            timeout=timeout, on_result=on_result, limiter=limiter, rng=rng,
-        )
+    def __init__(self, settings: Settings, options: ClientOptions) -> None:
+        self._core = _Core(settings=settings, options=options)
 
     @property
     def api_root(self) -> str:
@@ -57,5 +50,5 @@ class BaseClient:
         return self._core.limiter
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(api_root={self.api_root!r}, " \
-            f"rate_limit={self._core.rate_limit!r})"
+        return (f"{type(self).__name__}(api_root={self.api_root!r}, "
+                f"rate_limit={self._core.rate_limit!r})")

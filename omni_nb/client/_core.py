@@ -38,7 +38,7 @@ from ..ratelimit import Limiter, RateLimit, pause_key, shared_limiter
 from .parse import body_text, origin, parse_error_body, parse_retry_after, snippet
 from .validate import check_branch_id, check_document_id
 
-__all__ = ["Call", "CallOutcome", "Draft", "RetryPolicy", "draft_call"]
+__all__ = ["Call", "CallOutcome", "ClientOptions", "Draft", "RetryPolicy", "draft_call"]
 
 MAX_BODY = 1 << 20  # bytes read from any answer; a larger body is cut, never buffered whole
 MAX_PAGES = 10_000  # a server that never ends its pages must not hang a listing
@@ -169,6 +169,33 @@ def draft_call(document_id: object, branch_id: object = None) -> tuple[Call, str
     return Call("POST", path, {} if branch is None else {"branchId": branch}), doc, branch
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientOptions:
+    """How a client sends, checked once: rate limit, retries, timeout, hooks, test seams.
+
+    Example:
+        >>> ClientOptions(timeout=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: timeout must be a positive number of seconds
+    """
+
+    rate_limit: RateLimit | None = field(default_factory=RateLimit)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = 30.0
+    on_result: Callable[[CallOutcome], None] | None = None
+    limiter: Limiter | None = None
+    rng: random.Random | None = None
+
+    def __post_init__(self) -> None:
+        if self.rate_limit is not None and not isinstance(self.rate_limit, RateLimit):
+            raise TypeError("rate_limit must be an omni_nb.RateLimit or None")
+        t = self.timeout
+        if isinstance(t, bool) or not isinstance(t, int | float) or not t > 0 or math.isinf(t):
+            raise ValueError("timeout must be a positive number of seconds")
+        object.__setattr__(self, "timeout", float(t))
+
+
 @dataclass(slots=True)
 class Attempts:
     """Where one call's retry loop stands: attempts made, seconds waited."""
@@ -183,30 +210,16 @@ Sent = tuple[Any, int, int]  # (parsed JSON, attempts, HTTP status) of a usable 
 class _Core:
     """Everything both clients share: settings, request building, classification, waits."""
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        rate_limit: RateLimit | None,
-        retry: RetryPolicy,
-        timeout: float,
-        on_result: Callable[[CallOutcome], None] | None = None,
-        limiter: Limiter | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
+    def __init__(self, *, settings: Settings, options: ClientOptions) -> None:
         self.settings = settings
-        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
-            raise TypeError("rate_limit must be an omni_nb.RateLimit or None")
-        self.rate_limit = rate_limit
-        self.retry = retry
-        if not isinstance(timeout, int | float) or not timeout > 0 or math.isinf(timeout):
-            raise ValueError("timeout must be a positive number of seconds")
-        self.timeout = float(timeout)
-        self.on_result = on_result
-        self.limiter = limiter or shared_limiter(
-            settings.api_root, settings.token.fingerprint(), rate_limit
+        self.rate_limit = options.rate_limit
+        self.retry = options.retry
+        self.timeout = options.timeout
+        self.on_result = options.on_result
+        self.limiter = options.limiter or shared_limiter(
+            settings.api_root, settings.token.fingerprint(), options.rate_limit
         )
-        self.rng = rng or random.Random()
+        self.rng = options.rng or random.Random()
         self.origin = settings.origin
 
     def http_options(self) -> dict[str, Any]:
@@ -328,7 +341,7 @@ class _Core:
     def after_failure(self, error: OmniError, state: Attempts) -> float:
         """Seconds to sleep before the next attempt (0 after a 429: the limiter holds
         everyone instead), or raise ``error`` when the call gives up."""
-        wait = self._next_wait(error, state.attempt, state.waited)
+        wait = self.next_wait(error, state.attempt, state.waited)
         if wait is None:
             error.attempts = state.attempt
             raise error
@@ -341,7 +354,8 @@ class _Core:
         state.waited += wait
         return wait
 
-    def _next_wait(self, error: OmniError, attempt: int, waited: float) -> float | None:
+    def next_wait(self, error: OmniError, attempt: int, waited: float) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None to give up."""
         if not isinstance(error, RateLimitError | ServerError | APIConnectionError):
             return None
         if attempt > self.retry.max_retries:

@@ -13,12 +13,13 @@ import httpx
 from ..config import Settings
 from ..errors import OmniError, UnexpectedResponseError
 from ..ratelimit import Limiter, RateLimit
-from ._base import BaseClient
+from ._base import BaseClient, settings_for
 from ._core import (
     MAX_PAGES,
     Attempts,
     Call,
     CallOutcome,
+    ClientOptions,
     Draft,
     RetryPolicy,
     Sent,
@@ -66,9 +67,9 @@ class OmniClient(BaseClient):
         max_connections: int = 100,
     ) -> None:
         super().__init__(
-            base_url, token, settings=settings, instance=instance, playground=playground,
-            rate_limit=rate_limit, max_retries=max_retries, retry=retry, timeout=timeout,
-            on_result=on_result, limiter=limiter, rng=rng,
+            settings_for(base_url, token, settings, instance, playground),
+            ClientOptions(rate_limit=rate_limit, retry=RetryPolicy.of(max_retries, retry),
+                          timeout=timeout, on_result=on_result, limiter=limiter, rng=rng),
         )
         self._sleep = sleep
         self._http = httpx.Client(

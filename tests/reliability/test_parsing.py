@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from omni_nb import Draft, OmniClient, OmniError, RetryPolicy
-from omni_nb.client._core import _Core
+from omni_nb.client._core import ClientOptions, _Core
 from omni_nb.client.parse import parse_retry_after
 from omni_nb.config import resolve_settings
 
@@ -89,8 +89,9 @@ def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 
 def _core() -> _Core:
     settings = resolve_settings("https://acme.omniapp.co/api", "omni_osk_parse", environ={})
-    return _Core(settings=settings, rate_limit=None, retry=RetryPolicy(max_retries=0),
-                 timeout=5.0, rng=random.Random(0))
+    options = ClientOptions(rate_limit=None, retry=RetryPolicy(max_retries=0), timeout=5.0,
+                            rng=random.Random(0))
+    return _Core(settings=settings, options=options)
 
 
 CORE = _core()
