@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from omni_nb import sandbox
 from omni_nb.sandbox import RequestRecord, SandboxDocument
+from omni_nb.sandbox.state import DOC_PARAMS, MODEL_PARAMS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPEC_DIR = Path(__file__).resolve().parent / "spec"
@@ -435,8 +436,8 @@ def test_models_match_the_list_schema(client: httpx.Client, omni_spec: dict[str,
 def test_list_parameters_match_the_published_spec(omni_spec: dict[str, Any]) -> None:
     """The sandbox accepts exactly the query parameters Omni documents for both lists."""
     for path, accepted in (
-        ("/api/v1/documents", sandbox._DOC_PARAMS),
-        ("/api/v1/models", sandbox._MODEL_PARAMS),
+        ("/api/v1/documents", DOC_PARAMS),
+        ("/api/v1/models", MODEL_PARAMS),
     ):
         documented = {p["name"] for p in omni_spec["paths"][path]["get"]["parameters"]}
         assert accepted == documented, path
@@ -812,6 +813,20 @@ def test_requests_are_listed_in_arrival_order() -> None:
     assert [(r.document_id, r.status) for r in records] == [("doc-0001", 0), ("doc-0002", 200)]
     assert records[0].answered_at > records[1].answered_at
     assert len(failures) == 1
+
+
+def test_wait_idle_waits_for_answers_a_client_gave_up_on(sb: sandbox.Sandbox) -> None:
+    """wait_idle() is False while a slow answer is held, True once that request is logged."""
+    sb.configure(slow_rate=1.0, slow_seconds=1.5)
+    with (
+        httpx.Client(base_url=sb.base_url, headers=bearer(sb.token), timeout=0.1) as c,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        c.post(draft_url("doc-0001"))
+    assert sb.requests() == []  # received and being answered, not yet logged
+    assert sb.wait_idle(0.05) is False
+    assert sb.wait_idle(10.0) is True
+    assert [(r.document_id, r.status) for r in sb.requests()] == [("doc-0001", 200)]
 
 
 def test_tokens_never_appear_in_records_reprs_or_logs(

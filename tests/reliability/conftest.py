@@ -15,7 +15,6 @@ import json
 import math
 import os
 import socket
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -95,17 +94,11 @@ def settle(sb: Sandbox, timeout: float = 10.0) -> list[RequestRecord]:
     """The request log once every request the sandbox received has been answered and logged.
 
     The sandbox logs a request after answering it, and a "slow" answer is still being held
-    after the client gave up on it; counting before those land would undercount. Tests never
-    call ``sb.clear_requests()`` (slice the log instead), so the log's length is comparable
-    with the sandbox's count of requests received.
+    after the client gave up on it; counting before those land would undercount. Past
+    ``timeout`` the log is returned as it stands.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        records = sb.requests()
-        # _state.seq counts requests received; the log holds those answered (test-only peek).
-        if len(records) >= sb._state.seq or time.monotonic() > deadline:
-            return records
-        time.sleep(0.01)
+    sb.wait_idle(timeout)
+    return sb.requests()
 
 
 def posts(records: Iterable[RequestRecord]) -> list[RequestRecord]:

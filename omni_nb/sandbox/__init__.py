@@ -1,0 +1,80 @@
+"""A local stand-in for Omni's REST API: a real HTTP server on loopback.
+
+The sandbox answers the Create draft endpoint (and the few neighbouring
+endpoints the project uses) the way Omni does, including the awkward parts:
+three error-body shapes, 403 for an unknown token, a per-token rate limit with
+an optional ``Retry-After``, and injected faults (5xx, dropped connections,
+slow answers). Tests, the demo command, benchmarks and example notebooks use it
+instead of a real Omni instance. It is standard library only and imports
+nothing else from ``omni_nb``, so it can never share a bug with the client it
+is meant to check.
+
+Example::
+
+    from omni_nb import sandbox
+    import httpx
+
+    with sandbox.serve(documents=20, rate_limit=(5, 1.0)) as sb:
+        r = httpx.post(
+            f"{sb.base_url}/v1/documents/doc-0001/draft",
+            headers={"Authorization": f"Bearer {sb.token}"},
+            json={"branchId": sb.branches[0].id},
+        )
+        assert r.status_code == 200 and len(r.json()["identifier"]) == 8
+
+Routes (the API root is ``{sb.url}/api``):
+
+``POST /api/v1/documents/{documentId}/draft``
+    Checked in this order: scripted answers (:meth:`Sandbox.enqueue`), auth
+    (401 no header, 403 unknown token), rate limit (429), faults (drop, 5xx,
+    slow), body (400), document (404), branch (404), viewer role (403),
+    eligibility (400); then 200 ``{"identifier": "<8 hex>"}``, one draft per
+    (document, branch).
+``GET /api/v1/documents``
+    Paged (``pageSize`` 1..100, default 50; ``cursor``), filters ``folderId``,
+    ``creatorId``, ``labels``; ``sortField``/``sortDirection``; other
+    documented parameters accepted; unknown ones give 400.
+``GET /api/v1/models``
+    Paged (``pageSize`` 1..100, default 20), filters ``modelKind``,
+    ``baseModelId``, ``modelId``, ``connectionId``, ``name``; one SCHEMA
+    model, one SHARED model and the branches (``modelKind=BRANCH``).
+``DELETE /api/v1/documents/{documentId}/draft``
+    Discards the draft (optional ``{"branchId"}``); 404 when there is none.
+``GET /api/v1/documents/{documentId}/drafts``
+    The document's drafts.
+
+Anything else is 404 ``{"detail": "Not Found", "status": 404}``.
+
+Seeded data: ``documents=N`` gives ``doc-0001`` .. ``doc-{N:04d}``; every 10th
+(``doc-0010``, ``doc-0020``, ...) is not eligible for the publishing workflow
+(400). Branches are fixed: ``feature-a`` ``081c8cec-a997-5c87-9f41-00dd4e31bc04``,
+``feature-b`` ``11c0f8c9-7e50-523f-9be0-f7de1104f2b5``, ``feature-c``
+``9bd33108-f31c-5418-94dc-c9637db659f1``, all on the SHARED model
+``Sandbox model``.
+
+Tokens never appear in request records, reprs or log lines: records keep the
+caller's *role* only.
+
+Command line: ``python -m omni_nb.sandbox --port 8787`` (see :func:`main`).
+
+Layout (only the names below are public; the modules are how it is built):
+``data`` the seeded documents, branches and models and the records;
+``state`` every answer, decided without sockets; ``server`` HTTP framing, the
+:class:`Sandbox` handle and :func:`serve`; ``command`` the command line.
+"""
+
+from .command import DEMO_TOKEN, main
+from .data import RequestRecord, SandboxBranch, SandboxDocument, seed_documents
+from .server import MAX_BODY_BYTES, Sandbox, serve
+
+__all__ = [
+    "DEMO_TOKEN",
+    "MAX_BODY_BYTES",
+    "RequestRecord",
+    "Sandbox",
+    "SandboxBranch",
+    "SandboxDocument",
+    "main",
+    "seed_documents",
+    "serve",
+]
