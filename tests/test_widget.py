@@ -1,7 +1,7 @@
 """DraftForm headless: fill the widgets, click the buttons, check what a user would see.
 
 Every test talks to the real loopback sandbox; handlers run as a click would run them, and
-the batch runs on the form's background thread (``form.wait()`` joins it).
+the batch runs on the form's background worker (``form.wait()`` waits for it).
 """
 
 from __future__ import annotations
@@ -9,15 +9,21 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import ipywidgets
 import pytest
 
 import omni_nb
 from omni_nb import sandbox
-from omni_nb.widget import OTHER_BRANCH, DraftForm, _walk_widgets
+from omni_nb.widget import OTHER_BRANCH, DraftForm
 
 WAIT = 20.0  # seconds; a generous bound that only a hung test reaches
 
@@ -39,8 +45,11 @@ def make(forms: list[DraftForm], *args: Any, **kwargs: Any) -> DraftForm:
 
 
 def synced_state(form: DraftForm) -> str:
-    """Everything the browser (and a saved notebook's widget state) can hold, as JSON."""
-    return json.dumps([x.get_state() for x in _walk_widgets(form.widget)], default=str)
+    """Everything the browser (and a saved notebook's widget state) can hold, as JSON: the
+    state of every open widget in the process, the form's among them."""
+    state = ipywidgets.Widget.get_manager_state(drop_defaults=False)
+    assert form.widget.model_id in state["state"]
+    return json.dumps(state, default=str)
 
 
 def posts(sb: sandbox.Sandbox) -> list[sandbox.RequestRecord]:
@@ -163,7 +172,7 @@ def test_token_field_is_emptied_and_never_in_widget_state(
     assert form.result is not None
     assert list(form.result["status"]) == ["ok", "ok"]
     state = synced_state(form)
-    assert "doc-0002" in state  # the walk reaches the output area
+    assert "doc-0002" in state  # the state reaches the output area
     assert sb.token not in state
     assert sb.token not in repr(form)
     assert sb.token not in str(vars(form))
@@ -290,3 +299,33 @@ def test_picker_is_filled_searchable_paged_and_adds_ids(forms: list[DraftForm]) 
         assert branch_labels[0] == "no branch"
         assert branch_labels[-1].startswith("other")
         assert [v for _, v in form.branch.options[1:-1]] == [b.id for b in sb.branches]
+
+
+def test_interpreter_exit_cancels_a_running_batch(tmp_path: Path) -> None:
+    """A script (or a kernel shutting down) that exits while the form's batch runs exits
+    promptly, and the unanswered items are 'cancelled' rows in the ledger, not lost."""
+    ledger = tmp_path / "exit.sqlite3"
+    script = textwrap.dedent(f"""
+        import threading
+        import omni_nb
+        from omni_nb import sandbox
+        sb = sandbox.serve(documents=60, latency=0.5, rate_limit=None)
+        form = omni_nb.DraftForm(sb.base_url, sb.token, ledger={str(ledger)!r}, concurrency=1)
+        assert form.wait(20)
+        first = threading.Event()
+        form.progress.observe(lambda change: first.set() if change["new"] >= 1 else None,
+                              "value")
+        form.documents.value = "\\n".join(f"doc-{{i:04d}}" for i in range(1, 60) if i % 10)
+        form.submit()
+        assert first.wait(20)  # sending has begun; the script ends here
+    """)
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert time.monotonic() - started < 20  # the batch alone would take about 27 s
+    rows = omni_nb.results(ledger=ledger)
+    counts = rows["status"].value_counts()
+    assert len(rows) == 54
+    assert counts["ok"] >= 1
+    assert counts["ok"] + counts["cancelled"] == 54

@@ -1,0 +1,34 @@
+"""DraftForm: an ipywidgets form for creating drafts (the only package, with the magic's live
+display, that imports ipywidgets).
+
+The form has a connection (instance or base URL, a token field), documents (one id per line,
+plus a searchable, paged picker filled from ``GET /v1/documents``), a branch (a dropdown
+filled from ``GET /v1/models?modelKind=BRANCH``, "no branch", or a typed UUID), concurrency,
+Create and Cancel buttons, a live progress bar with counts per status, and an output area
+with the results table and its summary.
+
+The token is never kept in a widget: the token field is emptied as soon as its value reaches
+the kernel (and its value is not echoed back to the browser), so the notebook's saved widget
+state never holds it. Work (listing, the batch) runs on a background worker, so the kernel
+stays responsive and Cancel works; widget updates from that thread reach the browser live.
+
+* :mod:`.form`: :class:`DraftForm`: the layout, submitting, drawing progress and results.
+* :mod:`.connection`: the connection fields, the settings they resolve to, the listing that
+  checks them.
+* :mod:`.picker`: the document picker (search, pages, "add") and the branch choice.
+* :mod:`.jobs`: the background work, one job at a time on a single-worker executor.
+
+Example:
+    >>> from omni_nb import sandbox
+    >>> with sandbox.serve(documents=5, rate_limit=None) as sb:
+    ...     form = DraftForm(sb.base_url, sb.token, ledger="off")
+    ...     form.documents.value = "doc-0001\\ndoc-0002"
+    ...     table = form.submit(wait=True)
+    >>> list(table["status"])
+    ['ok', 'ok']
+"""
+
+from .form import DraftForm
+from .picker import NO_BRANCH, OTHER_BRANCH
+
+__all__ = ["NO_BRANCH", "OTHER_BRANCH", "DraftForm"]

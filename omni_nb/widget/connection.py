@@ -1,0 +1,255 @@
+"""The form's connection: the instance (or URL), playground and token fields, the settings they
+resolve to, and the listing that checks them.
+
+The token is kept here only, as a :class:`~omni_nb.config.Secret`: :class:`_TokenField` is
+emptied as soon as a typed value reaches the kernel and never echoes it back, so no widget
+state (the browser's, a saved notebook's) ever holds it.
+
+Example:
+    >>> conn = Connection("https://acme.omniapp.co", "omni_osk_example")
+    >>> conn.settings().api_root
+    'https://acme.omniapp.co/api'
+    >>> conn.token.value
+    ''
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar
+
+import ipywidgets as w
+from traitlets import Unicode
+
+from ..client import OmniClient
+from ..config import Secret, Settings, resolve_settings
+from ..errors import APIStatusError, AuthenticationError, ConfigError
+from ..ratelimit import RateLimit
+
+__all__ = ["Connection", "Listing", "list_instance"]
+
+T = TypeVar("T")
+
+_LIST_RETRIES = 1  # listing is also the connection check: fail fast on a dead host
+_LIST_TIMEOUT = 15.0  # seconds at most per listing request, whatever the batch's timeout
+
+
+class _TokenField(w.Password):  # type: ignore[misc]
+    """A password box whose value is never echoed back to the browser.
+
+    ipywidgets 8 echoes every value the browser sends ("echo_update"); for the token that
+    would send it straight back over the wire. :class:`Connection` empties the field on
+    arrival anyway.
+    """
+
+    value = Unicode("", help="the token as typed; emptied by the form on arrival").tag(
+        sync=True, echo_update=False
+    )
+
+
+class _Typed(NamedTuple):
+    """What the fields say, as :func:`~omni_nb.config.resolve_settings` takes it."""
+
+    base_url: str | None
+    instance: str | None
+    playground: bool | None
+    token: str | None
+
+    def resolve(self, token: str | None) -> Settings:
+        return resolve_settings(self.base_url, token, instance=self.instance,
+                                playground=self.playground)
+
+
+class Connection:
+    """The connection fields and the token; :meth:`settings` resolves them (once per job).
+
+    ``address`` is an instance name or a base URL, as typed into the field. ``on_change`` is
+    called after the instance, the playground box or the token changed
+    (the form checks the new connection then).
+
+    Example:
+        >>> conn = Connection("acme", "t", playground=True)
+        >>> conn.settings().api_root
+        'https://acme.playground.exploreomni.dev/api'
+        >>> Connection("user:pw@acme.omniapp.co").field.value  # never shown: it may be a secret
+        ''
+    """
+
+    def __init__(self, address: str | None = None, token: str | None = None, *,
+                 playground: bool = False, on_change: Callable[[], None] | None = None) -> None:
+        # The token lives here only: a Secret, never in a widget trait.
+        self._token: Secret | None = Secret(token.strip()) if isinstance(token, str) else None
+        self._verified: tuple[str, str] | None = None  # (api_root, token fingerprint) listed OK
+        self._on_change = on_change
+        wide = w.Layout(width="420px")
+        if address is not None and "@" in address:
+            # It may carry user:password: never shown (the form then asks for an instance).
+            address = None
+        #: Instance name or base URL (the form's ``connection``).
+        self.field = w.Text(
+            value=address or "", description="Instance", layout=wide, continuous_update=False,
+            placeholder="acme, https://acme.omniapp.co/api, or empty: login()/environment",
+        )
+        self.playground = w.Checkbox(
+            value=playground, description="playground", indent=False,
+            layout=w.Layout(width="110px"),
+        )
+        self.token = _TokenField(
+            description="Token", layout=wide, continuous_update=False,
+            placeholder=self._token_hint(),
+        )
+        self.token.observe(self._take_token, names="value")
+        self.field.observe(self._changed, names="value")
+        self.playground.observe(self._changed, names="value")
+
+    def settings(self) -> Settings:
+        """The settings the fields resolve to; :class:`ConfigError` when incomplete or unsafe.
+
+        Example:
+            >>> Connection("acme", " ").settings()
+            Traceback (most recent call last):
+            ...
+            omni_nb.errors.ConfigError: The Omni API token is empty.
+        """
+        typed = self._typed()
+        return typed.resolve(typed.token)
+
+    def hint(self) -> str | None:
+        """What to ask for when :meth:`settings` failed for want of input (a form opened
+        without an instance or a token); None when a given value is wrong.
+
+        Example:
+            >>> Connection("acme").hint()
+            'Paste the API token (or call omni_nb.login()), then press Enter.'
+            >>> Connection("ftp://example.com", "t").hint() is None  # settings() says why
+            True
+        """
+        typed = self._typed()
+        try:
+            # The root alone: is it the instance that is missing, or only the token?
+            typed.resolve(typed.token or "placeholder")
+        except ConfigError:
+            if typed.base_url is None and typed.instance is None:
+                return "Enter the instance (or base URL) and the token, then Connect."
+            return None
+        if typed.token is None:
+            return "Paste the API token (or call omni_nb.login()), then press Enter."
+        return None
+
+    def verified(self, settings: Settings) -> bool:
+        """True when these settings were listed successfully since the fields last changed.
+
+        Example:
+            >>> conn = Connection("https://acme.omniapp.co", "t")
+            >>> conn.mark_verified(conn.settings())
+            >>> conn.verified(conn.settings())
+            True
+        """
+        return self._verified == _key(settings)
+
+    def mark_verified(self, settings: Settings) -> None:
+        """Remember that a listing with these settings succeeded.
+
+        Example:
+            >>> Connection("https://acme.omniapp.co", "t").mark_verified(
+            ...     resolve_settings("https://acme.omniapp.co", "t"))
+        """
+        self._verified = _key(settings)
+
+    def _typed(self) -> _Typed:
+        text = self.field.value.strip()
+        base_url: str | None = None
+        instance: str | None = None
+        if "://" in text:
+            base_url = text
+        elif "." in text or "/" in text or ":" in text:
+            base_url = "https://" + text  # "acme.omniapp.co" means the https site
+        elif text:
+            instance = text
+        # The raw string (not the Secret) so that resolve_settings checks it: empty, spaces.
+        token = self._token.get_secret_value() if self._token is not None else None
+        return _Typed(base_url, instance, True if self.playground.value else None, token)
+
+    def _token_hint(self) -> str:
+        if self._token is not None:
+            return "token kept in memory (type to replace)"
+        return "paste the API token; empty: login()/OMNI_API_TOKEN"
+
+    def _take_token(self, change: dict[str, Any]) -> None:
+        value = change["new"]
+        if not value:
+            return
+        # Read once, then empty the field at once: the token must not sit in widget state.
+        self._token = Secret(value.strip())
+        self.token.value = ""
+        self.token.placeholder = self._token_hint()
+        self._changed(None)
+
+    def _changed(self, _change: object) -> None:
+        self._verified = None
+        if self._on_change is not None:
+            self._on_change()
+
+
+def _key(settings: Settings) -> tuple[str, str]:
+    return settings.api_root, settings.token.fingerprint()
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a connection check found; None for a list the token may not read.
+
+    Example:
+        >>> Listing("https://a.omniapp.co/api", [{"identifier": "d"}], None,
+        ...         ["branches not listed (x)"]).line()
+        'Connected to https://a.omniapp.co/api: 1 documents, no branches. branches not listed (x).'
+    """
+
+    api_root: str
+    documents: list[dict[str, Any]] | None
+    branches: list[dict[str, Any]] | None
+    notes: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """The one line the form shows (notes make it an error line)."""
+        counts = (f"{len(self.documents) if self.documents is not None else 'no'} documents, "
+                  f"{len(self.branches) if self.branches is not None else 'no'} branches")
+        text = f"Connected to {self.api_root}: {counts}."
+        return f"{text} {'; '.join(self.notes)}." if self.notes else text
+
+
+def list_instance(
+    settings: Settings, *, rate_limit: RateLimit | None, timeout: float
+) -> Listing:
+    """List branches and documents: the connection check, too.
+
+    Raises for a refused token (:class:`AuthenticationError`) or an unreachable instance
+    (:class:`~omni_nb.errors.APIConnectionError`); any other listing failure (a token
+    allowed to create drafts but not to list) only leaves a note.
+
+    Example:
+        >>> from omni_nb import sandbox
+        >>> with sandbox.serve(documents=2) as sb:
+        ...     found = list_instance(resolve_settings(sb.base_url, sb.token),
+        ...                           rate_limit=None, timeout=5)
+        >>> len(found.documents or [])
+        2
+    """
+    notes: list[str] = []
+
+    def listed(call: Callable[[], T], note: str) -> T | None:
+        try:
+            return call()
+        except AuthenticationError:
+            raise
+        except APIStatusError as exc:
+            notes.append(note.format(exc))
+            return None
+
+    with OmniClient(settings=settings, rate_limit=rate_limit, max_retries=_LIST_RETRIES,
+                    timeout=min(timeout, _LIST_TIMEOUT)) as client:
+        branches = listed(client.list_branches,
+                          "branches not listed ({}); type a branch UUID instead")
+        documents = listed(client.list_documents, "documents not listed ({})")
+    return Listing(settings.api_root, documents, branches, notes)

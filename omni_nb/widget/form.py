@@ -1,0 +1,418 @@
+"""The form itself: its layout, the connection's state, submitting, and drawing the progress
+and the results. The fields it composes live in :mod:`.connection` and :mod:`.picker`, its
+background work in :mod:`.jobs`.
+
+Example:
+    >>> one_line("Could not\\n  list  ")
+    'Could not list'
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from ..batch import CREATE_DRAFT, BatchOptions, run_batch
+from ..client import RetryPolicy
+from ..config import Settings
+from ..errors import (
+    APIConnectionError,
+    AuthenticationError,
+    ConfigError,
+    InvalidInputError,
+    OmniError,
+)
+from ..ledger import Ledger
+from ..progress import Tally, Throttle
+from ..ratelimit import RateLimit
+from ..rows import Row
+from .connection import Connection, list_instance
+from .jobs import Jobs
+from .picker import BranchPicker, DocumentPicker
+
+if TYPE_CHECKING:
+    from ..table import DraftResults
+
+__all__ = ["DraftForm", "one_line"]
+
+_LINE = 400  # characters at most in the form's message line
+
+
+class DraftForm:
+    """A form to create drafts for many documents, with live progress and a results table.
+
+    ``base_url`` / ``instance`` and ``token`` pre-fill the connection (else the form uses
+    :func:`omni_nb.login` or the environment, or what is typed into it). ``ledger``,
+    ``rate_limit``, ``max_retries`` and ``timeout`` set how the batch runs, as for
+    :func:`omni_nb.create_drafts`.
+
+    Use it by displaying it (make it a cell's last expression), or from code:
+    ``form.submit(wait=True)`` does what the Create button does and returns the table;
+    ``form.result`` holds the last table, ``form.error`` the last error line (or None).
+    The document and branch lists load in the background: ``form.wait()`` before choosing
+    from them in code.
+
+    Example:
+        >>> from omni_nb import sandbox
+        >>> with sandbox.serve(documents=3, rate_limit=None) as sb:
+        ...     form = DraftForm(sb.base_url, sb.token, ledger="off")
+        ...     loaded = form.wait()
+        ...     form.documents.value = "doc-0001"
+        ...     form.branch.value = sb.branches[0].id
+        ...     form.submit(wait=True).loc[0, "status"]
+        'ok'
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        instance: str | None = None,
+        playground: bool | None = None,
+        concurrency: int = 8,
+        ledger: str | Path | Ledger | None = None,
+        rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
+        max_retries: int | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        # How every batch of this form runs; Create fills in the concurrency shown then.
+        self._options = BatchOptions(rate_limit=rate_limit, retry=RetryPolicy.of(max_retries),
+                                     timeout=timeout, ledger=ledger)
+        #: The last results table (None before the first batch).
+        self.result: DraftResults | None = None
+        #: The last error line shown in the form (None when the last action succeeded).
+        self.error: str | None = None
+        #: Seconds between progress redraws (the last result is always drawn).
+        self.redraw_interval = 0.1
+        self._jobs = Jobs(on_state=self._buttons, on_error=self._fail)
+        self._connection = Connection(base_url if base_url is not None else instance, token,
+                                      playground=bool(playground),
+                                      on_change=self._connection_changed)
+        self._documents_picker = DocumentPicker(add=self._add)
+        self._branches = BranchPicker()
+        self._lay_out(concurrency)
+        self._connection_changed()
+
+    def _lay_out(self, concurrency: int) -> None:
+        # The composed parts' widgets are the form's attributes too (tests and users reach
+        # them as form.token, form.picker, form.branch...).
+        conn, docs = self._connection, self._documents_picker
+        self.connection, self.playground, self.token = conn.field, conn.playground, conn.token
+        self.search, self.picker, self.page_label = docs.search, docs.choices, docs.page_label
+        self.prev_page, self.next_page = docs.prev_page, docs.next_page
+        self.add_selected, self.add_all = docs.add_selected, docs.add_all
+        self.branch, self.branch_uuid = self._branches.dropdown, self._branches.uuid
+        self.connect = w.Button(description="Connect", icon="plug",
+                                tooltip="check the connection and load documents and branches")
+        self.documents = w.Textarea(
+            placeholder="one document id per line", layout=w.Layout(width="300px", height="190px"),
+        )
+        self.concurrency = w.BoundedIntText(value=concurrency, min=1, max=100,
+                                            description="Concurrency",
+                                            style={"description_width": "initial"},
+                                            layout=w.Layout(width="160px"))
+        self.create = w.Button(description="Create drafts", button_style="primary",
+                               icon="play")
+        self.cancel = w.Button(description="Cancel", button_style="warning", icon="stop",
+                               disabled=True)
+        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="300px"))
+        self.counts = w.Label(value="")
+        self.message = w.HTML(value="")
+        self.output = w.Output(layout=w.Layout(max_height="420px", overflow="auto"))
+        self.widget = w.VBox([
+            w.HTML("<b>Omni: create drafts</b>"),
+            w.HBox([self.connection, self.playground]),
+            w.HBox([self.token, self.connect]),
+            w.HBox([self.documents, docs.box]),
+            w.HBox([self.branch, self.branch_uuid]),
+            w.HBox([self.concurrency, self.create, self.cancel]),
+            w.HBox([self.progress, self.counts]),
+            self.message,
+            self.output,
+        ])
+        self.connect.on_click(lambda _: self.refresh())
+        self.create.on_click(lambda _: self.submit())
+        self.cancel.on_click(lambda _: self.stop())
+
+    # -- display -----------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"DraftForm(connection={self.connection.value!r}, busy={self.busy})"
+
+    def close(self) -> None:
+        """Cancel the batch, wait for the background work, close every widget of the form.
+
+        Example:
+            >>> # form.close()
+        """
+        self._jobs.close()
+        for widget in _walk_widgets(self.widget):
+            widget.close()
+
+    # -- public actions ----------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """True while a listing or a batch runs in the background."""
+        return self._jobs.busy
+
+    def refresh(self, wait: bool = False) -> None:
+        """Check the connection and reload the document and branch lists (the Connect
+        button).
+
+        Example:
+            >>> # form.refresh(wait=True)
+        """
+        try:
+            settings = self._connection.settings()
+        except ConfigError as exc:
+            self._fail(exc)
+            return
+        self._list(settings, wait=wait)
+
+    def submit(self, wait: bool = False) -> DraftResults | None:
+        """Do what the Create button does; with ``wait=True`` block until the batch ends and
+        return its table (None when the form showed an error instead).
+
+        Example:
+            >>> # table = form.submit(wait=True)
+        """
+        try:
+            items = self.document_ids()
+            if not items:
+                raise InvalidInputError("Enter at least one document id (one per line).")
+            branch = self.branch_id()
+            settings = self._connection.settings()  # resolved once: the job uses these
+            options = replace(self._options, concurrency=int(self.concurrency.value))
+        except OmniError as exc:
+            self._fail(exc)
+            return None
+        cancel = threading.Event()
+        self.error = None
+        job = self._jobs.start(lambda: self._batch(items, branch, settings, options, cancel),
+                               cancel=cancel)
+        if job is None:
+            self._fail("A batch is already running; wait for it or Cancel it.")
+            return None
+        return job.result() if wait else None
+
+    def stop(self) -> None:
+        """Cancel the running batch (the Cancel button): results received so far are kept,
+        the rest become ``cancelled`` rows.
+
+        Example:
+            >>> # form.stop()
+        """
+        self._jobs.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the background work ends; False if ``timeout`` passed first.
+
+        Example:
+            >>> # form.wait(timeout=60)
+        """
+        return self._jobs.wait(timeout)
+
+    def document_ids(self) -> list[str]:
+        """The ids in the documents box, one per line, blank lines skipped.
+
+        Example:
+            >>> # form.document_ids()
+        """
+        return [line.strip() for line in self.documents.value.splitlines() if line.strip()]
+
+    def branch_id(self) -> str | None:
+        """The chosen branch (None for no branch); raises :class:`InvalidInputError` for a
+        typed value that is not a UUID.
+
+        Example:
+            >>> # form.branch_id()
+        """
+        return self._branches.branch_id()
+
+    # -- background work --------------------------------------------------------------------
+
+    def _connection_changed(self) -> None:
+        # Also the form's first check: an empty form asks for what it needs, a bad value is
+        # an error line, a complete one lists at once.
+        if self._jobs.batch_running:
+            return  # the running batch keeps its settings; the next Create checks the new ones
+        try:
+            settings = self._connection.settings()
+        except ConfigError as exc:
+            hint = self._connection.hint()
+            if hint is None:
+                self._fail(exc)
+            else:
+                self._say(hint)
+            return
+        self._list(settings)
+
+    def _list(self, settings: Settings, wait: bool = False) -> None:
+        if self._jobs.batch_running:
+            self._fail("A batch is running; Connect again when it ends.")
+            return
+        self._say("Connecting…")
+        if self._jobs.start(lambda: self._load(settings)) is not None and wait:
+            self.wait()
+
+    def _load(self, settings: Settings) -> None:
+        found = list_instance(settings, rate_limit=self._options.rate_limit,
+                              timeout=self._options.timeout)
+        self._connection.mark_verified(settings)
+        if found.branches is not None:
+            self._branches.set_branches(found.branches)
+        if found.documents is not None:
+            self._documents_picker.set_documents(found.documents)
+        if found.notes:
+            self._fail(found.line())
+        else:
+            self._say(found.line(), ok=True)
+
+    def _batch(self, items: list[str], branch: str | None, settings: Settings,
+               options: BatchOptions, cancel: threading.Event) -> DraftResults | None:
+        if not self._connection.verified(settings):
+            # One cheap listing proves the token and the host before any draft is asked
+            # for: a dead host fails in a second instead of after every item's retries.
+            self._say("Connecting…")
+            self._load(settings)
+        if cancel.is_set():
+            self._say("Cancelled before anything was sent.")
+            return None
+        self.output.outputs = ()
+        self.progress.bar_style = ""
+        self.progress.max = max(len(dict.fromkeys(items)), 1)
+        self.progress.value = 0
+        tally = Tally(len(items))
+        throttle = Throttle(self.redraw_interval)
+
+        def on_progress(done: int, total: int, row: Row) -> None:
+            # Runs in the batch's event-loop thread: count every result, redraw when the
+            # throttle allows (a resumed 100k batch must not flood the browser).
+            tally.total = total
+            tally.add(done, row)
+            if throttle.due(final=done == total):
+                self._draw(tally)
+
+        self.counts.value = tally.line()
+        self._say(f"Creating drafts for {len(items)} ids…")
+        table = run_batch(CREATE_DRAFT, items, branch, settings=settings, options=options,
+                          progress=on_progress, cancel=cancel)
+        self.result = table
+        self._draw(tally)
+        self._show(table)
+        self._report(table, cancelled=cancel.is_set())
+        return table
+
+    # -- drawing -----------------------------------------------------------------------------
+
+    def _buttons(self, running: bool, batch: bool) -> None:
+        # Called by the jobs under their lock, so a job ending cannot cross a new one's start.
+        self.create.disabled = running
+        self.connect.disabled = running
+        self.cancel.disabled = not (running and batch)
+
+    def _draw(self, tally: Tally) -> None:
+        self.progress.max = max(tally.total, 1)
+        self.progress.value = tally.done
+        self.counts.value = tally.line()
+
+    def _show(self, table: DraftResults) -> None:
+        # What Output.append_display_data does, without asking for an InteractiveShell (the
+        # form also runs in scripts and tests); replacing ``outputs`` is safe from a thread.
+        bundle = {"text/plain": repr(table), "text/html": table._repr_html_() or ""}
+        self.output.outputs = (
+            {"output_type": "display_data", "data": bundle, "metadata": {}},
+        )
+
+    def _report(self, table: DraftResults, *, cancelled: bool) -> None:
+        summary = table.summary()
+        statuses = table["status"].astype(str)
+        problems: list[str] = []
+        for status, what in (("unauthorized", "The token was refused"),
+                             ("network_error", "Could not reach the instance"),
+                             ("invalid", "Invalid ids were not sent")):
+            hits = table[statuses == status]
+            if len(hits):
+                problems.append(f"{what} ({len(hits)}): {hits['message'].iloc[0]}")
+        ok = not problems and bool((statuses == "ok").all())
+        self.progress.bar_style = "success" if ok else ("danger" if cancelled else "warning")
+        if cancelled:
+            problems.insert(0, "Cancelled")
+        if problems:
+            self._fail(f"{summary}. " + " · ".join(problems))
+        else:
+            self._say(summary, ok=ok)
+
+    def _say(self, text: str, ok: bool = False) -> None:
+        self.error = None
+        color = "#1a7f37" if ok else "inherit"
+        self.message.value = f'<span style="color:{color}">{html.escape(text)}</span>'
+
+    def _fail(self, problem: BaseException | str) -> None:
+        line = one_line(problem)
+        self.error = line
+        self.message.value = f'<span style="color:#cf222e">⚠ {html.escape(line)}</span>'
+
+    def _add(self, identifiers: list[str]) -> None:
+        present = self.document_ids()
+        known = set(present)
+        added = [i for i in identifiers if i not in known]
+        if added:
+            self.documents.value = "\n".join([*present, *dict.fromkeys(added)])
+
+
+def one_line(problem: BaseException | str) -> str:
+    """The form's error line for ``problem``: one line, at most 400 characters, saying what
+    kind of trouble it is (a refused token, an unreachable host, a bug).
+
+    Example:
+        >>> one_line(AuthenticationError(403, "Invalid bearer token"))
+        'The token was refused: AuthenticationError: HTTP 403: Invalid bearer token'
+        >>> one_line(KeyError("x"))
+        "Unexpected error: KeyError: 'x'"
+    """
+    if isinstance(problem, BaseException):
+        prefix = ""
+        if isinstance(problem, AuthenticationError):
+            prefix = "The token was refused: "
+        elif isinstance(problem, APIConnectionError):
+            prefix = "Could not reach the instance: "
+        elif not isinstance(problem, OmniError):
+            prefix = "Unexpected error: "
+        text = f"{prefix}{type(problem).__name__}: {problem}"
+    else:
+        text = problem
+    line = " ".join(text.split())
+    return line if len(line) <= _LINE else line[:_LINE - 1] + "…"
+
+
+def _walk_widgets(root: Any) -> list[Any]:
+    """Every widget reachable from ``root`` through widget-valued traits (children,
+    layout, style), root first.
+
+    Example:
+        >>> len(_walk_widgets(w.VBox([w.Label("a")]))) >= 2
+        True
+    """
+    seen: dict[str, Any] = {}
+    stack = [root]
+    while stack:
+        widget = stack.pop()
+        if widget.model_id in seen:
+            continue
+        seen[widget.model_id] = widget
+        for name in widget.keys:
+            value = getattr(widget, name, None)
+            values = value if isinstance(value, tuple | list) else (value,)
+            stack.extend(v for v in values if isinstance(v, w.Widget))
+    return list(seen.values())
