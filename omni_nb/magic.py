@@ -66,7 +66,10 @@ Example:
 
 from __future__ import annotations
 
-import re
+import builtins
+import keyword
+import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -92,7 +95,7 @@ magic_arguments: Any = _magic_arguments
 parse_argstring: Any = _parse_argstring
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MISSING = object()
 _MAGIC = "omni_draft"
 
 
@@ -238,8 +241,7 @@ class OmniMagics(Magics):
     # -- the one code path -----------------------------------------------------------------
 
     def _run(self, args: Any, cell: str | None) -> Any:
-        if args.output is not None and not _IDENTIFIER.match(args.output):
-            raise UsageError(f"-o needs a variable name, not {quoted(args.output, 80)}")
+        args.output = self._output_name(args.output)
         if args.instance is not None and args.base_url is not None:
             raise UsageError("give --instance or --base-url, not both")
         if args.playground and args.instance is None:
@@ -265,10 +267,29 @@ class OmniMagics(Magics):
             _check_typed(typed)
         return self._send(args, pairs, labels, settings, options)
 
+    def _output_name(self, text: str | None) -> str | None:
+        """``-o NAME``: any Python variable name (normalised as Python does, so ``ﬁle`` is
+        ``file``), never a keyword; a warning before it hides a builtin or replaces a value
+        that is not a table."""
+        if text is None:
+            return None
+        name = unicodedata.normalize("NFKC", text)
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise UsageError(f"-o needs a Python variable name, not {quoted(text, 80)}")
+        current = self._shell.user_ns.get(name, _MISSING)
+        if current is _MISSING and hasattr(builtins, name):
+            print(f"Warning: -o {name} hides the builtin {name}() in this notebook "
+                  f"(del {name} brings it back)", file=sys.stderr)
+        elif current is not _MISSING and not _is_table(current):
+            print(f"Warning: -o {name} replaces {name}, a {type(current).__name__}",
+                  file=sys.stderr)
+        return name
+
     def _options(self, args: Any) -> Any:
         """The batch options from the line and the ``OmniNB`` defaults (UsageError if bad)."""
         from .batch import BatchOptions
         from .client import RetryPolicy
+        from .errors import InvalidInputError
 
         concurrency = self.settings.concurrency if args.concurrency is None else args.concurrency
         if concurrency < 1:
@@ -280,8 +301,11 @@ class OmniMagics(Magics):
             rate = RateLimit.parse(rate_text)
         except ValueError as exc:
             raise UsageError(f"--rate: {exc}") from None
-        return BatchOptions(concurrency=concurrency, rate_limit=rate,
-                            retry=RetryPolicy.of(args.max_retries), resume=args.resume)
+        try:
+            return BatchOptions(concurrency=concurrency, rate_limit=rate,
+                                retry=RetryPolicy.of(args.max_retries), resume=args.resume)
+        except InvalidInputError as exc:
+            raise UsageError(f"--concurrency: {exc}") from None
 
     def _inputs(
         self, args: Any, cell: str | None
@@ -409,6 +433,12 @@ class OmniMagics(Magics):
         if args.dry_run:
             print(summary)
         return table
+
+
+def _is_table(value: object) -> bool:
+    # A DataFrame (a table from an earlier run, say) is what -o is expected to replace.
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(value, pd.DataFrame)
 
 
 def _count(items: Any) -> int:

@@ -145,6 +145,16 @@ def items_from_frame(
         branch_col = "branch_id"
     if branch_col is not None and branch_col not in frame.columns:
         raise InvalidInputError(f"the DataFrame has no {branch_col!r} column (branch_col=)")
+    column = frame[document_col]
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    if numeric and column.notna().any():
+        # Read as text, 00123 would have lost its zeros already, and a column with a missing
+        # value turns 123 into "123.0": both name the wrong documents. The caller must fix it.
+        raise InvalidInputError(
+            f"the {document_col!r} column holds numbers ({column.dtype}), but document ids "
+            f"are text: read them as text (pd.read_csv(..., dtype=str)) or convert with "
+            f"df.astype({{{document_col!r}: str}}) if no zeros or missing values were lost"
+        )
     documents = frame[document_col].tolist()
     branches: Iterable[object] = (
         frame[branch_col].tolist() if branch_col is not None else [None] * len(documents)

@@ -188,7 +188,7 @@ def test_output_var_stores_table_and_prints_summary(
 
 def test_output_needs_an_identifier(ip: InteractiveShell) -> None:
     """-o with something that is not a variable name is a UsageError."""
-    with pytest.raises(UsageError, match="-o needs a variable name"):
+    with pytest.raises(UsageError, match="-o needs a Python variable name"):
         ip.run_line_magic("omni_draft", "doc-0001 -o 1x")
 
 

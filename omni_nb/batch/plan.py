@@ -126,13 +126,18 @@ def plan(
     planned: list[Planned] = []
     for label, (raw_doc, raw_branch) in zip(labels, pairs, strict=True):
         try:
+            if raw_doc is None:  # a missing value (None, NaN, NA in a DataFrame, a short line)
+                raise InvalidInputError("no document id (a missing value)")
             doc = check_document_id(raw_doc)
             branch = check_branch_id(raw_branch) if raw_branch is not None else default_branch
         except InvalidInputError as exc:
-            key: object = ("invalid", repr(raw_doc), repr(raw_branch))
+            # Identical bad values fold like identical pairs; missing ones never do: each
+            # is its own row, named by its position.
+            key: object = ("invalid", label if raw_doc is None else repr(raw_doc),
+                           repr(raw_branch))
             planned.append(Planned(
-                label, shorten(str(raw_doc), 300), _text(raw_branch), f"{label}: {exc}",
-                seen.get(key),
+                label, "" if raw_doc is None else shorten(str(raw_doc), 300), _text(raw_branch),
+                f"{label}: {exc}", seen.get(key),
             ))
         else:
             key = (doc, branch)

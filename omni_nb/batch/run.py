@@ -29,12 +29,16 @@ from .plan import Plan, Planned
 if TYPE_CHECKING:
     from ..table import DraftResults
 
-__all__ = ["BatchOptions", "Progress", "run"]
+__all__ = ["MAX_CONCURRENCY", "BatchOptions", "Progress", "run"]
 
 log = logging.getLogger("omni_nb")
 
 #: progress(done, total, last_row): called (from the batch's event-loop thread) per result.
 Progress = Callable[[int, int, Row], None]
+
+#: Requests in flight at most. The rate limit, not the concurrency, bounds a real batch (60 a
+#: minute per key); past a few dozen, more connections only add overhead on both ends.
+MAX_CONCURRENCY = 64
 
 _NOT_ANSWERED = (
     "not sent, or interrupted in flight (the server may have made the draft; rerun with "
@@ -52,7 +56,7 @@ class BatchOptions:
         >>> BatchOptions(concurrency=0)
         Traceback (most recent call last):
         ...
-        omni_nb.errors.InvalidInputError: concurrency must be a whole number >= 1, not 0
+        omni_nb.errors.InvalidInputError: concurrency must be a whole number from 1 to 64, not 0
     """
 
     concurrency: int = 8
@@ -64,8 +68,10 @@ class BatchOptions:
 
     def __post_init__(self) -> None:
         c = self.concurrency
-        if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-            raise InvalidInputError(f"concurrency must be a whole number >= 1, not {c!r}")
+        if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= MAX_CONCURRENCY:
+            raise InvalidInputError(
+                f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, not {c!r}"
+            )
 
 
 class _Batch:
