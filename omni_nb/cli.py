@@ -28,12 +28,13 @@ import io
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import OmniError
+from .errors import ConfigError, OmniError
 from .ratelimit import RateLimit
 
 __all__ = ["main"]
@@ -58,36 +59,105 @@ def _rate(text: str) -> RateLimit | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+_ENVIRONMENT = """\
+environment:
+  OMNI_API_TOKEN   the API token (or OMNI_API_KEY); never an option, so it stays out of
+                   your shell history
+  OMNI_BASE_URL    the API root, e.g. https://acme.omniapp.co/api (or OMNI_INSTANCE=acme,
+                   with OMNI_PLAYGROUND=1 for a playground instance)
+  OMNI_NB_LEDGER   the results ledger: a path, or off (default: ledger.sqlite3 in your data
+                   directory)
+"""
+
+
+#: A missing setting, said in the command line's words (config's own words speak Python).
+_MISSING = {
+    "api_root": "no Omni API root: give --instance NAME (--playground for a playground "
+                "instance) or --base-url URL, or set OMNI_INSTANCE or OMNI_BASE_URL",
+    "token": "no Omni API token: set OMNI_API_TOKEN (or OMNI_API_KEY); the command line "
+             "takes no token option, so it never lands in your shell history",
+}
+
+
+def _sub(sub: Any, name: str, summary: str, description: str, example: str) -> _Parser:
+    parser: _Parser = sub.add_parser(
+        name, help=summary, description=textwrap.fill(description, 88),
+        epilog=f"{_ENVIRONMENT}\nexample:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def _connection_options(parser: _Parser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--instance", metavar="NAME",
+                       help="Omni instance name: acme -> https://acme.omniapp.co/api")
+    where.add_argument("--base-url", metavar="URL",
+                       help="API root instead, e.g. https://acme.omniapp.co/api")
+    parser.add_argument("--playground", action="store_true",
+                        help="--instance is a playground instance (*.playground.exploreomni.dev)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="omni-nb", description="Create Omni drafts in batches, with a results ledger."
+        prog="omni-nb", description="Create Omni drafts in batches, with a results ledger.",
+        epilog=f"{_ENVIRONMENT}\nexample:\n  omni-nb demo\n  omni-nb draft doc-a doc-b",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                metavar="{demo,draft,results,sandbox}")
 
-    demo = sub.add_parser("demo", help="run a batch against the embedded sandbox")
-    demo.add_argument("--documents", type=int, default=300, help="how many documents (300)")
-    demo.add_argument("--concurrency", type=int, default=8)
-    demo.add_argument("--latency", type=float, default=0.05, help="sandbox latency, seconds")
+    demo = _sub(sub, "demo", "run a batch against the embedded sandbox",
+                "Start the embedded sandbox (an offline stand-in for Omni), create drafts for "
+                "its documents with seeded failures, and show the table. Its rows go to a "
+                "ledger of their own, never to your real one.", "omni-nb demo --documents 60")
+    demo.add_argument("--documents", type=int, default=300, metavar="N",
+                      help="how many sandbox documents (default 300; 3 failing ids are added)")
+    demo.add_argument("--concurrency", type=int, default=8, metavar="N",
+                      help="requests in flight (default 8)")
+    demo.add_argument("--latency", type=float, default=0.05, metavar="SECONDS",
+                      help="sandbox answer latency (default 0.05)")
+    demo.add_argument("--ledger", type=Path, metavar="PATH",
+                      help="where the demo's rows go (default: demo.sqlite3 beside the ledger)")
 
-    draft = sub.add_parser("draft", help="create drafts for documents")
-    draft.add_argument("documents", nargs="*", metavar="DOC")
-    draft.add_argument("--branch", help="branch UUID for every document")
-    draft.add_argument("--from-csv", type=Path, help="CSV with document_id[,branch_id] columns")
-    draft.add_argument("--out", type=Path, help="write the table to .csv or .parquet")
-    draft.add_argument("--resume", action="store_true", help="skip pairs already ok in the ledger")
-    where = draft.add_mutually_exclusive_group()
-    where.add_argument("--instance", help="Omni instance name (acme -> acme.omniapp.co)")
-    where.add_argument("--base-url", help="API root, e.g. https://acme.omniapp.co/api")
-    draft.add_argument("--playground", action="store_true", help="instance is a playground")
-    draft.add_argument("--concurrency", type=int, default=8)
-    draft.add_argument("--rate", type=_rate, default=RateLimit(), help="N/SECONDS or off")
+    draft = _sub(sub, "draft", "create drafts for documents",
+                 "Create (or get back) the draft of each document, on a branch if given. "
+                 "Every result is kept in the ledger; the table is printed at the end with "
+                 "its run id. Exit code 0 when every row is ok, 1 when any item failed.",
+                 "omni-nb draft doc-a doc-b --branch 7c9e6679-7425-40de-944b-e07fc1f90ae7")
+    draft.add_argument("documents", nargs="*", metavar="DOC",
+                       help="document ids or identifier slugs (or use --from-csv)")
+    draft.add_argument("--branch", metavar="UUID",
+                       help="branch for every document without its own")
+    draft.add_argument("--from-csv", type=Path, metavar="FILE",
+                       help="UTF-8 CSV with a document_id column (and optionally branch_id)")
+    draft.add_argument("--out", type=Path, metavar="FILE",
+                       help="also write the table to FILE.csv or FILE.parquet")
+    draft.add_argument("--resume", action="store_true",
+                       help="copy pairs already ok in the ledger instead of sending them")
+    _connection_options(draft)
+    draft.add_argument("--concurrency", type=int, default=8, metavar="N",
+                       help="requests in flight, 1 to 64 (default 8)")
+    draft.add_argument("--rate", type=_rate, default=RateLimit(), metavar="N/SECONDS",
+                       help="client-side rate limit, e.g. 60/60 (Omni's default) or off")
 
-    res = sub.add_parser("results", help="read results back from the ledger")
-    res.add_argument("--run", help="one batch's run id")
-    res.add_argument("--since", help="ISO time, e.g. 2026-11-27T00:00")
-    res.add_argument("--out", type=Path, help="write to .csv or .parquet instead of printing")
+    res = _sub(sub, "results", "read results back from the ledger",
+               "Show the ledger's rows, newest first, or write them to a file. Exit code 1 "
+               "when nothing matched.", "omni-nb results --last --limit 50")
+    which = res.add_mutually_exclusive_group()
+    which.add_argument("--run", metavar="RUN_ID", help="one batch's rows (its run id)")
+    which.add_argument("--last", action="store_true", help="the latest batch's rows")
+    res.add_argument("--since", metavar="ISO",
+                     help="rows requested at or after this time, e.g. 2026-11-27T09:30 (UTC)")
+    res.add_argument("--limit", type=int, default=15, metavar="N",
+                     help="rows to print (default 15; --out writes all)")
+    res.add_argument("--ledger", type=Path, metavar="PATH",
+                     help="read this ledger file (default: OMNI_NB_LEDGER or the usual one)")
+    res.add_argument("--out", type=Path, metavar="FILE",
+                     help="write every matching row to FILE.csv or FILE.parquet")
 
-    sub.add_parser("sandbox", help="serve the local Omni stand-in", add_help=False)
+    sub.add_parser("sandbox", help="serve the local Omni stand-in (see omni-nb sandbox --help)",
+                   add_help=False)
     return parser
 
 
@@ -101,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["sandbox"]:
         from .sandbox import main as sandbox_main
 
-        return sandbox_main(args_list[1:])
+        return sandbox_main(args_list[1:], prog="omni-nb sandbox")
     try:
         args = _parser().parse_args(args_list)
         command = {"demo": _demo, "draft": _draft, "results": _results}[args.command]
@@ -111,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Usage as exc:
         print(f"omni-nb: {exc}" if not str(exc).startswith("omni-nb") else str(exc),
               file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"omni-nb: {_MISSING.get(exc.missing or '', str(exc))}", file=sys.stderr)
         return 2
     except OmniError as exc:
         print(f"omni-nb: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -137,10 +210,11 @@ def _progress(total: int) -> Any:
     return TextProgress(total) if sys.stderr.isatty() else None
 
 
-def _print_table(table: Any) -> None:
+def _print_table(table: Any, limit: int = 15, *, newest_first: bool = False) -> None:
     from .table import text_view
 
-    print(text_view(table))
+    print(text_view(table, limit, newest_first=newest_first,
+                    hint=" (--limit N shows more; --out FILE writes them all)"))
 
 
 def _check_out(out: Path | None) -> None:
@@ -226,21 +300,47 @@ def _draft(args: argparse.Namespace) -> int:
     _print_table(table)
     if args.out is not None:
         _write(table, args.out)
+    _print_run(table, None)
     return 0 if (table["status"] == "ok").all() else 1
 
 
+def _print_run(table: Any, ledger: Path | None) -> None:
+    """The run id and where its rows are: what the user needs to read them back."""
+    from .ledger import open_ledger
+
+    if not len(table):
+        return
+    run_id = table["run_id"].iloc[0]
+    path = open_ledger(ledger).path
+    where = str(path) if path is not None else "memory only (OMNI_NB_LEDGER=off)"
+    again = f" --ledger {path}" if ledger is not None and path is not None else ""
+    print(f"\nrun {run_id}: every row is in the ledger at {where}")
+    if path is not None:
+        print(f"read it back with: omni-nb results --run {run_id}{again}")
+
+
 def _results(args: argparse.Namespace) -> int:
-    from .ledger import results
+    from .ledger import open_ledger, results
 
     _check_out(args.out)
-    table = results(run_id=args.run, since=_since(args.since))
+    if args.limit < 1:
+        raise _Usage(f"--limit must be at least 1, not {args.limit}")
+    if args.ledger is not None and not args.ledger.is_file():
+        raise _Usage(f"--ledger {args.ledger}: no such file")
+    run_id = args.run
+    if args.last:
+        run_id = open_ledger(args.ledger).latest_run()
+        if run_id is None:
+            print("omni-nb results: the ledger holds no batch yet", file=sys.stderr)
+            return 1
+    table = results(run_id=run_id, since=_since(args.since), ledger=args.ledger)
     if not len(table):
         print("omni-nb results: no rows matched", file=sys.stderr)
         return 1
     if args.out is not None:
         _write(table, args.out)
     else:
-        _print_table(table)
+        _print_table(table, args.limit, newest_first=True)
     return 0
 
 
@@ -258,14 +358,17 @@ def _since(text: str | None) -> datetime | None:
 
 def _demo(args: argparse.Namespace) -> int:
     from .batch import create_drafts
-    from .ledger import open_ledger
+    from .config import default_ledger_path
     from .sandbox import serve
+    from .table import plural
 
     # Real Omni allows 60 requests a minute; the demo's sandbox allows 1,200 so that a few
     # hundred documents take seconds, and the client is told the same limit.
     limit = RateLimit(1200, 60.0)
     docs = [f"doc-{i:04d}" for i in range(1, args.documents + 1)]
     docs += ["doc-missing-1", "doc-missing-2", "../etc/passwd"]  # seeded failures
+    # Sandbox rows never mix with real ones: the demo keeps a ledger of its own.
+    ledger = args.ledger or default_ledger_path().with_name("demo.sqlite3")
     with serve(
         documents=args.documents, latency=args.latency, latency_jitter=args.latency,
         rate_limit=(limit.requests, limit.per), fail_rate=0.05, drop_rate=0.01, seed=7,
@@ -273,21 +376,18 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"sandbox at {sb.base_url}: {len(docs)} documents "
               "(every 10th not eligible, 5% transient 5xx, 1% dropped connections)")
         table = create_drafts(
-            docs, base_url=sb.base_url, token=sb.token, rate_limit=limit,
+            docs, base_url=sb.base_url, token=sb.token, rate_limit=limit, ledger=ledger,
             concurrency=args.concurrency, progress=_progress(len(docs)),
         )
     _print_table(table)
     cols = ["document_id", "status", "http_status", "attempts", "message"]
     failed = table[table["status"] != "ok"]
-    print(f"\nnot ok: {len(failed)} rows; the first two of each kind:")
+    print(f"\nnot ok: {plural(len(failed), 'row')}; the first two of each kind:")
     print(failed.groupby("status", observed=True).head(2)[cols].to_string(index=False))
     retried = int((table["attempts"] > 1).sum())
-    print(f"\n{retried} rows needed a retry (transient 5xx or a dropped connection) and got "
-          "their draft anyway")
-    ledger = open_ledger()
-    where = ledger.path if ledger.path is not None else "memory (OMNI_NB_LEDGER=off)"
-    print(f"\nrun {table['run_id'].iloc[0]}: every row is in the ledger at {where}")
-    print(f"read it back with: omni-nb results --run {table['run_id'].iloc[0]}")
+    print(f"\n{plural(retried, 'row')} needed a retry (transient 5xx or a dropped connection) "
+          "and got their draft anyway")
+    _print_run(table, ledger)
     return 0
 
 

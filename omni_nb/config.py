@@ -186,7 +186,7 @@ def resolve_settings(
                 raise ConfigError(
                     "No Omni API token: pass token=..., call omni_nb.login() (it prompts and "
                     "keeps the token in this process only), or set OMNI_API_TOKEN "
-                    "(or OMNI_API_KEY)."
+                    "(or OMNI_API_KEY).", missing="token",
                 )
             secret = _check_token(raw)
     else:
@@ -253,7 +253,7 @@ def _resolve_api_root(
     raise ConfigError(
         "No Omni API root: pass base_url='https://acme.omniapp.co/api' or instance='acme', "
         "call omni_nb.login(instance=...), or set OMNI_BASE_URL or OMNI_INSTANCE "
-        "(with OMNI_PLAYGROUND=1 for a playground instance)."
+        "(with OMNI_PLAYGROUND=1 for a playground instance).", missing="api_root",
     )
 
 

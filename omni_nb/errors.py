@@ -91,10 +91,18 @@ def _rebuild(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
 class ConfigError(OmniError):
     """Settings are missing or unsafe; nothing was sent.
 
+    ``missing`` names what was not given (``"api_root"`` or ``"token"``), so a front end can
+    say how to give it in its own words (CLI flags, magic options); None for other problems.
+
     Example:
-        >>> str(ConfigError("no API token"))
-        'no API token'
+        >>> err = ConfigError("no API token", missing="token")
+        >>> str(err), err.missing
+        ('no API token', 'token')
     """
+
+    def __init__(self, message: str, *, missing: str | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class InvalidInputError(OmniError, ValueError):

@@ -157,6 +157,19 @@ class Ledger:
                     found[key] = Row(*values)
         return found
 
+    def latest_run(self) -> str | None:
+        """The run id of the newest batch (single client calls aside), or None.
+
+        Example:
+            >>> Ledger(None).latest_run() is None
+            True
+        """
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT run_id FROM calls WHERE run_id != 'client' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        return None if found is None else str(found[0])
+
     def rows(
         self, run_id: str | None = None, since: datetime | None = None,
         api_root: str | None = None,

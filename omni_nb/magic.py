@@ -95,7 +95,15 @@ magic_arguments: Any = _magic_arguments
 parse_argstring: Any = _parse_argstring
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-_MISSING = object()
+_MISSING_VALUE = object()
+#: A missing setting, said in the magic's words (config's own words speak Python).
+_MISSING = {
+    "api_root": "No Omni API root: add --instance NAME (--playground for a playground "
+                "instance) or --base-url URL, call omni_nb.login(instance=...), or set "
+                "OMNI_INSTANCE or OMNI_BASE_URL.",
+    "token": "No Omni API token: run omni_nb.login() in a cell (it prompts, and the token "
+             "stays in this kernel, never in the notebook), or set OMNI_API_TOKEN.",
+}
 _MAGIC = "omni_draft"
 
 
@@ -253,10 +261,16 @@ class OmniMagics(Magics):
         # Settings once, first: a missing token or unsafe URL fails the cell before anything
         # else, and the same resolved settings go down to the batch and the client.
         from .config import resolve_settings
+        from .errors import ConfigError
 
-        settings = resolve_settings(
-            args.base_url, None, instance=args.instance, playground=args.playground or None
-        )
+        try:
+            settings = resolve_settings(
+                args.base_url, None, instance=args.instance, playground=args.playground or None
+            )
+        except ConfigError as exc:
+            if exc.missing in _MISSING:  # said with the magic's options, not Python keywords
+                raise ConfigError(_MISSING[exc.missing], missing=exc.missing) from None
+            raise
         if args.dry_run:
             from .batch import CREATE_DRAFT, dry_run
 
@@ -276,11 +290,11 @@ class OmniMagics(Magics):
         name = unicodedata.normalize("NFKC", text)
         if not name.isidentifier() or keyword.iskeyword(name):
             raise UsageError(f"-o needs a Python variable name, not {quoted(text, 80)}")
-        current = self._shell.user_ns.get(name, _MISSING)
-        if current is _MISSING and hasattr(builtins, name):
+        current = self._shell.user_ns.get(name, _MISSING_VALUE)
+        if current is _MISSING_VALUE and hasattr(builtins, name):
             print(f"Warning: -o {name} hides the builtin {name}() in this notebook "
                   f"(del {name} brings it back)", file=sys.stderr)
-        elif current is not _MISSING and not _is_table(current):
+        elif current is not _MISSING_VALUE and not _is_table(current):
             print(f"Warning: -o {name} replaces {name}, a {type(current).__name__}",
                   file=sys.stderr)
         return name

@@ -22,6 +22,7 @@ __all__ = [
     "frame_from_rows",
     "frame_from_tuples",
     "items_from_frame",
+    "plural",
     "summarize",
     "text_view",
 ]
@@ -77,7 +78,7 @@ def summarize(frame: pd.DataFrame) -> str:
     parts = [f"{int(counts[s])} {s}" for s in STATUSES if counts.get(s)]
     resumed = int(frame["from_ledger"].sum()) if "from_ledger" in frame else 0
     tail = f" ({resumed} from the ledger)" if resumed else ""
-    return f"{total} rows: " + ", ".join(parts) + tail
+    return f"{plural(total, 'row')}: " + ", ".join(parts) + tail
 
 
 def frame_from_rows(rows: Sequence[Row]) -> DraftResults:
@@ -190,8 +191,12 @@ def dry_run_frame(records: Sequence[tuple[Any, ...]], summary: str) -> pd.DataFr
     return frame
 
 
-def text_view(table: pd.DataFrame, limit: int = 15) -> str:
-    """The summary and the first ``limit`` rows' main columns, for a terminal.
+def text_view(
+    table: pd.DataFrame, limit: int = 15, *, newest_first: bool = False, hint: str = ""
+) -> str:
+    """The summary and the first ``limit`` rows' main columns, for a terminal, and how many
+    rows were not shown (then ``hint``). ``newest_first`` also adds the ``run_id`` column (a
+    ledger view).
 
     Example:
         >>> text_view(frame_from_rows([]))
@@ -201,5 +206,20 @@ def text_view(table: pd.DataFrame, limit: int = 15) -> str:
     if not len(table):
         return head
     columns = ["document_id", "branch_id", "draft_id", "status", "http_status", "message"]
-    with pd.option_context("display.width", 160, "display.max_columns", 8):
-        return head + "\n" + table[columns].head(limit).to_string(index=False)
+    if newest_first:
+        table, columns = table.iloc[::-1], ["run_id", *columns]
+    with pd.option_context("display.width", 160, "display.max_columns", len(columns)):
+        shown = table[columns].head(limit).to_string(index=False)
+    hidden = len(table) - min(limit, len(table))
+    more = f"\n… {plural(hidden, 'more row')} not shown{hint}" if hidden else ""
+    return f"{head}\n{shown}{more}"
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 row``, ``2 rows``: a count and its noun, agreeing.
+
+    Example:
+        >>> plural(1, "row"), plural(0, "row"), plural(3, "more row")
+        ('1 row', '0 rows', '3 more rows')
+    """
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -68,12 +68,75 @@ def test_results_reads_the_ledger_back(env_sb: sandbox.Sandbox, tmp_path: Path) 
     assert list(pd.read_csv(out)["document_id"]) == ["doc-0005"]
 
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    """omni-nb demo, as the README's first command runs it, in a child process."""
-    env = {"OMNI_NB_LEDGER": str(tmp_path / "demo.sqlite3"), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "omni_nb.cli", "demo", "--documents", "40"],
+def test_demo_runs_end_to_end_and_keeps_its_rows_apart(tmp_path: Path) -> None:
+    """omni-nb demo, as the README's first command runs it, in a child process: its rows go
+    to its own ledger (never the user's), and the command it suggests works."""
+    real, demo = tmp_path / "real.sqlite3", tmp_path / "demo.sqlite3"
+    env = {"OMNI_NB_LEDGER": str(real), "PATH": "/usr/bin:/bin"}
+    cli = [sys.executable, "-m", "omni_nb.cli"]
+    out = subprocess.run([*cli, "demo", "--documents", "40", "--ledger", str(demo)],
                          capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert "43 rows:" in out.stdout
     assert "not_eligible" in out.stdout
-    assert str(tmp_path / "demo.sqlite3") in out.stdout
+    assert str(demo) in out.stdout
+    assert not real.exists()
+    suggested = out.stdout.rsplit("read it back with: ", 1)[1].split()
+    assert suggested[:3] == ["omni-nb", "results", "--run"]
+    again = subprocess.run([*cli, *suggested[1:]], capture_output=True, text=True,
+                           timeout=120, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "43 rows:" in again.stdout
+
+
+def test_draft_ends_with_the_run_id_and_the_ledger(
+    env_sb: sandbox.Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """draft prints its run id and where the rows are; results --last reads that run."""
+    assert main(["draft", "doc-0011", "doc-0012", "--rate", "off"]) == 0
+    printed = capsys.readouterr().out
+    run_id = printed.split("\nrun ", 1)[1].split(":", 1)[0]
+    assert str(tmp_path / "ledger.sqlite3") in printed
+    assert main(["results", "--last"]) == 0
+    shown = capsys.readouterr().out
+    assert "2 rows: 2 ok" in shown
+    assert run_id in shown
+
+
+def test_results_show_newest_first_and_count_what_is_hidden(
+    env_sb: sandbox.Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """results prints the newest rows first and says how many --limit left out."""
+    main(["draft", "doc-0013", "doc-0014", "doc-0015", "--rate", "off", "--concurrency", "1"])
+    capsys.readouterr()
+    assert main(["results", "--limit", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert "doc-0015" in shown
+    assert "doc-0013" not in shown
+    assert "2 more rows not shown" in shown
+
+
+def test_help_describes_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each --help has a description, the environment variables and an example."""
+    for command in ("draft", "results", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "OMNI_API_TOKEN" in text
+        assert "OMNI_BASE_URL" in text
+        assert "example:" in text
+    with pytest.raises(SystemExit):
+        main(["sandbox", "--help"])
+    assert capsys.readouterr().out.startswith("usage: omni-nb sandbox")
+
+
+def test_missing_settings_are_named_in_the_cli_words(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No API root: the error names --instance/--base-url and the variables, not Python."""
+    monkeypatch.setenv("OMNI_API_TOKEN", "omni_osk_x")
+    assert main(["draft", "doc-0001"]) == 2
+    err = capsys.readouterr().err
+    assert "--instance NAME" in err
+    assert "OMNI_BASE_URL" in err
+    assert "base_url=" not in err

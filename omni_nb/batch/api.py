@@ -138,7 +138,7 @@ def dry_run(
         >>> list(t["message"])
         ['', 'duplicate of item 1: sent once']
     """
-    from ..table import dry_run_frame
+    from ..table import dry_run_frame, plural
 
     planned = plan(items, branch_id=branch_id, document_col=document_col,
                    branch_col=branch_col, labels=labels)
@@ -150,8 +150,8 @@ def dry_run(
     ]
     sent = sum(1 for i in planned.inputs if i.sent)
     invalid = sum(1 for i in planned.inputs if i.error is not None)
-    summary = (f"dry run: {sent} request(s) would be sent to {api_root}, {invalid} invalid; "
-               "nothing was sent")
+    summary = (f"dry run: {plural(sent, 'request')} would be sent to {api_root}, "
+               f"{invalid} invalid; nothing was sent")
     return dry_run_frame(records, summary)
 
 

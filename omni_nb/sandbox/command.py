@@ -48,9 +48,9 @@ def _retry_after_arg(text: str) -> RetryAfter | None:
     raise argparse.ArgumentTypeError(f"expected seconds, date or none, got {text!r}")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m omni_nb.sandbox",
+        prog=prog,
         description="Serve a local stand-in for Omni's Create draft API.",
     )
     parser.add_argument("--port", type=int, default=8787, help="TCP port (0: any free port)")
@@ -100,7 +100,7 @@ def _banner(sb: Sandbox, args: argparse.Namespace) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m omni_nb.sandbox") -> int:
     """Run a sandbox in the foreground until Ctrl-C; returns the exit status.
 
     Uses the fixed :data:`DEMO_TOKEN` so a second terminal can reuse it.
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
         $ python -m omni_nb.sandbox --port 8787 --fail-rate 0.1 --rate-limit 60/60
     """
-    args = _parser().parse_args(argv)
+    args = _parser(prog).parse_args(argv)
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(message)s")
     try:
