@@ -256,7 +256,7 @@ def test_dry_run_sends_nothing_and_shows_what_would_be_sent(
     assert frame["request"].iloc[0] == f"POST {sb.base_url}/v1/documents/doc-0001/draft {{}}"
     assert frame["request"].iloc[3].endswith(f'{{"branchId": "{branch}"}}')
     assert "duplicate of line 1" in frame["message"].iloc[1]
-    assert "2 request(s) would be sent" in capsys.readouterr().out
+    assert "2 requests would be sent" in capsys.readouterr().out
 
 
 def test_dry_run_with_instance_never_touches_the_network(ip: InteractiveShell, sb: Any) -> None:
