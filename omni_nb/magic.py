@@ -401,10 +401,10 @@ class OmniMagics(Magics):
             table = run_batch(CREATE_DRAFT, pairs, args.branch, settings=settings,
                               options=options, progress=bar, labels=labels)
         except BatchInterrupted as stop:
-            if args.output is not None:
-                self._shell.push({args.output: stop.result})
-            print(f"interrupted: {stop.result.summary()}")
-            raise
+            if args.output is None:
+                raise
+            self._shell.push({args.output: stop.result})
+            raise BatchInterrupted(stop.result, where=f"in {args.output}") from None
         except InvalidInputError as exc:
             # The batch refuses the input as a whole (a bad default branch).
             raise UsageError(str(exc)) from None

@@ -61,9 +61,14 @@ class BatchInterrupted(KeyboardInterrupt):
         >>> # except BatchInterrupted as stop: table = stop.result
     """
 
-    def __init__(self, result: DraftResults) -> None:
-        super().__init__(f"batch interrupted: {result.summary()}")
+    def __init__(self, result: DraftResults, where: str = "omni_nb.batch.last_result()") -> None:
+        super().__init__(f"interrupted: {result.summary()} — the table is {where}")
         self.result = result
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows these lines instead of a traceback: an interrupt reads like every
+        # other error, one line naming what was kept and where (the cell still fails).
+        return [str(self)]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return reduce_exception(self)

@@ -140,14 +140,17 @@ class LiveProgress:
     def _draw_widget(self, final: bool = False) -> None:
         t = self._tally
         self._bar.max = max(t.total, 1)
-        self._bar.value = t.done
+        self._bar.value = t.settled
         waiting = None if final else self._seconds_left()
         self._label.value = html.escape(t.line(waiting))
         if waiting is not None:
             self._bar.bar_style = "warning"
         elif final:
             failed = t.done - t.counts["ok"]
-            self._bar.bar_style = "success" if failed == 0 else "warning"
+            cancelled = t.counts["cancelled"] or t.done < t.total
+            self._bar.bar_style = (
+                "danger" if cancelled else "success" if failed == 0 else "warning"
+            )
         else:
             self._bar.bar_style = ""
 

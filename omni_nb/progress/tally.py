@@ -42,6 +42,20 @@ class Tally:
             self.done = done
             self.counts[row.status] += 1
 
+    @property
+    def settled(self) -> int:
+        """Results that are final, not ``cancelled``: how far a bar may fill (a stopped batch
+        must never show a full bar for work that was not done).
+
+        Example:
+            >>> t = Tally(total=2)
+            >>> t.add(1, Row("d", None, None, "cancelled", None, "", 0, 0.0, 0, "a", "r"))
+            >>> (t.done, t.settled)
+            (1, 0)
+        """
+        with self._lock:
+            return self.done - self.counts["cancelled"]
+
     def rate(self) -> float:
         """Results per second so far."""
         elapsed = self._clock() - self._start
@@ -56,7 +70,7 @@ class Tally:
             '0/2 (rate limited: resuming in 4 s)'
         """
         with self._lock:
-            parts = [f"{self.done}/{self.total}"]
+            parts = [f"{self.done - self.counts['cancelled']}/{self.total}"]
             if self.done:
                 parts.append(f"{self.rate():.1f}/s")
             counts = ", ".join(f"{s} {self.counts[s]}" for s in STATUSES if self.counts[s])

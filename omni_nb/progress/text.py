@@ -57,7 +57,7 @@ class TextProgress:
     def draw(self, final: bool = False) -> None:
         """Write the current line."""
         t = self.tally
-        filled = int(self._width * t.done / t.total) if t.total else self._width
+        filled = int(self._width * t.settled / t.total) if t.total else self._width
         bar = "#" * filled + "-" * (self._width - filled)
         waiting = self._waiting() if self._waiting else None
         text = f"[{bar}] {t.line(waiting)}"

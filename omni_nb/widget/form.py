@@ -323,7 +323,7 @@ class DraftForm:
 
     def _draw(self, tally: Tally) -> None:
         self.progress.max = max(tally.total, 1)
-        self.progress.value = tally.done
+        self.progress.value = tally.settled
         self.counts.value = tally.line()
 
     def _show(self, table: DraftResults) -> None:
