@@ -32,11 +32,12 @@ _STATUS = pd.CategoricalDtype(list(STATUSES))
 
 
 class DraftResults(pd.DataFrame):
-    """The results table: a DataFrame that shows a one-line status summary above itself.
+    """The results table: a DataFrame that displays compactly (a summary, a bar of the
+    statuses, the columns an analyst reads first); every column stays in the DataFrame.
 
-    Anything derived from it (a filter, a groupby) is a plain DataFrame. ``errors[i]`` is the
-    exception behind row ``i`` (with its ``.body`` and ``.retry_after``), or None for a row
-    that was not a failed call.
+    What is derived from it (a filter such as ``t[t.status != "ok"]``, a sort) is a results
+    table too and displays the same way. ``errors`` lists the exception behind each row (with
+    its ``.body`` and ``.retry_after``), or None for a row that was not a failed call.
 
     Example:
         >>> t = frame_from_rows([])
@@ -44,24 +45,54 @@ class DraftResults(pd.DataFrame):
         ('0 rows', [])
     """
 
-    # Lets pandas accept the attribute; derived frames (plain DataFrames) do not carry it.
-    _metadata: ClassVar[list[str]] = ["errors"]
-    errors: list[BaseException | None]
+    # Exceptions by row label: a filtered table keeps each of its rows' errors.
+    _metadata: ClassVar[list[str]] = ["_errors_by_label"]
+    _errors_by_label: dict[Any, BaseException | None]
 
     @property
     def _constructor(self) -> type[pd.DataFrame]:
-        return pd.DataFrame
+        return DraftResults
+
+    @property
+    def errors(self) -> list[BaseException | None]:
+        """The exception behind each row, in row order (None: not a failed call)."""
+        found = getattr(self, "_errors_by_label", None) or {}
+        return [found.get(label) for label in self.index]
+
+    @errors.setter
+    def errors(self, values: Sequence[BaseException | None]) -> None:
+        object.__setattr__(self, "_errors_by_label", dict(zip(self.index, values, strict=True)))
 
     def summary(self) -> str:
         """Counts per status, like ``300 rows: 270 ok, 30 not_eligible``."""
         return summarize(self)
 
+    def counts(self) -> pd.Series:
+        """Rows per status, only the statuses that occur (``status`` stays categorical, so
+        ``value_counts()`` lists every status, zeros included).
+
+        Example:
+            >>> frame_from_rows([]).counts().to_dict()
+            {}
+        """
+        if "status" not in self.columns:
+            return pd.Series(dtype="int64")
+        counts = self["status"].value_counts(sort=False)
+        return counts[counts > 0].astype("int64")
+
+    def _is_results(self) -> bool:
+        return {"document_id", "status"} <= set(self.columns)
+
     def _repr_html_(self) -> str | None:
-        table = super()._repr_html_()  # type: ignore[misc]  # pandas-stubs omit it
-        return f"<p><b>{html.escape(self.summary())}</b></p>{table or ''}"
+        if not self._is_results():  # a derived frame of other columns: pandas' own view
+            return super()._repr_html_()  # type: ignore[misc,no-any-return]
+        return compact_html(self)
 
     def __repr__(self) -> str:
-        return f"{self.summary()}\n{super().__repr__()}"
+        if not self._is_results():
+            return super().__repr__()
+        with pd.option_context("display.max_columns", len(_SHOWN), "display.width", 160):
+            return f"{self.summary()}\n{_compact_frame(self, cut=True).__repr__()}"
 
 
 def summarize(frame: pd.DataFrame) -> str:
@@ -119,9 +150,7 @@ def frame_from_tuples(rows: Sequence[tuple[Any, ...]]) -> DraftResults:
         "run_id": pd.array(columns[10], dtype=_STRING),
         "from_ledger": pd.array(columns[11], dtype="bool"),
     }
-    table = DraftResults(data)
-    table.errors = [None] * len(rows)
-    return table
+    return DraftResults(data)
 
 
 def items_from_frame(
@@ -223,3 +252,119 @@ def plural(n: int, noun: str) -> str:
         ('1 row', '0 rows', '3 more rows')
     """
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+# -- the compact display ----------------------------------------------------------------------
+
+#: The columns an analyst reads first, and their headings; the rest stay in the DataFrame.
+_SHOWN = {
+    "document_id": "document", "branch_id": "branch", "draft_id": "draft",
+    "status": "status", "http_status": "HTTP", "message": "message",
+    "attempts": "attempts", "elapsed_s": "elapsed s",
+}
+#: One colour per status, for the bar and the status cells (GitHub's palette: readable on
+#: light and dark themes).
+_COLOURS = {
+    "ok": "#2da44e", "invalid": "#8250df", "not_eligible": "#bf8700", "unauthorized": "#cf222e",
+    "forbidden": "#cf222e", "not_found": "#d1242f", "rate_limited": "#fb8500",
+    "server_error": "#a40e26", "network_error": "#a40e26", "cancelled": "#6e7781",
+}
+_BRANCH_CHARS, _MESSAGE_CHARS = 8, 60
+
+
+def _shown_rows(n: int) -> tuple[list[int], bool]:
+    """Which row positions to show (pandas' max_rows/min_rows rule) and whether some are cut."""
+    max_rows = pd.get_option("display.max_rows") or n
+    if n <= max_rows:
+        return list(range(n)), False
+    half = max((pd.get_option("display.min_rows") or 10) // 2, 1)
+    return [*range(half), *range(n - half, n)], True
+
+
+def _compact_frame(table: pd.DataFrame, *, cut: bool) -> pd.DataFrame:
+    """The shown columns (those present), with long text cut when ``cut`` (the text view)."""
+    columns = [c for c in _SHOWN if c in table.columns]
+    view = pd.DataFrame(table[columns]).rename(columns=_SHOWN)
+    if cut and "branch" in view:
+        view["branch"] = view["branch"].map(
+            lambda b: b if not isinstance(b, str) else b[:_BRANCH_CHARS] + "…")
+    if cut and "message" in view:
+        view["message"] = view["message"].map(
+            lambda m: m if not isinstance(m, str) else _one_line(m, _MESSAGE_CHARS))
+    if "elapsed s" in view:
+        view["elapsed s"] = view["elapsed s"].round(3)
+    return view
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _bar_svg(counts: pd.Series, total: int, width: int = 240) -> str:
+    x, parts = 0.0, []
+    for status, n in counts.items():
+        w = width * int(n) / total
+        parts.append(f'<rect x="{x:.1f}" width="{w:.1f}" height="8" '
+                     f'fill="{_COLOURS.get(str(status), "#888")}">'
+                     f"<title>{int(n)} {html.escape(str(status))}</title></rect>")
+        x += w
+    return (f'<svg width="{width}" height="8" role="img" aria-label="rows per status" '
+            f'style="vertical-align:middle">{"".join(parts)}</svg>')
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "<td></td>"
+    text = str(value)
+    if column == "branch_id":
+        return f'<td title="{html.escape(text)}">{html.escape(text[:_BRANCH_CHARS])}…</td>'
+    if column == "message":
+        return (f'<td title="{html.escape(text)}" style="max-width:32em;white-space:nowrap;'
+                f'overflow:hidden;text-overflow:ellipsis;text-align:left">'
+                f"{html.escape(_one_line(text, 200))}</td>")
+    if column == "status":
+        colour = _COLOURS.get(text, "inherit")
+        return f'<td style="color:{colour};font-weight:600">{html.escape(text)}</td>'
+    if column == "elapsed_s":
+        return f"<td>{float(value):.3f}</td>"
+    return f"<td>{html.escape(text)}</td>"
+
+
+def compact_html(table: pd.DataFrame) -> str:
+    """The notebook view: a summary with a stacked bar of the statuses, then the columns an
+    analyst reads first (a branch and a message in full on hover). Escaped throughout.
+
+    Example:
+        >>> "<svg" in compact_html(frame_from_rows(
+        ...     [Row("d", None, "x", "ok", 200, "", 1, 0.1, 0, "https://a/api", "r")]))
+        True
+    """
+    total = len(table)
+    counts = DraftResults.counts(table)  # type: ignore[arg-type]
+    legend = ", ".join(
+        f'<span style="color:{_COLOURS.get(str(s), "inherit")}">&#9632;</span> {int(n)} '
+        f"{html.escape(str(s))}" for s, n in counts.items()
+    )
+    head = f"<b>{html.escape(plural(total, 'row'))}</b>"
+    if total:
+        head += f" {_bar_svg(counts, total)} {legend}"
+    columns = [c for c in _SHOWN if c in table.columns]
+    positions, cut = _shown_rows(total)
+    body = []
+    for i, pos in enumerate(positions):
+        if cut and i == len(positions) // 2:
+            body.append(f'<tr><td colspan="{len(columns) + 1}">…</td></tr>')
+        row = table.iloc[pos]
+        cells = "".join(_cell(c, row[c]) for c in columns)
+        body.append(f"<tr><th>{html.escape(str(table.index[pos]))}</th>{cells}</tr>")
+    headings = "".join(f"<th>{_SHOWN[c]}</th>" for c in columns)
+    hidden = [c for c in table.columns if c not in _SHOWN]
+    note = (f"{len(positions)} of {total} rows shown; " if cut else "") + (
+        "also in the DataFrame: " + ", ".join(hidden) if hidden else "")
+    return (
+        f'<div class="omni-nb-results"><p>{head}</p>'
+        f'<table class="dataframe"><thead><tr><th></th>{headings}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+        f'<p style="font-size:smaller;opacity:0.7">{html.escape(note)}</p></div>'
+    )
