@@ -3,7 +3,8 @@
 :meth:`State.dispatch` turns one request (method, raw target, Authorization
 header, body) into a :class:`Reply`; :mod:`.server` reads the request and writes
 the reply. Here live the settings (latency, faults, rate limit), tokens and
-roles, scripted answers, drafts, the request log and the routes.
+roles, scripted answers, the request log and the routes (drafts are kept by
+:class:`.drafts.DraftStore`).
 
 Example:
 
