@@ -7,6 +7,7 @@ the code it will later check.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import http.client
 import json
@@ -274,28 +275,310 @@ def test_draft_ids_are_unique_across_documents(client: httpx.Client) -> None:
     assert all(HEX8.fullmatch(i) for i in ids)
 
 
-def test_discard_and_list_drafts(client: httpx.Client, sb: sandbox.Sandbox) -> None:
-    """DELETE discards a draft (404 when there is none) and GET .../drafts lists them."""
+# --------------------------------------------------------------------------
+# A draft's life: discard (archive) and the drafts list
+
+DRAFT_FIELDS = {
+    "identifier",
+    "publishedIdentifier",
+    "branch",
+    "status",
+    "draftOutOfDate",
+    "createdAt",
+    "updatedAt",
+    "createdBy",
+    "lastEditedBy",
+}
+ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def discard(client: httpx.Client, document_id: str, **kwargs: Any) -> httpx.Response:
+    return client.request("DELETE", draft_url(document_id), **kwargs)
+
+
+def list_drafts(client: httpx.Client, document_id: str, **params: str) -> list[dict[str, Any]]:
+    response = client.get(f"/v1/documents/{quote(document_id, safe='')}/drafts", params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert isinstance(body, list), "the drafts list is a bare JSON list, not a page"
+    return body
+
+
+def epoch(text: str) -> float:
+    moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.replace(tzinfo=datetime.UTC).timestamp()
+
+
+def test_discard_archives_and_only_include_archived_lists_it(
+    client: httpx.Client, sb: sandbox.Sandbox
+) -> None:
+    """DELETE moves the draft to the archived ones: listed with include=archived, else not."""
     branch = sb.branches[2].id
     first = client.post(draft_url("doc-0002")).json()["identifier"]
     on_branch = client.post(draft_url("doc-0002"), json={"branchId": branch}).json()["identifier"]
-    listed = client.get("/v1/documents/doc-0002/drafts").json()["records"]
-    assert {(r["identifier"], r["branchId"]) for r in listed} == {
-        (first, None),
-        (on_branch, branch),
-    }
+    assert [(r["identifier"], r["status"]) for r in list_drafts(client, "doc-0002")] == [
+        (first, "active"),
+        (on_branch, "active"),
+    ]
 
-    gone = client.request("DELETE", draft_url("doc-0002"))
+    gone = discard(client, "doc-0002")
     assert gone.status_code == 200
     assert gone.json() == {"message": "Draft discarded successfully"}
-    assert client.request("DELETE", draft_url("doc-0002")).status_code == 404
-    assert ("doc-0002", branch) in sb.drafts()
-    assert ("doc-0002", None) not in sb.drafts()
-    again = client.post(draft_url("doc-0002")).json()["identifier"]
+    assert [r["identifier"] for r in list_drafts(client, "doc-0002")] == [on_branch]
+    everything = list_drafts(client, "doc-0002", include="archived")
+    assert [(r["identifier"], r["status"]) for r in everything] == [
+        (first, "archived"),
+        (on_branch, "active"),
+    ]
+    assert sb.drafts() == {("doc-0002", branch): on_branch}
+    archived = sb.archived_drafts()
+    assert [(d.identifier, d.document_id, d.branch_id, d.status) for d in archived] == [
+        (first, "doc-0002", None, "archived")
+    ]
+    assert archived[0].archived_at is not None
+    assert archived[0].archived_at >= archived[0].created_at
+    assert list_drafts(client, "doc-0003", include="archived") == []
+
+
+def test_create_after_discard_makes_a_new_draft(client: httpx.Client, sb: sandbox.Sandbox) -> None:
+    """POST after DELETE creates a fresh draft (new id); POST while one is active returns it."""
+    first = client.post(draft_url("doc-0005")).json()["identifier"]
+    assert discard(client, "doc-0005").status_code == 200
+    again = client.post(draft_url("doc-0005")).json()["identifier"]
+    assert HEX8.fullmatch(again)
     assert again != first
-    viewer = client.request("DELETE", draft_url("doc-0002"), headers=bearer(sb.viewer_token))
-    assert viewer.status_code == 403
-    assert client.get("/v1/documents/ghost/drafts").status_code == 404
+    assert client.post(draft_url("doc-0005")).json()["identifier"] == again
+    assert sb.drafts() == {("doc-0005", None): again}
+    assert [(d.identifier, d.status) for d in sb.draft_records()] == [
+        (first, "archived"),
+        (again, "active"),
+    ]
+    listed = list_drafts(client, "doc-0005", include="archived")
+    assert [(r["identifier"], r["status"]) for r in listed] == [
+        (first, "archived"),
+        (again, "active"),
+    ]
+
+
+def test_discard_twice_and_unknown_documents_get_omni_404s(client: httpx.Client) -> None:
+    """No active draft: "Draft with id <documentId> does not exist"; unknown document: 404."""
+    client.post(draft_url("doc-0002"))
+    assert discard(client, "doc-0002").status_code == 200
+    for document_id in ("doc-0002", "doc-0003"):  # archived twice; never drafted
+        twice = discard(client, document_id)
+        assert twice.status_code == 404
+        assert twice.json() == {
+            "error": "Not Found",
+            "message": f"Draft with id {document_id} does not exist",
+        }
+    expected = {"error": "Not Found", "message": "Document with identifier ghost not found"}
+    unknown_delete = discard(client, "ghost")
+    unknown_list = client.get("/v1/documents/ghost/drafts", params={"include": "archived"})
+    assert (unknown_delete.status_code, unknown_delete.json()) == (404, expected)
+    assert (unknown_list.status_code, unknown_list.json()) == (404, expected)
+
+
+def test_discard_on_a_branch_leaves_the_plain_draft(
+    client: httpx.Client, sb: sandbox.Sandbox
+) -> None:
+    """DELETE with a branchId archives that branch's draft only (branch ids in any case)."""
+    a, b = sb.branches[0].id, sb.branches[1].id
+    plain = client.post(draft_url("doc-0004")).json()["identifier"]
+    on_a = client.post(draft_url("doc-0004"), json={"branchId": a}).json()["identifier"]
+    on_b = client.post(draft_url("doc-0004"), json={"branchId": b}).json()["identifier"]
+    assert discard(client, "doc-0004", json={"branchId": a.upper()}).status_code == 200
+    assert sb.drafts() == {("doc-0004", None): plain, ("doc-0004", b): on_b}
+    assert discard(client, "doc-0004", json={"branchId": a}).status_code == 404
+    assert [r["identifier"] for r in list_drafts(client, "doc-0004")] == [plain, on_b]
+    assert discard(client, "doc-0004", json={}).status_code == 200
+    assert sb.drafts() == {("doc-0004", b): on_b}
+    deletes = [r for r in sb.requests() if r.method == "DELETE"]
+    assert [(r.status, r.document_id, r.draft_id) for r in deletes] == [
+        (200, "doc-0004", on_a),
+        (404, "doc-0004", None),
+        (200, "doc-0004", plain),
+    ]
+    assert deletes[0].branch_id == a.upper()
+
+
+def test_viewer_may_list_but_not_discard(client: httpx.Client, sb: sandbox.Sandbox) -> None:
+    """A viewer token lists drafts; discarding needs an editor (the same 403 as creating)."""
+    draft = client.post(draft_url("doc-0001")).json()["identifier"]
+    viewer = bearer(sb.viewer_token)
+    listed = client.get("/v1/documents/doc-0001/drafts", headers=viewer)
+    assert listed.status_code == 200
+    assert [r["identifier"] for r in listed.json()] == [draft]
+    refused = discard(client, "doc-0001", headers=viewer)
+    created = client.post(draft_url("doc-0001"), headers=viewer)
+    assert refused.status_code == created.status_code == 403
+    denied = {"error": "Forbidden", "message": "Permission denied - EDITOR role required"}
+    assert refused.json() == created.json() == denied
+    assert sb.drafts() == {("doc-0001", None): draft}
+
+
+def test_discard_checks_auth_and_body_like_create(
+    client: httpx.Client, sb: sandbox.Sandbox
+) -> None:
+    """Missing/unknown token, bad JSON, a non-UUID or unknown branchId: as POST answers them."""
+    client.post(draft_url("doc-0001"))
+    unknown = str(uuid.uuid4())
+    cases: list[tuple[dict[str, Any], int, str | None]] = [
+        ({"content": b"{nope"}, 400, "Request body must be valid JSON"),
+        ({"json": [1, 2]}, 400, "Request body must be a JSON object"),
+        ({"json": {"branchId": "feature-a"}}, 400, "branchId must be a UUID string"),
+        ({"json": {"branchId": unknown}}, 404, f"Branch {unknown} not found"),
+        ({"headers": {"Authorization": "Bearer omni_osk_wrong"}}, 403, None),
+    ]
+    for kwargs, status, message in cases:
+        response = discard(client, "doc-0001", **kwargs)
+        assert response.status_code == status, kwargs
+        if message is not None:
+            assert response.json()["message"] == message
+    with httpx.Client(base_url=sb.base_url) as anonymous:
+        assert discard(anonymous, "doc-0001").status_code == 401
+        assert anonymous.get("/v1/documents/doc-0001/drafts").status_code == 401
+    assert ("doc-0001", None) in sb.drafts(), "refused discards change nothing"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"include": "everything"}, {"include": ""}, {"include": "ARCHIVED"}, {"pageSize": "10"}],
+)
+def test_list_drafts_rejects_bad_parameters(client: httpx.Client, params: dict[str, str]) -> None:
+    """Only include=archived is accepted: another value or an unknown parameter is 400."""
+    response = client.get("/v1/documents/doc-0001/drafts", params=params)
+    assert response.status_code == 400
+    assert response.json()["error"] == "Bad Request"
+
+
+def test_listed_drafts_carry_every_field(client: httpx.Client, sb: sandbox.Sandbox) -> None:
+    """Each record: ids, branch {id, name} or null, status, out-of-date flag, times, users."""
+    branch = sb.branches[1]
+    plain = client.post(draft_url("doc-0007")).json()["identifier"]
+    on_branch = client.post(draft_url("doc-0007"), json={"branchId": branch.id}).json()
+    assert discard(client, "doc-0007").status_code == 200
+    records = list_drafts(client, "doc-0007", include="archived")
+    assert len(records) == 2
+    for record in records:
+        assert set(record) == DRAFT_FIELDS
+        assert HEX8.fullmatch(record["identifier"])
+        assert record["publishedIdentifier"] == "doc-0007"
+        assert record["draftOutOfDate"] is False
+        assert ISO_Z.fullmatch(record["createdAt"])
+        assert ISO_Z.fullmatch(record["updatedAt"])
+        assert epoch(record["updatedAt"]) >= epoch(record["createdAt"])
+        assert record["createdBy"] == record["lastEditedBy"] == {"name": sb.editor_name}
+    by_id = {r["identifier"]: r for r in records}
+    assert by_id[plain]["branch"] is None
+    assert by_id[plain]["status"] == "archived"
+    assert by_id[on_branch["identifier"]]["branch"] == {"id": branch.id, "name": branch.name}
+    assert by_id[on_branch["identifier"]]["status"] == "active"
+
+
+def test_created_at_is_the_real_creation_time(client: httpx.Client, sb: sandbox.Sandbox) -> None:
+    """createdAt is the sandbox's clock when it created the draft, to the millisecond."""
+    before = time.time()
+    draft = client.post(draft_url("doc-0008")).json()["identifier"]
+    after = time.time()
+    time.sleep(0.02)
+    client.post(draft_url("doc-0008"))  # a repeat does not move it
+    (record,) = sb.draft_records()
+    assert record.identifier == draft
+    assert before <= record.created_at <= after
+    (listed,) = list_drafts(client, "doc-0008")
+    created = epoch(listed["createdAt"])
+    assert abs(created - record.created_at) < 0.001
+    assert before - 0.001 <= created <= after
+    assert abs(created - time.time()) < 1.0
+    assert listed["updatedAt"] == listed["createdAt"]
+    assert discard(client, "doc-0008").status_code == 200
+    (archived,) = list_drafts(client, "doc-0008", include="archived")
+    assert archived["createdAt"] == listed["createdAt"]
+    assert epoch(archived["updatedAt"]) >= created + 0.02
+
+
+def test_discard_answers_conform_to_spec(
+    client: httpx.Client,
+    sb: sandbox.Sandbox,
+    omni_spec: dict[str, Any],
+    draft_spec: dict[str, Any],
+) -> None:
+    """DELETE's body and 200 answer match Omni's DocumentsDiscardDraft schemas; the 404 is
+    listed and carries the documented error shape."""
+    operation = omni_spec["paths"]["/api/v1/documents/{identifier}/draft"]["delete"]
+    request_schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert request_schema == {"$ref": "#/components/schemas/DocumentsDiscardDraftBody"}
+    ok_schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok_schema == {"$ref": "#/components/schemas/DocumentsDiscardDraftResponse"}
+    body_validator = _validator(omni_spec, request_schema)
+    ok_validator = _validator(omni_spec, ok_schema)
+    # The published operation gives its 404 no body schema: the documented Error shape is used.
+    error_validator = _validator(draft_spec, {"$ref": "#/components/schemas/Error"})
+    branch = {"branchId": sb.branches[0].id}
+    assert [e.message for e in body_validator.iter_errors(branch)] == []
+    client.post(draft_url("doc-0001"))
+    client.post(draft_url("doc-0001"), json=branch)
+    answers = [
+        discard(client, "doc-0001"),
+        discard(client, "doc-0001", json=branch),
+        discard(client, "doc-0001", json=branch),
+        discard(client, "ghost"),
+    ]
+    assert [r.status_code for r in answers] == [200, 200, 404, 404]
+    for response in answers:
+        assert str(response.status_code) in operation["responses"]
+        assert response.headers["content-type"] == "application/json"
+        validator = ok_validator if response.status_code == 200 else error_validator
+        assert [e.message for e in validator.iter_errors(response.json())] == []
+    assert {"401", "403"} <= set(operation["responses"])
+
+
+def test_faults_apply_to_discard_but_not_to_listing(
+    client: httpx.Client, sb: sandbox.Sandbox
+) -> None:
+    """fail_rate/drop_rate hit DELETE (which then archives nothing); GET .../drafts is spared."""
+    draft = client.post(draft_url("doc-0001")).json()["identifier"]
+    sb.configure(fail_rate=1.0)
+    assert {discard(client, "doc-0001").status_code for _ in range(8)} <= {500, 502, 503, 504}
+    assert [r["identifier"] for r in list_drafts(client, "doc-0001")] == [draft]
+    sb.configure(fail_rate=0.0, drop_rate=1.0)
+    with pytest.raises(httpx.TransportError):
+        discard(client, "doc-0001")
+    assert list_drafts(client, "doc-0001", include="archived")[0]["status"] == "active"
+    assert sb.drafts() == {("doc-0001", None): draft}
+    sb.configure(drop_rate=0.0)
+    assert discard(client, "doc-0001").status_code == 200
+
+
+def test_concurrent_discards_archive_once(client: httpx.Client, sb: sandbox.Sandbox) -> None:
+    """Eight parallel DELETEs of one draft: one 200, the rest 404."""
+    client.post(draft_url("doc-0006"))
+    statuses: list[int] = []
+
+    def worker() -> None:
+        with httpx.Client(base_url=sb.base_url, headers=bearer(sb.token)) as c:
+            statuses.append(discard(c, "doc-0006").status_code)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200] + [404] * 7
+    assert len(sb.archived_drafts()) == 1
+
+
+def test_rate_limit_covers_discard_and_listing() -> None:
+    """DELETE and GET .../drafts spend the token's budget like every other route."""
+    with (
+        sandbox.serve(documents=5, rate_limit=(2, 60.0)) as sb,
+        httpx.Client(base_url=sb.base_url, headers=bearer(sb.token)) as c,
+    ):
+        assert discard(c, "doc-0001").status_code == 404
+        assert c.get("/v1/documents/doc-0001/drafts").status_code == 200
+        assert discard(c, "doc-0001").status_code == 429
+        assert c.get("/v1/documents/doc-0001/drafts").status_code == 429
 
 
 def test_concurrent_creates_share_one_draft(sb: sandbox.Sandbox) -> None:

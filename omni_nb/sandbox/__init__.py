@@ -29,7 +29,7 @@ Routes (the API root is ``{sb.url}/api``):
     (401 no header, 403 unknown token), rate limit (429), faults (drop, 5xx,
     slow), body (400), document (404), branch (404), viewer role (403),
     eligibility (400); then 200 ``{"identifier": "<8 hex>"}``, one draft per
-    (document, branch).
+    (document, branch): the active one while there is one.
 ``GET /api/v1/documents``
     Paged (``pageSize`` 1..100, default 50; ``cursor``), filters ``folderId``,
     ``creatorId``, ``labels``; ``sortField``/``sortDirection``; other
@@ -39,9 +39,23 @@ Routes (the API root is ``{sb.url}/api``):
     ``baseModelId``, ``modelId``, ``connectionId``, ``name``; one SCHEMA
     model, one SHARED model and the branches (``modelKind=BRANCH``).
 ``DELETE /api/v1/documents/{documentId}/draft``
-    Discards the draft (optional ``{"branchId"}``); 404 when there is none.
-``GET /api/v1/documents/{documentId}/drafts``
-    The document's drafts.
+    Archives the document's active draft, or that branch's (optional
+    ``{"branchId"}``): 200 ``{"message": "Draft discarded successfully"}``.
+    Checked like POST (auth, rate limit, faults, body, document, branch,
+    viewer role 403); then 404 ``Draft with id {documentId} does not exist``
+    when there is no active draft (archiving twice). Archived drafts are kept
+    for the sandbox's life; a later POST makes a new draft with a new
+    identifier. Not eligible documents simply have no draft to archive.
+``GET /api/v1/documents/{documentId}/drafts[?include=archived]``
+    A bare JSON list (no paging), creation order: the active drafts, and the
+    archived ones too with ``include=archived``. Each record: ``identifier``,
+    ``publishedIdentifier``, ``branch`` (``{"id", "name"}`` or null),
+    ``status`` (``active``/``archived``), ``draftOutOfDate`` (false),
+    ``createdAt``/``updatedAt`` (UTC, milliseconds, ``Z``; ``createdAt`` is
+    the real time of creation, ``updatedAt`` that of archiving for an
+    archived draft), ``createdBy``/``lastEditedBy`` (``{"name":
+    "Sandbox Editor"}``). Viewers may list. 400 for another ``include`` value
+    or an unknown parameter, 404 for an unknown document. No faults.
 
 Anything else is 404 ``{"detail": "Not Found", "status": 404}``.
 
@@ -52,6 +66,24 @@ Seeded data: ``documents=N`` gives ``doc-0001`` .. ``doc-{N:04d}``; every 10th
 ``9bd33108-f31c-5418-94dc-c9637db659f1``, all on the SHARED model
 ``Sandbox model``.
 
+Faults (``fail_rate``, ``drop_rate``, ``slow_rate``) apply to the two writes,
+POST and DELETE; scripted answers (:meth:`Sandbox.enqueue`) to POST only.
+
+Inspection: :meth:`Sandbox.drafts` maps (document, branch) to the active
+draft's identifier; :meth:`Sandbox.draft_records` and
+:meth:`Sandbox.archived_drafts` give :class:`SandboxDraft` records (status,
+exact creation and archiving times)::
+
+    with sandbox.serve(documents=3) as sb:
+        auth = {"Authorization": f"Bearer {sb.token}"}
+        httpx.post(f"{sb.base_url}/v1/documents/doc-0001/draft", headers=auth)
+        httpx.delete(f"{sb.base_url}/v1/documents/doc-0001/draft", headers=auth)
+        assert sb.drafts() == {}
+        assert [d.status for d in sb.archived_drafts()] == ["archived"]
+        listed = httpx.get(f"{sb.base_url}/v1/documents/doc-0001/drafts",
+                           params={"include": "archived"}, headers=auth).json()
+        assert listed[0]["createdBy"] == {"name": sb.editor_name}
+
 Tokens never appear in request records, reprs or log lines: records keep the
 caller's *role* only.
 
@@ -59,12 +91,13 @@ Command line: ``python -m omni_nb.sandbox --port 8787`` (see :func:`main`).
 
 Layout (only the names below are public; the modules are how it is built):
 ``data`` the seeded documents, branches and models and the records;
-``state`` every answer, decided without sockets; ``server`` HTTP framing, the
-:class:`Sandbox` handle and :func:`serve`; ``command`` the command line.
+``drafts`` the active and archived drafts; ``state`` every answer, decided
+without sockets; ``server`` HTTP framing, the :class:`Sandbox` handle and
+:func:`serve`; ``command`` the command line.
 """
 
 from .command import DEMO_TOKEN, main
-from .data import RequestRecord, SandboxBranch, SandboxDocument, seed_documents
+from .data import RequestRecord, SandboxBranch, SandboxDocument, SandboxDraft, seed_documents
 from .server import MAX_BODY_BYTES, Sandbox, serve
 
 __all__ = [
@@ -74,6 +107,7 @@ __all__ = [
     "Sandbox",
     "SandboxBranch",
     "SandboxDocument",
+    "SandboxDraft",
     "main",
     "seed_documents",
     "serve",

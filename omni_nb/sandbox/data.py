@@ -8,25 +8,28 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal
 
 __all__ = [
+    "EDITOR_NAME",
     "EPOCH",
     "JSON",
     "Catalog",
-    "Draft",
     "RequestRecord",
     "Role",
     "SandboxBranch",
     "SandboxDocument",
+    "SandboxDraft",
     "folder_id",
     "iso",
     "owner_id",
     "resolve_documents",
     "seed_documents",
+    "timestamp",
 ]
 
 Role = Literal["editor", "viewer", "invalid", "missing"]
@@ -36,6 +39,8 @@ JSON = dict[str, object]
 # every run, on every machine, and notebooks can hard-code them.
 _NAMESPACE: Final = uuid.UUID("e4b152d4-80ca-58ba-9dc0-4581ce98831d")
 EPOCH: Final = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+#: The user every editor token acts as: drafts show it as ``createdBy``/``lastEditedBy``.
+EDITOR_NAME: Final = "Sandbox Editor"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,28 +111,62 @@ class RequestRecord:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Draft:
-    """A draft the sandbox created, as the drafts list shows it.
+class SandboxDraft:
+    """A draft the sandbox created: active, or archived by ``DELETE .../draft``.
 
-    Kept as a record rather than a bare id so that the draft routes can grow
-    (e.g. an archived state) without changing how drafts are stored.
+    ``created_at`` and ``archived_at`` are ``time.time()`` values (seconds,
+    UTC epoch) taken when the sandbox created or archived the draft; the
+    drafts list shows them (cut to the millisecond) as ``createdAt`` and,
+    for an archived draft, ``updatedAt``. Archived drafts are kept for the
+    sandbox's life (Omni keeps them 30 days).
 
     Example:
 
-        >>> Draft("1a2b3c4d", "doc-0001", None).to_json()
-        {'identifier': '1a2b3c4d', 'documentIdentifier': 'doc-0001', 'branchId': None}
+        >>> draft = SandboxDraft("1a2b3c4d", "doc-0001", None, created_at=1735689600.0)
+        >>> draft.status, draft.active
+        ('active', True)
+        >>> archived = dataclasses.replace(draft, archived_at=1735689601.5)
+        >>> archived.status, archived.updated_at
+        ('archived', 1735689601.5)
     """
 
     identifier: str
     document_id: str
     branch_id: str | None
+    created_at: float
+    archived_at: float | None = None
 
-    def to_json(self) -> JSON:
-        return {
-            "identifier": self.identifier,
-            "documentIdentifier": self.document_id,
-            "branchId": self.branch_id,
-        }
+    @property
+    def active(self) -> bool:
+        """True until the draft is archived."""
+        return self.archived_at is None
+
+    @property
+    def status(self) -> Literal["active", "archived"]:
+        """``"active"`` or ``"archived"``, as the drafts list shows it."""
+        return "active" if self.archived_at is None else "archived"
+
+    @property
+    def updated_at(self) -> float:
+        """When the draft last changed: its archiving, else its creation."""
+        return self.created_at if self.archived_at is None else self.archived_at
+
+
+def timestamp(seconds: float) -> str:
+    """A ``time.time()`` value as Omni writes timestamps: UTC, milliseconds, ``Z``.
+
+    The milliseconds are cut, not rounded (as JavaScript's ``toISOString`` does
+    with a Date), so the text is never later than the moment.
+
+    Example:
+
+        >>> timestamp(1735689600.0009), timestamp(1735689601.9999)
+        ('2025-01-01T00:00:00.000Z', '2025-01-01T00:00:01.999Z')
+    """
+    whole = math.floor(seconds)
+    millis = min(999, int((seconds - whole) * 1000))
+    moment = datetime.datetime.fromtimestamp(whole, datetime.UTC)
+    return f"{moment.strftime('%Y-%m-%dT%H:%M:%S')}.{millis:03d}Z"
 
 
 def iso(moment: datetime.datetime) -> str:
@@ -259,6 +298,34 @@ class Catalog:
         if "labels" in include:
             record["labels"] = []
         return record
+
+    def draft_record(self, draft: SandboxDraft) -> JSON:
+        """A draft as ``GET /documents/{documentId}/drafts`` lists it.
+
+        Example:
+
+            >>> catalog = Catalog(seed_documents(1))
+            >>> draft = SandboxDraft("1a2b3c4d", "doc-0001", catalog.branches[0].id, 1735689600.25)
+            >>> record = catalog.draft_record(draft)
+            >>> record["branch"]["name"], record["status"], record["createdAt"]
+            ('feature-a', 'active', '2025-01-01T00:00:00.250Z')
+            >>> record["createdBy"] == record["lastEditedBy"] == {"name": EDITOR_NAME}
+            True
+        """
+        branch: JSON | None = None
+        if draft.branch_id is not None:
+            branch = {"id": draft.branch_id, "name": self.branch_by_id[draft.branch_id].name}
+        return {
+            "identifier": draft.identifier,
+            "publishedIdentifier": draft.document_id,
+            "branch": branch,
+            "status": draft.status,
+            "draftOutOfDate": False,  # nobody publishes the document while the sandbox runs
+            "createdAt": timestamp(draft.created_at),
+            "updatedAt": timestamp(draft.updated_at),
+            "createdBy": {"name": EDITOR_NAME},
+            "lastEditedBy": {"name": EDITOR_NAME},
+        }
 
     def model_records(self, with_branches: bool) -> list[JSON]:
         """The SCHEMA model, the SHARED model and its branches, as ``GET /models`` lists them."""

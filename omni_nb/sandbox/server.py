@@ -22,7 +22,14 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final, Literal, cast
 
-from .data import RequestRecord, SandboxBranch, SandboxDocument, resolve_documents
+from .data import (
+    EDITOR_NAME,
+    RequestRecord,
+    SandboxBranch,
+    SandboxDocument,
+    SandboxDraft,
+    resolve_documents,
+)
 from .state import (
     UNSET,
     Reply,
@@ -404,7 +411,7 @@ class Sandbox:
 
     @property
     def viewer_token(self) -> str:
-        """A valid token with the viewer role: create draft answers 403."""
+        """A valid viewer token: listing works, creating or discarding a draft answers 403."""
         return self._state.viewer_token
 
     @property
@@ -417,16 +424,47 @@ class Sandbox:
         """The documents the sandbox serves."""
         return list(self._state.catalog.documents)
 
+    @property
+    def editor_name(self) -> str:
+        """The user every editor token acts as; drafts list it as ``createdBy``."""
+        return EDITOR_NAME
+
     # -- inspection -------------------------------------------------------
 
     def drafts(self) -> dict[tuple[str, str | None], str]:
-        """A copy of ``{(document identifier, branch id or None): draft id}``.
+        """A copy of ``{(document identifier, branch id or None): draft id}``, active drafts only.
+
+        An archived (discarded) draft leaves this map; see :meth:`archived_drafts`.
 
         Example::
 
             sb.drafts().get(("doc-0001", None))  # '1a2b3c4d' once created
         """
         return self._state.drafts.ids()
+
+    def draft_records(self) -> list[SandboxDraft]:
+        """Every draft the sandbox made, active and archived, in creation order (a copy).
+
+        Each :class:`SandboxDraft` holds its identifier, document, branch, status
+        and the exact ``time.time()`` of its creation (and archiving).
+
+        Example::
+
+            created = {d.identifier: d.created_at for d in sb.draft_records()}
+            [d.identifier for d in sb.draft_records() if d.status == "active"]
+        """
+        return self._state.drafts.records()
+
+    def archived_drafts(self) -> list[SandboxDraft]:
+        """The drafts ``DELETE .../draft`` archived, in creation order (a copy).
+
+        Example::
+
+            httpx.delete(f"{sb.base_url}/v1/documents/doc-0001/draft", headers=auth)
+            [(d.document_id, d.branch_id) for d in sb.archived_drafts()]
+            # [('doc-0001', None)]
+        """
+        return [d for d in self._state.drafts.records() if not d.active]
 
     def requests(self) -> list[RequestRecord]:
         """A copy of the request log, in arrival order (answered requests only).
@@ -482,7 +520,7 @@ class Sandbox:
 
         Example::
 
-            sb.configure(fail_rate=1.0)   # every create-draft answer is a 5xx
+            sb.configure(fail_rate=1.0)   # every create/discard-draft answer is a 5xx
             sb.configure(rate_limit=None) # no more 429s
         """
         changes: dict[str, Any] = {
@@ -594,13 +632,14 @@ def serve(
     """Start a sandbox on ``host:port`` in a daemon thread and return its handle.
 
     ``port=0`` picks a free port. All randomness (faults, jitter, draft ids)
-    comes from ``seed``. Fault rates are drawn independently per create-draft
-    request in the order drop, 5xx, slow.
+    comes from ``seed``. Faults apply to the writes (create and discard draft,
+    not the GET routes); their rates are drawn independently per write in the
+    order drop, 5xx, slow. A dropped or failed write changes nothing.
 
     Example::
 
         with serve(fail_rate=0.2, seed=7) as sb:
-            ...  # about one create-draft answer in five is a 500/502/503/504
+            ...  # about one create/discard-draft answer in five is a 500/502/503/504
     """
     settings = Settings(
         latency=latency,

@@ -3,7 +3,8 @@
 :meth:`State.dispatch` turns one request (method, raw target, Authorization
 header, body) into a :class:`Reply`; :mod:`.server` reads the request and writes
 the reply. Here live the settings (latency, faults, rate limit), tokens and
-roles, scripted answers, drafts, the request log and the routes.
+roles, scripted answers, the request log and the routes (drafts are kept by
+:class:`.drafts.DraftStore`).
 
 Example:
 
@@ -37,7 +38,8 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal
 
-from .data import JSON, Catalog, Draft, RequestRecord, Role, SandboxDocument, folder_id, owner_id
+from .data import JSON, Catalog, RequestRecord, Role, SandboxDocument, folder_id, owner_id
+from .drafts import DraftStore
 
 __all__ = [
     "DOC_PARAMS",
@@ -230,8 +232,8 @@ def error(status: int, message: str) -> Reply:
 
     Example:
 
-        >>> error(404, "Draft not found").body
-        b'{"error":"Not Found","message":"Draft not found"}'
+        >>> error(404, "Document with identifier ghost not found").body
+        b'{"error":"Not Found","message":"Document with identifier ghost not found"}'
     """
     return _json_reply(status, {"error": http.HTTPStatus(status).phrase, "message": message})
 
@@ -276,7 +278,7 @@ def rate_text(requests: int, per: float) -> str:
 
 
 # --------------------------------------------------------------------------
-# Stores: rate-limit windows, drafts, the request log (each behind its own lock)
+# Stores: rate-limit windows, the request log (each behind its own lock; drafts: .drafts)
 
 
 class RateLimiter:
@@ -311,61 +313,6 @@ class RateLimiter:
             when = math.ceil(time.time() + max(wait, 1.0))
             reply.headers.append(("Retry-After", email.utils.formatdate(when, usegmt=True)))
         return reply
-
-
-class DraftStore:
-    """The drafts, one per (document, branch), in creation order.
-
-    Example:
-
-        >>> store = DraftStore(seed=0)
-        >>> first = store.get_or_create("doc-0001", None)
-        >>> store.get_or_create("doc-0001", None) == first, len(store)
-        (True, 1)
-        >>> store.discard("doc-0001", None) == first, store.discard("doc-0001", None)
-        (True, None)
-    """
-
-    def __init__(self, seed: int) -> None:
-        self._lock = threading.Lock()
-        # Draft ids come from their own stream so that creating drafts does
-        # not shift the fault sequence a seed is meant to reproduce.
-        self._rng = random.Random(f"omni_nb.sandbox drafts {seed}")
-        self._drafts: dict[tuple[str, str | None], Draft] = {}
-        # Ids are never reused, even after a discard, as Omni's are not.
-        self._issued: set[str] = set()
-
-    def get_or_create(self, document_id: str, branch_id: str | None) -> Draft:
-        with self._lock:
-            draft = self._drafts.get((document_id, branch_id))
-            if draft is None:
-                draft = Draft(self._new_id(), document_id, branch_id)
-                self._drafts[(document_id, branch_id)] = draft
-            return draft
-
-    def _new_id(self) -> str:
-        # Called with the lock held.
-        while True:
-            identifier = f"{self._rng.getrandbits(32):08x}"
-            if identifier not in self._issued:
-                self._issued.add(identifier)
-                return identifier
-
-    def discard(self, document_id: str, branch_id: str | None) -> Draft | None:
-        with self._lock:
-            return self._drafts.pop((document_id, branch_id), None)
-
-    def of_document(self, document_id: str) -> list[Draft]:
-        with self._lock:
-            return [d for d in self._drafts.values() if d.document_id == document_id]
-
-    def ids(self) -> dict[tuple[str, str | None], str]:
-        """``{(document identifier, branch id or None): draft id}``, a copy."""
-        with self._lock:
-            return {key: draft.identifier for key, draft in self._drafts.items()}
-
-    def __len__(self) -> int:
-        return len(self._drafts)
 
 
 class RequestLog:
@@ -532,7 +479,7 @@ class State:
             reply = self._guarded(caller, lambda: _list_models(self.catalog, query))
         elif len(segments) == 6 and segments[3] == "documents" and segments[4]:
             reply = self._document_route(
-                method, segments[5], _decode_segment(segments[4]), caller, body
+                method, segments[5], _decode_segment(segments[4]), caller, body, query
             )
         else:
             reply = _not_found_route()
@@ -542,15 +489,19 @@ class State:
         return reply
 
     def _document_route(
-        self, method: str, action: str, document_id: str, caller: Caller, body: bytes
+        self, method: str, action: str, document_id: str, caller: Caller, body: bytes, query: str
     ) -> Reply:
         """``/api/v1/documents/{documentId}/{action}``: the draft routes."""
         if (method, action) == ("POST", "draft"):
-            reply = self._create_draft(caller, document_id, body)
+            scripted = self.take_scripted()
+            if scripted is not None:
+                reply = scripted.reply()
+            else:
+                reply = self._faulted(caller, lambda: self._draft(caller, document_id, body))
         elif (method, action) == ("DELETE", "draft"):
-            reply = self._guarded(caller, lambda: self._discard(caller, document_id, body))
+            reply = self._faulted(caller, lambda: self._discard(caller, document_id, body))
         elif action == "drafts" and method in ("GET", "HEAD"):
-            reply = self._guarded(caller, lambda: self._list_drafts(document_id))
+            reply = self._guarded(caller, lambda: self._list_drafts(document_id, query))
         else:
             return _not_found_route()
         # Log which document (and branch) the draft request was for.
@@ -571,24 +522,23 @@ class State:
         refused = self._gate(caller)
         return refused if refused is not None else _answer(route)
 
-    def _create_draft(self, caller: Caller, document_id: str, body: bytes) -> Reply:
-        scripted = self.take_scripted()
-        if scripted is not None:
-            return scripted.reply()
+    def _faulted(self, caller: Caller, route: Callable[[], Reply]) -> Reply:
+        """A write (create or discard a draft): auth, rate limit, then the injected faults."""
         refused = self._gate(caller)
         if refused is not None:
             return refused
         settings = self.settings
         with self.lock:
-            # Always draw the same four numbers so the n-th request's fate
+            # Always draw the same four numbers so the n-th write's fate
             # depends only on the seed and n, whatever the rates are.
             r_drop, r_fail, r_slow = self.rng.random(), self.rng.random(), self.rng.random()
             fail_status = self.rng.choice((500, 502, 503, 504))
+        # A dropped or failed write did nothing: the route is not run.
         if r_drop < settings.drop_rate:
             return Reply(0, drop=True)
         if r_fail < settings.fail_rate:
             return _fault_reply(fail_status)
-        reply = _answer(lambda: self._draft(caller, document_id, body))
+        reply = _answer(route)
         if r_slow < settings.slow_rate:
             reply.delay += settings.slow_seconds
         return reply
@@ -623,17 +573,21 @@ class State:
 
     def _discard(self, caller: Caller, document_id: str, body: bytes) -> Reply:
         doc, branch_id = self._editable(caller, document_id, body)
-        draft = self.drafts.discard(doc.identifier, branch_id)
+        draft = self.drafts.archive(doc.identifier, branch_id)
         if draft is None:
-            raise BadRequest("Draft not found", 404)
+            # Omni names a draft id; the document identifier is all the caller sent.
+            raise BadRequest(f"Draft with id {document_id} does not exist", 404)
         message = {"message": "Draft discarded successfully"}
         return _json_reply(200, message, draft_id=draft.identifier)
 
-    def _list_drafts(self, document_id: str) -> Reply:
+    def _list_drafts(self, document_id: str, query: str) -> Reply:
+        include = _query_params(query, frozenset({"include"})).get("include")
+        if include not in (None, "archived"):
+            raise BadRequest("include must be: archived")
         doc = self._document(document_id)
-        records = [draft.to_json() for draft in self.drafts.of_document(doc.identifier)]
-        # One page holding every draft (pageSize is at least 1, as Omni's).
-        return _page("drafts", records, None, max(1, len(records)))
+        drafts = self.drafts.of_document(doc.identifier, archived=include == "archived")
+        # A bare list, not a page: that is how Omni answers this one.
+        return _json_reply(200, [self.catalog.draft_record(d) for d in drafts])
 
 
 def _answer(route: Callable[[], Reply]) -> Reply:
