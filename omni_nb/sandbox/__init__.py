@@ -98,6 +98,7 @@ without sockets; ``server`` HTTP framing, the :class:`Sandbox` handle and
 
 from .command import DEMO_TOKEN, main
 from .data import RequestRecord, SandboxBranch, SandboxDocument, SandboxDraft, seed_documents
+from .probe import is_sandbox
 from .server import MAX_BODY_BYTES, Sandbox, serve
 
 __all__ = [
@@ -108,6 +109,7 @@ __all__ = [
     "SandboxBranch",
     "SandboxDocument",
     "SandboxDraft",
+    "is_sandbox",
     "main",
     "seed_documents",
     "serve",

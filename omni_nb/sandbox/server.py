@@ -30,6 +30,7 @@ from .data import (
     SandboxDraft,
     resolve_documents,
 )
+from .probe import SERVER_NAME
 from .state import (
     UNSET,
     Reply,
@@ -136,7 +137,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle on, the body
     # waits for the client's delayed ACK (~40 ms per request on Linux).
     disable_nagle_algorithm = True
-    server_version = "omni-nb-sandbox"
+    server_version = SERVER_NAME  # how is_sandbox() recognises it
     sys_version = ""
 
     @property
