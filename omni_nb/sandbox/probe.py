@@ -33,7 +33,8 @@ def is_sandbox(base_url: str, timeout: float = 2.0) -> bool:
     """
     if urlsplit(base_url).scheme not in ("http", "https"):
         return False
-    request = urllib.request.Request(f"{base_url.rstrip('/')}/v1/documents", method="GET")
+    url = f"{base_url.rstrip('/')}/v1/documents"  # http(s) only: checked above
+    request = urllib.request.Request(url, method="GET")  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
             server = answer.headers.get("Server", "")
