@@ -42,4 +42,4 @@ def is_sandbox(base_url: str, timeout: float = 2.0) -> bool:
         server = answer.headers.get("Server", "") if answer.headers else ""
     except (OSError, ValueError):
         return False
-    return server.split("/", 1)[0].strip() == SERVER_NAME
+    return str(server).split("/", 1)[0].strip() == SERVER_NAME
