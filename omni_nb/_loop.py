@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["run_sync"]
+__all__ = ["run_sync", "submit"]
 
 T = TypeVar("T")
 
@@ -70,3 +70,20 @@ def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         if task_box:
             loop.call_soon_threadsafe(task_box[0].cancel)
         return future.result()
+
+
+def submit(make: Callable[[], Coroutine[Any, Any, T]]) -> concurrent.futures.Future[T]:
+    """Start ``make()`` on the private loop and return at once (a background batch); cancel
+    the returned future to cancel the task.
+
+    Example:
+        >>> async def answer() -> int:
+        ...     return 42
+        >>> submit(answer).result(timeout=10)
+        42
+    """
+
+    async def wrapper() -> T:
+        return await make()
+
+    return asyncio.run_coroutine_threadsafe(wrapper(), _private_loop())

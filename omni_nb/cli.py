@@ -357,8 +357,8 @@ def _since(text: str | None) -> datetime | None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .batch import create_drafts
-    from .config import default_ledger_path
+    from .batch import CREATE_DRAFT, BatchOptions, run_batch
+    from .config import default_ledger_path, resolve_settings
     from .sandbox import serve
     from .table import plural
 
@@ -375,10 +375,10 @@ def _demo(args: argparse.Namespace) -> int:
     ) as sb:
         print(f"sandbox at {sb.base_url}: {len(docs)} documents "
               "(every 10th not eligible, 5% transient 5xx, 1% dropped connections)")
-        table = create_drafts(
-            docs, base_url=sb.base_url, token=sb.token, rate_limit=limit, ledger=ledger,
-            concurrency=args.concurrency, progress=_progress(len(docs)),
-        )
+        settings = resolve_settings(sb.base_url, sb.token)
+        options = BatchOptions(concurrency=args.concurrency, rate_limit=limit, ledger=ledger)
+        table = run_batch(CREATE_DRAFT, docs, settings=settings, options=options,
+                          progress=_progress(len(docs)))
     _print_table(table)
     cols = ["document_id", "status", "http_status", "attempts", "message"]
     failed = table[table["status"] != "ok"]

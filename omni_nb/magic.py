@@ -31,6 +31,9 @@ Options:
                           fast, and ``--resume`` later sends only what is not ok yet)
 ``--resume``              copy pairs already ``ok`` in the ledger instead of sending them
 ``--dry-run``             validate every input and show what would be sent; sends nothing
+``--background``          return at once with a live handle (``.wait()``, ``.cancel()``,
+                          ``.table``, ``.done``); the kernel stays free; rows reach the
+                          ledger as always
 
 The token is never an option (it would be saved in the notebook): it comes from
 ``omni_nb.login()`` (a getpass prompt, kept in the kernel only), ``OMNI_API_TOKEN`` /
@@ -198,6 +201,9 @@ _OPTIONS: tuple[Any, ...] = (
              help="copy pairs already ok in the ledger instead of sending them again"),
     argument("--dry-run", action="store_true",
              help="validate and show what would be sent; send nothing"),
+    argument("--background", action="store_true",
+             help="return at once with a live handle (.wait(), .cancel(), .table); the "
+                  "kernel stays free"),
 )
 
 
@@ -279,7 +285,27 @@ class OmniMagics(Magics):
             return self._finish(args, frame)
         if typed:
             _check_typed(typed)
+        if args.background:
+            return self._start(args, pairs, labels, settings, options)
         return self._send(args, pairs, labels, settings, options)
+
+    def _start(self, args: Any, pairs: list[tuple[object, object]], labels: list[str],
+               settings: Any, options: Any) -> Any:
+        """``--background``: the batch runs on; the handle is returned (or stored)."""
+        from .batch import CREATE_DRAFT, plan, start
+        from .errors import InvalidInputError
+
+        try:
+            planned = plan(pairs, branch_id=args.branch, labels=labels)
+        except InvalidInputError as exc:
+            raise UsageError(str(exc)) from None
+        run = start(CREATE_DRAFT, planned, settings=settings, options=options)
+        if args.output is None:
+            return run
+        self._shell.push({args.output: run})
+        print(f"running in the background -> {args.output} ({args.output}.wait() gives the "
+              f"table, {args.output}.cancel() stops it)")
+        return None
 
     def _output_name(self, text: str | None) -> str | None:
         """``-o NAME``: any Python variable name (normalised as Python does, so ``ﬁle`` is

@@ -111,3 +111,42 @@ def test_a_stopped_batch_never_draws_a_full_bar() -> None:
     last = stream.getvalue().strip().splitlines()[-1]
     assert last.startswith("[##------] 1/4")
     assert "cancelled 3" in last
+
+
+def test_background_run_leaves_the_kernel_free_and_completes(
+    kernel: Kernel, slow_sb: sandbox.Sandbox
+) -> None:
+    """--background returns at once; the kernel answers while the batch runs; the handle's
+    table completes with one row per input; the rows are in the ledger."""
+    kernel.run("import omni_nb\ndocs = [f'doc-{i:04d}' for i in range(1, 31)]")
+    out, errors = kernel.run("%omni_draft --from docs --background -o job --concurrency 1 "
+                             "--rate off\nprint('running:', not job.done)")
+    assert errors == []
+    assert "running: True" in out  # the cell ended while the batch (>= 6 s of latency) ran
+    started = time.monotonic()
+    out, errors = kernel.run("print(6 * 7)")
+    assert (out.strip(), errors) == ("42", [])
+    assert time.monotonic() - started < 20  # answered long before 30 x 0.2 s of sends ended
+    out, errors = kernel.run(
+        "t = job.wait(120)\n"
+        "print(len(t), job.done, len(omni_nb.results(run_id=t.run_id.iloc[0])))",
+        timeout=180,
+    )
+    assert errors == []
+    assert out.split() == ["30", "True", "30"]
+
+
+def test_background_run_can_be_cancelled(kernel: Kernel, slow_sb: sandbox.Sandbox) -> None:
+    """cancel() stops sending: the table ends with cancelled rows, every input one row."""
+    code = (
+        "import omni_nb\n"
+        "docs = [f'doc-{i:04d}' for i in range(1, 101)]\n"
+        "job = omni_nb.create_drafts(docs, background=True, concurrency=1, rate_limit=None)\n"
+        "import time; time.sleep(0.5)\n"
+        "job.cancel()\n"
+        "t = job.wait(60)\n"
+        "print(len(t), (t.status == 'cancelled').sum() > 50, job.done)"
+    )
+    out, errors = kernel.run(code)
+    assert errors == []
+    assert out.split() == ["100", "True", "True"]

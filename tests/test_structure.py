@@ -21,7 +21,7 @@ MAX_FUNCTION, MAX_CLASS, MAX_MODULE = 60, 300, 700
 ROOMS = {
     "pandas": ("omni_nb.table", "omni_nb._accessor"),
     "httpx": ("omni_nb.client",),
-    "ipywidgets": ("omni_nb.widget", "omni_nb.progress.live"),
+    "ipywidgets": ("omni_nb.widget", "omni_nb.progress.live", "omni_nb.progress.run_view"),
     "IPython": ("omni_nb.magic", "omni_nb.progress.live"),
     "traitlets": ("omni_nb.magic", "omni_nb.widget"),
     "sqlite3": ("omni_nb.ledger",),

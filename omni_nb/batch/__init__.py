@@ -23,6 +23,7 @@ from .api import (
     last_result,
     run_batch,
 )
+from .background import BatchRun, start
 from .ops import CREATE_DRAFT, CreateDraft, Operation
 from .plan import Plan, Planned, pairs_of, plan
 from .run import BatchOptions, Progress
@@ -31,6 +32,7 @@ __all__ = [
     "CREATE_DRAFT",
     "BatchInterrupted",
     "BatchOptions",
+    "BatchRun",
     "CreateDraft",
     "Operation",
     "Plan",
@@ -45,4 +47,5 @@ __all__ = [
     "pairs_of",
     "plan",
     "run_batch",
+    "start",
 ]

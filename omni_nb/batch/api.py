@@ -29,6 +29,7 @@ from ..errors import reduce_exception
 from ..ledger import Ledger, open_ledger
 from ..ratelimit import RateLimit
 from . import run as engine
+from .background import BatchRun, start
 from .ops import CREATE_DRAFT, Operation
 from .plan import plan
 from .run import BatchOptions, Progress
@@ -101,8 +102,12 @@ async def arun_batch(
     table, interrupted = await engine.run(
         op, planned, settings=settings, options=options, progress=progress, cancel=cancel
     )
-    _last["result"] = table
+    _remember(table)
     return table, interrupted
+
+
+def _remember(table: DraftResults) -> None:
+    _last["result"] = table
 
 
 def run_batch(
@@ -227,7 +232,8 @@ def create_drafts(
     document_col: str = "document_id",
     branch_col: str | None = None,
     cancel: threading.Event | None = None,
-) -> DraftResults:
+    background: bool = False,
+) -> DraftResults | BatchRun:
     """Create drafts for many documents; returns the results table.
 
     ``items``: document ids, ``(document_id, branch_id)`` pairs, or a DataFrame with a
@@ -240,6 +246,8 @@ def create_drafts(
     ``message``, ``attempts``, ``elapsed_s``, ``requested_at``, ``api_root``, ``run_id``,
     ``from_ledger``. ``resume=True`` copies ``ok`` rows from the ledger instead of sending.
     ``retry=`` takes an :class:`omni_nb.RetryPolicy` (instead of ``max_retries=``).
+    ``background=True`` returns a :class:`~omni_nb.batch.background.BatchRun` at once (the
+    kernel stays free; ``.wait()`` gives the table, ``.cancel()`` stops it).
 
     Example:
         >>> from omni_nb import sandbox
@@ -251,6 +259,11 @@ def create_drafts(
     """
     options = _options(concurrency, rate_limit, resume, ledger, max_retries, retry, timeout)
     settings = resolve_settings(base_url, token, instance=instance, playground=playground)
+    if background:
+        planned = plan(items, branch_id=branch_id, document_col=document_col,
+                       branch_col=branch_col)  # bad input raises here, not in the background
+        return start(CREATE_DRAFT, planned, settings=settings, options=options,
+                     progress=progress, on_table=_remember)
     return run_batch(
         CREATE_DRAFT, items, branch_id, settings=settings, options=options, progress=progress,
         cancel=cancel, document_col=document_col, branch_col=branch_col,
