@@ -2,6 +2,7 @@
 
 * :mod:`.validate`: what may be sent (document ids, branch UUIDs), checked before sending.
 * :mod:`.parse`: reading answers (error-body shapes, ``Retry-After``), standard library only.
+* :mod:`.drafts`: discarding and listing drafts (requests, typed records).
 * :mod:`._core`: everything the twins share (records, request building, classification,
   retry waits); :mod:`._sync` and :mod:`._async` do the I/O only.
 
@@ -14,6 +15,7 @@ Example:
 from ._async import AsyncOmniClient
 from ._core import Call, CallOutcome, Draft, RetryPolicy, draft_call
 from ._sync import OmniClient
+from .drafts import DraftRecord
 from .validate import check_branch_id, check_document_id
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "Call",
     "CallOutcome",
     "Draft",
+    "DraftRecord",
     "OmniClient",
     "RetryPolicy",
     "check_branch_id",

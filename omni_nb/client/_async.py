@@ -22,12 +22,15 @@ from ._core import (
     CallOutcome,
     ClientOptions,
     Draft,
+    Reader,
     RetryPolicy,
     Sent,
     aread_capped,
     draft_call,
+    read_nothing,
 )
 from ._core import now as _now
+from .drafts import DraftRecord, discard_call, drafts_call, records_from
 
 __all__ = ["AsyncOmniClient"]
 
@@ -141,6 +144,50 @@ class AsyncOmniClient(BaseClient):
             >>> # branches = await client.list_branches()
         """
         return await self._walk(self._core.branches_call(base_model_id, params))
+
+    async def discard_draft(self, document_id: str, branch_id: str | None = None) -> None:
+        """Async :meth:`OmniClient.discard_draft`.
+
+        Example:
+            >>> # await client.discard_draft("93874a87")
+        """
+        outcome = await self.discard_draft_outcome(document_id, branch_id)
+        if outcome.error is not None:
+            raise outcome.error
+
+    async def discard_draft_outcome(
+        self, document_id: object, branch_id: object = None
+    ) -> CallOutcome:
+        """Async :meth:`OmniClient.discard_draft_outcome`.
+
+        Example:
+            >>> # outcome = await client.discard_draft_outcome("93874a87")
+        """
+        call, doc, branch = discard_call(document_id, branch_id)
+        return await self._outcome(call, doc, branch, read_nothing)
+
+    async def list_drafts(
+        self, document_id: str, include_archived: bool = False
+    ) -> list[DraftRecord]:
+        """Async :meth:`OmniClient.list_drafts`.
+
+        Example:
+            >>> # drafts = await client.list_drafts("93874a87")
+        """
+        call, doc = drafts_call(document_id, include_archived)
+        payload, _, _ = await self._send(call)
+        return records_from(payload, doc)
+
+    async def _outcome(
+        self, call: Call, doc: str, branch: str | None, read: Reader
+    ) -> CallOutcome:
+        started, requested_at = time.perf_counter(), _now()
+        sent: Sent | OmniError
+        try:
+            sent = await self._send(call)
+        except OmniError as exc:
+            sent = exc
+        return self._core.report(doc, branch, sent, started, requested_at, read)
 
     async def _walk(self, first: Call) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -82,8 +82,8 @@ class CallOutcome:
 
     @property
     def ok(self) -> bool:
-        """True when a draft identifier came back."""
-        return self.draft is not None
+        """True when the call succeeded (for a create: a draft identifier came back)."""
+        return self.error is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +148,8 @@ class Call:
 
     def describe(self, api_root: str) -> str:
         """The request as one line (for dry runs): method, URL, JSON body."""
-        text = f"{self.method} {api_root}{self.path}"
+        query = f"?{urlencode(self.params)}" if self.params else ""
+        text = f"{self.method} {api_root}{self.path}{query}"
         return text if self.body is None else f"{text} {json.dumps(self.body)}"
 
 
@@ -205,6 +206,13 @@ class Attempts:
 
 
 Sent = tuple[Any, int, int]  # (parsed JSON, attempts, HTTP status) of a usable answer
+#: Reads a usable answer into the call's draft: (payload, document, branch, attempts).
+Reader = Callable[[Any, str, "str | None", int], "Draft | None"]
+
+
+def read_nothing(payload: Any, doc: str, branch: str | None, attempts: int) -> Draft | None:
+    """A reader for answers that carry no draft (a discard's ``{"message"}``)."""
+    return None
 
 
 class _Core:
@@ -372,16 +380,20 @@ class _Core:
 
     def report(
         self, doc: str, branch: str | None, sent: Sent | OmniError, started: float,
-        requested_at: datetime,
+        requested_at: datetime, read: Reader | None = None,
     ) -> CallOutcome:
-        """Turn what a twin's ``_send`` gave (or raised) into an outcome for the hook."""
-        result: Draft | OmniError
+        """Turn what a twin's ``_send`` gave (or raised) into an outcome for the hook.
+
+        ``read`` turns a usable answer into the call's :class:`Draft` (default: a Create
+        draft answer); None reads nothing (a discard answers only a message)."""
+        result: Draft | OmniError | None
         if isinstance(sent, OmniError):
             result, attempts, status = sent, sent.attempts, getattr(sent, "status_code", None)
         else:
             payload, attempts, status = sent
+            reader = self.draft_from if read is None else read
             try:
-                result = self.draft_from(payload, doc, branch, attempts)
+                result = reader(payload, doc, branch, attempts)
             except OmniError as exc:
                 exc.attempts = attempts
                 result = exc

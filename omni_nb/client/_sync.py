@@ -21,12 +21,15 @@ from ._core import (
     CallOutcome,
     ClientOptions,
     Draft,
+    Reader,
     RetryPolicy,
     Sent,
     draft_call,
     read_capped,
+    read_nothing,
 )
 from ._core import now as _now
+from .drafts import DraftRecord, discard_call, drafts_call, records_from
 
 __all__ = ["OmniClient"]
 
@@ -156,6 +159,59 @@ class OmniClient(BaseClient):
             True
         """
         return self._walk(self._core.branches_call(base_model_id, params))
+
+    def discard_draft(self, document_id: str, branch_id: str | None = None) -> None:
+        """Discard (archive) the active draft of ``document_id`` on ``branch_id``.
+
+        A 404 (no active draft, unknown document) raises :class:`NotFoundError` and is
+        never retried; a dropped connection is (the call is idempotent).
+
+        Example:
+            >>> from omni_nb import sandbox
+            >>> with sandbox.serve() as sb, OmniClient(sb.base_url, sb.token) as c:
+            ...     _ = c.create_draft("doc-0004")
+            ...     c.discard_draft("doc-0004")
+            ...     [d.status for d in c.list_drafts("doc-0004", include_archived=True)]
+            ['archived']
+        """
+        outcome = self.discard_draft_outcome(document_id, branch_id)
+        if outcome.error is not None:
+            raise outcome.error
+
+    def discard_draft_outcome(self, document_id: object, branch_id: object = None) -> CallOutcome:
+        """Like :meth:`discard_draft`, but failures after sending come back in the outcome.
+
+        Example:
+            >>> from omni_nb import sandbox
+            >>> with sandbox.serve() as sb, OmniClient(sb.base_url, sb.token) as c:
+            ...     c.discard_draft_outcome("doc-0005").error.status_code
+            404
+        """
+        call, doc, branch = discard_call(document_id, branch_id)
+        return self._outcome(call, doc, branch, read_nothing)
+
+    def list_drafts(self, document_id: str, include_archived: bool = False) -> list[DraftRecord]:
+        """The drafts of ``document_id`` (active ones; archived ones too if asked).
+
+        Example:
+            >>> from omni_nb import sandbox
+            >>> with sandbox.serve() as sb, OmniClient(sb.base_url, sb.token) as c:
+            ...     made = c.create_draft("doc-0006")
+            ...     [d.identifier for d in c.list_drafts("doc-0006")] == [made.identifier]
+            True
+        """
+        call, doc = drafts_call(document_id, include_archived)
+        payload, _, _ = self._send(call)
+        return records_from(payload, doc)
+
+    def _outcome(self, call: Call, doc: str, branch: str | None, read: Reader) -> CallOutcome:
+        started, requested_at = time.perf_counter(), _now()
+        sent: Sent | OmniError
+        try:
+            sent = self._send(call)
+        except OmniError as exc:
+            sent = exc
+        return self._core.report(doc, branch, sent, started, requested_at, read)
 
     def _walk(self, first: Call) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
