@@ -14,10 +14,14 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-__all__ = ["one_line", "quoted", "shorten"]
+__all__ = ["REDACTED", "one_line", "quoted", "redact", "redact_bytes", "shorten"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+#: What stands where a secret was.
+REDACTED = "[redacted]"
 
 
 def shorten(text: str, limit: int) -> str:
@@ -48,3 +52,32 @@ def one_line(text: str, limit: int = 500) -> str:
         'Not Found'
     """
     return shorten(" ".join(_CONTROL.sub(" ", text).split()), limit)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (and so its ``Bearer`` form) replaced by ``[redacted]``.
+
+    A server may echo the request's Authorization header in an error message; whatever it
+    sends back is redacted before it is stored, shown or raised.
+
+    Example:
+        >>> redact("bad header: Bearer omni_osk_abc", ["omni_osk_abc"])
+        'bad header: Bearer [redacted]'
+    """
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_bytes(body: bytes, secrets: Iterable[str]) -> bytes:
+    """:func:`redact` for a raw answer, before anything parses, keeps or shows it.
+
+    Example:
+        >>> redact_bytes(b'{"error": "Bearer t0k is bad"}', ["t0k"])
+        b'{"error": "Bearer [redacted] is bad"}'
+    """
+    for secret in secrets:
+        if secret:
+            body = body.replace(secret.encode(), REDACTED.encode())
+    return body

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from .._text import quoted, redact, redact_bytes
 from .._version import __version__
 from ..config import Settings
 from ..errors import (
@@ -42,6 +44,8 @@ __all__ = ["Call", "CallOutcome", "ClientOptions", "Draft", "RetryPolicy", "draf
 
 MAX_BODY = 1 << 20  # bytes read from any answer; a larger body is cut, never buffered whole
 MAX_PAGES = 10_000  # a server that never ends its pages must not hang a listing
+# A draft identifier: printable ASCII, no spaces, a sane length (Omni's are 8 hex digits).
+_IDENTIFIER = re.compile(r"^[!-~]{1,256}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +293,11 @@ class _Core:
     # -- answers -----------------------------------------------------------------------------
 
     def interpret(self, response: httpx.Response, body: bytes) -> Any:
-        """The parsed JSON of a usable 2xx, or raise the classified error."""
+        """The parsed JSON of a usable 2xx, or raise the classified error.
+
+        The token is redacted from the body first: a server that echoes the request's
+        Authorization header must not put it in a message, a table or the ledger."""
+        body = redact_bytes(body, self.secrets())
         status = response.status_code
         if 200 <= status < 300:
             try:
@@ -326,12 +334,17 @@ class _Core:
             cls = ServerError if status >= 500 else UnexpectedResponseError
         return cls(status, message, body=parsed)
 
+    def secrets(self) -> list[str]:
+        """Every token this client may send (what must never come back into an output)."""
+        return [self.settings.token.get_secret_value()]
+
     def transport_error(self, exc: httpx.HTTPError) -> APIConnectionError:
         """The typed error for no answer at all."""
         if isinstance(exc, httpx.TimeoutException):
             return APITimeoutError(f"no answer from {self.origin} within {self.timeout:g} s")
-        # httpx messages name the host and the OS error, never headers.
-        return APIConnectionError(f"{type(exc).__name__} talking to {self.origin}: {exc}")
+        # httpx messages name the host and the OS error, never headers (redacted anyway).
+        text = redact(str(exc), self.secrets())
+        return APIConnectionError(f"{type(exc).__name__} talking to {self.origin}: {text}")
 
     @staticmethod
     def draft_from(payload: Any, doc: str, branch: str | None, attempts: int) -> Draft:
@@ -341,6 +354,14 @@ class _Core:
             raise UnexpectedResponseError(
                 200, f"answer has no draft 'identifier': {snippet(json.dumps(payload).encode())}",
                 body=payload,
+            )
+        if not _IDENTIFIER.match(identifier):
+            # An id that would corrupt a table, a terminal or a later request (a newline, a
+            # NUL, a right-to-left mark, 100,000 characters) is not an id: name the document.
+            raise UnexpectedResponseError(
+                200, f"{doc}: the answer's draft identifier is not one ({len(identifier)} "
+                f"characters, printable ASCII without spaces expected): "
+                f"{quoted(identifier)}", body=payload,
             )
         return Draft(identifier, doc, branch, attempts)
 
