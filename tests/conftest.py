@@ -1,39 +1,86 @@
-"""Shared fixtures: a sandbox per test, a private ledger, no user settings leaking in."""
+"""Shared fixtures: every sandbox comes from one factory, every test is isolated from the
+developer's Omni settings and ledger, and a fake clock stands in for time.
+
+* ``make_sandbox(**serve_options)`` starts a :func:`omni_nb.sandbox.serve` (with no rate
+  limit unless one is asked for) and closes it when the test ends; ``make_module_sandbox`` is
+  the same factory for one server shared by a module's tests. ``sb`` is ``make_sandbox()``.
+  A module that needs other options overrides ``sb`` in one line through a factory.
+* ``_isolated`` (autouse): no ``OMNI_*`` variable of the developer's environment, a private
+  ``OMNI_NB_LEDGER`` per test, and no ``login()`` session before or after.
+* ``clock``: a :class:`FakeClock` to inject where the code under test would wait.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from omni_nb import logout, sandbox
 
+#: ``make_sandbox(**serve_options) -> Sandbox``
+MakeSandbox = Callable[..., sandbox.Sandbox]
+
+
+@contextlib.contextmanager
+def _sandbox_factory() -> Iterator[MakeSandbox]:
+    made: list[sandbox.Sandbox] = []
+
+    def make(**serve_options: Any) -> sandbox.Sandbox:
+        serve_options.setdefault("rate_limit", None)  # tests opt in to a server-side limit
+        server = sandbox.serve(**serve_options)
+        made.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in reversed(made):
+            server.close()  # idempotent: a test may have closed it already
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[MakeSandbox]:
+    """Start sandboxes with serve()'s options (``rate_limit=None`` unless given); every one
+    is closed when the test ends."""
+    with _sandbox_factory() as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def make_module_sandbox() -> Iterator[MakeSandbox]:
+    """The same factory for a sandbox shared by a module's tests (closed after the module)."""
+    with _sandbox_factory() as make:
+        yield make
+
+
+@pytest.fixture
+def sb(make_sandbox: MakeSandbox) -> sandbox.Sandbox:
+    """A fresh sandbox (300 documents) with no rate limit and no faults."""
+    return make_sandbox()
+
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No test reads the developer's Omni settings or writes the real ledger."""
-    for name in ("OMNI_BASE_URL", "OMNI_INSTANCE", "OMNI_PLAYGROUND", "OMNI_API_TOKEN",
-                 "OMNI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test reads the developer's Omni settings, keeps a login() session, or writes the
+    real ledger."""
+    for name in [n for n in os.environ if n.startswith("OMNI_")]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("OMNI_NB_LEDGER", str(tmp_path / "ledger.sqlite3"))
     logout()
     yield
     logout()
 
 
-@pytest.fixture
-def sb() -> Iterator[sandbox.Sandbox]:
-    """A fresh sandbox with no rate limit and no faults."""
-    with sandbox.serve(rate_limit=None) as server:
-        yield server
-
-
 class FakeClock:
     """A monotonic clock that only moves when something sleeps on it."""
 
-    def __init__(self) -> None:
-        self.now = 1000.0
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
         self.sleeps: list[float] = []
 
     def __call__(self) -> float:

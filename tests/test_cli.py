@@ -14,12 +14,11 @@ from omni_nb.cli import main
 
 
 @pytest.fixture
-def env_sb(monkeypatch: pytest.MonkeyPatch) -> sandbox.Sandbox:
-    """A sandbox configured through the environment, as a shell user would."""
-    with sandbox.serve(rate_limit=None) as sb:
-        monkeypatch.setenv("OMNI_BASE_URL", sb.base_url)
-        monkeypatch.setenv("OMNI_API_TOKEN", sb.token)
-        yield sb  # type: ignore[misc]
+def env_sb(sb: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch) -> sandbox.Sandbox:
+    """The sandbox configured through the environment, as a shell user would."""
+    monkeypatch.setenv("OMNI_BASE_URL", sb.base_url)
+    monkeypatch.setenv("OMNI_API_TOKEN", sb.token)
+    return sb
 
 
 def test_draft_all_ok_exits_0_and_writes_csv(env_sb: sandbox.Sandbox, tmp_path: Path,

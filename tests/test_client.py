@@ -32,7 +32,7 @@ from omni_nb import (
 from omni_nb.client.parse import parse_error_body, parse_retry_after
 from omni_nb.ratelimit import Limiter
 
-from .conftest import FakeClock
+from .conftest import FakeClock, MakeSandbox
 
 
 def client_for(sb: sandbox.Sandbox, clock: FakeClock, **kwargs: object) -> OmniClient:
@@ -230,9 +230,10 @@ def test_transient_5xx_then_success(sb: sandbox.Sandbox, clock: FakeClock) -> No
         assert c.create_draft("doc-0001").attempts == 2
 
 
-def test_timeout_is_retried_then_typed(clock: FakeClock) -> None:
+def test_timeout_is_retried_then_typed(make_sandbox: MakeSandbox, clock: FakeClock) -> None:
     """A server slower than the timeout gives APITimeoutError after the retries."""
-    with sandbox.serve(rate_limit=None, slow_rate=1.0, slow_seconds=1.0) as slow, OmniClient(
+    slow = make_sandbox(slow_rate=1.0, slow_seconds=1.0)
+    with OmniClient(
         slow.base_url, slow.token, timeout=0.2, max_retries=1,
         limiter=Limiter(None, clock=clock), sleep=clock.sleep,
     ) as c, pytest.raises(APITimeoutError) as info:
@@ -249,10 +250,11 @@ def test_dropped_connection_is_a_connection_error(sb: sandbox.Sandbox, clock: Fa
     assert info.value.attempts == 3
 
 
-def test_refused_connection(clock: FakeClock) -> None:
+def test_refused_connection(make_sandbox: MakeSandbox, clock: FakeClock) -> None:
     """Nothing listening: APIConnectionError naming the origin."""
-    with sandbox.serve() as gone:
-        url, token = gone.base_url, gone.token
+    gone = make_sandbox()
+    gone.close()  # its port is free again: nothing listens there
+    url, token = gone.base_url, gone.token
     with OmniClient(url, token, max_retries=1, limiter=Limiter(None, clock=clock),
                     sleep=clock.sleep) as c, pytest.raises(APIConnectionError) as info:
         c.create_draft("doc-0001")
@@ -260,13 +262,15 @@ def test_refused_connection(clock: FakeClock) -> None:
 
 
 def test_cross_origin_redirect_never_gets_the_token(sb: sandbox.Sandbox,
+                                                    make_sandbox: MakeSandbox,
                                                     clock: FakeClock) -> None:
     """A 307 to another origin is not followed: the other server sees nothing."""
-    with sandbox.serve(rate_limit=None) as other:
-        sb.enqueue(307, headers={"Location": f"{other.base_url}/v1/documents/doc-0001/draft"})
-        with client_for(sb, clock) as c, pytest.raises(UnexpectedResponseError) as info:
-            c.create_draft("doc-0001")
-        assert other.requests() == []
+    other = make_sandbox()
+    sb.enqueue(307, headers={"Location": f"{other.base_url}/v1/documents/doc-0001/draft"})
+    with client_for(sb, clock) as c, pytest.raises(UnexpectedResponseError) as info:
+        c.create_draft("doc-0001")
+    assert other.wait_idle()
+    assert other.requests() == []
     assert "not followed" in str(info.value)
     assert other.url in str(info.value)
 
@@ -316,12 +320,11 @@ def test_allowed_punctuation_stays_one_path_segment(sb: sandbox.Sandbox,
     assert sb.requests()[0].path == "/api/v1/documents/a.b~c_d-e/draft"
 
 
-def test_client_side_limit_keeps_the_server_happy() -> None:
+def test_client_side_limit_keeps_the_server_happy(make_sandbox: MakeSandbox) -> None:
     """Four threads sharing one client at 5/s against a 5/s server: no 429 at all, and no
     trailing second at the server holds more than 5 requests."""
-    with sandbox.serve(rate_limit=(5, 1.0)) as sb, OmniClient(
-        sb.base_url, sb.token, rate_limit=RateLimit(5, 1.0)
-    ) as c:
+    sb = make_sandbox(rate_limit=(5, 1.0))
+    with OmniClient(sb.base_url, sb.token, rate_limit=RateLimit(5, 1.0)) as c:
         docs = [f"doc-{i:04d}" for i in range(1, 13) if i % 10]
 
         def run(part: list[str]) -> None:

@@ -12,11 +12,6 @@ from omni_nb.config import Secret, resolve_settings
 TOKEN = "omni_osk_CONFIGTEST_0123456789"
 
 
-@pytest.fixture(autouse=True)
-def _no_session() -> None:
-    logout()
-
-
 @pytest.mark.parametrize(
     ("kwargs", "env", "root"),
     [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -18,6 +18,8 @@ from omni_nb import (
     OmniClient,
     sandbox,
 )
+
+from .conftest import MakeSandbox
 
 T = TypeVar("T")
 
@@ -34,30 +36,25 @@ def run_async(sb: sandbox.Sandbox, call: Callable[[AsyncOmniClient], Awaitable[T
     return asyncio.run(main())
 
 
-@pytest.fixture
-def sb30() -> Any:
-    """A sandbox with 30 documents and no rate limit."""
-    with sandbox.serve(documents=30, rate_limit=None) as server:
-        yield server
-
-
-def test_list_documents_walks_every_page(sb30: sandbox.Sandbox) -> None:
+def test_list_documents_walks_every_page(make_sandbox: MakeSandbox) -> None:
     """list_documents follows nextCursor until hasNextPage is false (30 docs, pages of 7)."""
-    with OmniClient(sb30.base_url, sb30.token, rate_limit=None) as client:
+    sb = make_sandbox(documents=30)
+    with OmniClient(sb.base_url, sb.token, rate_limit=None) as client:
         records = client.list_documents(pageSize=7, sortField="updatedAt")
     assert [r["identifier"] for r in records] == [f"doc-{i:04d}" for i in range(1, 31)]
-    requests = gets(sb30, "/v1/documents")
+    requests = gets(sb, "/v1/documents")
     assert len(requests) == 5  # 7+7+7+7+2
     assert "cursor=" not in requests[0].query
     assert all("cursor=" in r.query for r in requests[1:])
     assert len({r.query for r in requests}) == 5  # each page asked for once
 
 
-def test_async_list_documents_walks_every_page(sb30: sandbox.Sandbox) -> None:
+def test_async_list_documents_walks_every_page(make_sandbox: MakeSandbox) -> None:
     """The async twin returns the same records over the same pages."""
-    records = run_async(sb30, lambda c: c.list_documents(pageSize=7, sortField="updatedAt"))
+    sb = make_sandbox(documents=30)
+    records = run_async(sb, lambda c: c.list_documents(pageSize=7, sortField="updatedAt"))
     assert [r["identifier"] for r in records] == [f"doc-{i:04d}" for i in range(1, 31)]
-    assert len(gets(sb30, "/v1/documents")) == 5
+    assert len(gets(sb, "/v1/documents")) == 5
 
 
 def test_list_documents_default_page_size_is_the_maximum(sb: sandbox.Sandbox) -> None:
@@ -87,17 +84,17 @@ def test_async_list_branches_walks_every_page(sb: sandbox.Sandbox) -> None:
     assert len(gets(sb, "/v1/models")) == 3
 
 
-def test_empty_lists_are_empty() -> None:
+def test_empty_lists_are_empty(make_sandbox: MakeSandbox) -> None:
     """No documents, or a base model without branches: [] after one request each."""
-    with sandbox.serve(documents=0, rate_limit=None) as sb:
-        unknown_model = str(uuid.uuid4())
-        with OmniClient(sb.base_url, sb.token, rate_limit=None) as client:
-            assert client.list_documents() == []
-            assert client.list_branches(base_model_id=unknown_model) == []
-        assert run_async(sb, lambda c: c.list_documents()) == []
-        assert run_async(sb, lambda c: c.list_branches(base_model_id=unknown_model)) == []
-        assert len(gets(sb, "/v1/documents")) == 2
-        assert len(gets(sb, "/v1/models")) == 2
+    sb = make_sandbox(documents=0)
+    unknown_model = str(uuid.uuid4())
+    with OmniClient(sb.base_url, sb.token, rate_limit=None) as client:
+        assert client.list_documents() == []
+        assert client.list_branches(base_model_id=unknown_model) == []
+    assert run_async(sb, lambda c: c.list_documents()) == []
+    assert run_async(sb, lambda c: c.list_branches(base_model_id=unknown_model)) == []
+    assert len(gets(sb, "/v1/documents")) == 2
+    assert len(gets(sb, "/v1/models")) == 2
 
 
 def test_unknown_parameter_is_a_typed_400_not_retried(sb: sandbox.Sandbox) -> None:

@@ -6,8 +6,6 @@ import itertools
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,19 +14,21 @@ from IPython.core.error import UsageError
 from IPython.core.history import HistoryAccessor
 from IPython.core.interactiveshell import InteractiveShell
 
-from omni_nb import ConfigError, NotFoundError, logout, sandbox
+from omni_nb import ConfigError, NotFoundError, sandbox
 from omni_nb.errors import DraftsFailedError
 from omni_nb.magic import OmniNB
 from omni_nb.progress.live import LiveProgress, choose_mode, make_progress
 from omni_nb.rows import Row
 
+from .conftest import MakeSandbox
+
 HistoryAccessor.enabled = False
 
 
 @pytest.fixture(scope="module")
-def sb() -> Iterator[sandbox.Sandbox]:
-    with sandbox.serve(documents=60, rate_limit=None) as server:
-        yield server
+def sb(make_module_sandbox: MakeSandbox) -> sandbox.Sandbox:
+    """One sandbox for the module (tests use distinct documents; each clears the log)."""
+    return make_module_sandbox(documents=60)
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +40,17 @@ def shell() -> InteractiveShell:
 
 @pytest.fixture
 def ip(
-    shell: InteractiveShell, sb: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[InteractiveShell]:
+    shell: InteractiveShell, sb: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> InteractiveShell:
+    """The shell with the magic freshly loaded and the sandbox configured through the
+    environment (the isolation fixture has cleared everything else and set a private ledger)."""
     monkeypatch.setenv("OMNI_BASE_URL", sb.base_url)
     monkeypatch.setenv("OMNI_API_TOKEN", sb.token)
-    monkeypatch.setenv("OMNI_NB_LEDGER", str(tmp_path / "ledger.sqlite3"))
-    for name in ("OMNI_API_KEY", "OMNI_INSTANCE", "OMNI_PLAYGROUND"):
-        monkeypatch.delenv(name, raising=False)
-    logout()
     shell.config.pop("OmniNB", None)  # %config in one test must not leak into the next
     shell.run_line_magic("reload_ext", "omni_nb")
     settings(shell).rate = "off"  # the sandbox has no limit here; keep tests from waiting
     sb.clear_requests()
-    yield shell
-    logout()
+    return shell
 
 
 def settings(ip: InteractiveShell) -> Any:

@@ -20,12 +20,8 @@ _TOKEN = re.compile(r"omni_osk_\w+")
 
 @pytest.fixture
 def offline_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    # The kernel inherits this environment: no Omni configured, so each notebook starts its
-    # embedded sandbox; results go to a throwaway ledger and profile, never the user's.
-    for name in ("OMNI_BASE_URL", "OMNI_INSTANCE", "OMNI_PLAYGROUND", "OMNI_API_TOKEN",
-                 "OMNI_API_KEY", "OMNI_NB_AUTOLOAD"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OMNI_NB_LEDGER", str(tmp_path / "ledger.sqlite3"))
+    """The kernel inherits the isolated environment (no OMNI_* variable, so each notebook
+    starts its embedded sandbox; a throwaway ledger) and gets a throwaway IPython profile."""
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     return tmp_path
 

@@ -2,9 +2,10 @@
 secret hygiene, parsing), and the figures the README quotes.
 
 Every suite talks to a real :mod:`omni_nb.sandbox` over loopback sockets: the network is the
-point here. The figures (items run under faults, faults injected, bad inputs tried, kills
-survived, rows lost, token leaks) are tallied while the tests run, printed at the end of the
-session, and written as JSON to ``$OMNI_NB_RELIABILITY_FIGURES`` when that is set
+point here. Sandboxes come from ``make_sandbox`` in ``tests/conftest.py``, whose isolation
+fixture covers these suites too. The figures (items run under faults, faults injected, bad
+inputs tried, kills survived, rows lost, token leaks) are tallied while the tests run, printed
+at the end of the session, and written as JSON to ``$OMNI_NB_RELIABILITY_FIGURES`` when that is set
 (``benchmarks/reliability_figures.py`` does that).
 """
 
@@ -15,13 +16,13 @@ import json
 import math
 import os
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from omni_nb import RetryPolicy, logout
+from omni_nb import RetryPolicy
 from omni_nb.sandbox import RequestRecord, Sandbox
 
 #: The three seeded sandbox branches, in order (see omni_nb.sandbox's docstring).
@@ -66,14 +67,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     target = os.environ.get("OMNI_NB_RELIABILITY_FIGURES")
     if target:
         Path(target).write_text(json.dumps(dict(_figures), indent=2, sort_keys=True))
-
-
-@pytest.fixture(autouse=True)
-def _no_login_session() -> Iterator[None]:
-    """No test inherits a token another test kept with login()."""
-    logout()
-    yield
-    logout()
 
 
 def fast_retry(max_retries: int = 6, *, backoff: float = 0.01, cap: float = 0.05,

@@ -12,8 +12,9 @@ import threading
 from typing import Any
 
 import omni_nb
-from omni_nb import RateLimit, sandbox
+from omni_nb import RateLimit
 
+from ..conftest import MakeSandbox
 from .conftest import assert_consistent_drafts, count_faults, fast_retry, posts, settle
 
 LIMIT, PER = 20, 1.0
@@ -34,31 +35,31 @@ def _max_in_window(times: list[float], per: float) -> int:
 
 
 def test_two_threads_share_one_limiter_and_stay_under_the_limit(
-    figures: collections.Counter[str],
+    make_sandbox: MakeSandbox, figures: collections.Counter[str],
 ) -> None:
     """Two batches in two threads with one token: no trailing window over the limit at the
     sandbox, no 429, and both finish with every row ok."""
     halves = [[f"doc-{i:04d}" for i in range(k, 61, 2) if i % 10] for k in (1, 2)]
     tables: dict[int, Any] = {}
     errors: list[BaseException] = []
-    with sandbox.serve(documents=60, rate_limit=(LIMIT, PER)) as sb:
+    sb = make_sandbox(documents=60, rate_limit=(LIMIT, PER))
 
-        def run(k: int) -> None:
-            try:
-                tables[k] = omni_nb.create_drafts(
-                    halves[k], base_url=sb.base_url, token=sb.token,
-                    rate_limit=RateLimit(LIMIT, PER), concurrency=8, ledger="off",
-                    retry=fast_retry(6),
-                )
-            except BaseException as exc:  # surfaced below, in the test's thread
-                errors.append(exc)
+    def run(k: int) -> None:
+        try:
+            tables[k] = omni_nb.create_drafts(
+                halves[k], base_url=sb.base_url, token=sb.token,
+                rate_limit=RateLimit(LIMIT, PER), concurrency=8, ledger="off",
+                retry=fast_retry(6),
+            )
+        except BaseException as exc:  # surfaced below, in the test's thread
+            errors.append(exc)
 
-        threads = [threading.Thread(target=run, args=(k,)) for k in (0, 1)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        records = settle(sb)
+    threads = [threading.Thread(target=run, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    records = settle(sb)
     assert not errors, errors
     assert all(not t.is_alive() for t in threads)
     for k in (0, 1):
@@ -85,19 +86,21 @@ CHILD = textwrap.dedent(
 ) % (LIMIT, PER)
 
 
-def test_two_processes_absorb_429s_and_finish_all_ok(figures: collections.Counter[str]) -> None:
+def test_two_processes_absorb_429s_and_finish_all_ok(
+    make_sandbox: MakeSandbox, figures: collections.Counter[str]
+) -> None:
     """Two processes with one token (two limiters, one server budget): the 429s are absorbed
     and both finish with every row ok, each pair sent within the retry bound."""
     halves = [[f"doc-{i:04d}" for i in range(k, 61, 2) if i % 10] for k in (1, 2)]
-    with sandbox.serve(documents=60, rate_limit=(LIMIT, PER), retry_after="seconds") as sb:
-        env = {**os.environ, "OMNI_API_TOKEN": sb.token}
-        procs = [
-            subprocess.Popen([sys.executable, "-c", CHILD, sb.base_url, ",".join(h)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for h in halves
-        ]
-        outs = [p.communicate(timeout=60) for p in procs]
-        records = settle(sb)
+    sb = make_sandbox(documents=60, rate_limit=(LIMIT, PER), retry_after="seconds")
+    env = {**os.environ, "OMNI_API_TOKEN": sb.token}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CHILD, sb.base_url, ",".join(h)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for h in halves
+    ]
+    outs = [p.communicate(timeout=60) for p in procs]
+    records = settle(sb)
     for p, (out, err), half in zip(procs, outs, halves, strict=True):
         assert p.returncode == 0, err
         rows = [line.split("=") for line in out.strip().split(",")]

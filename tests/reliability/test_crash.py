@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 import omni_nb
-from omni_nb import sandbox
 
+from ..conftest import MakeSandbox
 from .conftest import (
     BRANCHES,
     assert_consistent_drafts,
@@ -71,56 +71,62 @@ def _ledger_rows(path: Path) -> list[tuple[str, str | None, str, str | None]]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
 def test_sigkill_mid_batch_loses_nothing_and_resume_finishes(
-    seed: int, tmp_path: Path, figures: collections.Counter[str]
+    seed: int, make_sandbox: MakeSandbox, tmp_path: Path, figures: collections.Counter[str]
 ) -> None:
-    """SIGKILL mid-batch: the ledger holds every answered call but those in flight, opens
-    cleanly, and resume=True sends only what has no ok row."""
+    """SIGKILL loses only in-flight rows; resume sends each non-ok pair exactly once."""
     rng = random.Random(seed)
     ledger = tmp_path / "ledger.sqlite3"
     kill_after = rng.randint(5, 250)  # answered requests before the kill
-    with sandbox.serve(documents=DOCS, rate_limit=None, latency=0.004,
-                       latency_jitter=0.004, seed=seed) as sb:
-        env = {**os.environ, "OMNI_API_TOKEN": sb.token, "OMNI_NB_LEDGER": str(ledger)}
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, sb.base_url, str(ledger), str(DOCS)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while len(sb.requests()) < kill_after and child.poll() is None:
-                assert time.monotonic() < deadline, "child never got going"
-                time.sleep(0.002)
-            child.send_signal(signal.SIGKILL)
-            child.wait(10)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        assert child.returncode == -signal.SIGKILL, child.stderr.read() if child.stderr else ""
-        before = settle(sb)
+    sb = make_sandbox(documents=DOCS, latency=0.004, latency_jitter=0.004, seed=seed)
+    env = {**os.environ, "OMNI_API_TOKEN": sb.token, "OMNI_NB_LEDGER": str(ledger)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, sb.base_url, str(ledger), str(DOCS)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(sb.requests()) < kill_after and child.poll() is None:
+            assert time.monotonic() < deadline, "child never got going"
+            time.sleep(0.002)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL, child.stderr.read() if child.stderr else ""
+    before = settle(sb)  # requests the child sent before dying are still being answered
 
-        # Everything the sandbox answered is in the ledger, but for the calls in flight.
-        rows = _ledger_rows(ledger)
-        recorded = {(d, b) for d, b, _, _ in rows}
-        answered = {(r.document_id, r.branch_id) for r in posts(before) if r.status != 0}
-        unrecorded = answered - recorded
-        assert len(unrecorded) <= CONCURRENCY, unrecorded
-        assert len(rows) == len(recorded)  # no row twice
-        ok_before = {(d, b) for d, b, status, _ in rows if status == "ok"}
-        stored = sb.drafts()
-        for d, b, status, draft in rows:
-            if status == "ok":
-                assert stored[(d, b)] == draft
+    # Everything the sandbox answered is in the ledger, but for the calls in flight; nothing
+    # is in the ledger that the sandbox did not answer.
+    rows = _ledger_rows(ledger)
+    recorded = {(d, b) for d, b, _, _ in rows}
+    answered = {(r.document_id, r.branch_id) for r in posts(before) if r.status != 0}
+    unrecorded = answered - recorded
+    assert len(unrecorded) <= CONCURRENCY, unrecorded
+    assert recorded <= answered, recorded - answered
+    assert len(rows) == len(recorded)  # no row twice
+    ok_before = {(d, b) for d, b, status, _ in rows if status == "ok"}
+    stored = sb.drafts()
+    for d, b, status, draft in rows:
+        if status == "ok":
+            assert stored[(d, b)] == draft
 
-        # resume=True: nothing with an ok row is sent again; the rest completes.
-        table = omni_nb.create_drafts(
-            _items(), base_url=sb.base_url, token=sb.token, ledger=ledger, resume=True,
-            rate_limit=None, concurrency=CONCURRENCY, retry=fast_retry(2),
-        )
-        after = settle(sb)[len(before):]  # the log is never cleared: settle() counts it
-    resent = {(r.document_id, r.branch_id) for r in posts(after)} & ok_before
+    # resume=True: nothing with an ok row is sent again; the rest is sent once and completes.
+    table = omni_nb.create_drafts(
+        _items(), base_url=sb.base_url, token=sb.token, ledger=ledger, resume=True,
+        rate_limit=None, concurrency=CONCURRENCY, retry=fast_retry(2),
+    )
+    after = settle(sb)[len(before):]  # the log is never cleared: settle() counts it
+    sent_after = collections.Counter((r.document_id, r.branch_id) for r in posts(after))
+    resent = set(sent_after) & ok_before
     assert not resent, f"re-sent pairs that had ok rows: {sorted(resent)[:5]}"
     assert len(table) == 2 * DOCS + 2
+    not_copied = [pair_of(d, b) for d, b, copied in zip(
+        table["document_id"], table["branch_id"], table["from_ledger"], strict=True)
+        if not copied]
+    # No faults here: each pair without an ok row is one request, none retried.
+    assert sent_after == collections.Counter(not_copied)
     for doc, branch, status in zip(table["document_id"], table["branch_id"], table["status"],
                                    strict=True):
         assert status == expected_status(sb, *pair_of(doc, branch))

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 import omni_nb
-from omni_nb import RateLimit, RetryPolicy, sandbox
+from omni_nb import RateLimit, RetryPolicy
 
+from ..conftest import MakeSandbox
 from .conftest import (
     BRANCHES,
     FLOOR_RPS,
@@ -108,82 +109,82 @@ def _storm_headers(retry_after: str | None) -> dict[str, str]:
 
 @pytest.mark.parametrize("mix", MIXES, ids=lambda m: m.name)
 def test_batch_under_faults_keeps_one_honest_row_per_input(
-    mix: Mix, tmp_path: Any, figures: collections.Counter[str]
+    mix: Mix, make_sandbox: MakeSandbox, tmp_path: Any, figures: collections.Counter[str]
 ) -> None:
     """Under 5xx/drops/stalls/429 storms: one row per distinct input, the stored drafts, the
     retry bound, and a run time within the bound the fault settings give."""
     items, n = _items()
     assert n >= 2000
     server = {"rate_limit": None, **mix.server}
-    with sandbox.serve(documents=DOCS, seed=11, **server) as sb:
-        if "rate_limit" in mix.server:
-            # One storm by design, whatever the machine's speed: the first sends are refused
-            # with the mix's kind of 429 (a slow client may never reach the server's limit).
-            sb.enqueue(429, {"error": "Too Many Requests", "message": "rate limited"},
-                       headers=_storm_headers(mix.server.get("retry_after")),
-                       times=2 * CONCURRENCY)
-        started = time.monotonic()
-        table = omni_nb.create_drafts(
-            items, base_url=sb.base_url, token=sb.token, rate_limit=None, retry=mix.retry,
-            timeout=mix.timeout, concurrency=CONCURRENCY, ledger=tmp_path / "ledger.sqlite3",
-        )
-        elapsed = time.monotonic() - started
-        records = settle(sb, timeout=5.0)
+    sb = make_sandbox(documents=DOCS, seed=11, **server)
+    if "rate_limit" in mix.server:
+        # One storm by design, whatever the machine's speed: the first sends are refused
+        # with the mix's kind of 429 (a slow client may never reach the server's limit).
+        sb.enqueue(429, {"error": "Too Many Requests", "message": "rate limited"},
+                   headers=_storm_headers(mix.server.get("retry_after")),
+                   times=2 * CONCURRENCY)
+    started = time.monotonic()
+    table = omni_nb.create_drafts(
+        items, base_url=sb.base_url, token=sb.token, rate_limit=None, retry=mix.retry,
+        timeout=mix.timeout, concurrency=CONCURRENCY, ledger=tmp_path / "ledger.sqlite3",
+    )
+    elapsed = time.monotonic() - started
+    records = settle(sb, timeout=5.0)
 
-        # Exactly one row per distinct input, in input order, nothing left unsent.
-        assert len(table) == n
-        keys = [pair_of(d, b) for d, b in zip(table["document_id"], table["branch_id"],
-                                               strict=True)]
-        assert len(set(keys)) == n
-        assert not (table["status"] == "cancelled").any()
+    # Exactly one row per distinct input, in input order, nothing left unsent.
+    assert len(table) == n
+    keys = [pair_of(d, b) for d, b in zip(table["document_id"], table["branch_id"],
+                                           strict=True)]
+    assert len(set(keys)) == n
+    assert not (table["status"] == "cancelled").any()
 
-        # Final statuses are the data's, or a transient failure after the retry bound.
-        limit = mix.retry.max_retries + 1
-        assert (table["attempts"] <= limit).all()
-        transient = {"server_error", "network_error", "rate_limited"}
-        for (doc, branch), status, attempts in zip(keys, table["status"], table["attempts"],
-                                                   strict=True):
-            if status in transient:
-                assert attempts == limit, f"{doc}/{branch} gave up early: {status}@{attempts}"
-            else:
-                assert status == expected_status(sb, doc, branch), (doc, branch, status)
-        eligible = [k for k in keys if expected_status(sb, *k) == "ok"]
-        assert (table["status"] == "ok").sum() >= 0.99 * len(eligible)
+    # Final statuses are the data's, or a transient failure after the retry bound.
+    limit = mix.retry.max_retries + 1
+    assert (table["attempts"] <= limit).all()
+    transient = {"server_error", "network_error", "rate_limited"}
+    for (doc, branch), status, attempts in zip(keys, table["status"], table["attempts"],
+                                               strict=True):
+        if status in transient:
+            assert attempts == limit, f"{doc}/{branch} gave up early: {status}@{attempts}"
+        else:
+            assert status == expected_status(sb, doc, branch), (doc, branch, status)
+    eligible = [k for k in keys if expected_status(sb, *k) == "ok"]
+    assert (table["status"] == "ok").sum() >= 0.99 * len(eligible)
 
-        assert_consistent_drafts(sb, table, records)
-        sent = collections.Counter((r.document_id, r.branch_id) for r in posts(records))
-        assert max(sent.values()) <= limit
-        assert sum(sent.values()) >= n  # every valid pair was tried (unknown docs included)
+    assert_consistent_drafts(sb, table, records)
+    sent = collections.Counter((r.document_id, r.branch_id) for r in posts(records))
+    assert max(sent.values()) <= limit
+    assert sum(sent.values()) >= n  # every valid pair was tried (unknown docs included)
 
-        bound = mix.bound(n)
-        assert elapsed < bound, f"{elapsed:.1f} s > bound {bound:.1f} s"
+    bound = mix.bound(n)
+    assert elapsed < bound, f"{elapsed:.1f} s > bound {bound:.1f} s"
 
-        faults = count_faults(posts(records), slow_after=mix.server.get("slow_seconds"))
-        if "rate_limit" in mix.server:  # the scripted storm, plus any the limit caused
-            assert sum(r.status == 429 for r in records) >= 2 * CONCURRENCY
-        else:  # the mix really was hostile
-            assert faults > 0.2 * n
+    faults = count_faults(posts(records), slow_after=mix.server.get("slow_seconds"))
+    if "rate_limit" in mix.server:  # the scripted storm, plus any the limit caused
+        assert sum(r.status == 429 for r in records) >= 2 * CONCURRENCY
+    else:  # the mix really was hostile
+        assert faults > 0.2 * n
     figures["items_under_faults"] += n
     figures["faults_injected"] += faults
 
 
 @pytest.mark.parametrize("down", ["fail_rate_1", "closed_port"])
 def test_server_that_stays_down_ends_with_error_rows(
-    down: str, tmp_path: Any, figures: collections.Counter[str]
+    down: str, make_sandbox: MakeSandbox, tmp_path: Any, figures: collections.Counter[str]
 ) -> None:
     """A sandbox answering only 5xx, or a closed port, ends the batch with server_error or
     network_error rows after the retry bound, never a hang."""
     items = [f"doc-{i:04d}" for i in range(1, 201)]
     retry = fast_retry(3)
-    with sandbox.serve(documents=200, rate_limit=None, fail_rate=1.0) as sb:
-        base = sb.base_url if down == "fail_rate_1" else f"http://127.0.0.1:{closed_port()}/api"
-        started = time.monotonic()
-        table = omni_nb.create_drafts(
-            items, base_url=base, token=sb.token, rate_limit=None, retry=retry, timeout=1.0,
-            concurrency=CONCURRENCY, ledger=tmp_path / "l.sqlite3",
-        )
-        elapsed = time.monotonic() - started
-        records = settle(sb)
+    sb = make_sandbox(documents=200, fail_rate=1.0)
+    base = sb.base_url if down == "fail_rate_1" else f"http://127.0.0.1:{closed_port()}/api"
+    started = time.monotonic()
+    table = omni_nb.create_drafts(
+        items, base_url=base, token=sb.token, rate_limit=None, retry=retry, timeout=1.0,
+        concurrency=CONCURRENCY, ledger=tmp_path / "l.sqlite3",
+    )
+    elapsed = time.monotonic() - started
+    records = settle(sb)
     expected = "server_error" if down == "fail_rate_1" else "network_error"
     assert len(table) == len(items)
     assert (table["status"] == expected).all(), table["status"].value_counts()
@@ -201,14 +202,14 @@ def test_server_that_stays_down_ends_with_error_rows(
     figures["items_under_faults"] += len(items)
 
 
-def test_client_rate_limit_prevents_the_storm() -> None:
+def test_client_rate_limit_prevents_the_storm(make_sandbox: MakeSandbox) -> None:
     """With the client told the sandbox's limit, a batch draws no 429 at all."""
-    with sandbox.serve(documents=60, rate_limit=(40, 0.5)) as sb:
-        table = omni_nb.create_drafts(
-            [f"doc-{i:04d}" for i in range(1, 61)], base_url=sb.base_url, token=sb.token,
-            rate_limit=RateLimit(40, 0.5), retry=fast_retry(3), concurrency=8, ledger="off",
-        )
-        records = settle(sb)
+    sb = make_sandbox(documents=60, rate_limit=(40, 0.5))
+    table = omni_nb.create_drafts(
+        [f"doc-{i:04d}" for i in range(1, 61)], base_url=sb.base_url, token=sb.token,
+        rate_limit=RateLimit(40, 0.5), retry=fast_retry(3), concurrency=8, ledger="off",
+    )
+    records = settle(sb)
     assert len(table) == 60
     assert not [r for r in records if r.status == 429]
     assert (table["status"].isin(["ok", "not_eligible"])).all()

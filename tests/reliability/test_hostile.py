@@ -32,6 +32,7 @@ from omni_nb import (
 from omni_nb.cli import main as cli_main
 from omni_nb.config import resolve_settings
 
+from ..conftest import MakeSandbox
 from .conftest import BRANCHES
 
 BR = BRANCHES[0]
@@ -94,24 +95,18 @@ _tried: set[str] = set()
 
 
 @pytest.fixture(scope="module")
-def sb() -> Iterator[sandbox.Sandbox]:
-    with sandbox.serve(documents=30, rate_limit=None) as server:
-        yield server
-        # Whatever ran in this module, nothing malformed ever reached the server.
-        for r in server.requests():
-            if r.method == "GET":
-                assert r.path in LIST_PATHS, r.path
-            else:
-                assert VALID_PATH.match(r.path), r.path
-                assert r.query == ""
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("OMNI_API_KEY", "OMNI_API_TOKEN", "OMNI_BASE_URL", "OMNI_INSTANCE",
-                 "OMNI_PLAYGROUND"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OMNI_NB_LEDGER", str(tmp_path / "ledger.sqlite3"))
+def sb(make_module_sandbox: MakeSandbox) -> Iterator[sandbox.Sandbox]:
+    """One sandbox for the module; after the module, its whole log shows that nothing
+    malformed ever reached it."""
+    server = make_module_sandbox(documents=30)
+    yield server
+    assert server.wait_idle()
+    for r in server.requests():
+        if r.method == "GET":
+            assert r.path in LIST_PATHS, r.path
+        else:
+            assert VALID_PATH.match(r.path), r.path
+            assert r.query == ""
 
 
 def _tried_case(request: pytest.FixtureRequest, figures: collections.Counter[str]) -> None:

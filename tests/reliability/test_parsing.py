@@ -15,6 +15,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from omni_nb import Draft, OmniClient, OmniError, RetryPolicy
+
+# Private on purpose: the response classifier (_Core.interpret / draft_from / next_wait) is
+# internal to the client room, and feeding it raw answers directly is what lets Hypothesis
+# try thousands of them cheaply. The public path is checked too, below, through OmniClient
+# over an httpx.MockTransport.
 from omni_nb.client._core import ClientOptions, _Core
 from omni_nb.client.parse import parse_retry_after
 from omni_nb.config import resolve_settings

@@ -40,6 +40,7 @@ from omni_nb.cli import main as cli_main
 from omni_nb.config import Secret, resolve_settings
 from omni_nb.ledger import open_ledger
 
+from ..conftest import MakeSandbox
 from .conftest import BRANCHES, closed_port, fast_retry, posts, settle
 
 TOKEN = "omni_osk_LEAKCHECK_" + secrets.token_hex(12)
@@ -81,9 +82,9 @@ class Artefacts:
 
 
 @pytest.fixture(scope="module")
-def sb() -> Iterator[sandbox.Sandbox]:
-    with sandbox.serve(documents=40, rate_limit=None, token=TOKEN) as server:
-        yield server
+def sb(make_module_sandbox: MakeSandbox) -> sandbox.Sandbox:
+    """One sandbox for the module that accepts only the recognisable TOKEN."""
+    return make_module_sandbox(documents=40, token=TOKEN)
 
 
 @pytest.fixture
@@ -274,27 +275,27 @@ def test_cli_with_env_token_prints_no_token(
 
 
 def test_cross_origin_redirect_never_carries_the_token(
-    sb: sandbox.Sandbox, produced: Artefacts
+    sb: sandbox.Sandbox, make_sandbox: MakeSandbox, produced: Artefacts
 ) -> None:
     """A 307 to another origin is not followed (client and batch): the other server sees no
     Authorization header (no request at all), and the caller gets a clear error."""
-    with sandbox.serve(documents=5, rate_limit=None) as other:
-        target = other.base_url + "/v1/documents/doc-0001/draft"
-        for status in (301, 302, 307, 308):
-            sb.enqueue(status, headers={"Location": target})
-            with _client(sb.base_url) as client, pytest.raises(UnexpectedResponseError) as info:
-                client.create_draft("doc-0001")
-            assert "not followed" in str(info.value)
-            assert other.url in str(info.value)  # it names where it would have gone
-            produced.add_error(f"redirect {status}", info.value)
-        sb.enqueue(307, headers={"Location": target}, times=3)
-        table = omni_nb.create_drafts(["doc-0001", "doc-0002", "doc-0003"],
-                                      base_url=sb.base_url, token=TOKEN, rate_limit=None,
-                                      ledger="off", retry=fast_retry(0))
-        produced.add("redirect table", table.to_csv())
-        assert (table["status"] == "server_error").all()
-        assert table["message"].str.contains("not followed").all()
-        seen = settle(other)
+    other = make_sandbox(documents=5)
+    target = other.base_url + "/v1/documents/doc-0001/draft"
+    for status in (301, 302, 307, 308):
+        sb.enqueue(status, headers={"Location": target})
+        with _client(sb.base_url) as client, pytest.raises(UnexpectedResponseError) as info:
+            client.create_draft("doc-0001")
+        assert "not followed" in str(info.value)
+        assert other.url in str(info.value)  # it names where it would have gone
+        produced.add_error(f"redirect {status}", info.value)
+    sb.enqueue(307, headers={"Location": target}, times=3)
+    table = omni_nb.create_drafts(["doc-0001", "doc-0002", "doc-0003"],
+                                  base_url=sb.base_url, token=TOKEN, rate_limit=None,
+                                  ledger="off", retry=fast_retry(0))
+    produced.add("redirect table", table.to_csv())
+    assert (table["status"] == "server_error").all()
+    assert table["message"].str.contains("not followed").all()
+    seen = settle(other)
     assert not [r for r in seen if r.has_authorization]
     assert seen == []
 
@@ -378,7 +379,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_executed_notebooks_hold_no_token(
-    path: Path, produced: Artefacts, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    path: Path, make_sandbox: MakeSandbox, produced: Artefacts,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     """Each example notebook, run against a sandbox (in this process) that only accepts the
     recognisable token, given through OMNI_API_TOKEN: no output, widget state or metadata of
@@ -387,28 +389,27 @@ def test_executed_notebooks_hold_no_token(
     nbclient = pytest.importorskip("nbclient")
     # The notebooks start their own sandbox (with its own random token) when OMNI_BASE_URL is
     # unset; pointing them at this sandbox makes every call carry the recognisable token.
-    with sandbox.serve(documents=150, rate_limit=None, token=TOKEN) as nb_sb:
-        for name in ("OMNI_INSTANCE", "OMNI_PLAYGROUND", "OMNI_API_KEY", "OMNI_NB_AUTOLOAD"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("OMNI_BASE_URL", nb_sb.base_url)
-        monkeypatch.setenv("OMNI_API_TOKEN", TOKEN)
-        monkeypatch.setenv("OMNI_NB_LEDGER", str(tmp_path / "nb.sqlite3"))
-        monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-        nb = nbformat.read(path, as_version=4)
-        # Papermill-style: after the parameters cell, name documents this sandbox has.
-        first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
-        # Few enough documents to stay inside the default 60/minute client limit's burst.
-        params = nb.cells[first].source
-        given = "document_ids = [f'doc-{i:04d}' for i in range(1, 13)]\n" * (
-            "document_ids" in params) + f"branch_id = {BRANCHES[0]!r}\n" * ("branch_id" in params)
-        if given:
-            nb.cells.insert(first + 1, nbformat.v4.new_code_cell(given))
-        client = nbclient.NotebookClient(
-            nb, timeout=120, kernel_name="python3", store_widget_state=True,
-            resources={"metadata": {"path": str(path.parent)}},
-        )
-        client.execute()
-        calls = [r for r in settle(nb_sb) if r.has_authorization]
+    # The kernel inherits the isolated environment (no other OMNI_* variable, a private
+    # ledger in tmp_path, which is scanned below) plus these.
+    nb_sb = make_sandbox(documents=150, token=TOKEN)
+    monkeypatch.setenv("OMNI_BASE_URL", nb_sb.base_url)
+    monkeypatch.setenv("OMNI_API_TOKEN", TOKEN)
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    nb = nbformat.read(path, as_version=4)
+    # Papermill-style: after the parameters cell, name documents this sandbox has.
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    # Few enough documents to stay inside the default 60/minute client limit's burst.
+    params = nb.cells[first].source
+    given = "document_ids = [f'doc-{i:04d}' for i in range(1, 13)]\n" * (
+        "document_ids" in params) + f"branch_id = {BRANCHES[0]!r}\n" * ("branch_id" in params)
+    if given:
+        nb.cells.insert(first + 1, nbformat.v4.new_code_cell(given))
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", store_widget_state=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()
+    calls = [r for r in settle(nb_sb) if r.has_authorization]
     if "widget" not in path.name:  # the form only calls when a user clicks
         assert calls, "the notebook never called the sandbox: the scan would prove little"
     assert all(r.role == "editor" for r in calls)  # every call carried the token
