@@ -154,7 +154,7 @@ def test_dry_run_summary_counts_requests_and_invalid_inputs() -> None:
     """The summary counts requests that would be sent (duplicates once) and invalid inputs."""
     frame = dry(["a", "a", "../x", "../x", ("b", B1)])
     assert frame.attrs["summary"] == (
-        f"dry run: 2 request(s) would be sent to {ROOT}, 2 invalid; nothing was sent")
+        f"dry run: 2 requests would be sent to {ROOT}, 2 invalid; nothing was sent")
 
 
 def test_dry_run_shows_exactly_what_a_run_sends(sb: sandbox.Sandbox) -> None:
@@ -205,8 +205,8 @@ def test_batch_options_defaults() -> None:
 
 @pytest.mark.parametrize("bad", [0, -1, True, "8", 2.0, None])
 def test_batch_options_refuse_a_bad_concurrency(bad: object) -> None:
-    """concurrency must be a whole number >= 1 (not a bool, str or float)."""
-    with pytest.raises(InvalidInputError, match="concurrency must be a whole number >= 1"):
+    """concurrency must be a whole number from 1 to 64 (not a bool, str or float)."""
+    with pytest.raises(InvalidInputError, match="concurrency must be a whole number from 1 to 64"):
         BatchOptions(concurrency=bad)  # type: ignore[arg-type]
 
 

@@ -115,13 +115,14 @@ def test_summarize_counts_rows_from_the_ledger() -> None:
 
 
 def test_the_table_shows_its_summary_above_itself() -> None:
-    """repr and the HTML view start with the summary; a derived frame is a plain DataFrame."""
+    """repr starts with the summary, the HTML view with the row count; a filtered table is a
+    results table too (the compact display follows it)."""
     table = mixed()
     line = "4 rows: 1 ok, 1 invalid, 1 not_eligible, 1 not_found"
     assert table.summary() == line
     assert repr(table).startswith(line + "\n")
-    assert table._repr_html_().startswith(f"<p><b>{line}</b></p>")
-    assert type(table[table["status"] == "ok"]) is pd.DataFrame
+    assert table._repr_html_().startswith('<div class="omni-nb-results"><p><b>4 rows</b>')
+    assert type(table[table["status"] == "ok"]) is DraftResults
 
 
 def test_items_from_frame_reads_documents_and_branches() -> None:
@@ -168,13 +169,15 @@ def test_dry_run_frame_columns_dtypes_and_summary() -> None:
 
 
 def test_text_view_is_the_summary_and_the_first_rows() -> None:
-    """The terminal view is the summary, then at most ``limit`` rows of the main columns."""
+    """The terminal view is the summary, then at most ``limit`` rows of the main columns, then
+    how many rows it left out."""
     assert text_view(frame_from_rows([])) == "0 rows"
     view = text_view(mixed(), limit=2)
     lines = view.splitlines()
     assert lines[0] == mixed().summary()
     assert lines[1].split() == ["document_id", "branch_id", "draft_id", "status", "http_status",
                                 "message"]
-    assert len(lines) == 4
+    assert len(lines) == 5
     assert "doc-2" in lines[3]
     assert "bad/x" not in view
+    assert lines[4] == "… 2 more rows not shown"
