@@ -124,11 +124,14 @@ class DraftForm:
         self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="300px"))
         self.counts = w.Label(value="")
         self.message = w.HTML(value="")
+        #: The connection in use and where it comes from (never the token).
+        self.connection_info = w.HTML(value="")
         self.output = w.Output(layout=w.Layout(max_height="420px", overflow="auto"))
         self.widget = w.VBox([
             w.HTML("<b>Omni: create drafts</b>"),
             w.HBox([self.connection, self.playground]),
             w.HBox([self.token, self.connect]),
+            self.connection_info,
             w.HBox([self.documents, docs.box]),
             w.HBox([self.branch, self.branch_uuid]),
             w.HBox([self.concurrency, self.create, self.cancel]),
@@ -172,6 +175,8 @@ class DraftForm:
         Example:
             >>> # form.refresh(wait=True)
         """
+        self._connection.show_sources()  # omni_nb.login() may have been called since
+        self._show_connection()
         try:
             settings = self._connection.settings()
         except ConfigError as exc:
@@ -244,6 +249,7 @@ class DraftForm:
     def _connection_changed(self) -> None:
         # Also the form's first check: an empty form asks for what it needs, a bad value is
         # an error line, a complete one lists at once.
+        self._show_connection()
         if self._jobs.batch_running:
             return  # the running batch keeps its settings; the next Create checks the new ones
         try:
@@ -269,6 +275,7 @@ class DraftForm:
         found = list_instance(settings, rate_limit=self._options.rate_limit,
                               timeout=self._options.timeout)
         self._connection.mark_verified(settings)
+        self._show_connection()
         if found.branches is not None:
             self._branches.set_branches(found.branches)
         if found.documents is not None:
@@ -346,12 +353,16 @@ class DraftForm:
                 problems.append(f"{what} ({len(hits)}): {hits['message'].iloc[0]}")
         ok = not problems and bool((statuses == "ok").all())
         self.progress.bar_style = "success" if ok else ("danger" if cancelled else "warning")
-        if cancelled:
-            problems.insert(0, "Cancelled")
+        # Cancelling is what the user asked for, not an error: the summary says what it left.
+        head = f"Cancelled: {summary}" if cancelled else summary
         if problems:
-            self._fail(f"{summary}. " + " · ".join(problems))
+            self._fail(f"{head}. " + " · ".join(problems))
         else:
-            self._say(summary, ok=ok)
+            self._say(head, ok=ok)
+
+    def _show_connection(self) -> None:
+        line = html.escape(self._connection.describe())
+        self.connection_info.value = f'<span style="font-size:smaller;opacity:0.8">{line}</span>'
 
     def _say(self, text: str, ok: bool = False) -> None:
         self.error = None
@@ -366,9 +377,38 @@ class DraftForm:
     def _add(self, identifiers: list[str]) -> None:
         present = self.document_ids()
         known = set(present)
-        added = [i for i in identifiers if i not in known]
+        added = list(dict.fromkeys(i for i in identifiers if i not in known))
         if added:
-            self.documents.value = "\n".join([*present, *dict.fromkeys(added)])
+            self.documents.value = "\n".join([*present, *added])
+        total = len(dict.fromkeys([*present, *added]))
+        noun = "document" if len(added) == 1 else "documents"
+        self._say(f"Added {len(added)} {noun} ({total} in the box)"
+                  + batch_time(total, self._options.rate_limit))
+
+
+def batch_time(count: int, limit: RateLimit | None) -> str:
+    """How long ``count`` drafts take at the rate limit, as the tail of a sentence ("" when
+    the limit is off: then the concurrency and the server set the pace).
+
+    Example:
+        >>> batch_time(300, RateLimit(60, 60))
+        ': about 5 min at 60 requests per minute.'
+        >>> batch_time(30, RateLimit(60, 60)), batch_time(300, None)
+        (': about 30 s at 60 requests per minute.', '.')
+        >>> batch_time(9000, RateLimit(500, 60))
+        ': about 18 min at 500 requests per minute.'
+    """
+    if limit is None or count == 0:
+        return "."
+    seconds = count * limit.per / limit.requests
+    if seconds < 90:
+        took = f"{max(round(seconds), 1)} s"
+    elif seconds < 5400:
+        took = f"{round(seconds / 60)} min"
+    else:
+        took = f"{seconds / 3600:.1f} h"
+    per = "minute" if limit.per == 60 else f"{limit.per:g} s"
+    return f": about {took} at {limit.requests} requests per {per}."
 
 
 def one_line(problem: BaseException | str) -> str:
