@@ -182,7 +182,8 @@ class Connection:
 
         Example:
             >>> conn = Connection("https://acme.omniapp.co", "t")
-            >>> print(conn.describe().replace(" · ", "\n"))
+            >>> for part in conn.describe().split(" · "):
+            ...     print(part)
             Connection: https://acme.omniapp.co/api (given to DraftForm)
             token given to DraftForm
         """
