@@ -457,7 +457,7 @@ def test_connection_line_names_omni_instance(monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.parametrize(("rate_limit", "tail"), [
-    (omni_nb.RateLimit(60, 60), ": about 5 min at 60 requests per minute."),
+    (omni_nb.RateLimit(60, 60), "; the batch takes 4–5 min at 60 requests per minute."),
     (None, "."),
 ], ids=["60-per-60", "off"])
 def test_add_all_says_how_many_and_how_long(

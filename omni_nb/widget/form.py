@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import html
+import math
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -387,28 +388,36 @@ class DraftForm:
 
 
 def batch_time(count: int, limit: RateLimit | None) -> str:
-    """How long ``count`` drafts take at the rate limit, as the tail of a sentence ("" when
+    """How long ``count`` drafts take at the rate limit, as the tail of a sentence ("." when
     the limit is off: then the concurrency and the server set the pace).
+
+    The limit allows ``requests`` in any trailing window: with the window's budget unused
+    the first ``requests`` go at once (the low end), with it spent every request waits its
+    turn (the high end, ``count`` at the limit's rate).
 
     Example:
         >>> batch_time(300, RateLimit(60, 60))
-        ': about 5 min at 60 requests per minute.'
+        '; the batch takes 4–5 min at 60 requests per minute.'
         >>> batch_time(30, RateLimit(60, 60)), batch_time(300, None)
-        (': about 30 s at 60 requests per minute.', '.')
-        >>> batch_time(9000, RateLimit(500, 60))
-        ': about 18 min at 500 requests per minute.'
+        ('; the batch takes up to 30 s at 60 requests per minute.', '.')
+        >>> batch_time(9000, RateLimit(500, 60)), batch_time(5000, RateLimit(1, 10))
+        ('; the batch takes 17–18 min at 500 requests per minute.', \
+'; the batch takes about 14 h at 1 requests per 10 s.')
     """
     if limit is None or count == 0:
         return "."
-    seconds = count * limit.per / limit.requests
-    if seconds < 90:
-        took = f"{max(round(seconds), 1)} s"
-    elif seconds < 5400:
-        took = f"{round(seconds / 60)} min"
+    high = count * limit.per / limit.requests
+    low = (math.ceil(count / limit.requests) - 1) * limit.per
+    scale, unit = (1, "s") if high < 90 else (60, "min") if high < 5400 else (3600, "h")
+    low_text, high_text = (str(round(x / scale)) for x in (low, high))
+    if low == 0:
+        took = f"up to {high_text} {unit}"
+    elif low_text == high_text:
+        took = f"about {high_text} {unit}"
     else:
-        took = f"{seconds / 3600:.1f} h"
+        took = f"{low_text}–{high_text} {unit}"
     per = "minute" if limit.per == 60 else f"{limit.per:g} s"
-    return f": about {took} at {limit.requests} requests per {per}."
+    return f"; the batch takes {took} at {limit.requests} requests per {per}."
 
 
 def one_line(problem: BaseException | str) -> str:
