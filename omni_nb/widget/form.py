@@ -54,7 +54,10 @@ class DraftForm:
 
     Use it by displaying it (make it a cell's last expression), or from code:
     ``form.submit(wait=True)`` does what the Create button does and returns the table;
-    ``form.result`` holds the last table, ``form.error`` the last error line (or None).
+    ``form.result`` holds the last table, ``form.error`` the last error line (or None; a
+    Cancel is no error: its summary goes to the status line, ``form.message``).
+    ``form.connection_info`` says which instance is used and where it and the token come
+    from (arguments, :func:`omni_nb.login`, the environment), never the token.
     The document and branch lists load in the background: ``form.wait()`` before choosing
     from them in code.
 
