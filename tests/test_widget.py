@@ -23,6 +23,7 @@ import pytest
 
 import omni_nb
 from omni_nb import sandbox
+from omni_nb.config import resolve_settings
 from omni_nb.widget import OTHER_BRANCH, DraftForm
 
 WAIT = 20.0  # seconds; a generous bound that only a hung test reaches
@@ -78,7 +79,9 @@ def test_create_fills_table_progress_counts_and_ledger(
     assert form.counts.value.startswith("4/4")
     assert "ok 2, not_eligible 1, not_found 1" in form.counts.value
     (shown,) = form.output.outputs
-    assert "4 rows: 2 ok, 1 not_eligible, 1 not_found" in shown["data"]["text/html"]
+    assert "4 rows: 2 ok, 1 not_eligible, 1 not_found" in shown["data"]["text/plain"]
+    assert 'class="omni-nb-results"' in shown["data"]["text/html"]  # the compact view
+    assert "<b>4 rows</b>" in shown["data"]["text/html"]
     assert "doc-0002" in shown["data"]["text/html"]
     assert "4 rows: 2 ok, 1 not_eligible, 1 not_found" in form.message.value
     assert sb.drafts()[("doc-0001", branch)] == table.loc[0, "draft_id"]
@@ -124,21 +127,27 @@ def test_create_is_disabled_while_the_batch_runs(
     assert len(posts(sb)) == 2
 
 
-def test_cancel_mid_batch_keeps_results_and_cancels_the_rest(
-    sb: sandbox.Sandbox, forms: list[DraftForm]
-) -> None:
-    """Cancel stops a running batch: received rows stay, the others are 'cancelled'."""
-    form = make(forms, sb.base_url, sb.token, ledger="off")
+def cancel_midway(sb: sandbox.Sandbox, form: DraftForm, lines: list[str]) -> None:
+    """Start a slow batch of ``lines`` and click Cancel once the first result is in."""
     sb.configure(latency=0.2)
     form.concurrency.value = 2
-    ids = [f"doc-{i:04d}" for i in range(1, 31) if i % 10]
-    form.documents.value = "\n".join(ids)
+    form.documents.value = "\n".join(lines)
     first = threading.Event()
     form.progress.observe(lambda change: first.set() if change["new"] >= 1 else None, "value")
     form.create.click()
     assert first.wait(WAIT)
     form.cancel.click()
     assert form.wait(WAIT)
+
+
+def test_cancel_mid_batch_keeps_results_and_cancels_the_rest(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """Cancel stops a running batch: received rows stay, the others are 'cancelled'; it is
+    no error (form.error None), the status line says what it left."""
+    form = make(forms, sb.base_url, sb.token, ledger="off")
+    ids = [f"doc-{i:04d}" for i in range(1, 31) if i % 10]
+    cancel_midway(sb, form, ids)
 
     table = form.result
     assert table is not None
@@ -148,11 +157,26 @@ def test_cancel_mid_batch_keeps_results_and_cancels_the_rest(
     assert counts["cancelled"] >= 1
     assert counts["ok"] + counts["cancelled"] == len(ids)
     assert len(posts(sb)) < len(ids)
-    assert form.error is not None
-    assert "Cancelled" in form.error
+    assert form.error is None
+    summary = f"Cancelled: {len(ids)} rows: {counts['ok']} ok, {counts['cancelled']} cancelled"
+    assert summary in form.message.value
+    assert "⚠" not in form.message.value
+    assert form.progress.bar_style == "danger"
     assert f"cancelled {counts['cancelled']}" in form.counts.value
     assert not form.create.disabled
     assert form.cancel.disabled
+
+
+def test_cancel_with_a_real_problem_still_sets_the_error(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """A cancelled batch that also had a real problem (an invalid id) reports it as the
+    error, after the summary."""
+    form = make(forms, sb.base_url, sb.token, ledger="off")
+    cancel_midway(sb, form, ["a?b", *(f"doc-{i:04d}" for i in range(1, 20) if i % 10)])
+    assert form.error is not None
+    assert form.error.startswith("Cancelled: 19 rows: 1 invalid, ")
+    assert "Invalid ids were not sent (1)" in form.error
 
 
 def test_token_field_is_emptied_and_never_in_widget_state(
@@ -329,3 +353,126 @@ def test_interpreter_exit_cancels_a_running_batch(tmp_path: Path) -> None:
     assert len(rows) == 54
     assert counts["ok"] >= 1
     assert counts["ok"] + counts["cancelled"] == 54
+
+
+PLACEHOLDER_CHARS = 40  # what fits the 420 px boxes (about 330 px of text) without a cut
+
+
+def api_root(sb: sandbox.Sandbox) -> str:
+    return resolve_settings(sb.base_url, "unused", environ={}).api_root
+
+
+def placeholders(form: DraftForm) -> dict[str, str]:
+    return {name: getattr(form, name).placeholder
+            for name in ("connection", "token", "documents", "search", "branch_uuid")}
+
+
+def test_placeholders_are_short_and_the_detail_is_in_tooltips(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """Every placeholder fits its box, before and after a token arrives; the instance and
+    token boxes explain the rest in a tooltip."""
+    empty = make(forms)
+    assert placeholders(empty)["connection"] == "acme or https://acme.omniapp.co"
+    assert placeholders(empty)["token"] == "paste the API token"
+    for tooltip in (empty.connection.tooltip, empty.token.tooltip):
+        assert "omni_nb.login()" in tooltip
+    assert "OMNI_BASE_URL" in empty.connection.tooltip
+    assert "OMNI_API_TOKEN" in empty.token.tooltip
+
+    given = make(forms, sb.base_url, sb.token, ledger="off")
+    typed = make(forms, sb.base_url, ledger="off")
+    typed.token.value = sb.token
+    for form in (empty, given, typed):
+        too_long = {k: v for k, v in placeholders(form).items() if len(v) > PLACEHOLDER_CHARS}
+        assert too_long == {}
+    assert given.token.placeholder == "kept in memory · type to replace"
+    assert typed.token.placeholder == "kept in memory · type to replace"
+
+
+def test_connection_line_from_arguments_and_typed_fields(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """Given to DraftForm or typed into the form: the line names the API root and where it
+    and the token come from, 'Connected to' once a listing succeeded."""
+    root = api_root(sb)
+    form = make(forms, sb.base_url, sb.token, ledger="off")
+    assert form.connection_info.value.count("Connected to ") == 1
+    assert (f"{root} (given to DraftForm) · token given to DraftForm"
+            in form.connection_info.value)
+    assert "Connected: " in form.message.value
+
+    typed = make(forms, ledger="off")
+    assert "no instance yet" in typed.connection_info.value
+    assert "no token yet" in typed.connection_info.value
+    typed.connection.value = sb.base_url
+    typed.token.value = sb.token
+    assert typed.wait(WAIT)
+    assert (f"Connected to {root} (typed in the Instance box) · token typed in the Token box"
+            in typed.connection_info.value)
+    for each in (form, typed):
+        assert sb.token not in each.connection_info.value
+        assert sb.token not in synced_state(each)
+
+
+def test_connection_line_from_login_and_environment(
+    sb: sandbox.Sandbox, forms: list[DraftForm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """omni_nb.login() or the environment: the Instance box stays empty (it shows the root
+    as its placeholder), the line says where root and token come from, no token anywhere."""
+    root = api_root(sb)
+    monkeypatch.setenv("OMNI_BASE_URL", sb.base_url)
+    monkeypatch.setenv("OMNI_API_TOKEN", sb.token)
+    from_env = make(forms, ledger="off")
+    assert from_env.error is None
+    assert (f"Connected to {root} (from OMNI_BASE_URL) · token from the environment"
+            in from_env.connection_info.value)
+    assert from_env.connection.value == ""
+    assert from_env.connection.placeholder == root
+    assert from_env.token.placeholder == "from the environment · type to replace"
+
+    monkeypatch.delenv("OMNI_BASE_URL")
+    monkeypatch.delenv("OMNI_API_TOKEN")
+    omni_nb.login(sb.token, base_url=sb.base_url)
+    from_login = make(forms, ledger="off")
+    assert (f"Connected to {root} (from omni_nb.login()) · token from omni_nb.login()"
+            in from_login.connection_info.value)
+    assert from_login.connection.value == ""
+    assert from_login.token.placeholder == "from omni_nb.login() · type to replace"
+    for form in (from_env, from_login):
+        assert sb.token not in form.connection_info.value
+        assert sb.token not in synced_state(form)
+
+
+def test_connection_line_names_omni_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OMNI_INSTANCE (no listing: the connection alone, nothing is sent)."""
+    from omni_nb.widget.connection import Connection
+
+    monkeypatch.setenv("OMNI_INSTANCE", "acme")
+    assert Connection().describe() == (
+        "Connection: https://acme.omniapp.co/api (from OMNI_INSTANCE) · no token yet")
+    monkeypatch.setenv("OMNI_BASE_URL", "https://other.omniapp.co")  # wins over the instance
+    assert Connection().describe().startswith(
+        "Connection: https://other.omniapp.co/api (from OMNI_BASE_URL)")
+
+
+@pytest.mark.parametrize(("rate_limit", "tail"), [
+    (omni_nb.RateLimit(60, 60), "; the batch takes 4–5 min at 60 requests per minute."),
+    (None, "."),
+], ids=["60-per-60", "off"])
+def test_add_all_says_how_many_and_how_long(
+    forms: list[DraftForm], rate_limit: omni_nb.RateLimit | None, tail: str
+) -> None:
+    """The button shows the count; the status line says how many were added and, with a
+    rate limit, how long the batch takes at it."""
+    with sandbox.serve(documents=300, rate_limit=None) as sb:
+        form = make(forms, sb.base_url, sb.token, ledger="off", rate_limit=rate_limit)
+        assert form.add_all.description == "Add all 300"
+        form.add_all.click()
+        assert len(form.document_ids()) == 300
+        assert f"Added 300 documents (300 in the box){tail}<" in form.message.value
+        assert form.error is None
+        form.search.value = "overview 000"
+        assert form.add_all.description == "Add all 9"
+        form.add_all.click()  # all already in the box
+        assert f"Added 0 documents (300 in the box){tail}<" in form.message.value

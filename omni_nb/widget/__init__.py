@@ -1,7 +1,8 @@
 """DraftForm: an ipywidgets form for creating drafts (the only package, with the magic's live
 display, that imports ipywidgets).
 
-The form has a connection (instance or base URL, a token field), documents (one id per line,
+The form has a connection (instance or base URL, a token field, a line saying which instance
+is used and where it and the token come from), documents (one id per line,
 plus a searchable, paged picker filled from ``GET /v1/documents``), a branch (a dropdown
 filled from ``GET /v1/models?modelKind=BRANCH``, "no branch", or a typed UUID), concurrency,
 Create and Cancel buttons, a live progress bar with counts per status, and an output area

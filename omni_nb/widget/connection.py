@@ -24,7 +24,7 @@ from traitlets import Unicode
 
 from ..client import OmniClient
 from ..config import Secret, Settings, resolve_settings
-from ..errors import APIStatusError, AuthenticationError, ConfigError
+from ..errors import APIStatusError, AuthenticationError, ConfigError, OmniError
 from ..ratelimit import RateLimit
 
 __all__ = ["Connection", "Listing", "list_instance"]
@@ -33,6 +33,22 @@ T = TypeVar("T")
 
 _LIST_RETRIES = 1  # listing is also the connection check: fail fast on a dead host
 _LIST_TIMEOUT = 15.0  # seconds at most per listing request, whatever the batch's timeout
+_PROBE_ROOT = "https://probe.invalid"  # resolves a token alone (never contacted)
+_PROBE_TOKEN = "probe"  # noqa: S105 - resolves an API root alone (never sent)
+
+#: Short placeholders (they must fit the 420 px boxes); the detail is in the tooltips.
+INSTANCE_PLACEHOLDER = "acme or https://acme.omniapp.co"
+INSTANCE_TOOLTIP = (
+    "An instance name (acme → https://acme.omniapp.co/api; tick playground for "
+    "acme.playground.exploreomni.dev) or a base URL. Leave empty to use omni_nb.login() "
+    "or OMNI_BASE_URL / OMNI_INSTANCE."
+)
+#: The token box's tooltip.
+KEY_BOX_HELP = (
+    "The Omni API token. Read once and kept in the kernel's memory only: the box is emptied "
+    "at once and the token is never shown or saved. Leave empty to use omni_nb.login() or "
+    "OMNI_API_TOKEN / OMNI_API_KEY."
+)
 
 
 class _TokenField(w.Password):  # type: ignore[misc]
@@ -86,10 +102,12 @@ class Connection:
         if address is not None and "@" in address:
             # It may carry user:password: never shown (the form then asks for an instance).
             address = None
+        self._given = address or ""  # what DraftForm was given (the field may be retyped)
+        self._token_given = self._token is not None
         #: Instance name or base URL (the form's ``connection``).
         self.field = w.Text(
             value=address or "", description="Instance", layout=wide, continuous_update=False,
-            placeholder="acme, https://acme.omniapp.co/api, or empty: login()/environment",
+            placeholder=INSTANCE_PLACEHOLDER, tooltip=INSTANCE_TOOLTIP,
         )
         self.playground = w.Checkbox(
             value=playground, description="playground", indent=False,
@@ -97,11 +115,12 @@ class Connection:
         )
         self.token = _TokenField(
             description="Token", layout=wide, continuous_update=False,
-            placeholder=self._token_hint(),
+            placeholder=self._token_hint(), tooltip=KEY_BOX_HELP,
         )
         self.token.observe(self._take_token, names="value")
         self.field.observe(self._changed, names="value")
         self.playground.observe(self._changed, names="value")
+        self.show_sources()
 
     def settings(self) -> Settings:
         """The settings the fields resolve to; :class:`ConfigError` when incomplete or unsafe.
@@ -157,6 +176,72 @@ class Connection:
         """
         self._verified = _key(settings)
 
+    def describe(self) -> str:
+        """The connection in use, whatever it came from, as one line of plain text: the API
+        root and where it and the token come from (never the token itself).
+
+        Example:
+            >>> conn = Connection("https://acme.omniapp.co", "t")
+            >>> for part in conn.describe().split(" · "):
+            ...     print(part)
+            Connection: https://acme.omniapp.co/api (given to DraftForm)
+            token given to DraftForm
+        """
+        root, root_from = self._root_source()
+        token_from = self._token_source()
+        token = f"token {token_from}" if token_from else "no token yet"
+        if root is None:
+            where = ("not a valid instance or URL" if self.field.value.strip()
+                     else "no instance yet (type one, or call omni_nb.login())")
+            return f"Connection: {where} · {token}"
+        verified = self._verified is not None and self._verified[0] == root
+        head = "Connected to" if verified and token_from else "Connection:"
+        return f"{head} {root} ({root_from}) · {token}"
+
+    def show_sources(self) -> None:
+        """Show where the connection comes from in the empty fields' placeholders: the API
+        root from :func:`~omni_nb.login` or the environment, the token's source. The
+        fields stay empty: what is typed into them wins, and a saved notebook keeps none
+        of it.
+
+        Example:
+            >>> conn = Connection("acme", "t")
+            >>> conn.show_sources(); conn.field.placeholder, conn.token.placeholder
+            ('acme or https://acme.omniapp.co', 'kept in memory · type to replace')
+        """
+        root, _ = self._root_source()
+        empty = not self.field.value.strip()
+        self.field.placeholder = root if (empty and root) else INSTANCE_PLACEHOLDER
+        self.token.placeholder = self._token_hint()
+
+    def _root_source(self) -> tuple[str | None, str]:
+        """(API root or None, where it comes from), by asking
+        :func:`~omni_nb.config.resolve_settings` with fewer sources (it alone reads the
+        environment and knows the order)."""
+        typed = self._typed()
+        try:
+            root = typed.resolve(_PROBE_TOKEN).api_root
+        except OmniError:
+            return None, ""
+        if typed.base_url is not None or typed.instance is not None:
+            given = self.field.value.strip() == self._given.strip()
+            return root, "given to DraftForm" if given else "typed in the Instance box"
+        if _resolves(None, _PROBE_TOKEN, playground=typed.playground, environ={}):
+            return root, "from omni_nb.login()"
+        # The environment: OMNI_INSTANCE gives a root that follows the playground setting,
+        # OMNI_BASE_URL (which wins over it) one that does not.
+        flips = (_root(True) or root) != (_root(False) or root)
+        return root, "from OMNI_INSTANCE" if flips else "from OMNI_BASE_URL"
+
+    def _token_source(self) -> str | None:
+        if self._token is not None:
+            return "given to DraftForm" if self._token_given else "typed in the Token box"
+        if _resolves(_PROBE_ROOT, None, environ={}):
+            return "from omni_nb.login()"
+        if _resolves(_PROBE_ROOT, None):
+            return "from the environment"
+        return None
+
     def _typed(self) -> _Typed:
         text = self.field.value.strip()
         base_url: str | None = None
@@ -172,9 +257,12 @@ class Connection:
         return _Typed(base_url, instance, True if self.playground.value else None, token)
 
     def _token_hint(self) -> str:
+        source = self._token_source()
+        if source is None:
+            return "paste the API token"
         if self._token is not None:
-            return "token kept in memory (type to replace)"
-        return "paste the API token; empty: login()/OMNI_API_TOKEN"
+            return "kept in memory · type to replace"
+        return f"{source} · type to replace"
 
     def _take_token(self, change: dict[str, Any]) -> None:
         value = change["new"]
@@ -182,18 +270,42 @@ class Connection:
             return
         # Read once, then empty the field at once: the token must not sit in widget state.
         self._token = Secret(value.strip())
+        self._token_given = False
         self.token.value = ""
-        self.token.placeholder = self._token_hint()
         self._changed(None)
 
     def _changed(self, _change: object) -> None:
         self._verified = None
+        self.show_sources()
         if self._on_change is not None:
             self._on_change()
 
 
 def _key(settings: Settings) -> tuple[str, str]:
     return settings.api_root, settings.token.fingerprint()
+
+
+def _resolves(base_url: str | None, token: str | None, *, playground: bool | None = None,
+              environ: dict[str, str] | None = None) -> bool:
+    """True when :func:`resolve_settings` finds what it is asked for (a probe: nothing is
+    sent, and the result is dropped).
+
+    Example:
+        >>> _resolves("https://acme.omniapp.co", "t")
+        True
+    """
+    try:
+        resolve_settings(base_url, token, playground=playground, environ=environ)
+    except OmniError:
+        return False
+    return True
+
+
+def _root(playground: bool) -> str | None:
+    try:
+        return resolve_settings(None, _PROBE_TOKEN, playground=playground).api_root
+    except OmniError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -203,7 +315,7 @@ class Listing:
     Example:
         >>> Listing("https://a.omniapp.co/api", [{"identifier": "d"}], None,
         ...         ["branches not listed (x)"]).line()
-        'Connected to https://a.omniapp.co/api: 1 documents, no branches. branches not listed (x).'
+        'Connected: 1 documents, no branches. branches not listed (x).'
     """
 
     api_root: str
@@ -215,7 +327,7 @@ class Listing:
         """The one line the form shows (notes make it an error line)."""
         counts = (f"{len(self.documents) if self.documents is not None else 'no'} documents, "
                   f"{len(self.branches) if self.branches is not None else 'no'} branches")
-        text = f"Connected to {self.api_root}: {counts}."
+        text = f"Connected: {counts}."  # the connection line above names the API root
         return f"{text} {'; '.join(self.notes)}." if self.notes else text
 
 

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import html
+import math
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -53,7 +54,10 @@ class DraftForm:
 
     Use it by displaying it (make it a cell's last expression), or from code:
     ``form.submit(wait=True)`` does what the Create button does and returns the table;
-    ``form.result`` holds the last table, ``form.error`` the last error line (or None).
+    ``form.result`` holds the last table, ``form.error`` the last error line (or None; a
+    Cancel is no error: its summary goes to the status line, ``form.message``).
+    ``form.connection_info`` says which instance is used and where it and the token come
+    from (arguments, :func:`omni_nb.login`, the environment), never the token.
     The document and branch lists load in the background: ``form.wait()`` before choosing
     from them in code.
 
@@ -124,11 +128,14 @@ class DraftForm:
         self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="300px"))
         self.counts = w.Label(value="")
         self.message = w.HTML(value="")
+        #: The connection in use and where it comes from (never the token).
+        self.connection_info = w.HTML(value="")
         self.output = w.Output(layout=w.Layout(max_height="420px", overflow="auto"))
         self.widget = w.VBox([
             w.HTML("<b>Omni: create drafts</b>"),
             w.HBox([self.connection, self.playground]),
             w.HBox([self.token, self.connect]),
+            self.connection_info,
             w.HBox([self.documents, docs.box]),
             w.HBox([self.branch, self.branch_uuid]),
             w.HBox([self.concurrency, self.create, self.cancel]),
@@ -172,6 +179,8 @@ class DraftForm:
         Example:
             >>> # form.refresh(wait=True)
         """
+        self._connection.show_sources()  # omni_nb.login() may have been called since
+        self._show_connection()
         try:
             settings = self._connection.settings()
         except ConfigError as exc:
@@ -244,6 +253,7 @@ class DraftForm:
     def _connection_changed(self) -> None:
         # Also the form's first check: an empty form asks for what it needs, a bad value is
         # an error line, a complete one lists at once.
+        self._show_connection()
         if self._jobs.batch_running:
             return  # the running batch keeps its settings; the next Create checks the new ones
         try:
@@ -269,6 +279,7 @@ class DraftForm:
         found = list_instance(settings, rate_limit=self._options.rate_limit,
                               timeout=self._options.timeout)
         self._connection.mark_verified(settings)
+        self._show_connection()
         if found.branches is not None:
             self._branches.set_branches(found.branches)
         if found.documents is not None:
@@ -346,12 +357,16 @@ class DraftForm:
                 problems.append(f"{what} ({len(hits)}): {hits['message'].iloc[0]}")
         ok = not problems and bool((statuses == "ok").all())
         self.progress.bar_style = "success" if ok else ("danger" if cancelled else "warning")
-        if cancelled:
-            problems.insert(0, "Cancelled")
+        # Cancelling is what the user asked for, not an error: the summary says what it left.
+        head = f"Cancelled: {summary}" if cancelled else summary
         if problems:
-            self._fail(f"{summary}. " + " · ".join(problems))
+            self._fail(f"{head}. " + " · ".join(problems))
         else:
-            self._say(summary, ok=ok)
+            self._say(head, ok=ok)
+
+    def _show_connection(self) -> None:
+        line = html.escape(self._connection.describe())
+        self.connection_info.value = f'<span style="font-size:smaller;opacity:0.8">{line}</span>'
 
     def _say(self, text: str, ok: bool = False) -> None:
         self.error = None
@@ -366,9 +381,46 @@ class DraftForm:
     def _add(self, identifiers: list[str]) -> None:
         present = self.document_ids()
         known = set(present)
-        added = [i for i in identifiers if i not in known]
+        added = list(dict.fromkeys(i for i in identifiers if i not in known))
         if added:
-            self.documents.value = "\n".join([*present, *dict.fromkeys(added)])
+            self.documents.value = "\n".join([*present, *added])
+        total = len(dict.fromkeys([*present, *added]))
+        noun = "document" if len(added) == 1 else "documents"
+        self._say(f"Added {len(added)} {noun} ({total} in the box)"
+                  + batch_time(total, self._options.rate_limit))
+
+
+def batch_time(count: int, limit: RateLimit | None) -> str:
+    """How long ``count`` drafts take at the rate limit, as the tail of a sentence ("." when
+    the limit is off: then the concurrency and the server set the pace).
+
+    The limit allows ``requests`` in any trailing window: with the window's budget unused
+    the first ``requests`` go at once (the low end), with it spent every request waits its
+    turn (the high end, ``count`` at the limit's rate).
+
+    Example:
+        >>> batch_time(300, RateLimit(60, 60))
+        '; the batch takes 4–5 min at 60 requests per minute.'
+        >>> batch_time(30, RateLimit(60, 60)), batch_time(300, None)
+        ('; the batch takes up to 30 s at 60 requests per minute.', '.')
+        >>> batch_time(9000, RateLimit(500, 60)), batch_time(5000, RateLimit(1, 10))
+        ('; the batch takes 17–18 min at 500 requests per minute.', \
+'; the batch takes about 14 h at 1 requests per 10 s.')
+    """
+    if limit is None or count == 0:
+        return "."
+    high = count * limit.per / limit.requests
+    low = (math.ceil(count / limit.requests) - 1) * limit.per
+    scale, unit = (1, "s") if high < 90 else (60, "min") if high < 5400 else (3600, "h")
+    low_text, high_text = (str(round(x / scale)) for x in (low, high))
+    if low == 0:
+        took = f"up to {high_text} {unit}"
+    elif low_text == high_text:
+        took = f"about {high_text} {unit}"
+    else:
+        took = f"{low_text}–{high_text} {unit}"
+    per = "minute" if limit.per == 60 else f"{limit.per:g} s"
+    return f"; the batch takes {took} at {limit.requests} requests per {per}."
 
 
 def one_line(problem: BaseException | str) -> str:

@@ -80,7 +80,7 @@ class DocumentPicker:
         self.page_label = w.Label(value="no documents listed")
         self.add_selected = w.Button(description="Add selected", icon="plus",
                                      layout=w.Layout(width="120px"))
-        self.add_all = w.Button(description="Add all matches", layout=w.Layout(width="130px"))
+        self.add_all = w.Button(description="Add all", layout=w.Layout(width="130px"))
         #: The picker's part of the form.
         self.box = w.VBox([
             self.search, self.choices,
@@ -121,6 +121,10 @@ class DocumentPicker:
         self.choices.options = chunk
         self.prev_page.disabled = self._page == 0
         self.next_page.disabled = self._page >= pages - 1
+        # The count on the button: a click adds that many, every page of the search.
+        self.add_all.description = f"Add all {total}" if total else "Add all"
+        self.add_all.tooltip = (f"add the {total} documents matching the search (all pages); "
+                                "the form then says how long they take at the rate limit")
         if not self._documents:
             self.page_label.value = "no documents listed"
         elif not total:
