@@ -121,8 +121,9 @@ def test_dtypes_are_exact(sb: sandbox.Sandbox) -> None:
     assert {c: str(t) for c, t in table.dtypes.items()} == {
         "document_id": "string", "branch_id": "string", "draft_id": "string",
         "status": "category", "http_status": "Int64", "message": "string",
-        "attempts": "Int64", "elapsed_s": "float64", "requested_at": "datetime64[us, UTC]",
-        "api_root": "string", "run_id": "string", "from_ledger": "bool",
+        "attempts": "Int64", "queued_s": "float64", "elapsed_s": "float64",
+        "requested_at": "datetime64[us, UTC]", "key": "string", "api_root": "string",
+        "run_id": "string", "from_ledger": "bool",
     }
     assert list(table["status"].cat.categories) == list(STATUSES)
     assert table["requested_at"].iloc[0] <= pd.Timestamp.now(tz="UTC")

@@ -27,7 +27,6 @@ from ._core import (
     aread_capped,
     draft_call,
 )
-from ._core import now as _now
 
 __all__ = ["AsyncOmniClient"]
 
@@ -115,13 +114,13 @@ class AsyncOmniClient(BaseClient):
             >>> # outcome = await client.create_draft_outcome("93874a87")
         """
         call, doc, branch = draft_call(document_id, branch_id)
-        started, requested_at = time.perf_counter(), _now()
+        state = Attempts()
         sent: Sent | OmniError
         try:
-            sent = await self._send(call)
+            sent = await self._send(call, state)
         except OmniError as exc:
             sent = exc
-        return self._core.report(doc, branch, sent, started, requested_at)
+        return self._core.report(doc, branch, sent, state)
 
     async def list_documents(self, **params: str | int) -> list[dict[str, Any]]:
         """Async :meth:`OmniClient.list_documents`.
@@ -153,13 +152,17 @@ class AsyncOmniClient(BaseClient):
             out.extend(records)
         raise UnexpectedResponseError(200, f"{first.path}: more than {MAX_PAGES:,} pages")
 
-    async def _send(self, call: Call) -> Sent:
-        core, state = self._core, Attempts()
+    async def _send(self, call: Call, state: Attempts | None = None) -> Sent:
+        core = self._core
+        state = state or Attempts()
         while True:
             state.attempt += 1
+            held = time.perf_counter()
             state.waited += await core.limiter.aacquire(self._sleep)
+            state.held(held)
             try:
                 request = core.build(call)
+                state.sending()
                 sent = time.monotonic()
                 response = await self._http.send(request, stream=True)
                 core.limiter.observe(time.monotonic() - sent)

@@ -26,7 +26,6 @@ from ._core import (
     draft_call,
     read_capped,
 )
-from ._core import now as _now
 
 __all__ = ["OmniClient"]
 
@@ -123,13 +122,13 @@ class OmniClient(BaseClient):
             404
         """
         call, doc, branch = draft_call(document_id, branch_id)
-        started, requested_at = time.perf_counter(), _now()
+        state = Attempts()
         sent: Sent | OmniError
         try:
-            sent = self._send(call)
+            sent = self._send(call, state)
         except OmniError as exc:
             sent = exc
-        return self._core.report(doc, branch, sent, started, requested_at)
+        return self._core.report(doc, branch, sent, state)
 
     def list_documents(self, **params: str | int) -> list[dict[str, Any]]:
         """Every document visible to the token, walking all pages of ``GET /v1/documents``.
@@ -168,13 +167,17 @@ class OmniClient(BaseClient):
             out.extend(records)
         raise UnexpectedResponseError(200, f"{first.path}: more than {MAX_PAGES:,} pages")
 
-    def _send(self, call: Call) -> Sent:
-        core, state = self._core, Attempts()
+    def _send(self, call: Call, state: Attempts | None = None) -> Sent:
+        core = self._core
+        state = state or Attempts()
         while True:
             state.attempt += 1
+            held = time.perf_counter()
             state.waited += core.limiter.acquire(self._sleep)
+            state.held(held)
             try:
                 request = core.build(call)
+                state.sending()
                 sent = time.monotonic()
                 response = self._http.send(request, stream=True)
                 core.limiter.observe(time.monotonic() - sent)
