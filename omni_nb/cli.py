@@ -9,8 +9,9 @@
     omni-nb sandbox [--port 8787]
 
 Exit codes: 0 all rows ok, 1 some item failed, 2 bad usage or settings, 130 interrupted.
-The token comes from ``OMNI_API_TOKEN`` / ``OMNI_API_KEY`` only: an option would leave it in
-the shell history.
+The token comes from ``OMNI_API_TOKENS`` (several keys, comma-separated: each has its own
+rate budget, ``--rate`` is per key), else ``OMNI_API_TOKEN`` / ``OMNI_API_KEY``, only: an
+option would leave it in the shell history.
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--concurrency", type=int, default=8)
     demo.add_argument("--latency", type=float, default=0.05, help="sandbox latency, seconds")
 
-    draft = sub.add_parser("draft", help="create drafts for documents")
+    draft = sub.add_parser(
+        "draft", help="create drafts for documents",
+        epilog="The API key comes from the environment, never an option: OMNI_API_TOKENS "
+        "(several keys, comma-separated; each has its own rate budget and --rate is per key), "
+        "else OMNI_API_TOKEN or OMNI_API_KEY.",
+    )
     draft.add_argument("documents", nargs="*", metavar="DOC")
     draft.add_argument("--branch", help="branch UUID for every document")
     draft.add_argument("--from-csv", type=Path, help="CSV with document_id[,branch_id] columns")

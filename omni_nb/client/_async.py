@@ -158,8 +158,9 @@ class AsyncOmniClient(BaseClient):
         while True:
             state.attempt += 1
             held = time.perf_counter()
-            state.waited += await core.limiter.aacquire(self._sleep)
-            state.held(held)
+            waited = await core.limiter.aacquire(self._sleep)
+            state.waited += waited
+            state.held(held, waited)
             try:
                 request = core.build(call)
                 state.sending()

@@ -215,9 +215,11 @@ class Attempts:
     queued: float = 0.0
     first_sent: datetime | None = None
 
-    def held(self, since: float) -> None:
-        """Count the time since ``since`` (a perf_counter reading) as held by the budget."""
-        self.queued += time.perf_counter() - since
+    def held(self, since: float, waited: float) -> None:
+        """Count the time since ``since`` (a perf_counter reading) as held by the budget: the
+        wall time, or what the limiter says it waited when that is more (an injected clock
+        and sleep move time the wall clock never sees)."""
+        self.queued += max(time.perf_counter() - since, waited)
 
     def sending(self) -> None:
         """Stamp the first send's wall time (later attempts keep it)."""

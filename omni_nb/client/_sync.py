@@ -173,8 +173,9 @@ class OmniClient(BaseClient):
         while True:
             state.attempt += 1
             held = time.perf_counter()
-            state.waited += core.limiter.acquire(self._sleep)
-            state.held(held)
+            waited = core.limiter.acquire(self._sleep)
+            state.waited += waited
+            state.held(held, waited)
             try:
                 request = core.build(call)
                 state.sending()
