@@ -10,8 +10,9 @@
 
 Exit codes: 0 all rows ok, 1 some item failed (or ``results`` matched nothing), 2 bad usage
 or settings, 130 interrupted. Every error is one line on stderr, never a traceback. The token
-comes from ``OMNI_API_TOKEN`` / ``OMNI_API_KEY`` only: an option would leave it in the shell
-history.
+comes from ``OMNI_API_TOKENS`` (several keys, comma-separated: each has its own rate budget,
+``--rate`` is per key), else ``OMNI_API_TOKEN`` / ``OMNI_API_KEY``, only: an option would
+leave it in the shell history.
 
 ``--from-csv`` reads UTF-8 (with or without a byte-order mark, any line ending) with a
 ``document_id`` column and an optional ``branch_id`` column; anything else (another encoding,
@@ -63,6 +64,8 @@ _ENVIRONMENT = """\
 environment:
   OMNI_API_TOKEN   the API token (or OMNI_API_KEY); never an option, so it stays out of
                    your shell history
+  OMNI_API_TOKENS  several keys, comma-separated: each has its own rate budget (--rate is
+                   per key), and a batch sends each request on the key free soonest
   OMNI_BASE_URL    the API root, e.g. https://acme.omniapp.co/api (or OMNI_INSTANCE=acme,
                    with OMNI_PLAYGROUND=1 for a playground instance)
   OMNI_NB_LEDGER   the results ledger: a path, or off (default: ledger.sqlite3 in your data

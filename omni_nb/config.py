@@ -9,6 +9,7 @@ Environment variables:
 ``OMNI_BASE_URL``      API root, with or without the trailing ``/api``
 ``OMNI_INSTANCE``      instance name: ``acme`` -> ``https://acme.omniapp.co/api``
 ``OMNI_PLAYGROUND``    ``1`` -> ``https://acme.playground.exploreomni.dev/api``
+``OMNI_API_TOKENS``    a pool of tokens, comma-separated (several keys: more throughput)
 ``OMNI_API_TOKEN``     the token (Omni's CLI name), else ``OMNI_API_KEY`` (Omni's SDK name)
 ``OMNI_NB_LEDGER``     results ledger path, or ``off`` for memory only
 =====================  ==========================================================
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import hmac
 import ipaddress
 import os
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -32,6 +35,9 @@ __all__ = ["Secret", "Settings", "ledger_setting", "login", "logout", "resolve_s
 
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _TRUE = {"1", "true", "yes", "on"}
+# The key of the digest that names a token in tables and the ledger. It is not a secret: it
+# only makes the short name omni_nb's own, so it cannot be matched against a plain-hash table.
+_KEY_ID_SALT = b"omni_nb key id v1"
 
 
 class Secret:
@@ -63,6 +69,19 @@ class Secret:
         """
         return hashlib.sha256(self._value.encode()).hexdigest()[:16]
 
+    def key_id(self) -> str:
+        """The short name of this key in results tables and the ledger: 8 hex characters of
+        a keyed one-way hash (32 bits: enough to tell a pool's keys apart, nothing to learn
+        the token from).
+
+        Example:
+            >>> Secret("omni_osk_abc").key_id() == Secret("omni_osk_abc").key_id()
+            True
+            >>> len(Secret("omni_osk_abc").key_id())
+            8
+        """
+        return hmac.new(_KEY_ID_SALT, self._value.encode(), hashlib.sha256).hexdigest()[:8]
+
     def __repr__(self) -> str:
         return "Secret('**********')"
 
@@ -85,7 +104,11 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Where to send requests and with which token.
+    """Where to send requests and with which token(s).
+
+    ``tokens`` is the pool (several API keys, each with its own rate budget); ``token`` is
+    its first key, so code that sends on one key is unchanged. Built with ``token`` only, the
+    pool is that one key.
 
     Example:
         >>> s = resolve_settings(base_url="https://acme.omniapp.co", token="t", environ={})
@@ -93,10 +116,32 @@ class Settings:
         'https://acme.omniapp.co/api'
         >>> "t'" in repr(s)
         False
+        >>> len(resolve_settings("https://a.omniapp.co", tokens=["a", "b"], environ={}).tokens)
+        2
     """
 
     api_root: str
     token: Secret = field(repr=True)
+    tokens: tuple[Secret, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.tokens:
+            object.__setattr__(self, "tokens", (self.token,))
+        elif self.tokens[0] != self.token:
+            raise ValueError("Settings.token must be the first key of Settings.tokens")
+
+    def for_key(self, key: Secret) -> Settings:
+        """These settings sending on one key of the pool (one client per key). The other
+        keys stay in ``tokens``, after it: a client redacts every key of the pool from what
+        the server sends back.
+
+        Example:
+            >>> s = resolve_settings("https://a.omniapp.co", tokens=["a", "b"], environ={})
+            >>> s.for_key(s.tokens[1]).tokens == (s.tokens[1], s.tokens[0])
+            True
+        """
+        others = tuple(t for t in self.tokens if t != key)
+        return Settings(api_root=self.api_root, token=key, tokens=(key, *others))
 
     @property
     def origin(self) -> str:
@@ -106,36 +151,47 @@ class Settings:
 
 
 _session_lock = threading.Lock()
-_session: dict[str, str | Secret | bool | None] = {}
+_session: dict[str, str | tuple[Secret, ...] | bool | None] = {}
 
 
 def login(
     token: str | None = None,
     *,
+    tokens: Sequence[str] | None = None,
     base_url: str | None = None,
     instance: str | None = None,
     playground: bool | None = None,
 ) -> None:
-    """Keep a token (and optionally the API root) in this process only.
+    """Keep a token, or a pool of them (and optionally the API root), in this process only.
 
-    With no ``token`` it prompts with ``getpass``, so the token is never typed into a cell
-    (and so never saved in the notebook). Later calls without a token use it.
+    With neither ``token`` nor ``tokens`` it prompts with ``getpass`` (several keys:
+    separate them with commas), so no token is typed into a cell (and so saved in the
+    notebook). Later calls without a token use what was kept.
 
     Example:
         >>> login("omni_osk_example", instance="acme")
         >>> resolve_settings(environ={}).api_root
         'https://acme.omniapp.co/api'
+        >>> login(tokens=["omni_osk_a", "omni_osk_b"])
+        >>> len(resolve_settings("https://acme.omniapp.co", environ={}).tokens)
+        2
         >>> logout()
     """
-    if token is None:
-        token = getpass.getpass("Omni API token: ")
-    checked = _check_token(token)
+    if token is not None and tokens is not None:
+        raise ConfigError("Give token or tokens, not both.")
+    if tokens is not None:
+        pool = _check_pool(tokens, "tokens=")
+    elif token is not None:
+        pool = (_check_token(token),)
+    else:
+        typed = getpass.getpass("Omni API token (several: separate with commas): ")
+        pool = _split_pool(typed, "the typed tokens") if "," in typed else (_check_token(typed),)
     api_root = None
     if base_url is not None or instance is not None:
         api_root = _resolve_api_root(base_url, instance, playground, environ={})
     with _session_lock:
         _session.clear()
-        _session["token"] = checked
+        _session["tokens"] = pool
         _session["api_root"] = api_root
 
 
@@ -153,18 +209,25 @@ def resolve_settings(
     base_url: str | None = None,
     token: str | Secret | None = None,
     *,
+    tokens: Sequence[str | Secret] | None = None,
     instance: str | None = None,
     playground: bool | None = None,
     environ: dict[str, str] | None = None,
 ) -> Settings:
     """Settings from arguments, then :func:`login`, then the environment.
 
-    Raises :class:`ConfigError` naming every way to give what is missing, before anything
-    is sent.
+    The key(s): ``token=`` or ``tokens=[...]`` (a pool), then what :func:`login` kept, then
+    ``OMNI_API_TOKENS`` (a comma-separated pool), ``OMNI_API_TOKEN``, ``OMNI_API_KEY``.
+    Raises :class:`ConfigError` naming every way to give what is missing, or the position of
+    a bad key in a pool (never its value), before anything is sent.
 
     Example:
         >>> resolve_settings(instance="acme", playground=True, token="t", environ={}).api_root
         'https://acme.playground.exploreomni.dev/api'
+        >>> resolve_settings(instance="acme", tokens=["a", "a"], environ={})
+        Traceback (most recent call last):
+        ...
+        omni_nb.errors.ConfigError: tokens=: token 2 of 2 repeats token 1 (each key once).
     """
     env = dict(os.environ) if environ is None else environ
     with _session_lock:
@@ -175,23 +238,38 @@ def resolve_settings(
         api_root = str(session["api_root"])
     else:
         api_root = _resolve_api_root(None, None, playground, env)
+    pool = _resolve_pool(token, tokens, session.get("tokens"), env)
+    return Settings(api_root=api_root, token=pool[0], tokens=pool)
 
-    if token is None:
-        stored = session.get("token")
-        if isinstance(stored, Secret):
-            secret = stored
-        else:
-            raw = env.get("OMNI_API_TOKEN") or env.get("OMNI_API_KEY")
-            if not raw:
-                raise ConfigError(
-                    "No Omni API token: pass token=..., call omni_nb.login() (it prompts and "
-                    "keeps the token in this process only), or set OMNI_API_TOKEN "
-                    "(or OMNI_API_KEY).", missing="token",
-                )
-            secret = _check_token(raw)
-    else:
-        secret = token if isinstance(token, Secret) else _check_token(token)
-    return Settings(api_root=api_root, token=secret)
+
+def _resolve_pool(
+    token: str | Secret | None, tokens: Sequence[str | Secret] | None, stored: object,
+    env: dict[str, str],
+) -> tuple[Secret, ...]:
+    if token is not None and tokens is not None:
+        raise ConfigError("Give token or tokens, not both.")
+    if tokens is not None:
+        return _check_pool(tokens, "tokens=")
+    if token is not None:
+        return (_check_token(token),)
+    if isinstance(stored, tuple) and stored:
+        return stored
+    pool_text = env.get("OMNI_API_TOKENS", "")
+    if pool_text.strip():
+        return _split_pool(pool_text, "OMNI_API_TOKENS")
+    raw = env.get("OMNI_API_TOKEN") or env.get("OMNI_API_KEY")
+    if not raw:
+        raise ConfigError(
+            "No Omni API token: pass token=... (or tokens=[...] for several keys), call "
+            "omni_nb.login() (it prompts and keeps the token in this process only), or set "
+            "OMNI_API_TOKEN (or OMNI_API_KEY, or OMNI_API_TOKENS with several, "
+            "comma-separated).", missing="token",
+        )
+    source = "OMNI_API_TOKEN" if env.get("OMNI_API_TOKEN") else "OMNI_API_KEY"
+    try:
+        return (_check_token(raw),)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def ledger_setting(environ: dict[str, str] | None = None) -> str | None:
@@ -218,19 +296,60 @@ def default_ledger_path() -> Path:
     return Path(platformdirs.user_data_dir("omni-nb", appauthor=False)) / "ledger.sqlite3"
 
 
+def _split_pool(text: str, source: str) -> tuple[Secret, ...]:
+    """A comma-separated pool (``OMNI_API_TOKENS``, the login prompt), checked."""
+    return _check_pool([part.strip() for part in text.split(",")], source)
+
+
+def _check_pool(tokens: object, source: str) -> tuple[Secret, ...]:
+    """A pool of keys, each checked; errors name the key's position, never its value."""
+    if isinstance(tokens, str | bytes | Secret) or not isinstance(tokens, Sequence):
+        raise ConfigError(
+            f"{source} must be a list of tokens, not {type(tokens).__name__} "
+            "(one token: use token=)."
+        )
+    if not tokens:
+        raise ConfigError(f"{source}: the token pool is empty.")
+    pool: list[Secret] = []
+    total = len(tokens)
+    for position, raw in enumerate(tokens, start=1):
+        problem = _token_problem(raw)
+        if problem is not None:
+            raise ConfigError(f"{source}: token {position} of {total} {problem}.")
+        secret = _check_token(raw)
+        if secret in pool:
+            first = pool.index(secret) + 1
+            raise ConfigError(
+                f"{source}: token {position} of {total} repeats token {first} (each key once)."
+            )
+        pool.append(secret)
+    return tuple(pool)
+
+
 def _check_token(raw: str | Secret) -> Secret:
     if isinstance(raw, Secret):
         return raw
+    problem = _token_problem(raw)
+    if problem is not None:
+        raise ConfigError(f"The Omni API token {problem}.")
+    assert isinstance(raw, str)
+    return Secret(raw.strip())
+
+
+def _token_problem(raw: object) -> str | None:
+    """What is wrong with a token, in words that never quote it (None: nothing)."""
+    if isinstance(raw, Secret):
+        return None
     if not isinstance(raw, str):
-        raise ConfigError(f"The token must be a string, not {type(raw).__name__}.")
+        return f"must be a string, not {type(raw).__name__}"
     value = raw.strip()
     if not value:
-        raise ConfigError("The Omni API token is empty.")
+        return "is empty"
     # A token with spaces or control characters is a paste error, and would corrupt the
-    # Authorization header. The message never quotes the token.
+    # Authorization header.
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value) or not value.isascii():
-        raise ConfigError("The Omni API token contains spaces, control or non-ASCII characters.")
-    return Secret(value)
+        return "contains spaces, control or non-ASCII characters"
+    return None
 
 
 def _resolve_api_root(

@@ -32,6 +32,7 @@ __all__ = [
     "ConfigError",
     "DraftsFailedError",
     "InvalidInputError",
+    "KeyRefusedWarning",
     "NotEligibleError",
     "NotFoundError",
     "OmniError",
@@ -228,4 +229,15 @@ class DraftsFailedError(OmniError):
     Example:
         >>> DraftsFailedError("no draft created: 2 rows: 2 not_found")._render_traceback_()
         ['DraftsFailedError: no draft created: 2 rows: 2 not_found']
+    """
+
+
+class KeyRefusedWarning(UserWarning):
+    """A key of a pool was refused (401, 403 "Invalid bearer token"): it leaves the pool and
+    the batch goes on with the others. The warning names the key by position and short name
+    (:meth:`omni_nb.config.Secret.key_id`), never by value.
+
+    Example:
+        >>> issubclass(KeyRefusedWarning, UserWarning)
+        True
     """

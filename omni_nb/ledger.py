@@ -23,7 +23,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import astuple, fields
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +38,20 @@ if TYPE_CHECKING:
 __all__ = ["Ledger", "open_ledger", "results"]
 
 
-_COLUMNS = tuple(f.name for f in fields(Row) if f.name != "from_ledger")
+#: The columns a row is stored in, in this order (``rows()`` returns tuples of them).
+_COLUMNS = (
+    "document_id", "branch_id", "draft_id", "status", "http_status", "message", "attempts",
+    "elapsed_s", "requested_at_us", "api_root", "run_id", "queued_s", "key",
+)
+#: Schema versions (``PRAGMA user_version``). Changes are additive only (columns added with a
+#: default, none removed or renamed), so an older omni_nb keeps reading and writing a newer
+#: ledger: it names its columns and the new ones take their defaults.
+#: 0: the first schema. 1: ``queued_s`` and ``key``.
+SCHEMA_VERSION = 1
+_ADDED = (
+    ("queued_s", "REAL NOT NULL DEFAULT 0"),
+    ("key", "TEXT"),
+)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY,
@@ -113,13 +125,33 @@ class Ledger:
                                busy_timeout_s)
                 self._conn.execute("PRAGMA synchronous=NORMAL")
             _when_unlocked(lambda: self._conn.executescript(_SCHEMA), busy_timeout_s)
+            _when_unlocked(self._migrate, busy_timeout_s)
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.path) if self.path else 'memory'!r})"
 
+    def _migrate(self) -> None:
+        """Add the columns a ledger made by an older omni_nb lacks, in place, and stamp the
+        schema version; in one transaction, so two kernels opening it at once agree."""
+        conn = self._conn
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            present = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+            for name, decl in _ADDED:
+                if name not in present:
+                    conn.execute(f"ALTER TABLE calls ADD COLUMN {name} {decl}")
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     def record(self, rows: Iterable[Row]) -> None:
         """Append rows and commit before returning (so a kill after this loses nothing)."""
-        values = [astuple(r)[: len(_COLUMNS)] for r in rows]
+        values = [tuple(getattr(r, c) for c in _COLUMNS) for r in rows]
         if not values:
             return
         with self._lock:
@@ -154,7 +186,7 @@ class Ledger:
             for values in cursor:
                 key = (values[0], values[1])
                 if key in wanted:
-                    found[key] = Row(*values)
+                    found[key] = _row(values)
         return found
 
     def latest_run(self) -> str | None:
@@ -174,7 +206,8 @@ class Ledger:
         self, run_id: str | None = None, since: datetime | None = None,
         api_root: str | None = None,
     ) -> list[tuple[Any, ...]]:
-        """Raw rows (in the order of :data:`Row`'s fields, without ``from_ledger``)."""
+        """Raw rows: tuples of :data:`_COLUMNS` (``Row``'s first eleven fields, then
+        ``queued_s`` and ``key``)."""
         where: list[str] = []
         args: list[object] = []
         if run_id is not None:
@@ -210,6 +243,11 @@ class Ledger:
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+
+def _row(values: Sequence[Any]) -> Row:
+    """A Row from a tuple of :data:`_COLUMNS`."""
+    return Row(**dict(zip(_COLUMNS, values, strict=True)))
 
 
 _shared: dict[str, Ledger] = {}

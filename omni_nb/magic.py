@@ -36,8 +36,11 @@ Options:
                           ledger as always
 
 The token is never an option (it would be saved in the notebook): it comes from
-``omni_nb.login()`` (a getpass prompt, kept in the kernel only), ``OMNI_API_TOKEN`` /
-``OMNI_API_KEY``, in that order.
+``omni_nb.login()`` (a getpass prompt, kept in the kernel only), ``OMNI_API_TOKENS``,
+``OMNI_API_TOKEN`` / ``OMNI_API_KEY``, in that order. Several API keys (more throughput:
+each has its own rate budget, ``--rate`` is per key) come the same ways:
+``omni_nb.login(tokens=[...])`` (or several typed at its prompt, comma-separated) or
+``OMNI_API_TOKENS=key1,key2``; the table's ``key`` column names the key of each row.
 
 Behaviour, decided here:
 
@@ -243,8 +246,9 @@ class OmniMagics(Magics):
             doc-0002, 7c9e6679-7425-40de-944b-e07fc1f90ae7   # on a branch
 
         One document: a failed call fails the cell with one line (``NotFoundError: ...``).
-        Several: failures are rows; the cell fails only when no row is ok. The token comes
-        from omni_nb.login() or OMNI_API_TOKEN, never from an option.
+        Several: failures are rows; the cell fails only when no row is ok. The token (or a
+        pool of them) comes from omni_nb.login() or OMNI_API_TOKENS / OMNI_API_TOKEN, never
+        from an option.
         """
         try:
             args = parse_argstring(cast(Any, self).omni_draft, line)
@@ -417,11 +421,12 @@ class OmniMagics(Magics):
         from .progress.live import make_progress
         from .ratelimit import shared_limiter
 
-        limiter = shared_limiter(settings.api_root, settings.token.fingerprint(),
-                                 options.rate_limit)
+        limiters = [shared_limiter(settings.api_root, key.fingerprint(), options.rate_limit)
+                    for key in settings.tokens]
         bar = make_progress(
             self.shell, _count(pairs), wanted=self.settings.progress,
-            paused_until=lambda: limiter.paused_until,
+            # With several keys the batch waits only until the first of them may send.
+            paused_until=lambda: min(limiter.paused_until for limiter in limiters),
         )
         try:
             table = run_batch(CREATE_DRAFT, pairs, args.branch, settings=settings,

@@ -148,6 +148,23 @@ class Limiter:
                 self._slots.append(slot)
             return slot, self._epoch
 
+    def next_send_in(self) -> float:
+        """Seconds until a caller could send on this key (0: now); reserves nothing.
+
+        Example:
+            >>> t = [0.0]
+            >>> lim = Limiter(RateLimit(1, 10.0), clock=lambda: t[0], margin=0.0)
+            >>> lim.next_send_in(), lim.reserve()[0], lim.next_send_in()
+            (0.0, 0.0, 10.0)
+        """
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._floor)
+            if self.limit is not None and len(self._slots) >= self.limit.requests:
+                per = self.limit.per + self._margin + max(self._latencies, default=0.0)
+                slot = max(slot, self._slots[-self.limit.requests] + per)
+            return max(0.0, slot - now)
+
     def pause_until(self, when: float) -> None:
         """Hold every caller sharing this limiter until monotonic time ``when``."""
         with self._lock:

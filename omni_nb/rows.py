@@ -51,7 +51,12 @@ STATUSES = (
 class Row:
     """One input's outcome: the ledger's record and one row of the results table.
 
-    ``requested_at_us`` is microseconds since the epoch, UTC (an int loads fast).
+    ``requested_at_us`` is microseconds since the epoch, UTC (an int loads fast): the first
+    send. ``queued_s`` is the time the rate budget held the item back (before its first send,
+    between attempts, 429 pauses), ``elapsed_s`` the rest, from the first send to the answer.
+    ``key`` is the short name of the API key that answered (:meth:`Secret.key_id`), None
+    for rows never sent. The fields added later have defaults, so positional construction
+    with the first eleven keeps working.
 
     Example:
         >>> Row("doc-1", None, "d1", "ok", 200, "", 1, 0.1, 0, "https://a/api", "r1").draft_id
@@ -70,6 +75,8 @@ class Row:
     api_root: str
     run_id: str
     from_ledger: bool = False
+    queued_s: float = 0.0
+    key: str | None = None
 
     @classmethod
     def from_outcome(cls, outcome: CallOutcome, run_id: str) -> Row:
@@ -91,6 +98,8 @@ class Row:
             requested_at_us=to_us(outcome.requested_at),
             api_root=outcome.api_root,
             run_id=run_id,
+            queued_s=outcome.queued_s,
+            key=outcome.key,
         )
 
     @classmethod

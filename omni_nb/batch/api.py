@@ -27,7 +27,7 @@ from ..client import Draft, OmniClient, RetryPolicy
 from ..config import Settings, resolve_settings
 from ..errors import reduce_exception
 from ..ledger import Ledger, open_ledger
-from ..ratelimit import RateLimit
+from ..ratelimit import RateLimit, shared_limiter
 from . import run as engine
 from .background import BatchRun, start
 from .ops import CREATE_DRAFT, Operation
@@ -182,6 +182,7 @@ async def acreate_drafts(
     *,
     base_url: str | None = None,
     token: str | None = None,
+    tokens: Sequence[str] | None = None,
     instance: str | None = None,
     playground: bool | None = None,
     concurrency: int = 8,
@@ -203,7 +204,8 @@ async def acreate_drafts(
         >>> # table = await omni_nb.acreate_drafts(["doc-a", "doc-b"], concurrency=4)
     """
     options = _options(concurrency, rate_limit, resume, ledger, max_retries, retry, timeout)
-    settings = resolve_settings(base_url, token, instance=instance, playground=playground)
+    settings = resolve_settings(base_url, token, tokens=tokens, instance=instance,
+                                playground=playground)
     table, interrupted = await arun_batch(
         CREATE_DRAFT, items, branch_id, settings=settings, options=options, progress=progress,
         cancel=cancel, document_col=document_col, branch_col=branch_col,
@@ -219,6 +221,7 @@ def create_drafts(
     *,
     base_url: str | None = None,
     token: str | None = None,
+    tokens: Sequence[str] | None = None,
     instance: str | None = None,
     playground: bool | None = None,
     concurrency: int = 8,
@@ -243,9 +246,16 @@ def create_drafts(
     errors (no token, unsafe URL) raise before anything is sent.
 
     Columns: ``document_id``, ``branch_id``, ``draft_id``, ``status``, ``http_status``,
-    ``message``, ``attempts``, ``elapsed_s``, ``requested_at``, ``api_root``, ``run_id``,
-    ``from_ledger``. ``resume=True`` copies ``ok`` rows from the ledger instead of sending.
-    ``retry=`` takes an :class:`omni_nb.RetryPolicy` (instead of ``max_retries=``).
+    ``message``, ``attempts``, ``queued_s``, ``elapsed_s``, ``requested_at``, ``key``,
+    ``api_root``, ``run_id``, ``from_ledger``. ``resume=True`` copies ``ok`` rows from the
+    ledger instead of sending. ``retry=`` takes an :class:`omni_nb.RetryPolicy` (instead of
+    ``max_retries=``).
+
+    ``tokens=[...]`` (or ``login(tokens=...)``, or ``OMNI_API_TOKENS``) gives a pool of API
+    keys, each with its own rate budget (``rate_limit`` is per key): each request goes on the
+    key that can send soonest, ``key`` names it (a short digest, never the token). A key the
+    server refuses leaves the pool with a :class:`omni_nb.KeyRefusedWarning`; the batch
+    stops only when no key is left.
     ``background=True`` returns a :class:`~omni_nb.batch.background.BatchRun` at once (the
     kernel stays free; ``.wait()`` gives the table, ``.cancel()`` stops it).
 
@@ -258,7 +268,8 @@ def create_drafts(
         ['ok', 'not_eligible', 'not_found']
     """
     options = _options(concurrency, rate_limit, resume, ledger, max_retries, retry, timeout)
-    settings = resolve_settings(base_url, token, instance=instance, playground=playground)
+    settings = resolve_settings(base_url, token, tokens=tokens, instance=instance,
+                                playground=playground)
     if background:
         planned = plan(items, branch_id=branch_id, document_col=document_col,
                        branch_col=branch_col)  # bad input raises here, not in the background
@@ -276,13 +287,15 @@ def create_draft(
     *,
     base_url: str | None = None,
     token: str | None = None,
+    tokens: Sequence[str] | None = None,
     instance: str | None = None,
     playground: bool | None = None,
     rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
     ledger: str | Path | Ledger | None = None,
     timeout: float = 30.0,
 ) -> Draft:
-    """One draft, recorded in the ledger; raises the typed error on failure.
+    """One draft, recorded in the ledger; raises the typed error on failure. With a pool
+    (``tokens=``), it is sent on the key that can send soonest.
 
     Example:
         >>> from omni_nb import sandbox
@@ -292,8 +305,12 @@ def create_draft(
         'doc-0001'
     """
     store = open_ledger(ledger)
+    settings = resolve_settings(base_url, token, tokens=tokens, instance=instance,
+                                playground=playground)
+    key = min(settings.tokens, key=lambda secret: shared_limiter(
+        settings.api_root, secret.fingerprint(), rate_limit).next_send_in())
     with OmniClient(
-        base_url, token, instance=instance, playground=playground, rate_limit=rate_limit,
-        timeout=timeout, on_result=store.record_outcome,
+        settings=settings.for_key(key), rate_limit=rate_limit, timeout=timeout,
+        on_result=store.record_outcome,
     ) as client:
         return client.create_draft(document_id, branch_id)

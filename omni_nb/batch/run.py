@@ -4,6 +4,11 @@ Workers pull pairs from one iterator (no task per item: 100k items is fine), eac
 committed to the ledger as it arrives, and whatever was not answered when the batch stops
 (an interrupt, a Cancel, a refused token) becomes a ``cancelled`` row: every input ends as
 exactly one honest row.
+
+With several API keys (``Settings.tokens``) each request goes on the key that can send
+soonest (:mod:`.pool`). A refused key leaves the pool with a warning and the item it was
+refused for goes back in line for another key (its refusal is no row: the item gets one row,
+from the key that answers it); only when no key is left does the batch stop.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import asyncio
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..client import AsyncOmniClient, RetryPolicy
+from ..client import RetryPolicy
 from ..config import Settings
 from ..errors import AuthenticationError, InvalidInputError
 from ..ledger import Ledger, open_ledger
@@ -25,6 +31,7 @@ from ..ratelimit import RateLimit
 from ..rows import Row
 from .ops import Operation
 from .plan import Plan, Planned
+from .pool import KeyPool
 
 if TYPE_CHECKING:
     from ..table import DraftResults
@@ -89,6 +96,7 @@ class _Batch:
         self.errors: list[BaseException | None] = [None] * len(self.inputs)
         self.stop_reason: str | None = None
         self.done = 0
+        self.again: deque[int] = deque()  # items refused on a key that left the pool
 
     def finish(self, index: int, row: Row) -> None:
         """Keep a row and tell the progress display (the caller has recorded it)."""
@@ -125,32 +133,49 @@ class _Batch:
             self.finish(i, previous)
         return remaining
 
-    async def worker(self, client: AsyncOmniClient, feed: Iterator[int],
+    def next_item(self, feed: Iterator[int]) -> int | None:
+        """An item sent back by a refused key first, else the next of the feed."""
+        if self.again:
+            return self.again.popleft()
+        return next(feed, None)
+
+    async def worker(self, pool: KeyPool, feed: Iterator[int],
                      cancel: threading.Event | None) -> None:
-        """Send pairs until the feed is empty or the batch stops."""
-        for i in feed:
-            if self.stop_reason or (cancel is not None and cancel.is_set()):
+        """Send pairs, each on the key that can send soonest, until the feed is empty or the
+        batch stops."""
+        while not (self.stop_reason or (cancel is not None and cancel.is_set())):
+            i = self.next_item(feed)
+            if i is None:
                 return
-            item = self.inputs[i]
-            outcome = await self.op.send(client, item.document_id, item.branch_id)
+            item, key = self.inputs[i], pool.pick()
+            key.in_flight += 1
+            try:
+                outcome = await self.op.send(key.client, item.document_id, item.branch_id)
+            finally:
+                key.in_flight -= 1
+            key.sent += 1
+            if isinstance(outcome.error, AuthenticationError) and pool.refuse(key, outcome.error):
+                self.again.append(i)  # another key answers it
+                continue
             row = self.op.row(outcome, self.run_id)
             self.errors[i] = outcome.error
             self.ledger.record([row])
             self.finish(i, row)
             if isinstance(outcome.error, AuthenticationError):
-                # Every other call would be refused the same way and spend the budget.
-                self.stop_reason = f"not sent: the token was refused ({outcome.error})"
+                # No key is left: every other call would be refused the same way.
+                which = "the token was" if len(pool.keys) == 1 else "every key of the pool was"
+                self.stop_reason = f"not sent: {which} refused ({outcome.error})"
 
     async def send(self, todo: list[int], cancel: threading.Event | None) -> bool:
         """Send ``todo`` with ``concurrency`` workers; True when interrupted."""
         o = self.options
         feed = iter(todo)
-        async with AsyncOmniClient(
-            settings=self.settings, rate_limit=o.rate_limit, retry=o.retry, timeout=o.timeout,
+        async with KeyPool.open(
+            self.settings, rate_limit=o.rate_limit, retry=o.retry, timeout=o.timeout,
             max_connections=o.concurrency,
-        ) as client:
+        ) as pool:
             n = min(o.concurrency, max(len(todo), 1))
-            workers = [asyncio.create_task(self.worker(client, feed, cancel)) for _ in range(n)]
+            workers = [asyncio.create_task(self.worker(pool, feed, cancel)) for _ in range(n)]
             watcher = asyncio.create_task(_watch(cancel, workers)) if cancel else None
             try:
                 await asyncio.gather(*workers)

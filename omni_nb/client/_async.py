@@ -29,7 +29,6 @@ from ._core import (
     draft_call,
     read_nothing,
 )
-from ._core import now as _now
 from .drafts import DraftRecord, discard_call, drafts_call, records_from
 
 __all__ = ["AsyncOmniClient"]
@@ -118,13 +117,7 @@ class AsyncOmniClient(BaseClient):
             >>> # outcome = await client.create_draft_outcome("93874a87")
         """
         call, doc, branch = draft_call(document_id, branch_id)
-        started, requested_at = time.perf_counter(), _now()
-        sent: Sent | OmniError
-        try:
-            sent = await self._send(call)
-        except OmniError as exc:
-            sent = exc
-        return self._core.report(doc, branch, sent, started, requested_at)
+        return await self._outcome(call, doc, branch, self._core.draft_from)
 
     async def list_documents(self, **params: str | int) -> list[dict[str, Any]]:
         """Async :meth:`OmniClient.list_documents`.
@@ -181,13 +174,13 @@ class AsyncOmniClient(BaseClient):
     async def _outcome(
         self, call: Call, doc: str, branch: str | None, read: Reader
     ) -> CallOutcome:
-        started, requested_at = time.perf_counter(), _now()
+        state = Attempts()
         sent: Sent | OmniError
         try:
-            sent = await self._send(call)
+            sent = await self._send(call, state)
         except OmniError as exc:
             sent = exc
-        return self._core.report(doc, branch, sent, started, requested_at, read)
+        return self._core.report(doc, branch, sent, state, read)
 
     async def _walk(self, first: Call) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -200,13 +193,18 @@ class AsyncOmniClient(BaseClient):
             out.extend(records)
         raise UnexpectedResponseError(200, f"{first.path}: more than {MAX_PAGES:,} pages")
 
-    async def _send(self, call: Call) -> Sent:
-        core, state = self._core, Attempts()
+    async def _send(self, call: Call, state: Attempts | None = None) -> Sent:
+        core = self._core
+        state = state or Attempts()
         while True:
             state.attempt += 1
-            state.waited += await core.limiter.aacquire(self._sleep)
+            held = time.perf_counter()
+            waited = await core.limiter.aacquire(self._sleep)
+            state.waited += waited
+            state.held(held, waited)
             try:
                 request = core.build(call)
+                state.sending()
                 sent = time.monotonic()
                 response = await self._http.send(request, stream=True)
                 core.limiter.observe(time.monotonic() - sent)

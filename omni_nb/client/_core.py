@@ -67,6 +67,12 @@ class Draft:
 class CallOutcome:
     """One finished call, success or failure, as handed to an ``on_result`` hook.
 
+    ``requested_at`` is the wall time of the first send (when it never left, the time it
+    gave up). ``queued_s`` is all the time the rate budget held the call back: before its
+    first send, between attempts, and in pauses after a 429. ``elapsed_s`` is the rest:
+    requests in flight and backoff sleeps after errors. Their sum is the call's whole time.
+    ``key`` is the short name of the API key it was sent on (:meth:`Secret.key_id`).
+
     Example:
         >>> o = CallOutcome("d", None, Draft("x", "d", None, 1), None, 200, 1, 0.1,
         ...                 datetime(2026, 1, 1, tzinfo=UTC), "https://a.omniapp.co/api")
@@ -83,6 +89,8 @@ class CallOutcome:
     elapsed_s: float
     requested_at: datetime
     api_root: str
+    queued_s: float = 0.0
+    key: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -203,10 +211,25 @@ class ClientOptions:
 
 @dataclass(slots=True)
 class Attempts:
-    """Where one call's retry loop stands: attempts made, seconds waited."""
+    """Where one call's retry loop stands: attempts made, seconds waited (retry budget), and
+    its clock: when it started, the time the limiter held it, its first send."""
 
     attempt: int = 0
     waited: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+    queued: float = 0.0
+    first_sent: datetime | None = None
+
+    def held(self, since: float, waited: float) -> None:
+        """Count the time since ``since`` (a perf_counter reading) as held by the budget: the
+        wall time, or what the limiter says it waited when that is more (an injected clock
+        and sleep move time the wall clock never sees)."""
+        self.queued += max(time.perf_counter() - since, waited)
+
+    def sending(self) -> None:
+        """Stamp the first send's wall time (later attempts keep it)."""
+        if self.first_sent is None:
+            self.first_sent = now()
 
 
 Sent = tuple[Any, int, int]  # (parsed JSON, attempts, HTTP status) of a usable answer
@@ -233,6 +256,7 @@ class _Core:
         )
         self.rng = options.rng or random.Random()
         self.origin = settings.origin
+        self.key_id = settings.token.key_id()
 
     def http_options(self) -> dict[str, Any]:
         """Keyword arguments both twins give their httpx client."""
@@ -336,7 +360,7 @@ class _Core:
 
     def secrets(self) -> list[str]:
         """Every token this client may send (what must never come back into an output)."""
-        return [self.settings.token.get_secret_value()]
+        return [secret.get_secret_value() for secret in self.settings.tokens]
 
     def transport_error(self, exc: httpx.HTTPError) -> APIConnectionError:
         """The typed error for no answer at all."""
@@ -400,8 +424,8 @@ class _Core:
         return wait
 
     def report(
-        self, doc: str, branch: str | None, sent: Sent | OmniError, started: float,
-        requested_at: datetime, read: Reader | None = None,
+        self, doc: str, branch: str | None, sent: Sent | OmniError, state: Attempts,
+        read: Reader | None = None,
     ) -> CallOutcome:
         """Turn what a twin's ``_send`` gave (or raised) into an outcome for the hook.
 
@@ -422,8 +446,10 @@ class _Core:
             document_id=doc, branch_id=branch,
             draft=result if isinstance(result, Draft) else None,
             error=result if isinstance(result, OmniError) else None,
-            http_status=status, attempts=attempts, elapsed_s=time.perf_counter() - started,
-            requested_at=requested_at, api_root=self.settings.api_root,
+            http_status=status, attempts=attempts,
+            elapsed_s=max(0.0, time.perf_counter() - state.started - state.queued),
+            requested_at=state.first_sent or now(), api_root=self.settings.api_root,
+            queued_s=state.queued, key=self.key_id,
         )
         if self.on_result is not None:
             self.on_result(outcome)

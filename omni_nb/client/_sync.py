@@ -28,7 +28,6 @@ from ._core import (
     read_capped,
     read_nothing,
 )
-from ._core import now as _now
 from .drafts import DraftRecord, discard_call, drafts_call, records_from
 
 __all__ = ["OmniClient"]
@@ -126,13 +125,7 @@ class OmniClient(BaseClient):
             404
         """
         call, doc, branch = draft_call(document_id, branch_id)
-        started, requested_at = time.perf_counter(), _now()
-        sent: Sent | OmniError
-        try:
-            sent = self._send(call)
-        except OmniError as exc:
-            sent = exc
-        return self._core.report(doc, branch, sent, started, requested_at)
+        return self._outcome(call, doc, branch, self._core.draft_from)
 
     def list_documents(self, **params: str | int) -> list[dict[str, Any]]:
         """Every document visible to the token, walking all pages of ``GET /v1/documents``.
@@ -205,13 +198,13 @@ class OmniClient(BaseClient):
         return records_from(payload, doc)
 
     def _outcome(self, call: Call, doc: str, branch: str | None, read: Reader) -> CallOutcome:
-        started, requested_at = time.perf_counter(), _now()
+        state = Attempts()
         sent: Sent | OmniError
         try:
-            sent = self._send(call)
+            sent = self._send(call, state)
         except OmniError as exc:
             sent = exc
-        return self._core.report(doc, branch, sent, started, requested_at, read)
+        return self._core.report(doc, branch, sent, state, read)
 
     def _walk(self, first: Call) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -224,13 +217,18 @@ class OmniClient(BaseClient):
             out.extend(records)
         raise UnexpectedResponseError(200, f"{first.path}: more than {MAX_PAGES:,} pages")
 
-    def _send(self, call: Call) -> Sent:
-        core, state = self._core, Attempts()
+    def _send(self, call: Call, state: Attempts | None = None) -> Sent:
+        core = self._core
+        state = state or Attempts()
         while True:
             state.attempt += 1
-            state.waited += core.limiter.acquire(self._sleep)
+            held = time.perf_counter()
+            waited = core.limiter.acquire(self._sleep)
+            state.waited += waited
+            state.held(held, waited)
             try:
                 request = core.build(call)
+                state.sending()
                 sent = time.monotonic()
                 response = self._http.send(request, stream=True)
                 core.limiter.observe(time.monotonic() - sent)

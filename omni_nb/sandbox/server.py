@@ -563,14 +563,17 @@ class Sandbox:
         """
         self._state.enqueue(Scripted.build(status, body, headers, times))
 
-    def add_token(self, role: Literal["editor", "viewer"] = "editor") -> str:
-        """Issue another valid token with its own rate-limit window.
+    def add_token(
+        self, role: Literal["editor", "viewer"] = "editor", token: str | None = None
+    ) -> str:
+        """Issue another valid token with its own rate-limit window (``token``: a chosen
+        value, e.g. one a test recognises in what it scans; default a random one).
 
         Example::
 
             other = sb.add_token("editor")   # e.g. for a second process
         """
-        return self._state.add_token(role)
+        return self._state.add_token(role, token)
 
     def close(self) -> None:
         """Stop serving and release the port; fast, idempotent.

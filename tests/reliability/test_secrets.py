@@ -13,6 +13,7 @@ import logging
 import pickle
 import secrets
 import traceback
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,17 @@ from ..conftest import MakeSandbox
 from .conftest import BRANCHES, closed_port, fast_retry, posts, settle
 
 TOKEN = "omni_osk_LEAKCHECK_" + secrets.token_hex(12)
-NEEDLES = (TOKEN, TOKEN.removeprefix("omni_osk_"), base64.b64encode(TOKEN.encode()).decode())
+#: Keys of a pool (issue 10): two more the sandbox accepts, one it refuses.
+POOL = (TOKEN, "omni_osk_LEAKPOOL2_" + secrets.token_hex(12),
+        "omni_osk_LEAKPOOL3_" + secrets.token_hex(12))
+REFUSED = "omni_osk_LEAKREFUSED_" + secrets.token_hex(12)
+
+
+def _needles(token: str) -> tuple[str, ...]:
+    return (token, token.removeprefix("omni_osk_"), base64.b64encode(token.encode()).decode())
+
+
+NEEDLES = tuple(n for token in (*POOL, REFUSED) for n in _needles(token))
 
 
 class Artefacts:
@@ -83,8 +94,11 @@ class Artefacts:
 
 @pytest.fixture(scope="module")
 def sb(make_module_sandbox: MakeSandbox) -> sandbox.Sandbox:
-    """One sandbox for the module that accepts only the recognisable TOKEN."""
-    return make_module_sandbox(documents=40, token=TOKEN)
+    """One sandbox for the module that accepts only the recognisable keys of POOL."""
+    server = make_module_sandbox(documents=40, token=TOKEN)
+    for key in POOL[1:]:
+        server.add_token("editor", token=key)  # recognisable keys, scanned for too
+    return server
 
 
 @pytest.fixture
@@ -120,6 +134,10 @@ def test_the_scanner_finds_a_planted_token() -> None:
     art.add("basic", base64.b64encode(TOKEN.encode()))
     art.add("clean", "nothing here")
     assert art.leaks() == ["text", "text", "bytes", "bytes", "basic"]
+    pool = Artefacts()
+    for key in (*POOL[1:], REFUSED):
+        pool.add("a pool key", f"x{key}y")
+    assert pool.leaks() == ["a pool key"] * 6  # each key, and each without its prefix
 
 
 def _client(base_url: str, **kwargs: Any) -> OmniClient:
@@ -244,6 +262,83 @@ def test_batch_with_faults_ledger_and_logs_hide_the_token(
         produced.add(f"ledger file {path.name}", path.read_bytes())
     assert ledger.exists()
     produced.add("ledger results", omni_nb.results(ledger=ledger).to_csv())
+
+
+def test_pool_batch_settings_and_errors_hide_every_key(
+    sb: sandbox.Sandbox, produced: Artefacts, tmp_path: Path
+) -> None:
+    """A faulty batch over a pool of three good keys and a refused one: its table, ledger
+    bytes, the refusal warning, DEBUG logs, the pool's settings repr and the errors for a bad
+    pool hold none of the four keys."""
+    ledger = tmp_path / "pool.sqlite3"
+    settings = resolve_settings(sb.base_url, tokens=[*POOL, REFUSED], environ={})
+    produced.add("pool settings", settings)
+    produced.add("pool keys", [(k, k.key_id(), k.fingerprint()) for k in settings.tokens])
+    sb.configure(fail_rate=0.2, drop_rate=0.05)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            table = omni_nb.create_drafts(
+                [f"doc-{i:04d}" for i in range(1, 31)] + ["../x"], base_url=sb.base_url,
+                tokens=[*POOL, REFUSED], rate_limit=None, retry=fast_retry(4), timeout=2.0,
+                ledger=ledger, concurrency=8,
+            )
+    finally:
+        sb.configure(fail_rate=0.0, drop_rate=0.0)
+    settle(sb)
+    sb.clear_requests()  # the refused key's requests are not the later tests' to judge
+    assert any(issubclass(w.category, omni_nb.KeyRefusedWarning) for w in caught)
+    produced.add("pool warnings", [str(w.message) for w in caught])
+    assert table["key"].nunique() == 3  # every good key answered, the refused one none
+    produced.add("pool table csv", table.to_csv())
+    produced.add("pool table repr", repr(table))
+    produced.add("pool table html", table._repr_html_() or "")
+    for path in tmp_path.iterdir():
+        produced.add(f"pool ledger file {path.name}", path.read_bytes())
+    produced.add("pool ledger results", omni_nb.results(ledger=ledger).to_csv())
+    for bad in ([POOL[0], POOL[1], POOL[0]], [POOL[0], POOL[1] + " x"], POOL[0]):
+        with pytest.raises(omni_nb.ConfigError) as info:
+            resolve_settings(sb.base_url, tokens=bad, environ={})  # type: ignore[arg-type]
+        produced.add_error("bad pool", info.value)
+    with pytest.raises(omni_nb.ConfigError) as env_info:
+        resolve_settings(sb.base_url, environ={"OMNI_API_TOKENS": f"{POOL[1]},{POOL[1]}"})
+    produced.add_error("bad env pool", env_info.value)
+
+
+def test_cli_and_magic_with_an_env_pool_print_no_key(
+    sb: sandbox.Sandbox, produced: Artefacts, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`omni-nb draft` and %omni_draft with OMNI_API_TOKENS (three good keys, one refused):
+    their output, the written CSV, the ledger and the user namespace hold no key."""
+    monkeypatch.setenv("OMNI_API_TOKENS", ",".join([*POOL, REFUSED]))
+    monkeypatch.setenv("OMNI_BASE_URL", sb.base_url)
+    monkeypatch.setenv("OMNI_NB_LEDGER", str(tmp_path / "pool-cli.sqlite3"))
+    out_csv = tmp_path / "pool.csv"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = cli_main(["draft", *[f"doc-{i:04d}" for i in range(1, 13)], "--rate", "off",
+                         "--out", str(out_csv)])
+        out = capsys.readouterr()
+        produced.add(f"pool cli exit {code} stdout", out.out)
+        produced.add("pool cli stderr", out.err)
+        produced.add("pool cli csv", out_csv.read_bytes())
+        shell_mod = pytest.importorskip("IPython.core.interactiveshell")
+        from IPython.core.history import HistoryAccessor
+
+        HistoryAccessor.enabled = False
+        ip = shell_mod.InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "omni_nb")
+        result = ip.run_cell("%omni_draft doc-0021 doc-0022 doc-0023 nope --rate off -o pt")
+        out = capsys.readouterr()
+        produced.add("pool magic out", out.out + out.err)
+        produced.add("pool magic result", result.result)
+        produced.add("pool magic table", ip.user_ns["pt"].to_csv())
+    produced.add("pool cli/magic warnings", [str(w.message) for w in caught])
+    for path in tmp_path.iterdir():
+        produced.add(f"pool cli file {path.name}", path.read_bytes())
+    settle(sb)
+    sb.clear_requests()  # the refused key's requests are not the later tests' to judge
 
 
 def test_cli_with_env_token_prints_no_token(

@@ -1,0 +1,96 @@
+"""Several API keys for one batch: one client per key, each request on the key that can send
+soonest, a refused key leaving the pool.
+
+Omni counts its rate limit per key, so K keys give K budgets. Each key keeps its own client
+and with it the process-wide limiter of that key (:func:`omni_nb.ratelimit.shared_limiter`,
+keyed by API root and token fingerprint), so another batch or kernel thread on the same key
+still shares its budget. Choosing happens between two awaits (the pick and the client's
+reservation run without yielding to the event loop), so two workers of one batch never
+both count on the same free slot.
+
+Example:
+    >>> # async with KeyPool.open(settings, options) as pool: key = pool.pick()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ..client import AsyncOmniClient, RetryPolicy
+from ..config import Settings
+from ..errors import KeyRefusedWarning, OmniError
+from ..ratelimit import RateLimit
+
+__all__ = ["Key", "KeyPool"]
+
+log = logging.getLogger("omni_nb")
+
+
+@dataclass(eq=False, slots=True)
+class Key:
+    """One key of the pool: its client, its position (1-based) and short name, its load."""
+
+    client: AsyncOmniClient
+    position: int
+    key_id: str
+    in_flight: int = 0
+    sent: int = 0
+
+    def soonest(self) -> tuple[float, int, int]:
+        """Sort key: seconds until its budget lets it send, then requests in flight, then
+        requests sent (so equally free keys take turns)."""
+        return (self.client.limiter.next_send_in(), self.in_flight, self.sent)
+
+
+class KeyPool:
+    """The live keys of a batch (see the module docstring).
+
+    Example:
+        >>> # key = pool.pick(); ...; pool.refuse(key, error)
+    """
+
+    def __init__(self, keys: list[Key]) -> None:
+        self.keys = list(keys)
+        self.live = list(keys)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, settings: Settings, *, rate_limit: RateLimit | None, retry: RetryPolicy,
+        timeout: float, max_connections: int,
+    ) -> AsyncIterator[KeyPool]:
+        """One client per key of ``settings.tokens``, closed on exit."""
+        async with contextlib.AsyncExitStack() as stack:
+            keys = []
+            for position, secret in enumerate(settings.tokens, start=1):
+                client = AsyncOmniClient(
+                    settings=settings.for_key(secret), rate_limit=rate_limit, retry=retry,
+                    timeout=timeout, max_connections=max_connections,
+                )
+                await stack.enter_async_context(client)
+                keys.append(Key(client, position, secret.key_id()))
+            yield cls(keys)
+
+    def pick(self) -> Key:
+        """The live key that can send soonest (the pool is never empty when asked)."""
+        return min(self.live, key=Key.soonest)
+
+    def refuse(self, key: Key, error: OmniError) -> bool:
+        """Take a refused key out of the pool, with a warning; True while keys are left."""
+        if key in self.live:
+            self.live.remove(key)
+            if len(self.keys) > 1:
+                left = len(self.live)
+                message = (
+                    f"API key {key.position} of {len(self.keys)} ({key.key_id}) was refused "
+                    f"({error}); it leaves the pool"
+                    + (f", the batch goes on with {left} key(s)" if left else
+                       ", and no key is left")
+                )
+                log.warning(message)
+                warnings.warn(message, KeyRefusedWarning, stacklevel=2)
+        return bool(self.live)
