@@ -33,9 +33,10 @@ def test_html_shows_summary_bar_and_compact_columns(sb: sandbox.Sandbox) -> None
                         "attempts", "elapsed s"]
     branch = sb.branches[0].id
     assert f'title="{branch}">{branch[:8]}…</td>' in page
-    assert "also in the DataFrame: requested_at, api_root, run_id, from_ledger" in page
+    assert ("also in the DataFrame: queued_s, requested_at, key, api_root, run_id, "
+            "from_ledger") in page
     assert list(t.columns)[:3] == ["document_id", "branch_id", "draft_id"]  # data untouched
-    assert len(t.columns) == 12
+    assert len(t.columns) == 14
 
 
 def test_message_is_one_line_with_the_full_text_on_hover(sb: sandbox.Sandbox) -> None:

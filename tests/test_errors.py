@@ -70,8 +70,10 @@ def round_trip(exc: BaseException) -> BaseException:
 
 
 def test_every_error_class_has_a_maker() -> None:
-    """The pickle table covers exactly the classes errors.__all__ exports."""
-    assert set(errors.__all__) == set(MAKERS)
+    """The pickle table covers exactly the exception classes errors.__all__ exports (the
+    warning category aside: warnings are not raised)."""
+    raised = {n for n in errors.__all__ if issubclass(getattr(errors, n), OmniError)}
+    assert raised == set(MAKERS)
     for name, make in MAKERS.items():
         assert type(make()) is getattr(errors, name)
 

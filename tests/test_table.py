@@ -28,8 +28,8 @@ T0 = 1_767_225_600_123_456  # 2026-01-01T00:00:00.123456Z in microseconds
 DOCUMENTED_DTYPES = {
     "document_id": "string", "branch_id": "string", "draft_id": "string",
     "status": "category", "http_status": "Int64", "message": "string", "attempts": "Int64",
-    "elapsed_s": "float64", "requested_at": "datetime64[us, UTC]", "api_root": "string",
-    "run_id": "string", "from_ledger": "bool",
+    "queued_s": "float64", "elapsed_s": "float64", "requested_at": "datetime64[us, UTC]",
+    "key": "string", "api_root": "string", "run_id": "string", "from_ledger": "bool",
 }
 
 
@@ -80,7 +80,7 @@ def test_requested_at_is_the_utc_microsecond() -> None:
 
 def test_from_ledger_defaults_to_false_for_ledger_tuples() -> None:
     """Tuples without the from_ledger field (the ledger's) read as False; given, it is kept."""
-    fields = ("doc-1", None, "d1", "ok", 200, "", 1, 0.5, T0, ROOT, "run-1")
+    fields = ("doc-1", None, "d1", "ok", 200, "", 1, 0.5, T0, ROOT, "run-1", 0.0, "k1")
     assert list(frame_from_tuples([fields])["from_ledger"]) == [False]
     assert list(frame_from_tuples([(*fields, True)])["from_ledger"]) == [True]
 
