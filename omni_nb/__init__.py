@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .config import login, logout
+from .config import logout
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .batch import BatchInterrupted, acreate_drafts, create_draft, create_drafts
     from .client import AsyncOmniClient, CallOutcome, Draft, OmniClient, RetryPolicy
     from .ledger import Ledger, open_ledger, results
+    from .session import login
     from .widget import DraftForm
 
 # name -> module that defines it; imported on first access.
@@ -59,6 +60,7 @@ _LAZY = {
     "results": ".ledger",
     "DraftForm": ".widget",
     "sandbox": ".sandbox",
+    "login": ".session",
 }
 
 __all__ = [

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
 
-__all__ = ["Secret", "Settings", "ledger_setting", "login", "logout", "resolve_settings"]
+__all__ = ["Secret", "Settings", "ledger_setting", "logout", "remember", "resolve_settings"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -154,7 +154,7 @@ _session_lock = threading.Lock()
 _session: dict[str, str | tuple[Secret, ...] | bool | None] = {}
 
 
-def login(
+def remember(
     token: str | None = None,
     *,
     tokens: Sequence[str] | None = None,
@@ -162,17 +162,18 @@ def login(
     instance: str | None = None,
     playground: bool | None = None,
 ) -> None:
-    """Keep a token, or a pool of them (and optionally the API root), in this process only.
+    """Keep a token, or a pool of them (and optionally the API root), in this process only:
+    what :func:`omni_nb.login` does before it checks the token.
 
     With neither ``token`` nor ``tokens`` it prompts with ``getpass`` (several keys:
     separate them with commas), so no token is typed into a cell (and so saved in the
     notebook). Later calls without a token use what was kept.
 
     Example:
-        >>> login("omni_osk_example", instance="acme")
+        >>> remember("omni_osk_example", instance="acme")
         >>> resolve_settings(environ={}).api_root
         'https://acme.omniapp.co/api'
-        >>> login(tokens=["omni_osk_a", "omni_osk_b"])
+        >>> remember(tokens=["omni_osk_a", "omni_osk_b"])
         >>> len(resolve_settings("https://acme.omniapp.co", environ={}).tokens)
         2
         >>> logout()

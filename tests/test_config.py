@@ -6,7 +6,8 @@ import pickle
 
 import pytest
 
-from omni_nb import ConfigError, login, logout
+import omni_nb
+from omni_nb import ConfigError, login, logout, sandbox
 from omni_nb.config import Secret, resolve_settings
 
 TOKEN = "omni_osk_CONFIGTEST_0123456789"
@@ -55,7 +56,7 @@ def test_argument_token_wins_and_login_beats_environment() -> None:
     """An explicit token wins; login() wins over the environment."""
     env = {"OMNI_API_TOKEN": "from-env", "OMNI_INSTANCE": "acme"}
     assert resolve_settings(token="arg", environ=env).token.get_secret_value() == "arg"
-    login("from-login", instance="other")
+    login("from-login", instance="other", check=False)
     s = resolve_settings(environ=env)
     assert s.token.get_secret_value() == "from-login"
     assert s.api_root == "https://other.omniapp.co/api"
@@ -123,3 +124,40 @@ def test_token_never_shows() -> None:
         assert TOKEN not in text
     with pytest.raises(TypeError):
         pickle.dumps(Secret(TOKEN))
+
+
+def test_login_checks_the_token_and_says_where(
+    sb: sandbox.Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """login() with a good token prints the API root it connected to (never the token)."""
+    omni_nb.login(sb.token, base_url=sb.base_url)
+    out = capsys.readouterr().out
+    assert f"Logged in to {sb.base_url}: the token is accepted" in out
+    assert sb.token not in out
+    assert [r.method for r in sb.requests()] == ["GET"]  # one cheap call
+    assert resolve_settings().token.get_secret_value() == sb.token
+
+
+def test_login_with_a_refused_token_raises_one_line_and_keeps_nothing(
+    sb: sandbox.Sandbox,
+) -> None:
+    """A token the server refuses: AuthenticationError (one line), and nothing is kept."""
+    with pytest.raises(omni_nb.AuthenticationError) as info:
+        omni_nb.login("omni_osk_not_a_real_token", base_url=sb.base_url)
+    assert info.value._render_traceback_() == [f"AuthenticationError: {info.value}"]
+    with pytest.raises(ConfigError):
+        resolve_settings()
+
+
+def test_login_with_a_viewer_token_connects(
+    sb: sandbox.Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A viewer's token is a valid token: login says where, and that drafting needs Editor."""
+    omni_nb.login(sb.viewer_token, base_url=sb.base_url)
+    assert "needs Editor rights" in capsys.readouterr().out
+
+
+def test_login_check_false_sends_nothing(sb: sandbox.Sandbox) -> None:
+    """login(check=False) keeps the token without a request."""
+    omni_nb.login(sb.token, base_url=sb.base_url, check=False)
+    assert sb.requests() == []

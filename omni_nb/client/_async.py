@@ -29,6 +29,9 @@ from ._core import (
     draft_call,
     read_nothing,
 )
+from ._core import (
+    first_page_size as _page,
+)
 from .drafts import DraftRecord, discard_call, drafts_call, records_from
 
 __all__ = ["AsyncOmniClient"]
@@ -119,14 +122,16 @@ class AsyncOmniClient(BaseClient):
         call, doc, branch = draft_call(document_id, branch_id)
         return await self._outcome(call, doc, branch, self._core.draft_from)
 
-    async def list_documents(self, **params: str | int) -> list[dict[str, Any]]:
+    async def list_documents(
+        self, limit: int | None = None, **params: str | int
+    ) -> list[dict[str, Any]]:
         """Async :meth:`OmniClient.list_documents`.
 
         Example:
             >>> # docs = await client.list_documents()
         """
-        first = self._core.list_call("/v1/documents", {"pageSize": 100, **params})
-        return await self._walk(first)
+        first = self._core.list_call("/v1/documents", {"pageSize": _page(limit), **params})
+        return await self._walk(first, limit)
 
     async def list_branches(
         self, base_model_id: str | None = None, **params: str | int
@@ -182,12 +187,12 @@ class AsyncOmniClient(BaseClient):
             sent = exc
         return self._core.report(doc, branch, sent, state, read)
 
-    async def _walk(self, first: Call) -> list[dict[str, Any]]:
+    async def _walk(self, first: Call, limit: int | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         call: Call | None = first
         for _ in range(MAX_PAGES):
-            if call is None:
-                return out
+            if call is None or (limit is not None and len(out) >= limit):
+                return out[:limit]
             payload, _, _ = await self._send(call)
             records, call = self._core.next_page(call, payload)
             out.extend(records)

@@ -469,6 +469,19 @@ def _is_bad_token(message: str) -> bool:
     return "invalid bearer token" in lowered or "invalid api key" in lowered
 
 
+def first_page_size(limit: int | None) -> int:
+    """The ``pageSize`` of a listing's first request: 100 (Omni's most), or ``limit`` if less.
+
+    Example:
+        >>> first_page_size(None), first_page_size(1)
+        (100, 1)
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise ValueError(f"limit must be a whole number >= 1, not {limit!r}")
+    return 100 if limit is None else min(limit, 100)
+
+
 def now() -> datetime:
     """The wall-clock time a request is stamped with (UTC)."""
     return datetime.now(UTC)

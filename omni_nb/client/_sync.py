@@ -28,6 +28,9 @@ from ._core import (
     read_capped,
     read_nothing,
 )
+from ._core import (
+    first_page_size as _page,
+)
 from .drafts import DraftRecord, discard_call, drafts_call, records_from
 
 __all__ = ["OmniClient"]
@@ -127,8 +130,11 @@ class OmniClient(BaseClient):
         call, doc, branch = draft_call(document_id, branch_id)
         return self._outcome(call, doc, branch, self._core.draft_from)
 
-    def list_documents(self, **params: str | int) -> list[dict[str, Any]]:
-        """Every document visible to the token, walking all pages of ``GET /v1/documents``.
+    def list_documents(
+        self, limit: int | None = None, **params: str | int
+    ) -> list[dict[str, Any]]:
+        """Every document visible to the token, walking all pages of ``GET /v1/documents``
+        (the first ``limit`` only, when given: ``limit=1`` is the cheapest call there is).
 
         Example:
             >>> from omni_nb import sandbox
@@ -136,7 +142,8 @@ class OmniClient(BaseClient):
             ...     sorted(d["identifier"] for d in c.list_documents())
             ['doc-0001', 'doc-0002', 'doc-0003']
         """
-        return self._walk(self._core.list_call("/v1/documents", {"pageSize": 100, **params}))
+        first = self._core.list_call("/v1/documents", {"pageSize": _page(limit), **params})
+        return self._walk(first, limit)
 
     def list_branches(
         self, base_model_id: str | None = None, **params: str | int
@@ -206,12 +213,12 @@ class OmniClient(BaseClient):
             sent = exc
         return self._core.report(doc, branch, sent, state, read)
 
-    def _walk(self, first: Call) -> list[dict[str, Any]]:
+    def _walk(self, first: Call, limit: int | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         call: Call | None = first
         for _ in range(MAX_PAGES):
-            if call is None:
-                return out
+            if call is None or (limit is not None and len(out) >= limit):
+                return out[:limit]
             payload, _, _ = self._send(call)
             records, call = self._core.next_page(call, payload)
             out.extend(records)
