@@ -17,6 +17,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
                  "OMNI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OMNI_NB_LEDGER", str(tmp_path / "ledger.sqlite3"))
+    monkeypatch.setenv("OMNI_NB_BUDGET", str(tmp_path / "budget.sqlite3"))
     logout()
     yield
     logout()
