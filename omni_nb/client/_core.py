@@ -351,7 +351,10 @@ class _Core:
             # waits accordingly, with every caller of the key in every process; a refusal
             # that taught nothing is backed off. An injected limiter is not the key's
             # shared one: hold that one for the backoff too.
-            if self.limiter.rejected(error.retry_after) in ("blind", "unknown"):
+            hint = error.retry_after
+            if hint is not None and not 0 <= hint <= self.retry.max_retry_after:
+                hint = None  # not sane: the limiter's own schedule (or the backoff) instead
+            if self.limiter.rejected(hint) in ("blind", "unknown"):
                 self.limiter.pause_for(wait)  # it taught nothing: back off as told
             pause_key(self.settings.api_root, self.settings.token.fingerprint(), wait,
                       unless=self.limiter)

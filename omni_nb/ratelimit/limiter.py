@@ -79,6 +79,7 @@ class Limiter:
         self._rtts: deque[float] = deque(maxlen=64)
         self._lock = threading.Lock()
         self._hint, self._hint_at = -math.inf, -math.inf
+        self._burst_at = self._last_claim = -math.inf  # first claim after an idle window
 
     # -- settings and views -------------------------------------------------------------------
 
@@ -130,7 +131,18 @@ class Limiter:
         if not self._rtts:
             return FLOOR_S
         low = statistics.quantiles(self._rtts, n=10)[0] if len(self._rtts) > 1 else self._rtts[0]
-        return max(FLOOR_S, 2.0 * low)
+        base = max(FLOOR_S, 2.0 * low)
+        # A burst's first window goes over fresh connections (TCP and TLS set-up before the
+        # request is written), the next over warm ones: spacing the second window from the
+        # first, allow the longest round trip seen (set-up included) once.
+        if self._clock() < self._burst_at + 2.0 * self._window():
+            base = max(base, max(self._rtts))
+        return base
+
+    def _window(self) -> float:
+        learned = self._budget.learned
+        pers = [lim.per for lim in (self.limit,) if lim is not None]
+        return min([*pers, *([learned[1]] if learned else [])], default=log.REFERENCE_WINDOW)
 
     @property
     def paused_until(self) -> float:
@@ -158,7 +170,7 @@ class Limiter:
                 now = self._clock()
                 limits = log.limits_in_force(b, self.limit, now)
                 allow = log.allowance(b, base, now, limits)
-                log.prune(b, now, log.horizon(limits, allow, b))
+                log.prune(b, now, log.horizon(limits, allow, b), log.most_kept(limits))
                 result = step(b, now, limits, allow)
                 self._budget = b
                 return result
@@ -189,6 +201,9 @@ class Limiter:
             wait, kind = log.claim(b, now, limits, allow)
             if kind >= 0:
                 _claimed.set((id(self), now, kind))
+                if now - self._last_claim > log.window_of(limits):
+                    self._burst_at = now
+                self._last_claim = now
             self._hint = log.earliest(b, now, limits, allow)
             self._hint_at = now
             return wait

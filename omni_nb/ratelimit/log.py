@@ -57,6 +57,7 @@ PROBE_GROWTH = 1.15  # each probe waits 15% longer than the last: the learned wi
 REFERENCE_WINDOW = 60.0  # Omni's documented window: what counts as "recent" with no limit
 NEAR_MISS = 0.10  # a refusal within 10% of the window (plus the allowance) of the edge is noise
 MAX_WIDEN = 0.25  # the allowance never grows past a quarter of the window
+EXTRA_KEPT = 64  # sends kept beyond the largest limit (what a block is counted on)
 DECAY = 0.9  # the widening loses 10% for each clean window after two
 
 Lesson = Literal["noise", "tighter", "probe", "blind", "unknown"]
@@ -248,6 +249,12 @@ def on_accepted(b: Budget, sent_at: float, kind: int, now: float) -> RateLimit |
     return RateLimit(len(through), per)
 
 
+def most_kept(limits: list[RateLimit]) -> int:
+    """How many sends are kept: every limit's N, and enough recent ones to count what a
+    server let through without a limit of ours (the store reads them all in each step)."""
+    return max((lim.requests for lim in limits), default=0) + EXTRA_KEPT
+
+
 def horizon(limits: list[RateLimit], allow: float, b: Budget) -> float:
     """How far back sends still matter."""
     longest = max((lim.per for lim in limits), default=0.0)
@@ -256,10 +263,11 @@ def horizon(limits: list[RateLimit], allow: float, b: Budget) -> float:
     return max(longest, REFERENCE_WINDOW) + allow + 1.0
 
 
-def prune(b: Budget, now: float, keep: float) -> None:
-    """Drop sends older than ``keep`` seconds, and any "from the future" beyond a day (a wall
-    clock stepped back must not hold the key forever)."""
+def prune(b: Budget, now: float, keep: float, most: int = 1_000_000) -> None:
+    """Drop sends older than ``keep`` seconds or beyond the ``most`` recent, and any "from
+    the future" beyond a day (a wall clock stepped back must not hold the key forever)."""
     b.sends = [(at, k) for at, k in b.sends if now - keep < at <= now + 86_400.0]
     b.sends.sort()
+    del b.sends[:-most]
     if b.paused_until > now + 86_400.0:
         b.paused_until = now
