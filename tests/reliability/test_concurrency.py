@@ -85,33 +85,39 @@ CHILD = textwrap.dedent(
 ) % (LIMIT, PER)
 
 
-def test_two_processes_absorb_429s_and_finish_all_ok(figures: collections.Counter[str]) -> None:
-    """Two processes with one token (two limiters, one server budget): the 429s are absorbed
-    and both finish with every row ok, each pair sent within the retry bound."""
+def test_two_processes_share_one_budget_and_finish_all_ok(
+    figures: collections.Counter[str],
+) -> None:
+    """Two processes with one token draw from one budget (the store in this test's
+    temporary directory, through OMNI_NB_BUDGET): both finish with every row ok, and at the
+    server, which counts on arrival, no window shorter than the limit's by a busy machine's
+    scheduling delay holds more than the limit (refused requests included), with at most a
+    few near-miss 429s (two separate budgets drew dozens)."""
     halves = [[f"doc-{i:04d}" for i in range(k, 61, 2) if i % 10] for k in (1, 2)]
-    with sandbox.serve(documents=60, rate_limit=(LIMIT, PER), retry_after="seconds") as sb:
+    with sandbox.serve(documents=60, rate_limit=(LIMIT, PER), retry_after=None) as sb:
         env = {**os.environ, "OMNI_API_TOKEN": sb.token}
+        assert env.get("OMNI_NB_BUDGET")  # the conftest's temporary store, shared by both
         procs = [
             subprocess.Popen([sys.executable, "-c", CHILD, sb.base_url, ",".join(h)], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for h in halves
         ]
-        outs = [p.communicate(timeout=60) for p in procs]
+        outs = [p.communicate(timeout=120) for p in procs]
         records = settle(sb)
     for p, (out, err), half in zip(procs, outs, halves, strict=True):
         assert p.returncode == 0, err
         rows = [line.split("=") for line in out.strip().split(",")]
         assert [d for d, _, _ in rows] == half
         assert all(s == "ok" for _, s, _ in rows), out
-        assert all(int(a) <= 21 for _, _, a in rows)
     sent = posts(records)
     refused = [r for r in sent if r.status == 429]
-    assert refused, "two limiters on one token should have drawn 429s"
+    # Not 0: a process that has seen no round trip of its own spaces its first sends from
+    # the other's first window by the floor allowance only (README, "Rate limit").
+    assert len(refused) <= 6, f"{len(refused)} x 429: the processes did not share a budget"
+    arrivals = [r.received_at for r in sent]
+    assert _max_in_window(arrivals, PER - 4 * JITTER) <= LIMIT + len(refused)
     stored = sb.drafts()
     for r in sent:
         if r.status == 200:
             assert r.draft_id == stored[(r.document_id, r.branch_id)]
-    assert {(r.document_id, None) for r in sent if r.status == 200} == {
-        (d, None) for h in halves for d in h
-    }
     figures["faults_injected"] += count_faults(sent)
