@@ -11,13 +11,17 @@ from omni_nb import logout, sandbox
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """No test reads the developer's Omni settings or writes the real ledger."""
     for name in ("OMNI_BASE_URL", "OMNI_INSTANCE", "OMNI_PLAYGROUND", "OMNI_API_TOKEN",
                  "OMNI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OMNI_NB_LEDGER", str(tmp_path / "ledger.sqlite3"))
-    monkeypatch.setenv("OMNI_NB_BUDGET", str(tmp_path / "budget.sqlite3"))
+    # The rate budget every process of a key shares: private to the test, and outside
+    # tmp_path (tests check what a batch wrote there).
+    budget = tmp_path_factory.mktemp("budget") / "budget.sqlite3"
+    monkeypatch.setenv("OMNI_NB_BUDGET", str(budget))
     logout()
     yield
     logout()
