@@ -12,6 +12,7 @@ Environment variables:
 ``OMNI_API_TOKENS``    a pool of tokens, comma-separated (several keys: more throughput)
 ``OMNI_API_TOKEN``     the token (Omni's CLI name), else ``OMNI_API_KEY`` (Omni's SDK name)
 ``OMNI_NB_LEDGER``     results ledger path, or ``off`` for memory only
+``OMNI_NB_BUDGET``     shared rate-budget store path, or ``off`` for per-process
 =====================  ==========================================================
 """
 
@@ -31,7 +32,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
 
-__all__ = ["Secret", "Settings", "ledger_setting", "logout", "remember", "resolve_settings"]
+__all__ = [
+    "Secret",
+    "Settings",
+    "budget_path",
+    "ledger_setting",
+    "logout",
+    "remember",
+    "resolve_settings",
+]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -325,6 +334,29 @@ def _check_pool(tokens: object, source: str) -> tuple[Secret, ...]:
             )
         pool.append(secret)
     return tuple(pool)
+
+
+def budget_path(environ: dict[str, str] | None = None) -> Path | None:
+    """Where every process of the user shares each key's rate budget (``OMNI_NB_BUDGET``:
+    a path, or ``off`` for a budget per process); default ``budget.sqlite3`` in the per-user
+    data directory, next to the default ledger but independent of the ledger setting (kernels
+    with different ledgers still share a key's budget).
+
+    Example:
+        >>> budget_path({"OMNI_NB_BUDGET": "off"}) is None
+        True
+        >>> budget_path({"OMNI_NB_BUDGET": "/tmp/b.sqlite3"}).name
+        'b.sqlite3'
+        >>> budget_path({}).name
+        'budget.sqlite3'
+    """
+    env = os.environ if environ is None else environ
+    value = (env.get("OMNI_NB_BUDGET") or "").strip()
+    if value.lower() in ("off", "none", "0", "false", "no"):
+        return None
+    if value:
+        return Path(value).expanduser()
+    return default_ledger_path().with_name("budget.sqlite3")
 
 
 def _check_token(raw: str | Secret) -> Secret:

@@ -65,12 +65,17 @@ def sb(make_sandbox: MakeSandbox) -> sandbox.Sandbox:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """No test reads the developer's Omni settings, keeps a login() session, or writes the
     real ledger."""
     for name in [n for n in os.environ if n.startswith("OMNI_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("OMNI_NB_LEDGER", str(tmp_path / "ledger.sqlite3"))
+    # The rate budget every process of a key shares: private to the test, and outside
+    # tmp_path (tests check what a batch wrote there).
+    budget = tmp_path_factory.mktemp("budget") / "budget.sqlite3"
+    monkeypatch.setenv("OMNI_NB_BUDGET", str(budget))
     logout()
     yield
     logout()

@@ -61,7 +61,8 @@ def slow_sb() -> Iterator[sandbox.Sandbox]:
 def kernel(slow_sb: sandbox.Sandbox, tmp_path: Path) -> Iterator[Kernel]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")}
     env.update(IPYTHONDIR=str(tmp_path / "ipython"), OMNI_BASE_URL=slow_sb.base_url,
-               OMNI_API_TOKEN=slow_sb.token, OMNI_NB_LEDGER=str(tmp_path / "l.sqlite3"))
+               OMNI_API_TOKEN=slow_sb.token, OMNI_NB_LEDGER=str(tmp_path / "l.sqlite3"),
+               OMNI_NB_BUDGET=str(tmp_path / "budget.sqlite3"))
     k = Kernel(env)
     yield k
     k.close()

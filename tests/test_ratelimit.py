@@ -1,38 +1,40 @@
-"""The trailing-window limiter, on an injected clock (no sleeping), through its public
-seams: reserve(), acquire()/aacquire() with an injected sleep, pause_for(), paused_until."""
+"""The rate budget on an injected clock (no sleeping): the sliding-log maths, simulated
+processes sharing one budget against a server that counts on arrival, what 429s teach, and
+the store's refusals and fallbacks."""
 
 from __future__ import annotations
 
+import contextvars
 import heapq
+import math
 import random
+import sqlite3
 import threading
-from collections.abc import Coroutine, Generator
-from typing import Any
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from omni_nb import RateLimit
-from omni_nb.ratelimit import Limiter, shared_limiter
-
-from .conftest import FakeClock
-
-
-class _Nap:
-    """What a simulated caller awaits: the driver sees it and wakes the caller later."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def __await__(self) -> Generator[_Nap, None, None]:
-        yield self
+from omni_nb.ratelimit import BudgetStore, BudgetStoreWarning, Limiter, open_store, shared_limiter
+from omni_nb.ratelimit import log as budget_log
+from omni_nb.ratelimit.store import StoreError, key_of
 
 
-async def _nap(seconds: float) -> None:
-    await _Nap(seconds)
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def max_in_window(times: list[float], per: float) -> int:
-    """Most sends in any half-open window [t, t + per)."""
+    """Most events in any half-open window (t - per, t]."""
     times = sorted(times)
     best, j = 0, 0
     for i, t in enumerate(times):
@@ -42,119 +44,21 @@ def max_in_window(times: list[float], per: float) -> int:
     return best
 
 
-def test_burst_then_waits_a_full_window() -> None:
-    """N calls go at once, call N+1 waits until the first leaves the window."""
-    clock = FakeClock(0.0)
-    lim = Limiter(RateLimit(3, 10.0), clock=clock, margin=0.0)
-    slots = [lim.reserve()[0] for _ in range(7)]
-    assert slots == [0.0, 0.0, 0.0, 10.0, 10.0, 10.0, 20.0]
+# -- RateLimit -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_no_trailing_window_ever_exceeds_the_limit(seed: int) -> None:
-    """Simulated concurrent aacquire() callers never put > N sends in any window."""
-    rng = random.Random(seed)
-    clock = FakeClock(0.0)
-    limit = RateLimit(rng.randint(1, 20), rng.choice([1.0, 5.0, 60.0]))
-    lim = Limiter(limit, clock=clock, margin=0.0)
-    # (time, seq, kind, pause seconds or None, waiting caller or None)
-    events: list[tuple[float, int, str, float, Coroutine[Any, Any, float] | None]] = []
-    seq = 0
-    t = 0.0
-    arrivals = 0
-    for _ in range(300):
-        t += rng.expovariate(limit.requests / limit.per * 2)
-        seq += 1
-        kind = "pause" if rng.random() < 0.05 else "arrive"
-        arrivals += kind == "arrive"
-        heapq.heappush(events, (t, seq, kind, rng.uniform(0, limit.per), None))
-    sends: list[float] = []
-    while events:
-        when, _, kind, seconds, caller = heapq.heappop(events)
-        clock.now = when
-        if kind == "pause":
-            lim.pause_for(seconds)
-            continue
-        if caller is None:  # an arrival: a new caller of aacquire()
-            caller = lim.aacquire(_nap)
-        try:
-            nap = caller.send(None)  # run the caller until it sends or naps
-        except StopIteration:
-            sends.append(when)
-        else:
-            seq += 1
-            heapq.heappush(events, (when + nap.seconds, seq, "wake", 0.0, caller))
-    assert len(sends) == arrivals  # every arrival eventually sent
-    assert max_in_window(sends, limit.per) <= limit.requests
-
-
-def test_steady_state_reaches_the_limit() -> None:
-    """Under constant demand the limiter sends N per window, not fewer (margin aside)."""
-    clock = FakeClock(0.0)
-    lim = Limiter(RateLimit(60, 60.0), clock=clock, margin=0.0)
-    for _ in range(600):
-        lim.acquire(clock.sleep)
-    # 600 calls at 60/min: the last goes at 9 full windows.
-    assert clock.now == pytest.approx(540.0)
-
-
-def test_pause_holds_every_caller_and_releases_reserved_slots() -> None:
-    """A 429 pause holds a caller waiting for its slot until the pause ends."""
-    clock = FakeClock(0.0)
-    lim = Limiter(RateLimit(2, 10.0), clock=clock, margin=0.0)
-    assert [lim.acquire(clock.sleep), lim.acquire(clock.sleep)] == [0.0, 0.0]
-    naps: list[float] = []
-
-    def sleep_then_429(seconds: float) -> None:
-        if not naps:
-            lim.pause_for(30.0)  # a 429 arrives while this caller waits for its t=10 slot
-        naps.append(seconds)
-        clock.sleep(seconds)
-
-    assert lim.acquire(sleep_then_429) == pytest.approx(30.0)
-    assert naps == pytest.approx([10.0, 20.0])  # woke at its old slot, then waited the pause
-    assert clock.now == pytest.approx(30.0)
-    assert lim.paused_until == pytest.approx(30.0)
-    assert lim.reserve()[0] >= 30.0
-
-
-def test_unlimited_limiter_only_pauses() -> None:
-    """rate_limit=None: no window, but a 429 pause still holds callers."""
-    clock = FakeClock(0.0)
-    lim = Limiter(None, clock=clock)
-    assert [lim.acquire(clock.sleep) for _ in range(1000)] == [0.0] * 1000
-    lim.pause_for(5.0)
-    assert lim.acquire(clock.sleep) == pytest.approx(5.0)
-
-
-def test_threads_share_one_budget() -> None:
-    """Many threads reserving at once still get slots N apart by a full window."""
-    clock = FakeClock(0.0)
-    lim = Limiter(RateLimit(5, 1.0), clock=clock, margin=0.0)
-    slots: list[float] = []
-    guard = threading.Lock()
-
-    def take() -> None:
-        for _ in range(50):
-            s, _ = lim.reserve()
-            with guard:
-                slots.append(s)
-
-    threads = [threading.Thread(target=take) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(slots) == 400
-    assert max_in_window(slots, 1.0) <= 5
-
-
-def test_shared_limiter_is_per_root_and_token() -> None:
-    """Same root and token share; another token or root gets its own budget."""
-    a = shared_limiter("https://a.omniapp.co/api", "t1", RateLimit())
-    assert shared_limiter("https://a.omniapp.co/api", "t1", RateLimit()) is a
-    assert shared_limiter("https://a.omniapp.co/api", "t2", RateLimit()) is not a
-    assert shared_limiter("https://b.omniapp.co/api", "t1", RateLimit()) is not a
+@pytest.mark.parametrize(
+    ("requests", "per", "field_name"),
+    [(0, 60, "requests"), (-1, 60, "requests"), (True, 60, "requests"), (1.5, 60, "requests"),
+     (10, 0, "per"), (10, -1, "per"), (10, math.nan, "per"), (10, math.inf, "per"),
+     (10, 86_401, "per"), (10, True, "per"), (10**7, 60, "requests")],
+)
+def test_rate_limit_refuses_bad_values_naming_the_field(
+    requests: object, per: object, field_name: str
+) -> None:
+    """Not positive, bool, NaN/inf, or a window over a day: one error naming the field."""
+    with pytest.raises((TypeError, ValueError), match=f"RateLimit.{field_name}"):
+        RateLimit(requests, per)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -167,8 +71,319 @@ def test_parse(text: str, expected: RateLimit | None) -> None:
     assert RateLimit.parse(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["x/60", "0/60", "10/0", "10/-1", "10/inf"])
+@pytest.mark.parametrize("bad", ["x/60", "0/60", "10/0", "10/-1", "10/inf", "10/100000"])
 def test_parse_rejects_nonsense(bad: str) -> None:
-    """Zero, negative, infinite or non-numeric limits are refused."""
+    """Zero, negative, infinite, over a day or non-numeric limits are refused."""
     with pytest.raises(ValueError, match="N/SECONDS"):
         RateLimit.parse(bad)
+
+
+# -- one process -----------------------------------------------------------------------------
+
+
+def test_burst_then_waits_a_full_window_plus_the_allowance() -> None:
+    """N calls go at once; call N+1 waits until the first has left the window by J."""
+    clock = FakeClock()
+    lim = Limiter(RateLimit(3, 10.0), clock=clock, margin=0.5)
+    times = []
+    for _ in range(7):
+        lim.acquire(clock.sleep)
+        times.append(clock.now - 1_000.0)
+    assert times == pytest.approx([0, 0, 0, 10.5, 10.5, 10.5, 21.0])
+
+
+def test_steady_state_reaches_the_limit() -> None:
+    """Under constant demand the limiter sends N per window, not fewer (allowance aside)."""
+    clock = FakeClock()
+    lim = Limiter(RateLimit(60, 60.0), clock=clock, margin=0.0)
+    for _ in range(600):
+        lim.acquire(clock.sleep)
+    assert clock.now - 1_000.0 == pytest.approx(540.0)
+
+
+def test_allowance_comes_from_round_trips_with_a_floor() -> None:
+    """J is twice the 10th percentile of round trips (the network part), at least 50 ms:
+    slow applications (long round trips) do not widen it, slow networks do."""
+    lim = Limiter(RateLimit(60, 60.0), clock=FakeClock())
+    assert lim.allowance() == pytest.approx(0.05)
+    for i in range(64):
+        lim.observe(0.05 + 0.75 * i / 63)  # Omni: 0.05-0.8 s, mostly the application
+    assert 0.1 <= lim.allowance() <= 0.25
+
+
+def test_next_send_in_takes_no_slot_and_effective_limit_is_configured() -> None:
+    """next_send_in() reports without claiming; effective_limit is the configured limit
+    until a tighter one is learned."""
+    clock = FakeClock()
+    lim = Limiter(RateLimit(2, 10.0), clock=clock, margin=0.0)
+    assert lim.next_send_in() == 0.0
+    lim.acquire(clock.sleep)
+    assert lim.next_send_in() == 0.0
+    lim.acquire(clock.sleep)
+    assert lim.next_send_in() == pytest.approx(10.0)
+    assert lim.next_send_in() == pytest.approx(10.0)  # still: nothing was reserved
+    assert lim.effective_limit == RateLimit(2, 10.0)
+
+
+def test_unlimited_limiter_only_pauses() -> None:
+    """rate_limit=None: no window, but a pause still holds callers."""
+    clock = FakeClock()
+    lim = Limiter(None, clock=clock)
+    assert [lim.acquire(clock.sleep) for _ in range(1000)] == [0.0] * 1000
+    lim.pause_for(5.0)
+    assert lim.acquire(clock.sleep) == pytest.approx(5.0)
+    assert lim.effective_limit is None
+
+
+def test_threads_share_one_budget() -> None:
+    """Many threads claiming at once still send N per window at most."""
+    clock = FakeClock()
+    lim = Limiter(RateLimit(5, 1.0), clock=clock, margin=0.0)
+    sends: list[float] = []
+    guard = threading.Lock()
+
+    def take() -> None:
+        for _ in range(50):
+            while lim.next_send_in() > 0 or lim._take() > 0:
+                with guard:
+                    clock.now += 0.01
+            with guard:
+                sends.append(clock.now)
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(sends) == 400
+    assert max_in_window(sends, 1.0) <= 5
+
+
+def test_shared_limiter_is_per_root_and_token() -> None:
+    """Same root and token share; another token or root gets its own budget."""
+    a = shared_limiter("https://a.omniapp.co/api", "t1", RateLimit())
+    assert shared_limiter("https://a.omniapp.co/api", "t1", RateLimit()) is a
+    assert shared_limiter("https://a.omniapp.co/api", "t2", RateLimit()) is not a
+    assert shared_limiter("https://b.omniapp.co/api", "t1", RateLimit()) is not a
+    assert a.shared  # the tests' OMNI_NB_BUDGET points at a temporary store
+
+
+# -- simulated processes against a server that counts on arrival ------------------------------
+
+
+@dataclass
+class Sim:
+    """Workers in several "processes" (each its own Limiter, all on one store or one budget)
+    sending to a server that counts arrivals in a trailing window, refusing beyond it (refused
+    requests not counted, as the sandbox does). Delays: send-to-arrival ``up``, application
+    ``app``, answer ``down``; every worker runs in its own context, as tasks do."""
+
+    limiters: list[Limiter]
+    server: tuple[int, float]
+    clock: FakeClock
+    rng: random.Random
+    up: tuple[float, float] = (0.0, 0.0)
+    app: tuple[float, float] = (0.0, 0.0)
+    arrivals: list[float] = field(default_factory=list)
+    refused: list[float] = field(default_factory=list)
+
+    def run(self, per_process: int, workers: int) -> float:
+        events: list[tuple[float, int, str, int]] = []
+        todo = [per_process] * len(self.limiters)
+        ctxs = [contextvars.copy_context() for _ in range(len(self.limiters) * workers)]
+        sent_at: dict[int, float] = {}
+        seq = 0
+        for w in range(len(ctxs)):
+            heapq.heappush(events, (self.clock.now + self.rng.uniform(0, 0.01), seq, "try", w))
+            seq += 1
+        accepted: list[float] = []
+        n, per = self.server
+        while events:
+            when, _, kind, w = heapq.heappop(events)
+            self.clock.now = max(self.clock.now, when)
+            p = w // workers
+            lim, ctx = self.limiters[p], ctxs[w]
+            if kind == "try":
+                if todo[p] == 0:
+                    continue
+                wait = ctx.run(lim._take)
+                if wait > 0:
+                    heapq.heappush(events, (self.clock.now + wait, seq, "try", w))
+                else:
+                    todo[p] -= 1
+                    sent_at[w] = self.clock.now
+                    arrive = self.clock.now + self.rng.uniform(*self.up)
+                    heapq.heappush(events, (arrive, seq, "arrive", w))
+            elif kind == "arrive":
+                self.arrivals.append(when)
+                ok = sum(1 for a in accepted if a > when - per) < n
+                (accepted if ok else self.refused).append(when)
+                back = when + self.rng.uniform(*self.app) + self.rng.uniform(0, 0.005)
+                heapq.heappush(events, (back, seq, "ok" if ok else "429", w))
+            else:
+                ctx.run(lim.observe, self.clock.now - sent_at[w], 200 if kind == "ok" else 429)
+                if kind == "429":
+                    ctx.run(lim.rejected, None)
+                    todo[p] += 1  # the item is retried
+                heapq.heappush(events, (self.clock.now, seq, "try", w))
+            seq += 1
+        self.accepted = accepted
+        return self.clock.now
+
+
+def _store_limiters(tmp_path: Path, clock: FakeClock, k: int, limit: RateLimit | None,
+                    margin: float | None = None) -> list[Limiter]:
+    """k "processes": each its own Limiter and its own connection to one store file."""
+    return [Limiter(limit, clock=clock, margin=margin, store=BudgetStore(tmp_path / "b.sqlite3"),
+                    key="k") for _ in range(k)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_no_trailing_window_exceeds_the_limit_across_processes(tmp_path: Path,
+                                                               seed: int) -> None:
+    """2-4 processes on one store, 8 workers each, delays within the allowance: no window of
+    arrivals at the server over the limit, no 429, and the batch near the least time."""
+    rng = random.Random(seed)
+    clock = FakeClock()
+    n, per = rng.choice([(20, 2.0), (10, 5.0), (60, 60.0)])
+    lims = _store_limiters(tmp_path, clock, rng.randint(2, 4), RateLimit(n, per), margin=0.05)
+    sim = Sim(lims, (n, per), clock, rng, up=(0.0, 0.04), app=(0.0, 0.3))
+    start = clock.now
+    took = sim.run(per_process=2 * n // len(lims) + 3, workers=8) - start
+    assert sim.refused == []
+    assert max_in_window(sim.arrivals, per) <= n
+    total = len(sim.accepted)
+    least = ((total - 1) // n) * per
+    assert took <= least * 1.05 + 1.0
+
+
+def test_near_miss_429s_widen_the_allowance_then_it_shrinks(tmp_path: Path) -> None:
+    """Network delays spread wider than the allowance: the first near-miss 429s widen it
+    (no limit is learned from them), later windows are clean, and clean windows shrink it."""
+    clock = FakeClock()
+    lims = _store_limiters(tmp_path, clock, 2, RateLimit(10, 2.0), margin=0.01)
+    sim = Sim(lims, (10, 2.0), clock, random.Random(1), up=(0.0, 0.15))
+    sim.run(per_process=60, workers=6)
+    assert sim.refused, "a 0.15 s spread against a 10 ms allowance should draw near misses"
+    assert lims[0].learned_limit is None  # noise, not a tighter server
+    widened = lims[0].allowance()
+    assert widened >= 0.05  # from 0.01, after decaying over the clean windows since
+    late = [t for t in sim.refused if t > sim.arrivals[-1] - 10.0]
+    assert late == []  # the last five windows were clean
+    clock.now += 60.0
+    assert lims[0].allowance() < widened / 4
+
+
+@pytest.mark.parametrize("configured", [RateLimit(), None])
+def test_learned_limit_converges_then_expires(tmp_path: Path,
+                                              configured: RateLimit | None) -> None:
+    """A server at 10/5 s behind a client that believes 60/60 (or has no limit): one block is
+    probed, the learned limit is 10 per at most 1.2 x 5 s, shared by both processes, later
+    windows draw no 429, and after its clean windows the learned limit expires."""
+    clock = FakeClock()
+    lims = _store_limiters(tmp_path, clock, 2, configured, margin=0.05)
+    sim = Sim(lims, (10, 5.0), clock, random.Random(2), up=(0.0, 0.02), app=(0.0, 0.2))
+    start = clock.now
+    took = sim.run(per_process=30, workers=8) - start
+    learned = lims[1].learned_limit
+    assert learned is not None
+    assert learned.requests == 10
+    assert 5.0 <= learned.per <= 5.0 * 1.2
+    assert lims[0].effective_limit == learned == lims[1].effective_limit
+    first_block_over = sim.refused[-1]
+    assert first_block_over - start < 10.0  # every 429 came in the first two windows
+    assert max_in_window(sim.accepted, 5.0) <= 10
+    assert took <= 25.0 * 1.3  # the least time is 25 s
+    clock.now += budget_log.LEARNED_WINDOWS * learned.per + 1
+    assert lims[0].learned_limit is None
+    assert lims[0].effective_limit == configured
+
+
+def test_explicit_limit_is_the_ceiling() -> None:
+    """Learning only lowers: a learned limit applies together with the configured one."""
+    b = budget_log.Budget(learned=(50, 1.0, math.inf))
+    limits = budget_log.limits_in_force(b, RateLimit(10, 60.0), 0.0)
+    for t in range(10):
+        assert budget_log.claim(b, float(t) / 100, limits, 0.0)[0] == 0.0
+    assert budget_log.claim(b, 0.5, limits, 0.0)[0] > 59  # the configured 10/60 still holds
+
+
+def test_a_pause_reaches_every_process_and_a_dead_one_holds_nothing(tmp_path: Path) -> None:
+    """One process's pause holds the other; a process that sent a full window and died
+    holds the key only until its sends leave the window."""
+    clock = FakeClock()
+    a, b = _store_limiters(tmp_path, clock, 2, RateLimit(5, 10.0), margin=0.0)
+    a.pause_for(3.0)
+    assert b.next_send_in() == pytest.approx(3.0)
+    clock.now += 3.0
+    for _ in range(5):
+        assert a._take() == 0.0
+    del a  # "killed": nothing of it remains but its five sends in the store
+    assert b.next_send_in() == pytest.approx(10.0)
+    clock.now += 10.0
+    assert b._take() == 0.0
+
+
+def test_wall_clock_stepped_back_does_not_hold_the_key_forever() -> None:
+    """Sends stamped more than a day ahead (a clock stepped back) are dropped."""
+    b = budget_log.Budget(sends=[(200_000.0, 0)] * 5, paused_until=500_000.0)
+    budget_log.prune(b, 0.0, 120.0)
+    assert b.sends == []
+    assert budget_log.earliest(b, 0.0, [RateLimit(5, 10.0)], 0.0) == 0.0
+
+
+# -- the store -------------------------------------------------------------------------------
+
+
+def test_store_holds_no_token(tmp_path: Path) -> None:
+    """The store is keyed by a digest of (API root, token fingerprint)."""
+    path = tmp_path / "b.sqlite3"
+    token = "omni_osk_secret_value_123"
+    import hashlib
+
+    fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16]
+    lim = Limiter(RateLimit(), store=BudgetStore(path), key=key_of("https://a/api", fingerprint))
+    lim.acquire()
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert token.encode() not in data
+    assert fingerprint.encode() not in data
+
+
+@pytest.mark.parametrize("kind", ["foreign", "corrupt"])
+def test_foreign_or_corrupt_store_is_refused_untouched(tmp_path: Path, kind: str) -> None:
+    """Another program's SQLite file, or a file that is not SQLite: refused with a warning,
+    never modified, and the limiter keeps a per-process budget."""
+    path = tmp_path / "b.sqlite3"
+    if kind == "foreign":
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE notes (x TEXT)")
+            conn.execute("INSERT INTO notes VALUES ('mine')")
+        conn.close()
+    else:
+        path.write_bytes(b"SQLite format 3\x00" + b"\x13" * 2000)
+    before = path.read_bytes()
+    with pytest.warns(BudgetStoreWarning, match="budget store"):
+        store = open_store(path)
+    assert store is None
+    assert path.read_bytes() == before
+    with pytest.raises(StoreError):
+        BudgetStore(path)
+
+
+def test_locked_store_falls_back_instead_of_hanging(tmp_path: Path) -> None:
+    """A store held locked by another process: after the short busy timeout, a warning and
+    the per-process budget (the batch goes on)."""
+    path = tmp_path / "b.sqlite3"
+    lim = Limiter(RateLimit(5, 1.0), store=BudgetStore(path), key="k")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.warns(BudgetStoreWarning, match="own rate budget"):
+            assert lim.acquire() == 0.0
+        assert not lim.shared
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lim.acquire()  # warned once, then quietly per-process

@@ -24,13 +24,16 @@ ROOMS = {
     "ipywidgets": ("omni_nb.widget", "omni_nb.progress.live", "omni_nb.progress.run_view"),
     "IPython": ("omni_nb.magic", "omni_nb.progress.live"),
     "traitlets": ("omni_nb.magic", "omni_nb.widget"),
-    "sqlite3": ("omni_nb.ledger",),
+    # The ledger, and the rate-budget store every process of a key shares.
+    "sqlite3": ("omni_nb.ledger", "omni_nb.ratelimit"),
 }
 FRONT_ENDS = ("omni_nb.magic", "omni_nb.widget", "omni_nb.cli")
 #: Lower layers never reach up: (module prefix, what it must not import).
 BELOW = {
     "omni_nb.errors": ("omni_nb.",),
     "omni_nb.config": ("omni_nb.client", "omni_nb.batch", "omni_nb.ledger", "omni_nb.table"),
+    "omni_nb.ratelimit": ("omni_nb.client", "omni_nb.batch", "omni_nb.ledger", "omni_nb.table",
+                          "omni_nb.rows", "omni_nb.progress", *FRONT_ENDS),
     "omni_nb.rows": ("omni_nb.client", "omni_nb.batch", "omni_nb.ledger", "omni_nb.table"),
     "omni_nb.client": ("omni_nb.batch", "omni_nb.ledger", "omni_nb.table", *FRONT_ENDS),
     "omni_nb.ledger": ("omni_nb.batch", *FRONT_ENDS),

@@ -212,7 +212,7 @@ class AsyncOmniClient(BaseClient):
                 state.sending()
                 sent = time.monotonic()
                 response = await self._http.send(request, stream=True)
-                core.limiter.observe(time.monotonic() - sent)
+                core.limiter.observe(time.monotonic() - sent, response.status_code)
                 try:
                     body = await aread_capped(response.aiter_bytes())
                 finally:

@@ -399,10 +399,18 @@ class _Core:
             error.attempts = state.attempt
             raise error
         if isinstance(error, RateLimitError):
-            # The next acquire() waits it out, with every other caller of the key (an
-            # injected limiter is not the key's shared one: pause both).
-            pause_key(self.settings.api_root, self.settings.token.fingerprint(), wait)
-            self.limiter.pause_for(wait)
+            # The limiter learns from the refusal (a near miss widens the allowance, a
+            # tighter server starts probing, Retry-After says when) and the next acquire()
+            # waits accordingly, with every caller of the key in every process; a refusal
+            # that taught nothing is backed off. An injected limiter is not the key's
+            # shared one: hold that one for the backoff too.
+            hint = error.retry_after
+            if hint is not None and not 0 <= hint <= self.retry.max_retry_after:
+                hint = None  # not sane: the limiter's own schedule (or the backoff) instead
+            if self.limiter.rejected(hint) in ("blind", "unknown"):
+                self.limiter.pause_for(wait)  # it taught nothing: back off as told
+            pause_key(self.settings.api_root, self.settings.token.fingerprint(), wait,
+                      unless=self.limiter)
             return 0.0
         state.waited += wait
         return wait

@@ -238,7 +238,7 @@ class OmniClient(BaseClient):
                 state.sending()
                 sent = time.monotonic()
                 response = self._http.send(request, stream=True)
-                core.limiter.observe(time.monotonic() - sent)
+                core.limiter.observe(time.monotonic() - sent, response.status_code)
                 try:
                     body = read_capped(response.iter_bytes())
                 finally:

@@ -1,0 +1,101 @@
+"""Client-side rate limiting: at most N requests in ANY trailing window, one budget per key.
+
+Omni's firewall counts requests per exact Authorization value in a trailing window, on
+arrival. Every process of the user that uses one key (API root, token) draws from one
+budget, kept in a small SQLite file in the user's data directory (``OMNI_NB_BUDGET``: a path,
+or ``off`` for a per-process budget). Layers, each usable alone:
+
+- :mod:`.limits`: :class:`RateLimit`, checked once.
+- :mod:`.log`: the pure maths on a key's send log (spacing, what a 429 teaches).
+- :mod:`.store`: the shared SQLite store (no token in it: a digest keys it).
+- :mod:`.limiter`: :class:`Limiter`, one per key per process, on the store or on its own.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from pathlib import Path
+
+from ..config import budget_path
+from .limiter import BudgetStoreWarning, Limiter
+from .limits import RateLimit
+from .store import BudgetStore, StoreError, key_of
+
+__all__ = [
+    "BudgetStore",
+    "BudgetStoreWarning",
+    "Limiter",
+    "RateLimit",
+    "open_store",
+    "pause_key",
+    "shared_limiter",
+]
+
+_registry: dict[tuple[str, str], Limiter] = {}
+_stores: dict[Path, BudgetStore | None] = {}
+_registry_lock = threading.Lock()
+
+
+def open_store(path: Path | None) -> BudgetStore | None:
+    """The process's open store at ``path`` (None for off, or when it cannot be used: then
+    with a :class:`BudgetStoreWarning`, once per path).
+
+    Example:
+        >>> open_store(None) is None
+        True
+    """
+    if path is None:
+        return None
+    with _registry_lock:
+        if path not in _stores:
+            try:
+                _stores[path] = BudgetStore(path)
+            except StoreError as exc:
+                _stores[path] = None
+                warnings.warn(f"{exc}; each process keeps its own rate budget",
+                              BudgetStoreWarning, stacklevel=3)
+        return _stores[path]
+
+
+def shared_limiter(api_root: str, token_fingerprint: str, limit: RateLimit | None) -> Limiter:
+    """The process-wide limiter of one key (API root, token): every client of it shares it,
+    and through the budget store every process of the user does.
+
+    Its limit is the one the newest client of the key asked for. A pause after a 429 holds
+    every caller of the key.
+
+    Example:
+        >>> a = shared_limiter("https://x/api", "f", RateLimit())
+        >>> a is shared_limiter("https://x/api", "f", RateLimit(30, 60))
+        True
+        >>> a.limit
+        RateLimit(requests=30, per=60.0)
+    """
+    key = (api_root, token_fingerprint)
+    with _registry_lock:
+        limiter = _registry.get(key)
+    if limiter is None:
+        store = open_store(budget_path())
+        with _registry_lock:
+            limiter = _registry.get(key)
+            if limiter is None:
+                limiter = _registry[key] = Limiter(
+                    limit, store=store, key=key_of(api_root, token_fingerprint)
+                )
+    limiter.use(limit)
+    return limiter
+
+
+def pause_key(
+    api_root: str, token_fingerprint: str, seconds: float, *, unless: Limiter | None = None
+) -> None:
+    """After a 429, hold every caller of the key (if any client of it exists in this
+    process; through the store, every process), unless its limiter is ``unless``.
+
+    Example:
+        >>> pause_key("https://nobody/api", "f", 1.0)  # no limiter of that key: nothing to do
+    """
+    limiter = _registry.get((api_root, token_fingerprint))  # a dict read is atomic
+    if limiter is not None and limiter is not unless:
+        limiter.pause_for(seconds)

@@ -1,0 +1,273 @@
+"""The pure maths of one key's budget: where the next send may go, what a 429 teaches.
+
+One :class:`Budget` per key (API root, token) holds the key's send log in wall-clock
+seconds, the shared pause, the learned allowance and the learned limit. The same functions
+run on the in-process budget and, inside one SQLite transaction, on the budget every process
+of the user shares (:mod:`.store`), so both behave the same, and tests drive them on an
+injected clock with simulated processes.
+
+The model. Omni's firewall counts a request when it *arrives*: at most N arrivals in any
+trailing window W. A request sent at ``s`` arrives at ``s + d`` with ``d`` the network delay.
+If every send is at least ``W + J`` after the send N places before it, and ``J`` bounds how
+much the delay varies between two requests, no trailing window of arrivals holds more than
+N. The application's time after arrival does not matter; only the spread of ``d`` does.
+``J`` (the allowance) is estimated by the limiter from round trips, and widened here by
+near-miss 429s (a refusal just as our oldest send leaves the window is timing noise: the
+allowance doubles); the widening shrinks by 10% for each clean window after two.
+
+A 429 when our log shows clearly fewer than N in the window means the server's limit is
+tighter than the one we hold. The key then *probes*: one send at a time, at geometrically
+growing times after the oldest send the server still counted; the first one accepted tells
+when the server accepts again, and (accepted count, that delay) becomes a learned limit,
+applied with the configured one (so it only ever lowers), for :data:`LEARNED_WINDOWS`
+windows, after which it expires and the configured limit is probed again. Refused sends do
+not count against our budget (the sandbox, like most rate rules, counts only what it
+accepts); when a server counts them too, probing still converges, because probes thin out
+geometrically until the window drains.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .limits import RateLimit
+
+__all__ = [
+    "LEARNED_WINDOWS",
+    "PROBE_GROWTH",
+    "REFUSED",
+    "SENT",
+    "Budget",
+    "Probe",
+    "allowance",
+    "claim",
+    "earliest",
+    "horizon",
+    "limits_in_force",
+    "on_accepted",
+    "on_refused",
+    "prune",
+]
+
+SENT, REFUSED, PROBE = 0, 1, 2  # kinds of log entries: counted, refused (not counted), probe
+LEARNED_WINDOWS = 20  # clean windows before a learned limit expires
+PROBE_GROWTH = 1.15  # each probe waits 15% longer than the last: the learned window is <= 1.15x
+REFERENCE_WINDOW = 60.0  # Omni's documented window: what counts as "recent" with no limit
+NEAR_MISS = 0.10  # a refusal within 10% of the window (plus the allowance) of the edge is noise
+MAX_WIDEN = 0.25  # the allowance never grows past a quarter of the window
+EXTRA_KEPT = 64  # sends kept beyond the largest limit (what a block is counted on)
+DECAY = 0.9  # the widening loses 10% for each clean window after two
+
+Lesson = Literal["noise", "tighter", "probe", "blind", "unknown"]
+
+
+@dataclass(slots=True)
+class Probe:
+    """A block being probed: the server refused while our log was clearly under the limit."""
+
+    start: float  # send time of the first refused request
+    count: int  # sends the server let through in the window before blocking
+    first: float  # the oldest of them: the server accepts again when it leaves its window
+    ceiling: float  # the window the learned one cannot exceed
+    next_at: float  # when the next probe may go
+    lower: float  # the server's window is longer than this (refused at first + lower)
+
+
+@dataclass(slots=True)
+class Budget:
+    """One key's shared state: sends (time, kind), pause, allowance widening, learned limit."""
+
+    sends: list[tuple[float, int]] = field(default_factory=list)
+    paused_until: float = -math.inf
+    widen: float = 0.0
+    widened_at: float = -math.inf
+    learned: tuple[int, float, float] | None = None  # (requests, per, expires at)
+    probe: Probe | None = None
+
+    def scalars(self) -> dict[str, Any]:
+        """Everything but the sends, as JSON-able values (the store's ``keys.state``)."""
+        probe = self.probe
+        return {
+            "paused_until": self.paused_until, "widen": self.widen,
+            "widened_at": self.widened_at,
+            "learned": list(self.learned) if self.learned else None,
+            "probe": None if probe is None else [probe.start, probe.count, probe.first,
+                                                 probe.ceiling, probe.next_at, probe.lower],
+        }
+
+    @classmethod
+    def from_scalars(cls, data: dict[str, Any], sends: list[tuple[float, int]]) -> Budget:
+        """The inverse of :meth:`scalars` (raises KeyError/TypeError/ValueError on junk)."""
+        learned, probe = data["learned"], data["probe"]
+        return cls(
+            sends=sends, paused_until=float(data["paused_until"]), widen=float(data["widen"]),
+            widened_at=float(data["widened_at"]),
+            learned=None if learned is None else (int(learned[0]), float(learned[1]),
+                                                  float(learned[2])),
+            probe=None if probe is None else Probe(
+                float(probe[0]), int(probe[1]), float(probe[2]), float(probe[3]),
+                float(probe[4]), float(probe[5])),
+        )
+
+
+def limits_in_force(b: Budget, configured: RateLimit | None, now: float) -> list[RateLimit]:
+    """The configured limit and the learned one (dropped once expired)."""
+    if b.learned is not None and b.learned[2] <= now:
+        b.learned = None
+    out = [] if configured is None else [configured]
+    if b.learned is not None:
+        out.append(RateLimit(b.learned[0], b.learned[1]))
+    return out
+
+
+def window_of(limits: list[RateLimit]) -> float:
+    """The tightest window in force (Omni's minute when there is none)."""
+    return min((lim.per for lim in limits), default=REFERENCE_WINDOW)
+
+
+def allowance(b: Budget, base: float, now: float, limits: list[RateLimit]) -> float:
+    """``J``: the estimated delay spread plus the learned widening, decayed by clean windows.
+
+    Example:
+        >>> b, limits = Budget(widen=0.4, widened_at=0.0), [RateLimit(10, 5)]
+        >>> round(allowance(b, 0.05, 1.0, limits), 3), round(allowance(b, 0.05, 20.0, limits), 3)
+        (0.45, 0.374)
+    """
+    window = window_of(limits)
+    clean = max(0.0, (now - b.widened_at) / window - 2.0)
+    widen = b.widen * DECAY ** clean if b.widen else 0.0
+    return min(base + widen, max(base, MAX_WIDEN * window))
+
+
+def earliest(b: Budget, now: float, limits: list[RateLimit], allow: float) -> float:
+    """The first time at or after ``now`` the key may send (no reservation is made).
+
+    Example:
+        >>> b = Budget(sends=[(0.0, SENT), (0.1, SENT), (0.2, REFUSED)])
+        >>> earliest(b, 1.0, [RateLimit(2, 10)], 0.5)
+        10.5
+    """
+    t = max(now, b.paused_until)
+    counted = [at for at, kind in b.sends if kind != REFUSED]
+    for lim in limits:
+        if len(counted) >= lim.requests:
+            t = max(t, counted[-lim.requests] + lim.per + allow)
+    if b.probe is not None:
+        t = max(t, b.probe.next_at)
+    return t
+
+
+def claim(b: Budget, now: float, limits: list[RateLimit], allow: float) -> tuple[float, int]:
+    """Take a send slot at ``now`` if the key may send: (0, kind), else (seconds to wait, -1).
+
+    Example:
+        >>> b = Budget()
+        >>> [claim(b, 0.0, [RateLimit(2, 10)], 0.0) for _ in range(3)]
+        [(0.0, 0), (0.0, 0), (10.0, -1)]
+    """
+    t = earliest(b, now, limits, allow)
+    if t > now:
+        return t - now, -1
+    kind, p = SENT, b.probe
+    if p is not None and p.count > 0:  # one probe at a time, each later than the last
+        kind = PROBE
+        p.next_at = p.first + max(p.lower * PROBE_GROWTH, (now - p.first) * PROBE_GROWTH)
+        p.next_at = min(p.next_at, max(now, p.first + p.ceiling) + p.ceiling * 0.15)
+    elif p is not None:
+        kind = PROBE  # blind: any send after the pause may end it
+    b.sends.append((now, kind))
+    return 0.0, kind
+
+
+def _mark(b: Budget, sent_at: float, kind: int) -> None:
+    for i in range(len(b.sends) - 1, -1, -1):
+        if b.sends[i][0] == sent_at:
+            b.sends[i] = (sent_at, kind)
+            return
+
+
+def on_refused(
+    b: Budget, sent_at: float, now: float, limits: list[RateLimit], allow: float,
+    retry_after: float | None = None,
+) -> Lesson:
+    """Learn from a 429 to the send made at ``sent_at``: noise, a tighter limit, a probe."""
+    _mark(b, sent_at, REFUSED)
+    hint = None if retry_after is None or retry_after < 0 else now + retry_after
+    p = b.probe
+    if p is not None:
+        if p.count < 1:  # blind: the client's backoff (or Retry-After) paces the retries
+            p.next_at = max(p.next_at, hint or -math.inf)
+            return "blind"
+        p.lower = max(p.lower, sent_at - p.first)
+        p.next_at = max(p.next_at, p.first + p.lower * PROBE_GROWTH, hint or -math.inf)
+        return "probe"
+    counted = [at for at, kind in b.sends if kind != REFUSED and at < sent_at]
+    for lim in limits:
+        if len(counted) >= lim.requests:
+            edge = sent_at - counted[-lim.requests] - lim.per
+            if edge <= allow + max(allow, NEAR_MISS * lim.per):
+                # Our log was full and its oldest just left: the arrivals were closer
+                # together than the sends. Double the allowance (it decays when clean).
+                now_allow = allowance(b, 0.0, now, limits)
+                b.widen = min(max(2 * max(now_allow, allow), 2 * edge), MAX_WIDEN * lim.per)
+                b.widened_at = now
+                return "noise"
+    window = window_of(limits)
+    recent = [at for at in counted if at > sent_at - window]
+    first = recent[0] if recent else sent_at
+    lower = max(sent_at - first, window / 100)
+    if not recent:
+        # Nothing of ours was in the window (a storm, or another tool using the key): the
+        # refusal says nothing about the limit. The client's backoff paces the retries.
+        b.probe = Probe(start=sent_at, count=0, first=sent_at, ceiling=window,
+                        next_at=hint if hint is not None else now, lower=0.0)
+        return "blind"
+    b.probe = Probe(start=sent_at, count=len(recent), first=first, ceiling=window,
+                    next_at=hint if hint is not None else first + lower * PROBE_GROWTH,
+                    lower=lower)
+    return "tighter"
+
+
+def on_accepted(b: Budget, sent_at: float, kind: int, now: float) -> RateLimit | None:
+    """An answer that was not 429: a probe's ends the block and gives the learned limit."""
+    p = b.probe
+    if kind != PROBE or p is None or sent_at < p.start:
+        return None
+    b.probe = None
+    if p.count < 1:
+        return None  # nothing of ours was in the window: another tool used it up
+    # Counted now, when the block's answers are in (at the first 429, sends still in flight
+    # may be refused ones): what the server let through up to its last refusal.
+    edge = max((at for at, k in b.sends if k == REFUSED and at <= sent_at), default=p.start)
+    through = [at for at, k in b.sends if k == SENT and sent_at - p.ceiling < at <= edge]
+    if not through:
+        return None
+    per = min(p.ceiling, max(sent_at - through[0], 1e-3))
+    b.learned = (len(through), per, now + LEARNED_WINDOWS * per)
+    return RateLimit(len(through), per)
+
+
+def most_kept(limits: list[RateLimit]) -> int:
+    """How many sends are kept: every limit's N, and enough recent ones to count what a
+    server let through without a limit of ours (the store reads them all in each step)."""
+    return max((lim.requests for lim in limits), default=0) + EXTRA_KEPT
+
+
+def horizon(limits: list[RateLimit], allow: float, b: Budget) -> float:
+    """How far back sends still matter."""
+    longest = max((lim.per for lim in limits), default=0.0)
+    if b.probe is not None:
+        longest = max(longest, b.probe.ceiling)
+    return max(longest, REFERENCE_WINDOW) + allow + 1.0
+
+
+def prune(b: Budget, now: float, keep: float, most: int = 1_000_000) -> None:
+    """Drop sends older than ``keep`` seconds or beyond the ``most`` recent, and any "from
+    the future" beyond a day (a wall clock stepped back must not hold the key forever)."""
+    b.sends = [(at, k) for at, k in b.sends if now - keep < at <= now + 86_400.0]
+    b.sends.sort()
+    del b.sends[:-most]
+    if b.paused_until > now + 86_400.0:
+        b.paused_until = now
