@@ -374,7 +374,9 @@ def compact_html(table: pd.DataFrame) -> str:
         row = table.iloc[pos]
         cells = "".join(_cell(c, row[c]) for c in columns)
         body.append(f"<tr><th>{html.escape(str(table.index[pos]))}</th>{cells}</tr>")
-    headings = "".join(f"<th>{_SHOWN[c]}</th>" for c in columns)
+    headings = "".join(  # the message reads left to right, so its heading sits left too
+        f'<th style="text-align:left">{_SHOWN[c]}</th>' if c == "message" else
+        f"<th>{_SHOWN[c]}</th>" for c in columns)
     hidden = [c for c in table.columns if c not in _SHOWN]
     note = (f"{len(positions)} of {total} rows shown; " if cut else "") + (
         "also in the DataFrame: " + ", ".join(hidden) if hidden else "")
