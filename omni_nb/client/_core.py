@@ -174,12 +174,25 @@ def draft_call(document_id: object, branch_id: object = None) -> tuple[Call, str
         >>> draft_call("doc-1", "7C9E6679-7425-40DE-944B-E07FC1F90AE7")[0].body
         {'branchId': '7c9e6679-7425-40de-944b-e07fc1f90ae7'}
     """
+    return document_call("POST", document_id, branch_id)
+
+
+def document_call(
+    method: str, document_id: object, branch_id: object
+) -> tuple[Call, str, str | None]:
+    """``{method} /v1/documents/{id}/draft`` with ``{}`` or ``{"branchId": ...}``: the shape
+    Create draft (POST) and Discard draft (DELETE) share, for checked input.
+
+    Example:
+        >>> document_call("DELETE", "doc-1", None)[0].method
+        'DELETE'
+    """
     doc = check_document_id(document_id)
     branch = check_branch_id(branch_id)
     # quote(safe="") encodes everything but unreserved characters: the id stays one path
     # segment even if the checks above are ever relaxed.
     path = f"/v1/documents/{quote(doc, safe='')}/draft"
-    return Call("POST", path, {} if branch is None else {"branchId": branch}), doc, branch
+    return Call(method, path, {} if branch is None else {"branchId": branch}), doc, branch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

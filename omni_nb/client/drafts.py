@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import UnexpectedResponseError
-from ._core import Call
-from .validate import check_branch_id, check_document_id
+from ._core import Call, document_call
+from .validate import check_document_id
 
 __all__ = ["DraftRecord", "discard_call", "drafts_call", "records_from"]
 
@@ -62,10 +62,7 @@ def discard_call(document_id: object, branch_id: object = None) -> tuple[Call, s
         >>> discard_call("doc-1", "7C9E6679-7425-40DE-944B-E07FC1F90AE7")[0].body
         {'branchId': '7c9e6679-7425-40de-944b-e07fc1f90ae7'}
     """
-    doc = check_document_id(document_id)
-    branch = check_branch_id(branch_id)
-    path = f"/v1/documents/{quote(doc, safe='')}/draft"
-    return Call("DELETE", path, {} if branch is None else {"branchId": branch}), doc, branch
+    return document_call("DELETE", document_id, branch_id)
 
 
 def drafts_call(document_id: object, include_archived: bool = False) -> tuple[Call, str]:
