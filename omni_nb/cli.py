@@ -206,11 +206,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _progress(total: int) -> Any:
-    from .progress import TextProgress
+def _run_with_bar(items: list[Any], branch: str | None, settings: Any, options: Any) -> Any:
+    """The batch, with a text bar on a terminal (redirected output stays clean for pipes and
+    logs) that says when the budget holds sending back, for how long, and the ETA."""
+    from .batch import CREATE_DRAFT, run_batch
+    from .batch.budget import budget_for
+    from .progress.live import LiveProgress
 
-    # A bar only on a terminal: redirected output stays clean for pipes and logs.
-    return TextProgress(total) if sys.stderr.isatty() else None
+    bar = None
+    if sys.stderr.isatty():
+        bar = LiveProgress(len(items), mode="text",
+                           budget=budget_for(settings, options.rate_limit))
+    try:
+        return run_batch(CREATE_DRAFT, items, branch, settings=settings, options=options,
+                         progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _print_table(table: Any, limit: int = 15, *, newest_first: bool = False) -> None:
@@ -284,7 +296,7 @@ def _read_csv(path: Path) -> list[tuple[object, object]]:
 
 
 def _draft(args: argparse.Namespace) -> int:
-    from .batch import CREATE_DRAFT, BatchOptions, run_batch
+    from .batch import BatchOptions
     from .config import resolve_settings
 
     _check_out(args.out)
@@ -298,8 +310,7 @@ def _draft(args: argparse.Namespace) -> int:
     )
     options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate,
                            resume=args.resume)
-    table = run_batch(CREATE_DRAFT, items, args.branch, settings=settings, options=options,
-                      progress=_progress(len(items)))
+    table = _run_with_bar(items, args.branch, settings, options)
     _print_table(table)
     if args.out is not None:
         _write(table, args.out)
@@ -360,7 +371,7 @@ def _since(text: str | None) -> datetime | None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .batch import CREATE_DRAFT, BatchOptions, run_batch
+    from .batch import BatchOptions
     from .config import default_ledger_path, resolve_settings
     from .sandbox import serve
     from .table import plural
@@ -380,8 +391,7 @@ def _demo(args: argparse.Namespace) -> int:
               "(every 10th not eligible, 5% transient 5xx, 1% dropped connections)")
         settings = resolve_settings(sb.base_url, sb.token)
         options = BatchOptions(concurrency=args.concurrency, rate_limit=limit, ledger=ledger)
-        table = run_batch(CREATE_DRAFT, docs, settings=settings, options=options,
-                          progress=_progress(len(docs)))
+        table = _run_with_bar(docs, None, settings, options)
     _print_table(table)
     cols = ["document_id", "status", "http_status", "attempts", "message"]
     failed = table[table["status"] != "ok"]

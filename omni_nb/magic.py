@@ -417,17 +417,12 @@ class OmniMagics(Magics):
     def _send(self, args: Any, pairs: list[tuple[object, object]], labels: list[str],
               settings: Any, options: Any) -> Any:
         from .batch import CREATE_DRAFT, BatchInterrupted, run_batch
+        from .batch.budget import budget_for
         from .errors import InvalidInputError
         from .progress.live import make_progress
-        from .ratelimit import shared_limiter
 
-        limiters = [shared_limiter(settings.api_root, key.fingerprint(), options.rate_limit)
-                    for key in settings.tokens]
-        bar = make_progress(
-            self.shell, _count(pairs), wanted=self.settings.progress,
-            # With several keys the batch waits only until the first of them may send.
-            paused_until=lambda: min(limiter.paused_until for limiter in limiters),
-        )
+        bar = make_progress(self.shell, _count(pairs), wanted=self.settings.progress,
+                            budget=budget_for(settings, options.rate_limit))
         try:
             table = run_batch(CREATE_DRAFT, pairs, args.branch, settings=settings,
                               options=options, progress=bar, labels=labels)

@@ -6,6 +6,7 @@ import itertools
 import subprocess
 import sys
 import textwrap
+import time
 from typing import Any
 
 import pandas as pd
@@ -14,10 +15,13 @@ from IPython.core.error import UsageError
 from IPython.core.history import HistoryAccessor
 from IPython.core.interactiveshell import InteractiveShell
 
-from omni_nb import ConfigError, NotFoundError, sandbox
+from omni_nb import ConfigError, NotFoundError, RateLimit, sandbox
+from omni_nb.batch.budget import KeysBudget
 from omni_nb.errors import DraftsFailedError
 from omni_nb.magic import OmniNB
 from omni_nb.progress.live import LiveProgress, choose_mode, make_progress
+from omni_nb.progress.tally import Hold
+from omni_nb.ratelimit import Limiter
 from omni_nb.rows import Row
 
 from .conftest import MakeSandbox
@@ -527,36 +531,92 @@ def test_no_progress_for_a_single_call() -> None:
     assert make_progress(None, 2, wanted="off") is None
 
 
-def test_widget_bar_counts_and_shows_a_429_countdown() -> None:
-    """The widget bar shows done/total, and a countdown while the limiter is paused."""
+class _Budget:
+    """A rate budget a test sets by hand (a Budget for the displays)."""
+
+    def __init__(self) -> None:
+        self.hold: Hold | None = None
+        self.rate: float | None = 1.0
+
+    def held(self) -> Hold | None:
+        return self.hold
+
+    def per_second(self) -> float | None:
+        return self.rate
+
+
+def test_widget_bar_says_why_and_how_long_sending_waits() -> None:
+    """The widget bar shows done/total; while the budget holds sending back it says so, with
+    the seconds to the next send and an ETA from the budget; the final draw drops both."""
     shown: list[Any] = []
-    left = [0.0]
-    bar = LiveProgress(3, mode="widget", waiting=lambda: left[0], tick=None,
-                       display=shown.append)
+    budget = _Budget()
+    bar = LiveProgress(3, mode="widget", budget=budget, tick=None, display=shown.append)
     bar(1, 3, _row())
     label, progress = shown[0].children[1], shown[0].children[0]
     assert (progress.value, progress.max) == (1, 3)
     assert label.value.startswith("1/3")
-    left[0] = 6.5
+    assert "ETA 2 s" in label.value  # 2 left at 1 request/s
+    budget.hold = Hold("the rate budget", 41.5)
     bar.refresh()
-    assert "rate limited: resuming in 7 s" in label.value
-    left[0] = 0.0
+    assert "waiting for the rate budget: next send in 42 s" in label.value
+    assert "ETA 44 s" in label.value
+    assert progress.bar_style == "warning"
+    budget.hold = Hold("a 429 pause", 6.5)
+    bar.refresh()
+    assert "waiting for a 429 pause: next send in 7 s" in label.value
+    budget.hold = None
     bar(2, 3, _row())
     bar(3, 3, _row("not_found"))
     bar.close()
-    assert "resuming" not in label.value
+    assert "waiting" not in label.value
+    assert "ETA" not in label.value
     assert progress.value == 3
     assert progress.bar_style == "warning"  # one row failed
 
 
-def test_text_bar_shows_a_429_countdown() -> None:
-    """The text bar redraws with a countdown while paused, even with no new result."""
+def test_text_bar_redraws_the_wait_without_new_results() -> None:
+    """The text bar redraws the countdown on refresh (the ticker's call), no result needed."""
     import io
 
     out = io.StringIO()
-    bar = LiveProgress(2, mode="text", waiting=lambda: 3.0, stream=out, tick=None)
+    budget = _Budget()
+    budget.hold = Hold("the rate budget", 3.0)
+    bar = LiveProgress(2, mode="text", budget=budget, stream=out, tick=None)
     bar(1, 2, _row())
-    before = out.getvalue().count("rate limited: resuming in 4 s")
+    before = out.getvalue().count("next send in 3 s")
     bar.refresh()
-    assert out.getvalue().count("rate limited: resuming in 4 s") == before + 1
+    assert out.getvalue().count("next send in 3 s") == before + 1
     bar.close()
+
+
+def test_the_ticker_redraws_every_second_on_its_own() -> None:
+    """With a budget, the bar redraws about once a second while no result arrives."""
+    import io
+
+    out = io.StringIO()
+    budget = _Budget()
+    budget.hold = Hold("the rate budget", 30.0)
+    bar = LiveProgress(2, mode="text", budget=budget, stream=out, tick=0.05)
+    deadline = time.monotonic() + 10
+    while out.getvalue().count("next send in") < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    bar.close()
+    assert out.getvalue().count("next send in 30 s") >= 3
+
+
+def test_keys_budget_reads_the_limiters() -> None:
+    """The batch's view of its keys: held by the budget once a key's window is full, with
+    the rate all keys allow together."""
+    now = [1000.0]
+    limiters = [Limiter(RateLimit(2, 60.0), clock=lambda: now[0], margin=0.0)
+                for _ in range(2)]
+    view = KeysBudget(limiters)
+    assert view.per_second() == pytest.approx(2 * 2 / 60)
+    assert view.held() is None
+    for limiter in limiters:
+        limiter.acquire(lambda s: None)
+        limiter.acquire(lambda s: None)
+    hold = view.held()
+    assert hold is not None
+    assert hold.reason == "the rate budget"
+    assert 55 < hold.seconds <= 61

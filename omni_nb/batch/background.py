@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from .._loop import submit
 from ..config import Settings
 from ..progress.run_view import SHOWN_ROWS, RunView
-from ..progress.tally import Throttle
+from ..progress.tally import Budget, Throttle, Ticker
 from ..rows import Row
 from . import run as engine
+from .budget import budget_for
 from .ops import Operation
 from .plan import Plan
 from .run import BatchOptions, Progress
@@ -43,13 +44,17 @@ class BatchRun:
         >>> # run.wait(); run.table.summary()
     """
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, budget: Budget | None = None) -> None:
         self._rows: list[Row] = []
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._future: concurrent.futures.Future[tuple[DraftResults, bool]] | None = None
-        self._view = RunView(total)
+        self._view = RunView(total, budget)
         self._throttle = Throttle(1.0)
+        # The view says why sending waits and the ETA: redrawn every second, rows or not.
+        self._ticker = Ticker(1.0, self._view.update)
+        self._finished = False
+        self._end_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<BatchRun {self._view.mimebundle()['text/plain']}>"
@@ -84,9 +89,11 @@ class BatchRun:
         still running; raises the batch's error if it failed."""
         assert self._future is not None
         try:
-            return self._future.result(timeout)[0]
+            table = self._future.result(timeout)[0]
         except concurrent.futures.TimeoutError:
             return None
+        self._ended(self._future)  # the done callback may not have run yet: same view now
+        return table
 
     def cancel(self) -> None:
         """Stop sending; the batch ends with the rest ``cancelled`` (and in the ledger)."""
@@ -108,13 +115,20 @@ class BatchRun:
         return compact_html(frame_from_rows(newest)) if newest else ""
 
     def _ended(self, future: concurrent.futures.Future[tuple[DraftResults, bool]]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            self._view.finish(f"failed: {future.exception()!r}" if not future.cancelled()
-                              else "cancelled")
-            return
-        table, _ = future.result()
-        status = "cancelled" if self._cancel.is_set() else "done"
-        self._view.finish(status, lambda: _final_html(table))
+        # Once, from the done callback or from wait(), whichever comes first; the other
+        # waits until the view is final (wait() must return with the view already final).
+        with self._end_lock:
+            if self._finished:
+                return
+            self._ticker.stop()
+            if future.cancelled() or future.exception() is not None:
+                self._view.finish(f"failed: {future.exception()!r}" if not future.cancelled()
+                                  else "cancelled")
+            else:
+                table, _ = future.result()
+                status = "cancelled" if self._cancel.is_set() else "done"
+                self._view.finish(status, lambda: _final_html(table))
+            self._finished = True
 
 
 def _final_html(table: DraftResults) -> str:
@@ -132,7 +146,7 @@ def start(
     Example:
         >>> # run = start(CREATE_DRAFT, plan(docs), settings=s, options=BatchOptions())
     """
-    run = BatchRun(len(planned.distinct))
+    run = BatchRun(len(planned.distinct), budget_for(settings, options.rate_limit))
 
     def both(done: int, total: int, row: Row) -> None:
         run._on_row(done, total, row)

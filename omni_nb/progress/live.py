@@ -22,12 +22,11 @@ import html
 import importlib.util
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 from ..rows import Row
-from .tally import Tally
+from .tally import Budget, Tally, Ticker, line_for
 from .text import TextProgress
 
 __all__ = ["LiveProgress", "choose_mode", "make_progress"]
@@ -66,9 +65,11 @@ def _front_end_allows_stdin(shell: Any) -> bool:
 
 
 class LiveProgress:
-    """A ``progress=`` callback for :func:`omni_nb.create_drafts` with a 429 countdown.
+    """A ``progress=`` callback for :func:`omni_nb.create_drafts` that says when and why
+    sending waits (the rate budget, a 429 pause), with the seconds to the next send and an
+    ETA from the budget, redrawn every second while the batch runs.
 
-    ``waiting()`` returns the seconds left in a rate-limit pause (None or <= 0: not paused).
+    ``budget`` is what the batch's keys allow (:class:`~omni_nb.progress.tally.Budget`).
     Call :meth:`close` when the batch ends (it draws the final state and stops the ticker).
 
     Example:
@@ -82,32 +83,28 @@ class LiveProgress:
         total: int,
         *,
         mode: Mode = "text",
-        waiting: Callable[[], float | None] | None = None,
+        budget: Budget | None = None,
         stream: Any = None,
         tick: float | None = 1.0,
         display: Callable[[Any], Any] | None = None,
     ) -> None:
         self.mode = mode
-        self._waiting = waiting
+        self._budget = budget
         self._lock = threading.Lock()
-        self._closed = threading.Event()
         self._text: TextProgress | None = None
         self._tally = Tally(total)
         self._bar: Any = None
         self._label: Any = None
         if mode == "text":
             self._text = TextProgress(
-                total, stream=stream if stream is not None else sys.stderr, waiting=waiting
+                total, stream=stream if stream is not None else sys.stderr, budget=budget
             )
             self._tally = self._text.tally
         elif mode == "widget":
             self._build_widget(total, display)
-        self._ticker: threading.Thread | None = None
-        if tick is not None and mode != "off" and waiting is not None:
-            self._ticker = threading.Thread(
-                target=self._tick, args=(tick,), name="omni_nb-progress", daemon=True
-            )
-            self._ticker.start()
+        self._ticker: Ticker | None = None
+        if tick is not None and mode != "off" and budget is not None:
+            self._ticker = Ticker(tick, self.refresh)
 
     def _build_widget(self, total: int, display: Callable[[Any], Any] | None) -> None:
         import ipywidgets as w
@@ -131,19 +128,13 @@ class LiveProgress:
         if self.mode == "widget":
             self._draw_widget()
 
-    def _seconds_left(self) -> float | None:
-        if self._waiting is None:
-            return None
-        left = self._waiting()
-        return left if left is not None and left > 0 else None
-
     def _draw_widget(self, final: bool = False) -> None:
         t = self._tally
         self._bar.max = max(t.total, 1)
         self._bar.value = t.settled
-        waiting = None if final else self._seconds_left()
-        self._label.value = html.escape(t.line(waiting))
-        if waiting is not None:
+        hold = None if final or self._budget is None else self._budget.held()
+        self._label.value = html.escape(line_for(t, None if final else self._budget))
+        if hold is not None:
             self._bar.bar_style = "warning"
         elif final:
             failed = t.done - t.counts["ok"]
@@ -154,14 +145,9 @@ class LiveProgress:
         else:
             self._bar.bar_style = ""
 
-    def _tick(self, every: float) -> None:
-        while not self._closed.wait(every):
-            self.refresh()
-
     def refresh(self) -> None:
-        """Redraw if a rate-limit pause is on (the ticker calls this; results redraw anyway)."""
-        if self._seconds_left() is None:
-            return
+        """Redraw now (the ticker calls this every second: a wait, its countdown and the ETA
+        change while no result arrives)."""
         if self._text is not None:
             with self._lock:
                 self._text.draw()
@@ -170,9 +156,8 @@ class LiveProgress:
 
     def close(self) -> None:
         """Stop the ticker and draw the final state."""
-        self._closed.set()
         if self._ticker is not None:
-            self._ticker.join(timeout=2.0)
+            self._ticker.stop()
         if self.mode == "widget":
             self._draw_widget(final=True)
         elif self._text is not None and self._tally.done < self._tally.total:
@@ -180,21 +165,12 @@ class LiveProgress:
                 self._text.draw(final=True)
 
 
-def _countdown(paused_until: Callable[[], float]) -> Callable[[], float | None]:
-    def waiting() -> float | None:
-        left = paused_until() - time.monotonic()
-        return left if left > 0 else None
-
-    return waiting
-
-
 def make_progress(
-    shell: Any, total: int, *, wanted: str = "auto",
-    paused_until: Callable[[], float] | None = None,
+    shell: Any, total: int, *, wanted: str = "auto", budget: Budget | None = None,
 ) -> LiveProgress | None:
     """The progress display for a batch of ``total`` items, or None (one item, or ``off``).
 
-    ``paused_until()`` is the shared limiter's pause end (monotonic clock).
+    ``budget`` says when sending waits and how fast it may go (the batch's keys).
 
     Example:
         >>> make_progress(None, 1) is None
@@ -205,6 +181,4 @@ def make_progress(
     mode = choose_mode(shell, wanted)
     if mode == "off":
         return None
-
-    waiting = _countdown(paused_until) if paused_until is not None else None
-    return LiveProgress(total, mode=mode, waiting=waiting)
+    return LiveProgress(total, mode=mode, budget=budget)

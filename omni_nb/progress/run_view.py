@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .tally import Tally
+from .tally import Budget, Tally, line_for
 
 __all__ = ["RunView"]
 
@@ -27,8 +27,9 @@ SHOWN_ROWS = 20
 class RunView:
     """Widgets drawn from a :class:`Tally` and an HTML rendering of the newest rows."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, budget: Budget | None = None) -> None:
         self.tally = Tally(total)
+        self._budget = budget
         self._lock = threading.Lock()
         self._box: Any = None
         self._status = "running"
@@ -46,12 +47,13 @@ class RunView:
             return self._box
 
     def _line(self) -> str:
-        return f"{self._status}: {self.tally.line()}"
+        budget = self._budget if self._status == "running" else None
+        return f"{self._status}: {line_for(self.tally, budget)}"
 
     def mimebundle(self, **kwargs: Any) -> dict[str, Any]:
         """What IPython shows: the live widget where a front end can render it, else text."""
-        text = f"background batch: {self.tally.line()}" if self._status == "running" \
-            else self._line()
+        text = f"background batch: {line_for(self.tally, self._budget)}" \
+            if self._status == "running" else self._line()
         try:
             bundle: dict[str, Any] = self._widgets()._repr_mimebundle_(**kwargs) or {}
         except ImportError:  # no ipywidgets: the text line is the view

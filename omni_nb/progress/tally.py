@@ -8,18 +8,51 @@ Example:
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
 from ..rows import STATUSES, Row
 
-__all__ = ["Tally", "Throttle"]
+__all__ = ["Budget", "Hold", "Tally", "Throttle", "Ticker", "line_for"]
+
+
+class Hold(NamedTuple):
+    """Why sending is held back right now, and for how long.
+
+    Example:
+        >>> Hold("the rate budget", 41.2).text()
+        'waiting for the rate budget: next send in 42 s'
+    """
+
+    reason: str  # "the rate budget", or "a 429 pause"
+    seconds: float
+
+    def text(self) -> str:
+        """The words a display shows."""
+        return f"waiting for {self.reason}: next send in {math.ceil(self.seconds)} s"
+
+
+class Budget(Protocol):
+    """What a display asks of the rate budget (the batch builds one from its keys' limiters)."""
+
+    def held(self) -> Hold | None:
+        """Why and how long sending is held back now, or None when it is not."""
+        ...
+
+    def per_second(self) -> float | None:
+        """Requests per second the budget allows (all keys), or None when unlimited."""
+        ...
 
 
 class Tally:
     """Counts per status and the rate, updated from the batch's callback.
+
+    The rate is over the last ``window`` seconds, not since the start: a batch that waited a
+    minute for its budget shows what it does now.
 
     Example:
         >>> t = Tally(total=2, clock=lambda: 10.0)
@@ -28,12 +61,15 @@ class Tally:
         1
     """
 
-    def __init__(self, total: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, total: int, clock: Callable[[], float] = time.monotonic,
+                 window: float = 10.0) -> None:
         self.total = total
         self.done = 0
         self.counts: Counter[str] = Counter()
+        self.window = window
         self._clock = clock
         self._start = clock()
+        self._recent: deque[float] = deque()
         self._lock = threading.Lock()
 
     def add(self, done: int, row: Row) -> None:
@@ -41,6 +77,7 @@ class Tally:
         with self._lock:
             self.done = done
             self.counts[row.status] += 1
+            self._recent.append(self._clock())
 
     @property
     def settled(self) -> int:
@@ -57,18 +94,49 @@ class Tally:
             return self.done - self.counts["cancelled"]
 
     def rate(self) -> float:
-        """Results per second so far."""
-        elapsed = self._clock() - self._start
-        return self.done / elapsed if elapsed > 0 else 0.0
+        """Results per second over the last ``window`` seconds (or since the start, if less).
 
-    def line(self, waiting: float | None = None) -> str:
-        """``120/300 12.3/s ok 110, not_found 10`` (and a 429 countdown when given).
+        Example:
+            >>> now = [0.0]
+            >>> t = Tally(total=9, clock=lambda: now[0], window=10.0)
+            >>> row = Row("d", None, "x", "ok", 200, "", 1, 0.1, 0, "a", "r")
+            >>> for i in range(5):
+            ...     now[0] = float(i); t.add(i + 1, row)
+            >>> now[0] = 5.0; t.rate()
+            1.0
+            >>> now[0] = 30.0; t.rate()  # nothing in the last 10 s
+            0.0
+        """
+        now = self._clock()
+        while self._recent and self._recent[0] <= now - self.window:
+            self._recent.popleft()
+        span = min(self.window, now - self._start)
+        return len(self._recent) / span if span > 0 else 0.0
+
+    def eta(self, per_second: float | None, hold: Hold | None = None) -> float | None:
+        """Seconds until the batch is done, from the budget: what remains over the rate it
+        allows (plus a hold now); None when unlimited or nothing remains.
+
+        Example:
+            >>> t = Tally(total=120)
+            >>> t.eta(1.0)
+            120.0
+        """
+        remaining = self.total - self.done
+        if not per_second or remaining <= 0:
+            return None
+        return remaining / per_second + (hold.seconds if hold else 0.0)
+
+    def line(self, hold: Hold | float | None = None, eta: float | None = None) -> str:
+        """``120/300 12.3/s ok 110, not_found 10``, then why sending waits and the ETA.
 
         Example:
             >>> t = Tally(total=2, clock=lambda: 10.0)
-            >>> t.line(waiting=3.2)
-            '0/2 (rate limited: resuming in 4 s)'
+            >>> t.line(Hold("a 429 pause", 3.2), eta=75)
+            '0/2 · waiting for a 429 pause: next send in 4 s · ETA 1 min 15 s'
         """
+        if isinstance(hold, int | float):  # a bare countdown: a pause after a 429
+            hold = Hold("a 429 pause", float(hold)) if hold > 0 else None
         with self._lock:
             parts = [f"{self.done - self.counts['cancelled']}/{self.total}"]
             if self.done:
@@ -77,9 +145,66 @@ class Tally:
         if counts:
             parts.append(counts)
         text = " ".join(parts)
-        if waiting is not None and waiting > 0:
-            text += f" (rate limited: resuming in {int(waiting) + 1} s)"
+        if hold is not None and hold.seconds > 0:
+            text += f" · {hold.text()}"
+        if eta is not None:
+            text += f" · ETA {_duration(eta)}"
         return text
+
+
+class Ticker:
+    """Calls ``action`` every ``every`` seconds on a daemon thread until :meth:`stop`: a wait
+    and its countdown change while no result arrives, so displays redraw on their own.
+
+    Example:
+        >>> seen = []
+        >>> ticker = Ticker(0.01, lambda: seen.append(1))
+        >>> ticker.stop()
+    """
+
+    def __init__(self, every: float, action: Callable[[], object]) -> None:
+        self._stopped = threading.Event()
+        self._action = action
+        self._thread = threading.Thread(target=self._run, args=(every,),
+                                        name="omni_nb-progress", daemon=True)
+        self._thread.start()
+
+    def _run(self, every: float) -> None:
+        while not self._stopped.wait(every):
+            try:
+                self._action()
+            except Exception:  # a display that cannot redraw must not end the batch
+                return
+
+    def stop(self) -> None:
+        """Stop ticking (waits briefly for a redraw in progress)."""
+        self._stopped.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+
+
+def line_for(tally: Tally, budget: Budget | None) -> str:
+    """The tally's line with what the budget says now: a hold, and the ETA it allows.
+
+    Example:
+        >>> line_for(Tally(total=2, clock=lambda: 0.0), None)
+        '0/2'
+    """
+    if budget is None or tally.done >= tally.total:
+        return tally.line()
+    hold = budget.held()
+    return tally.line(hold, tally.eta(budget.per_second(), hold))
+
+
+def _duration(seconds: float) -> str:
+    whole = math.ceil(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, rest = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
 
 
 class Throttle:

@@ -7,11 +7,10 @@ Shared by the command line and the magic; the widget draws its own bar from the 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import TextIO
 
 from ..rows import Row
-from .tally import Tally, Throttle
+from .tally import Budget, Tally, Throttle, line_for
 
 __all__ = ["TextProgress"]
 
@@ -38,13 +37,13 @@ class TextProgress:
         stream: TextIO | None = None,
         width: int = 24,
         interval: float = 0.2,
-        waiting: Callable[[], float | None] | None = None,
+        budget: Budget | None = None,
         carriage_return: bool = True,
     ) -> None:
         self.tally = Tally(total)
         self._stream = stream if stream is not None else sys.stderr
         self._width = width
-        self._waiting = waiting
+        self._budget = budget
         self._cr = carriage_return
         self._throttle = Throttle(interval)
 
@@ -59,8 +58,7 @@ class TextProgress:
         t = self.tally
         filled = int(self._width * t.settled / t.total) if t.total else self._width
         bar = "#" * filled + "-" * (self._width - filled)
-        waiting = self._waiting() if self._waiting else None
-        text = f"[{bar}] {t.line(waiting)}"
+        text = f"[{bar}] {line_for(t, None if final else self._budget)}"
         if self._cr:
             self._stream.write("\r" + text + ("\n" if final else ""))
         else:

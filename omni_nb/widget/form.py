@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from ..batch import CREATE_DRAFT, BatchOptions, run_batch
+from ..batch.budget import budget_for
 from ..client import RetryPolicy
 from ..config import Settings
 from ..errors import (
@@ -29,7 +30,7 @@ from ..errors import (
     OmniError,
 )
 from ..ledger import Ledger
-from ..progress import Tally, Throttle
+from ..progress.tally import Budget, Tally, Throttle, Ticker, line_for
 from ..ratelimit import RateLimit
 from ..rows import Row
 from .connection import Connection, list_instance
@@ -305,6 +306,7 @@ class DraftForm:
         self.progress.value = 0
         tally = Tally(len(items))
         throttle = Throttle(self.redraw_interval)
+        budget = budget_for(settings, options.rate_limit)
 
         def on_progress(done: int, total: int, row: Row) -> None:
             # Runs in the batch's event-loop thread: count every result, redraw when the
@@ -312,12 +314,17 @@ class DraftForm:
             tally.total = total
             tally.add(done, row)
             if throttle.due(final=done == total):
-                self._draw(tally)
+                self._draw(tally, budget)
 
         self.counts.value = tally.line()
         self._say(f"Creating drafts for {len(items)} ids…")
-        table = run_batch(CREATE_DRAFT, items, branch, settings=settings, options=options,
-                          progress=on_progress, cancel=cancel)
+        # Every second: why sending waits (the budget, a 429 pause), for how long, the ETA.
+        ticker = Ticker(1.0, lambda: self._draw(tally, budget))
+        try:
+            table = run_batch(CREATE_DRAFT, items, branch, settings=settings, options=options,
+                              progress=on_progress, cancel=cancel)
+        finally:
+            ticker.stop()
         self.result = table
         self._draw(tally)
         self._show(table)
@@ -332,10 +339,10 @@ class DraftForm:
         self.connect.disabled = running
         self.cancel.disabled = not (running and batch)
 
-    def _draw(self, tally: Tally) -> None:
+    def _draw(self, tally: Tally, budget: Budget | None = None) -> None:
         self.progress.max = max(tally.total, 1)
         self.progress.value = tally.settled
-        self.counts.value = tally.line()
+        self.counts.value = line_for(tally, budget)
 
     def _show(self, table: DraftResults) -> None:
         # What Output.append_display_data does, without asking for an InteractiveShell (the
