@@ -176,7 +176,9 @@ def frame_from_tuples(rows: Sequence[tuple[Any, ...]]) -> DraftResults:
         "api_root": pd.array(col("api_root"), dtype=_STRING),
         "run_id": pd.array(col("run_id"), dtype=_STRING),
         "from_ledger": pd.array([bool(v) for v in col("from_ledger")], dtype="bool"),
-        "action": pd.Categorical(col("action"), dtype=_ACTION),
+        # Rows of an internal operation (a listing's outcomes) have no table action.
+        "action": pd.Categorical([a if a in ACTIONS else None for a in col("action")],
+                                 dtype=_ACTION),
     }
     return DraftResults(data)
 
