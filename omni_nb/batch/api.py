@@ -585,8 +585,8 @@ def list_drafts(
         ...     kw = dict(base_url=sb.base_url, token=sb.token)
         ...     _ = create_drafts(["doc-0001"], ledger="off", **kw)
         ...     d = list_drafts(["doc-0001", "nope"], **kw)
-        >>> list(d["status"]), list(d["draft_status"].astype(str))
-        (['ok', 'not_found'], ['active', 'nan'])
+        >>> list(d["status"]), d["draft_status"].tolist()[0], d["message"].iloc[1]
+        (['ok', 'not_found'], 'active', 'Document with identifier nope not found')
     """
 
     settings, options = _listing_setup(
