@@ -38,7 +38,15 @@ from .ratelimit import RateLimit
 
 if TYPE_CHECKING:
     from . import sandbox
-    from .batch import BatchInterrupted, acreate_drafts, create_draft, create_drafts
+    from .batch import (
+        BatchInterrupted,
+        acreate_drafts,
+        adiscard_drafts,
+        create_draft,
+        create_drafts,
+        discard_drafts,
+        list_drafts,
+    )
     from .client import AsyncOmniClient, CallOutcome, Draft, OmniClient, RetryPolicy
     from .ledger import Ledger, open_ledger, results
     from .session import login
@@ -53,8 +61,11 @@ _LAZY = {
     "RetryPolicy": ".client",
     "BatchInterrupted": ".batch",
     "acreate_drafts": ".batch",
+    "adiscard_drafts": ".batch",
     "create_draft": ".batch",
     "create_drafts": ".batch",
+    "discard_drafts": ".batch",
+    "list_drafts": ".batch",
     "Ledger": ".ledger",
     "open_ledger": ".ledger",
     "results": ".ledger",
@@ -90,8 +101,11 @@ __all__ = [
     "UnexpectedResponseError",
     "__version__",
     "acreate_drafts",
+    "adiscard_drafts",
     "create_draft",
     "create_drafts",
+    "discard_drafts",
+    "list_drafts",
     "load_ipython_extension",
     "login",
     "logout",

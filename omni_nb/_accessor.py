@@ -46,6 +46,34 @@ class OmniAccessor:
             self._frame, document_col=document_col, branch_col=branch_col, **kwargs
         )
 
+    def discard_drafts(
+        self, document_col: str = "document_id", branch_col: str | None = None, **kwargs: Any
+    ) -> Any:
+        """Discard drafts (see :func:`omni_nb.discard_drafts`, whose keyword arguments it
+        takes). On a results table (``document_id``, ``status``, ``draft_id`` columns) its
+        ``ok`` creates are undone carefully; on another frame each row's active draft is
+        discarded, as asked.
+
+        Example:
+            >>> # undone = results.omni.discard_drafts()
+        """
+        from .batch import discard_drafts
+
+        return discard_drafts(
+            self._frame, document_col=document_col, branch_col=branch_col, **kwargs
+        )
+
+    def list_drafts(self, document_col: str = "document_id", **kwargs: Any) -> Any:
+        """The drafts of each row's document, one row per draft (see
+        :func:`omni_nb.list_drafts`, whose keyword arguments it takes).
+
+        Example:
+            >>> # drafts = docs.omni.list_drafts("identifier", include_archived=True)
+        """
+        from .batch import list_drafts
+
+        return list_drafts(self._frame, document_col=document_col, **kwargs)
+
 
 _registered = False
 

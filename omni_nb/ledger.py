@@ -41,16 +41,20 @@ __all__ = ["Ledger", "open_ledger", "results"]
 #: The columns a row is stored in, in this order (``rows()`` returns tuples of them).
 _COLUMNS = (
     "document_id", "branch_id", "draft_id", "status", "http_status", "message", "attempts",
-    "elapsed_s", "requested_at_us", "api_root", "run_id", "queued_s", "key",
+    "elapsed_s", "requested_at_us", "api_root", "run_id", "queued_s", "key", "from_ledger",
+    "action",
 )
 #: Schema versions (``PRAGMA user_version``). Changes are additive only (columns added with a
 #: default, none removed or renamed), so an older omni_nb keeps reading and writing a newer
 #: ledger: it names its columns and the new ones take their defaults.
-#: 0: the first schema. 1: ``queued_s`` and ``key``.
-SCHEMA_VERSION = 1
+#: 0: the first schema. 1: ``queued_s`` and ``key``. 2: ``action`` (``create``, ``discard``;
+#: older rows were all creates) and ``from_ledger`` (a row ``resume=True`` copied into its run).
+SCHEMA_VERSION = 2
 _ADDED = (
     ("queued_s", "REAL NOT NULL DEFAULT 0"),
     ("key", "TEXT"),
+    ("action", "TEXT NOT NULL DEFAULT 'create'"),
+    ("from_ledger", "INTEGER NOT NULL DEFAULT 0"),
 )
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -166,15 +170,23 @@ class Ledger:
     def record_outcome(self, outcome: CallOutcome) -> None:
         """An ``on_result`` hook for :class:`omni_nb.OmniClient`: logs each call.
 
+        A successful call that brought no draft back is a discard (a create's success always
+        carries one); the outcome does not say which call a failure was, so a failed discard
+        reads as a failed create (resume and undo only look at ``ok`` rows).
+
         Example:
             >>> # OmniClient(on_result=open_ledger().record_outcome)
         """
-        self.record([Row.from_outcome(outcome, run_id="client")])
+        row = Row.from_outcome(outcome, run_id="client")
+        if outcome.error is None and outcome.draft is None:
+            row.action = "discard"
+        self.record([row])
 
     def ok_rows(
         self, api_root: str, pairs: Sequence[tuple[str, str | None]]
     ) -> dict[tuple[str, str | None], Row]:
-        """The latest ``ok`` row of each pair for this API root (for ``resume=True``)."""
+        """The latest ``ok`` row of each pair for this API root, whatever its ``action``
+        (for ``resume=True``: the caller copies it only when it did the same thing)."""
         wanted = set(pairs)
         found: dict[tuple[str, str | None], Row] = {}
         with self._lock:
@@ -202,12 +214,47 @@ class Ledger:
             ).fetchone()
         return None if found is None else str(found[0])
 
+    def run_rows(self, run_id: str) -> list[Row]:
+        """Every row of one run, in arrival order (empty for a run the ledger does not know).
+
+        Example:
+            >>> Ledger(None).run_rows("nope")
+            []
+        """
+        return [_row(values) for values in self.rows(run_id=run_id)]
+
+    def first_sends(
+        self, api_root: str, drafts: Iterable[tuple[str, str | None, str]]
+    ) -> dict[tuple[str, str | None, str], int]:
+        """For each (document, branch, draft id): the first send (microseconds, UTC) of the
+        earliest ``ok`` create that got that draft back, when the ledger has one.
+
+        Example:
+            >>> Ledger(None).first_sends("https://a/api", [("doc-1", None, "d1")])
+            {}
+        """
+        wanted = set(drafts)
+        found: dict[tuple[str, str | None, str], int] = {}
+        if not wanted:
+            return found
+        with self._lock:
+            cursor = self._conn.execute(
+                "SELECT document_id, branch_id, draft_id, MIN(requested_at_us) FROM calls "
+                "WHERE status = 'ok' AND action = 'create' AND api_root = ? "
+                "AND draft_id IS NOT NULL GROUP BY document_id, branch_id, draft_id",
+                (api_root,),
+            )
+            for doc, branch, draft, first in cursor:
+                if (doc, branch, draft) in wanted:
+                    found[(doc, branch, draft)] = int(first)
+        return found
+
     def rows(
         self, run_id: str | None = None, since: datetime | None = None,
         api_root: str | None = None,
     ) -> list[tuple[Any, ...]]:
         """Raw rows: tuples of :data:`_COLUMNS` (``Row``'s first eleven fields, then
-        ``queued_s`` and ``key``)."""
+        ``queued_s``, ``key``, ``from_ledger`` and ``action``)."""
         where: list[str] = []
         args: list[object] = []
         if run_id is not None:
@@ -247,7 +294,9 @@ class Ledger:
 
 def _row(values: Sequence[Any]) -> Row:
     """A Row from a tuple of :data:`_COLUMNS`."""
-    return Row(**dict(zip(_COLUMNS, values, strict=True)))
+    row = Row(**dict(zip(_COLUMNS, values, strict=True)))
+    row.from_ledger = bool(row.from_ledger)  # stored as 0/1
+    return row
 
 
 _shared: dict[str, Ledger] = {}

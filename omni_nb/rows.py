@@ -30,7 +30,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .client import CallOutcome
 
-__all__ = ["STATUSES", "Row", "message_of", "now_us", "status_of", "to_us"]
+__all__ = ["ACTIONS", "STATUSES", "Row", "message_of", "now_us", "status_of", "to_us"]
 
 #: Every status a row can have, in the order tables and summaries list them.
 STATUSES = (
@@ -44,7 +44,11 @@ STATUSES = (
     "server_error",
     "network_error",
     "cancelled",
+    "skipped",
 )
+
+#: What a batch row did to its pair (the table's ``action`` categorical, the ledger's column).
+ACTIONS = ("create", "discard")
 
 
 @dataclass(slots=True)
@@ -55,8 +59,10 @@ class Row:
     send. ``queued_s`` is the time the rate budget held the item back (before its first send,
     between attempts, 429 pauses), ``elapsed_s`` the rest, from the first send to the answer.
     ``key`` is the short name of the API key that answered (:meth:`Secret.key_id`), None
-    for rows never sent. The fields added later have defaults, so positional construction
-    with the first eleven keeps working.
+    for rows never sent. ``action`` is what the row did (:data:`ACTIONS`): ``create``, or
+    ``discard`` (then ``draft_id`` is the draft it archived). The fields added later have
+    defaults, so positional construction with the first eleven keeps working. A ``skipped``
+    row is a discard decided without a DELETE (the draft was not the run's to undo).
 
     Example:
         >>> Row("doc-1", None, "d1", "ok", 200, "", 1, 0.1, 0, "https://a/api", "r1").draft_id
@@ -77,6 +83,7 @@ class Row:
     from_ledger: bool = False
     queued_s: float = 0.0
     key: str | None = None
+    action: str = "create"
 
     @classmethod
     def from_outcome(cls, outcome: CallOutcome, run_id: str) -> Row:
@@ -105,7 +112,7 @@ class Row:
     @classmethod
     def unsent(
         cls, document_id: str, branch_id: str | None, status: str, message: str, *,
-        api_root: str, run_id: str,
+        api_root: str, run_id: str, action: str = "create",
     ) -> Row:
         """A row for an input that was never answered (``invalid``, ``cancelled``).
 
@@ -114,7 +121,7 @@ class Row:
             0
         """
         return cls(document_id, branch_id, None, status, None, message, 0, 0.0, now_us(),
-                   api_root, run_id)
+                   api_root, run_id, action=action)
 
 
 def status_of(error: BaseException) -> str:

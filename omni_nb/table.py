@@ -14,21 +14,28 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from .errors import InvalidInputError
-from .rows import STATUSES, Row
+from .rows import ACTIONS, STATUSES, Row
 
 __all__ = [
+    "DRAFT_COLUMNS",
     "DraftResults",
+    "drafts_frame",
     "dry_run_frame",
     "frame_from_rows",
     "frame_from_tuples",
+    "is_results_frame",
     "items_from_frame",
     "plural",
     "summarize",
     "text_view",
+    "undo_rows_from_frame",
 ]
 
 _STRING = pd.StringDtype()
 _STATUS = pd.CategoricalDtype(list(STATUSES))
+_ACTION = pd.CategoricalDtype(list(ACTIONS))
+_DRAFT_STATUS = pd.CategoricalDtype(["active", "archived"])
+_UTC_US = "datetime64[us, UTC]"
 
 
 class DraftResults(pd.DataFrame):
@@ -123,7 +130,7 @@ def frame_from_rows(rows: Sequence[Row]) -> DraftResults:
         [
             (r.document_id, r.branch_id, r.draft_id, r.status, r.http_status, r.message,
              r.attempts, r.elapsed_s, r.requested_at_us, r.api_root, r.run_id, r.queued_s,
-             r.key, r.from_ledger)
+             r.key, r.from_ledger, r.action)
             for r in rows
         ]
     )
@@ -133,17 +140,21 @@ def frame_from_rows(rows: Sequence[Row]) -> DraftResults:
 _AT = {name: i for i, name in enumerate((
     "document_id", "branch_id", "draft_id", "status", "http_status", "message", "attempts",
     "elapsed_s", "requested_at_us", "api_root", "run_id", "queued_s", "key", "from_ledger",
+    "action",
 ))}
+#: The values of the trailing fields a shorter tuple leaves out.
+_TRAILING_DEFAULTS = {"from_ledger": False, "action": "create"}
 
 
 def frame_from_tuples(rows: Sequence[tuple[Any, ...]]) -> DraftResults:
     """Build the table column by column (much faster than row records for 100k rows).
 
-    ``rows`` hold the ledger's columns in its order (:data:`_AT`), ``from_ledger`` optional.
+    ``rows`` hold the ledger's columns in its order (:data:`_AT`); ``from_ledger`` and
+    ``action`` may be left off (then False and ``create``).
     """
     columns: list[Sequence[Any]] = list(zip(*rows, strict=False)) if rows else [()] * len(_AT)
-    if len(columns) == len(_AT) - 1:
-        columns.append([False] * len(rows))
+    for name in list(_AT)[len(columns):]:
+        columns.append([_TRAILING_DEFAULTS[name]] * len(rows))
 
     def col(name: str) -> Sequence[Any]:
         return columns[_AT[name]]
@@ -164,9 +175,94 @@ def frame_from_tuples(rows: Sequence[tuple[Any, ...]]) -> DraftResults:
         "key": pd.array(col("key"), dtype=_STRING),
         "api_root": pd.array(col("api_root"), dtype=_STRING),
         "run_id": pd.array(col("run_id"), dtype=_STRING),
-        "from_ledger": pd.array(col("from_ledger"), dtype="bool"),
+        "from_ledger": pd.array([bool(v) for v in col("from_ledger")], dtype="bool"),
+        # Rows of an internal operation (a listing's outcomes) have no table action.
+        "action": pd.Categorical([a if a in ACTIONS else None for a in col("action")],
+                                 dtype=_ACTION),
     }
     return DraftResults(data)
+
+
+def is_results_frame(frame: Any) -> bool:
+    """True for a DataFrame with a results table's ``document_id``, ``status`` and
+    ``draft_id`` columns (filtered, sorted or rebuilt: any frame with those).
+
+    Example:
+        >>> is_results_frame(frame_from_rows([])), is_results_frame(pd.DataFrame({"a": []}))
+        (True, False)
+    """
+    return isinstance(frame, pd.DataFrame) and {"document_id", "status", "draft_id"} <= set(
+        frame.columns)
+
+
+#: One row of a results table to undo: (position, document, branch, draft id, first send in
+#: microseconds or None, API root or None).
+UndoRow = tuple[int, object, object, str, int | None, str | None]
+
+
+def undo_rows_from_frame(frame: pd.DataFrame) -> list[UndoRow]:
+    """The rows of a results table that an undo discards: its ``ok`` creates that name a
+    draft (``action`` absent means create), with their position (1-based) in the frame.
+
+    Example:
+        >>> undo_rows_from_frame(frame_from_rows(
+        ...     [Row("d", None, "x", "ok", 200, "", 1, 0.1, 5, "https://a/api", "r")]))
+        [(1, 'd', None, 'x', 5, 'https://a/api')]
+    """
+    n = len(frame)
+    status = frame["status"].astype("object").tolist()
+    action = frame["action"].astype("object").tolist() if "action" in frame else ["create"] * n
+    drafts = frame["draft_id"].astype("object").tolist()
+    documents = frame["document_id"].astype("object").tolist()
+    branches = frame["branch_id"].astype("object").tolist() if "branch_id" in frame else [None] * n
+    roots = frame["api_root"].astype("object").tolist() if "api_root" in frame else [None] * n
+    when: list[int | None] = [None] * n
+    if "requested_at" in frame:
+        stamps = pd.to_datetime(frame["requested_at"], utc=True)
+        when = [None if pd.isna(t) else int(t.value // 1000) for t in stamps]
+    out: list[UndoRow] = []
+    for i in range(n):
+        if status[i] != "ok" or action[i] != "create" or _missing_to_none(drafts[i]) is None:
+            continue
+        root = _missing_to_none(roots[i])
+        out.append((i + 1, _missing_to_none(documents[i]), _missing_to_none(branches[i]),
+                    str(drafts[i]), when[i], None if root is None else str(root)))
+    return out
+
+
+#: The columns of :func:`drafts_frame`, in order.
+DRAFT_COLUMNS = (
+    "document_id", "draft_id", "branch_id", "branch_name", "draft_status", "out_of_date",
+    "created_at", "updated_at", "created_by", "last_edited_by", "status", "message",
+)
+
+
+def drafts_frame(rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
+    """The drafts listing: one row per draft, tuples of :data:`DRAFT_COLUMNS` (times as
+    aware datetimes or None). ``draft_status`` is Omni's (active, archived); ``status`` and
+    ``message`` are the listing's outcome (a document whose listing failed: one row, no draft).
+
+    Example:
+        >>> drafts_frame([]).columns[:3].tolist()
+        ['document_id', 'draft_id', 'branch_id']
+    """
+    cols: list[Sequence[Any]] = (
+        list(zip(*rows, strict=True)) if rows else [()] * len(DRAFT_COLUMNS))
+    at = dict(zip(DRAFT_COLUMNS, cols, strict=True))
+
+    def times(name: str) -> Any:
+        return pd.Series(pd.to_datetime(list(at[name]), utc=True), dtype=_UTC_US)
+
+    data: dict[str, Any] = {name: pd.array(at[name], dtype=_STRING) for name in (
+        "document_id", "draft_id", "branch_id", "branch_name", "created_by", "last_edited_by",
+        "message")}
+    data.update({
+        "draft_status": pd.Categorical(at["draft_status"], dtype=_DRAFT_STATUS),
+        "out_of_date": pd.array(at["out_of_date"], dtype="boolean"),
+        "created_at": times("created_at"), "updated_at": times("updated_at"),
+        "status": pd.Categorical(at["status"], dtype=_STATUS),
+    })
+    return pd.DataFrame({name: data[name] for name in DRAFT_COLUMNS})
 
 
 def items_from_frame(
@@ -284,6 +380,7 @@ _COLOURS = {
     "ok": "#2da44e", "invalid": "#8250df", "not_eligible": "#bf8700", "unauthorized": "#cf222e",
     "forbidden": "#cf222e", "not_found": "#d1242f", "rate_limited": "#fb8500",
     "server_error": "#a40e26", "network_error": "#a40e26", "cancelled": "#6e7781",
+    "skipped": "#0969da",
 }
 _BRANCH_CHARS, _MESSAGE_CHARS = 8, 60
 

@@ -36,7 +36,7 @@ def test_html_shows_summary_bar_and_compact_columns(sb: sandbox.Sandbox) -> None
     assert ("also in the DataFrame: queued_s, requested_at, key, api_root, run_id, "
             "from_ledger") in page
     assert list(t.columns)[:3] == ["document_id", "branch_id", "draft_id"]  # data untouched
-    assert len(t.columns) == 14
+    assert len(t.columns) == 15  # ... from_ledger, action
 
 
 def test_message_is_one_line_with_the_full_text_on_hover(sb: sandbox.Sandbox) -> None:
@@ -68,7 +68,7 @@ def test_counts_list_only_statuses_that_occur(sb: sandbox.Sandbox) -> None:
     """counts() has no zeros; status stays categorical with every status (value_counts)."""
     t = _table(sb)
     assert t.counts().to_dict() == {"ok": 2, "invalid": 1, "not_eligible": 1, "not_found": 1}
-    assert len(t["status"].value_counts()) == 10
+    assert len(t["status"].value_counts()) == 11
 
 
 def test_other_derived_frames_use_pandas_own_view(sb: sandbox.Sandbox) -> None:

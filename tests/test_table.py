@@ -30,6 +30,7 @@ DOCUMENTED_DTYPES = {
     "status": "category", "http_status": "Int64", "message": "string", "attempts": "Int64",
     "queued_s": "float64", "elapsed_s": "float64", "requested_at": "datetime64[us, UTC]",
     "key": "string", "api_root": "string", "run_id": "string", "from_ledger": "bool",
+    "action": "category",
 }
 
 

@@ -17,6 +17,7 @@ Front ends (magic, form, CLI) resolve their settings and options once and call
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,14 +26,15 @@ from typing import TYPE_CHECKING, Any
 from .._loop import run_sync
 from ..client import Draft, OmniClient, RetryPolicy
 from ..config import Settings, resolve_settings
-from ..errors import reduce_exception
+from ..errors import InvalidInputError, reduce_exception
 from ..ledger import Ledger, open_ledger
 from ..ratelimit import RateLimit, shared_limiter
 from . import run as engine
 from .background import BatchRun, start
-from .ops import CREATE_DRAFT, Operation
-from .plan import plan
+from .ops import CREATE_DRAFT, DiscardDraft, ListDrafts, Operation
+from .plan import Plan, pairs_of, plan
 from .run import BatchOptions, Progress
+from .undo import undo_targets
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,11 +44,15 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchInterrupted",
     "acreate_drafts",
+    "adiscard_drafts",
+    "alist_drafts",
     "arun_batch",
     "create_draft",
     "create_drafts",
+    "discard_drafts",
     "dry_run",
     "last_result",
+    "list_drafts",
     "run_batch",
 ]
 
@@ -62,8 +68,10 @@ class BatchInterrupted(KeyboardInterrupt):
         >>> # except BatchInterrupted as stop: table = stop.result
     """
 
-    def __init__(self, result: DraftResults, where: str = "omni_nb.batch.last_result()") -> None:
-        super().__init__(f"interrupted: {result.summary()} — the table is {where}")
+    def __init__(self, result: pd.DataFrame, where: str = "omni_nb.batch.last_result()") -> None:
+        from ..table import summarize
+
+        super().__init__(f"interrupted: {summarize(result)} — the table is {where}")
         self.result = result
 
     def _render_traceback_(self) -> list[str]:
@@ -139,29 +147,50 @@ def run_batch(
 def dry_run(
     op: Operation, items: Any, branch_id: object = None, *, api_root: str,
     document_col: str = "document_id", branch_col: str | None = None,
-    labels: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None, settings: Settings | None = None,
+    options: BatchOptions | None = None, progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """What a run would send, one row per input; sends nothing.
+    """What a run would send, one row per input; sends nothing but, for an operation that
+    decides from a listing (a discard) and given ``settings``, the listings (GETs): then each
+    row's message says what would happen ("would discard draft X", "would skip: ...").
 
     Example:
         >>> t = dry_run(CREATE_DRAFT, ["doc-1", "doc-1"], api_root="https://a.omniapp.co/api")
         >>> list(t["message"])
         ['', 'duplicate of item 1: sent once']
     """
-    from ..table import dry_run_frame, plural
-
     planned = plan(items, branch_id=branch_id, document_col=document_col,
                    branch_col=branch_col, labels=labels)
-    records = [
-        (i.label, i.document_id, i.branch_id, i.error is None,
-         "" if i.error is not None else op.call(i.document_id, i.branch_id).describe(api_root),
-         i.error or (f"duplicate of {i.first}: sent once" if i.first else ""))
-        for i in planned.inputs
-    ]
-    sent = sum(1 for i in planned.inputs if i.sent)
+    return _dry_frame(op, planned, api_root, settings, options, progress)
+
+
+def _dry_frame(
+    op: Operation, planned: Plan, api_root: str, settings: Settings | None,
+    options: BatchOptions | None, progress: Progress | None,
+) -> pd.DataFrame:
+    from ..table import dry_run_frame, plural
+
+    rehearsal = op.rehearsal() if settings is not None else None
+    decided: dict[str, tuple[str, str]] = {}
+    if rehearsal is not None and settings is not None:
+        quiet = dataclasses.replace(options or BatchOptions(), resume=False, ledger=Ledger(None))
+        table, _ = run_sync(lambda: engine.run(rehearsal, planned, settings=settings,
+                                               options=quiet, progress=progress))
+        decided = {item.label: (str(status), str(message)) for item, status, message in zip(
+            planned.distinct, table["status"], table["message"], strict=True)}
+    records = []
+    for i in planned.inputs:
+        status, message = decided.get(i.label, ("ok", ""))
+        sends = i.error is None and (i.first is not None or status == "ok")
+        request = op.call(i.document_id, i.branch_id).describe(api_root) if sends else ""
+        message = i.error or (f"duplicate of {i.first}: sent once" if i.first else message)
+        records.append((i.label, i.document_id, i.branch_id, i.error is None, request, message))
+    sent = sum(1 for i in planned.inputs if i.sent and decided.get(i.label, ("ok",))[0] == "ok")
+    held = sum(1 for i in planned.inputs if i.sent) - sent
     invalid = sum(1 for i in planned.inputs if i.error is not None)
-    summary = (f"dry run: {plural(sent, 'request')} would be sent to {api_root}, "
-               f"{invalid} invalid; nothing was sent")
+    summary = (f"dry run: {plural(sent, 'request')} would be sent to {api_root}"
+               + (f", {held} not (see message)" if held else "") + f", {invalid} invalid; "
+               + ("only listings (GET) were sent" if rehearsal is not None else "nothing was sent"))
     return dry_run_frame(records, summary)
 
 
@@ -314,3 +343,262 @@ def create_draft(
         on_result=store.record_outcome,
     ) as client:
         return client.create_draft(document_id, branch_id)
+
+
+def _careful_discard(
+    items: Any, run_id: str | None, branch_id: str | None, settings: Settings,
+    options: BatchOptions,
+) -> tuple[DiscardDraft, Any, list[str] | None]:
+    """The discard operation and its items for ``discard_drafts``' input."""
+    targets = undo_targets(items, run_id, ledger=open_ledger(options.ledger),
+                           api_root=settings.api_root)
+    if branch_id is not None and (run_id is not None or targets.labels is not None):
+        raise InvalidInputError(
+            "branch_id= applies to document ids and pairs; a run or a results table names "
+            "each row's branch")
+    return DiscardDraft(targets.recorded), targets.items, targets.labels
+
+
+async def adiscard_drafts(
+    items: Any = None,
+    *,
+    run_id: str | None = None,
+    branch_id: str | None = None,
+    dry_run: bool = False,
+    base_url: str | None = None,
+    token: str | None = None,
+    tokens: Sequence[str] | None = None,
+    instance: str | None = None,
+    playground: bool | None = None,
+    concurrency: int = 8,
+    rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
+    resume: bool = False,
+    ledger: str | Path | Ledger | None = None,
+    progress: Progress | None = None,
+    max_retries: int | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float = 30.0,
+    document_col: str = "document_id",
+    branch_col: str | None = None,
+    cancel: threading.Event | None = None,
+) -> DraftResults:
+    """Discard drafts; returns the results table. See :func:`discard_drafts` (a dry run is
+    its synchronous form's).
+
+    Example:
+        >>> # table = await omni_nb.adiscard_drafts(run_id="3f2a9c0e1b7d")
+    """
+    if dry_run:
+        raise InvalidInputError("adiscard_drafts() has no dry run: use discard_drafts("
+                                "..., dry_run=True)")
+    options = _options(concurrency, rate_limit, resume, ledger, max_retries, retry, timeout)
+    settings = resolve_settings(base_url, token, tokens=tokens, instance=instance,
+                                playground=playground)
+    op, todo, labels = _careful_discard(items, run_id, branch_id, settings, options)
+    table, interrupted = await arun_batch(
+        op, todo, branch_id, settings=settings, options=options, progress=progress,
+        cancel=cancel, document_col=document_col, branch_col=branch_col, labels=labels,
+    )
+    if interrupted:
+        raise asyncio.CancelledError
+    return table
+
+
+def discard_drafts(
+    items: Any = None,
+    *,
+    run_id: str | None = None,
+    branch_id: str | None = None,
+    dry_run: bool = False,
+    base_url: str | None = None,
+    token: str | None = None,
+    tokens: Sequence[str] | None = None,
+    instance: str | None = None,
+    playground: bool | None = None,
+    concurrency: int = 8,
+    rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
+    resume: bool = False,
+    ledger: str | Path | Ledger | None = None,
+    progress: Progress | None = None,
+    max_retries: int | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float = 30.0,
+    document_col: str = "document_id",
+    branch_col: str | None = None,
+    cancel: threading.Event | None = None,
+    background: bool = False,
+) -> DraftResults | BatchRun | pd.DataFrame:
+    """Discard (archive) drafts; returns the results table, ``action`` ``discard``.
+
+    ``items``: document ids or ``(document_id, branch_id)`` pairs (or a DataFrame of them,
+    as for :func:`create_drafts`): each pair's active draft is discarded, as asked. Or a
+    results table (any DataFrame with ``document_id``, ``status`` and ``draft_id`` columns,
+    filtered or not), or ``run_id=`` (a run in the ledger): their ``ok`` creates are undone
+    carefully: a pair's drafts are listed first, and its DELETE is sent only when the active
+    draft is the one recorded and was created by that run (``createdAt`` at or after the
+    pair's first send, less :data:`omni_nb.batch.ops.CLOCK_SKEW_S`); otherwise the row is
+    ``skipped`` with the reason ("existed before the run", "replaced since"), or
+    ``not_found`` when no draft is active. Rows that were not ``ok`` creates send nothing.
+    ``draft_id`` of an ``ok`` row is the draft that was archived.
+
+    ``dry_run=True`` lists and decides, sends no DELETE, and returns the dry-run table (what
+    each input would do). ``resume=True`` copies the pairs whose latest ``ok`` row in the
+    ledger is a discard. The other keywords are :func:`create_drafts`'.
+
+    Example:
+        >>> from omni_nb import sandbox
+        >>> with sandbox.serve() as sb:
+        ...     kw = dict(base_url=sb.base_url, token=sb.token, ledger="off")
+        ...     made = create_drafts(["doc-0001", "nope"], **kw)
+        ...     t = discard_drafts(made, **kw)
+        >>> list(t["status"]), list(t["action"])
+        (['ok'], ['discard'])
+    """
+    options = _options(concurrency, rate_limit, resume, ledger, max_retries, retry, timeout)
+    settings = resolve_settings(base_url, token, tokens=tokens, instance=instance,
+                                playground=playground)
+    op, todo, labels = _careful_discard(items, run_id, branch_id, settings, options)
+    planned = plan(todo, branch_id=branch_id, document_col=document_col,
+                   branch_col=branch_col, labels=labels)  # bad input raises here
+    if dry_run:
+        if background:
+            raise InvalidInputError("dry_run=True and background=True: choose one")
+        return _dry_frame(op, planned, settings.api_root, settings, options, progress)
+    if background:
+        return start(op, planned, settings=settings, options=options, progress=progress,
+                     on_table=_remember)
+    return run_batch(
+        op, todo, branch_id, settings=settings, options=options, progress=progress,
+        cancel=cancel, document_col=document_col, branch_col=branch_col, labels=labels,
+    )
+
+
+def _documents_plan(documents: Any, document_col: str) -> Plan:
+    """One listing per document: branches in the input are dropped, documents folded."""
+    pairs = pairs_of(documents, document_col, None)
+    return plan([(doc, None) for doc, _ in pairs])
+
+
+def _drafts_table(op: ListDrafts, planned: Plan, table: DraftResults) -> pd.DataFrame:
+    from ..table import drafts_frame
+
+    rows: list[tuple[Any, ...]] = []
+    for item, status, message in zip(planned.distinct, table["status"], table["message"],
+                                     strict=True):
+        found = op.found.get(item.document_id) if status == "ok" else None
+        if found is None:
+            rows.append((item.document_id, *[None] * 9, str(status), str(message)))
+            continue
+        rows.extend(
+            (r.document_id, r.identifier, r.branch_id, r.branch_name, r.status, r.out_of_date,
+             r.created_at, r.updated_at, r.created_by, r.last_edited_by, "ok", "")
+            for r in found
+        )
+    return drafts_frame(rows)
+
+
+async def alist_drafts(
+    documents: Any,
+    *,
+    include_archived: bool = False,
+    base_url: str | None = None,
+    token: str | None = None,
+    tokens: Sequence[str] | None = None,
+    instance: str | None = None,
+    playground: bool | None = None,
+    concurrency: int = 8,
+    rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
+    progress: Progress | None = None,
+    max_retries: int | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float = 30.0,
+    document_col: str = "document_id",
+    cancel: threading.Event | None = None,
+) -> pd.DataFrame:
+    """The drafts of many documents, one row per draft. See :func:`list_drafts`.
+
+    Example:
+        >>> # drafts = await omni_nb.alist_drafts(["doc-a", "doc-b"])
+    """
+    settings, options = _listing_setup(
+        base_url, token, tokens, instance, playground,
+        _options(concurrency, rate_limit, False, Ledger(None), max_retries, retry, timeout))
+    frame, interrupted = await _listing(_documents_plan(documents, document_col),
+                                        include_archived, settings, options, progress, cancel)
+    if interrupted:
+        raise asyncio.CancelledError
+    return frame
+
+
+def _listing_setup(
+    base_url: str | None, token: str | None, tokens: Sequence[str] | None,
+    instance: str | None, playground: bool | None, options: BatchOptions,
+) -> tuple[Settings, BatchOptions]:
+    return resolve_settings(base_url, token, tokens=tokens, instance=instance,
+                            playground=playground), options
+
+
+async def _listing(
+    planned: Plan, include_archived: bool, settings: Settings, options: BatchOptions,
+    progress: Progress | None, cancel: threading.Event | None,
+) -> tuple[pd.DataFrame, bool]:
+    op = ListDrafts(include_archived)
+    table, interrupted = await engine.run(op, planned, settings=settings, options=options,
+                                          progress=progress, cancel=cancel)
+    return _drafts_table(op, planned, table), interrupted
+
+
+def list_drafts(
+    documents: Any,
+    *,
+    include_archived: bool = False,
+    base_url: str | None = None,
+    token: str | None = None,
+    tokens: Sequence[str] | None = None,
+    instance: str | None = None,
+    playground: bool | None = None,
+    concurrency: int = 8,
+    rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
+    progress: Progress | None = None,
+    max_retries: int | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float = 30.0,
+    document_col: str = "document_id",
+    cancel: threading.Event | None = None,
+) -> pd.DataFrame:
+    """The drafts of many documents: a DataFrame, one row per draft.
+
+    ``documents``: ids, or a DataFrame with a ``document_id`` column (``document_col=``; a
+    results table works: its branches are ignored, every draft of the document is listed).
+    Columns: ``document_id``, ``draft_id``, ``branch_id``, ``branch_name``, ``draft_status``
+    (Omni's: active, archived), ``out_of_date``, ``created_at``, ``updated_at`` (UTC),
+    ``created_by``, ``last_edited_by``, and the listing's ``status`` and ``message``: a
+    document whose listing failed (or an invalid id) is one row with its outcome and no
+    draft; a document with no draft has no row. ``include_archived=True`` lists archived
+    drafts too. Requests share the batch's rate budget (``rate_limit`` per key, ``tokens=``)
+    and report to ``progress`` per document; nothing is recorded in the ledger. One
+    document's drafts: ``OmniClient().list_drafts(document_id)``.
+
+    Example:
+        >>> from omni_nb import sandbox
+        >>> with sandbox.serve() as sb:
+        ...     kw = dict(base_url=sb.base_url, token=sb.token)
+        ...     _ = create_drafts(["doc-0001"], ledger="off", **kw)
+        ...     d = list_drafts(["doc-0001", "nope"], **kw)
+        >>> list(d["status"]), d["draft_status"].tolist()[0], d["message"].iloc[1]
+        (['ok', 'not_found'], 'active', 'Document with identifier nope not found')
+    """
+
+    settings, options = _listing_setup(
+        base_url, token, tokens, instance, playground,
+        _options(concurrency, rate_limit, False, Ledger(None), max_retries, retry, timeout))
+    planned = _documents_plan(documents, document_col)  # bad input raises here
+
+    def make() -> Any:
+        return _listing(planned, include_archived, settings, options, progress, cancel)
+
+    frame: pd.DataFrame
+    frame, interrupted = run_sync(make)
+    if interrupted and cancel is None:
+        raise BatchInterrupted(frame, "this exception's .result")
+    return frame

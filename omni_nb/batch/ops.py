@@ -1,9 +1,11 @@
 """Operations: what the batch engine does to each (document, branch) pair.
 
 An operation says which request it sends (:meth:`Operation.call`, also what a dry run
-shows), sends it with the client (:meth:`Operation.send`), and turns the answer into a row
-(:meth:`Operation.row`). The engine (:mod:`.run`) knows nothing else about it, so a new
-endpoint in batch form (discarding drafts, say) is one small class here.
+shows) and performs it with a client (:meth:`Operation.perform`), which gives the pair's row
+and the error behind it. A row needs no request of its own kind: :class:`DiscardDraft` lists
+a document's drafts first and may decide (``skipped``) without sending its DELETE. The engine
+(:mod:`.run`) knows nothing else about an operation, so a new endpoint in batch form is one
+small class here.
 
 Example:
     >>> CREATE_DRAFT.call("doc-1", None).describe("https://acme.omniapp.co/api")
@@ -12,13 +14,38 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
-from ..client import AsyncOmniClient, Call, CallOutcome, draft_call
-from ..rows import Row
+from ..client import AsyncOmniClient, Call, DraftRecord, draft_call
+from ..client.drafts import discard_call, drafts_call
+from ..errors import NotFoundError, OmniError
+from ..rows import Row, message_of, now_us, status_of, to_us
+from .plan import Planned
 
-__all__ = ["CREATE_DRAFT", "CreateDraft", "Operation"]
+__all__ = [
+    "CLOCK_SKEW_S",
+    "CREATE_DRAFT",
+    "CreateDraft",
+    "DiscardDraft",
+    "ListDrafts",
+    "Operation",
+    "Recorded",
+]
+
+Pair = tuple[str, str | None]
+
+#: How much earlier than a run's first send a draft's ``createdAt`` may be and still count as
+#: made by that run. The first send is our clock, ``createdAt`` Omni's: two NTP-synced clocks
+#: agree within tens of milliseconds, Omni truncates to milliseconds, and the server stamps a
+#: draft after the request arrives (later than our send). 2 s covers a laptop clock that has
+#: drifted for a day, at the price that a draft someone made less than 2 s before the run's
+#: first send for that very document would be taken for the run's.
+CLOCK_SKEW_S = 2.0
 
 
 class Operation(Protocol):
@@ -26,21 +53,23 @@ class Operation(Protocol):
 
     @property
     def action(self) -> str:
-        """What the operation does, in a word (``create``)."""
+        """What the operation does, in a word (``create``, ``discard``); the rows' action."""
         ...
 
     def call(self, document_id: str, branch_id: str | None) -> Call:
-        """The request for a checked pair."""
+        """The request for a checked pair (what a dry run shows)."""
         ...
 
-    async def send(
-        self, client: AsyncOmniClient, document_id: str, branch_id: str | None
-    ) -> CallOutcome:
-        """Send it (rate budget, retries and classification are the client's)."""
+    async def perform(
+        self, client: AsyncOmniClient, item: Planned, run_id: str
+    ) -> tuple[Row, OmniError | None]:
+        """Do it for one pair: its row, and the error behind the row (None: no failed call).
+        Rate budget, retries and classification are the client's."""
         ...
 
-    def row(self, outcome: CallOutcome, run_id: str) -> Row:
-        """The results row for an answered pair."""
+    def rehearsal(self) -> Operation | None:
+        """The operation a dry run performs instead (GETs only), or None when the request
+        alone (:meth:`call`) says what would happen."""
         ...
 
 
@@ -59,15 +88,215 @@ class CreateDraft:
         """``POST /v1/documents/{id}/draft`` with ``{}`` or ``{"branchId": ...}``."""
         return draft_call(document_id, branch_id)[0]
 
-    async def send(
-        self, client: AsyncOmniClient, document_id: str, branch_id: str | None
-    ) -> CallOutcome:
-        """One Create-draft call; failures come back in the outcome."""
-        return await client.create_draft_outcome(document_id, branch_id)
+    async def perform(
+        self, client: AsyncOmniClient, item: Planned, run_id: str
+    ) -> tuple[Row, OmniError | None]:
+        """One Create-draft call: the draft id on success, the server's words otherwise."""
+        outcome = await client.create_draft_outcome(item.document_id, item.branch_id)
+        return Row.from_outcome(outcome, run_id), outcome.error
 
-    def row(self, outcome: CallOutcome, run_id: str) -> Row:
-        """The row: the draft id on success, the server's words otherwise."""
-        return Row.from_outcome(outcome, run_id)
+    def rehearsal(self) -> None:
+        """A create's dry run is its request."""
+        return None
 
 
 CREATE_DRAFT = CreateDraft()
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What a run recorded for a pair it created: the draft it got back and the pair's first
+    send (microseconds since the epoch, UTC; None when unknown).
+
+    Example:
+        >>> Recorded("d1", 0).draft_id
+        'd1'
+    """
+
+    draft_id: str
+    first_send_us: int | None
+
+
+class _Clock:
+    """An item's start (wall time, for ``requested_at``) and its elapsed time."""
+
+    def __init__(self) -> None:
+        self.start_us = now_us()
+        self._t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t0
+
+
+@dataclass(frozen=True, slots=True)
+class DiscardDraft:
+    """Discard (archive) the active draft of each pair: ``DELETE .../documents/{id}/draft``.
+
+    Each pair's drafts are listed first (a GET). A pair in ``recorded`` (from a run or a
+    results table) is undone carefully: its DELETE is sent only when the active draft is the
+    recorded one *and* was created at or after the pair's first send (less
+    :data:`CLOCK_SKEW_S`); otherwise the row is ``skipped`` ("existed before the run",
+    "replaced since") or ``not_found`` (no active draft), and nothing is sent. Any other pair
+    is discarded as asked. ``draft_id`` of an ``ok`` row is the draft that was archived (the
+    active one the listing showed). A DELETE whose retry (after a dropped connection)
+    answers 404 is checked against a new listing: archived now means the first one worked.
+    ``dry_run`` lists and decides but sends no DELETE.
+
+    Example:
+        >>> DiscardDraft().call("doc-1", None).method
+        'DELETE'
+    """
+
+    recorded: Mapping[Pair, Recorded] = field(default_factory=dict)
+    dry_run: bool = False
+    skew_s: float = CLOCK_SKEW_S
+    action: str = "discard"
+
+    def call(self, document_id: str, branch_id: str | None) -> Call:
+        """``DELETE /v1/documents/{id}/draft`` with ``{}`` or ``{"branchId": ...}``."""
+        return discard_call(document_id, branch_id)[0]
+
+    def rehearsal(self) -> DiscardDraft:
+        """The same undo, listing and deciding, with no DELETE."""
+        return dataclasses.replace(self, dry_run=True)
+
+    async def perform(
+        self, client: AsyncOmniClient, item: Planned, run_id: str
+    ) -> tuple[Row, OmniError | None]:
+        """List the pair's drafts, decide, and (unless decided or a dry run) DELETE."""
+        clock, doc, branch = _Clock(), item.document_id, item.branch_id
+        try:
+            listed = await client.list_drafts(doc, include_archived=True)
+        except OmniError as exc:
+            return self._decided(client, item, run_id, clock, status_of(exc),
+                                 f"listing its drafts: {message_of(exc)}",
+                                 getattr(exc, "status_code", None)), exc
+        active = _active(listed, branch)
+        recorded = self.recorded.get((doc, branch))
+        verdict = None if recorded is None else _verdict(recorded, active, listed, self.skew_s)
+        if verdict is not None:
+            status, why = verdict
+            if self.dry_run:
+                why = ("would skip: " if status == "skipped" else "would not send: ") + why
+            return self._decided(client, item, run_id, clock, status, why), None
+        target = None if active is None else active.identifier
+        if self.dry_run:
+            why = (f"would discard draft {target}" if target else
+                   "no active draft is listed: Omni would answer 404")
+            return self._decided(client, item, run_id, clock, "ok", why), None
+        return await self._discard(client, item, run_id, clock, target)
+
+    async def _discard(
+        self, client: AsyncOmniClient, item: Planned, run_id: str, clock: _Clock,
+        target: str | None,
+    ) -> tuple[Row, OmniError | None]:
+        outcome = await client.discard_draft_outcome(item.document_id, item.branch_id)
+        row = Row.from_outcome(outcome, run_id)
+        error = outcome.error
+        if (isinstance(error, NotFoundError) and outcome.attempts > 1 and target is not None
+                and await _archived_now(client, item.document_id, target)):
+            row.status, row.message = "ok", (
+                f"a retry answered 404 ({message_of(error)}) after an earlier attempt "
+                f"got no answer; the listing shows draft {target} archived: that attempt "
+                "archived it")
+            error = None
+        row.action = "discard"
+        row.draft_id = target if error is None else None
+        row.requested_at_us = clock.start_us
+        row.elapsed_s = max(0.0, clock.elapsed() - outcome.queued_s)
+        return row, error
+
+    def _decided(
+        self, client: AsyncOmniClient, item: Planned, run_id: str, clock: _Clock,
+        status: str, message: str, http_status: int | None = None,
+    ) -> Row:
+        """A row decided from the listing: no DELETE was sent (``attempts`` 0)."""
+        return Row(item.document_id, item.branch_id, None, status, http_status, message, 0,
+                   clock.elapsed(), clock.start_us, client.api_root, run_id, action=self.action)
+
+
+def _active(listed: list[DraftRecord], branch: str | None) -> DraftRecord | None:
+    """The pair's active draft in a listing (branch ids compared without case)."""
+    want = None if branch is None else branch.lower()
+    for record in listed:
+        mine = None if record.branch_id is None else record.branch_id.lower()
+        if record.active and mine == want:
+            return record
+    return None
+
+
+def _verdict(
+    recorded: Recorded, active: DraftRecord | None, listed: list[DraftRecord], skew_s: float,
+) -> tuple[str, str] | None:
+    """Why a recorded pair must not be discarded, as (status, reason); None: discard it."""
+    mine = recorded.draft_id
+    if active is None:
+        gone = any(r.identifier == mine and r.status == "archived" for r in listed)
+        return "not_found", (f"no active draft: draft {mine} is already archived" if gone
+                             else f"no active draft (draft {mine} is not listed)")
+    if active.identifier != mine:
+        return "skipped", (f"replaced since: the active draft is {active.identifier}, not "
+                           f"{mine} (the run's)")
+    if active.created_at is None:
+        return "skipped", f"cannot tell when draft {mine} was created (no createdAt listed)"
+    if recorded.first_send_us is None:
+        return "skipped", f"cannot tell when the run first asked for draft {mine}"
+    created_us = to_us(active.created_at)
+    if created_us < recorded.first_send_us - int(skew_s * 1_000_000):
+        first = _iso(recorded.first_send_us)
+        return "skipped", (f"existed before the run: draft {mine} was created "
+                           f"{_iso(created_us)}, the run first asked {first}")
+    return None
+
+
+def _iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1_000_000, UTC).isoformat(timespec="milliseconds")
+
+
+async def _archived_now(client: AsyncOmniClient, document_id: str, draft_id: str) -> bool:
+    """True when a fresh listing shows ``draft_id`` archived (a failed listing: False)."""
+    try:
+        listed = await client.list_drafts(document_id, include_archived=True)
+    except OmniError:
+        return False
+    return any(r.identifier == draft_id and r.status == "archived" for r in listed)
+
+
+@dataclass(frozen=True, slots=True)
+class ListDrafts:
+    """List each document's drafts (``GET .../documents/{id}/drafts``); the records land in
+    :attr:`found` by document, the row is the listing's outcome (never recorded: the batch
+    that lists runs on a memory ledger).
+
+    Example:
+        >>> ListDrafts(include_archived=True).call("doc-1", None).params
+        {'include': 'archived'}
+    """
+
+    include_archived: bool = False
+    found: dict[str, list[DraftRecord]] = field(default_factory=dict)
+    action: str = "list"
+
+    def call(self, document_id: str, branch_id: str | None) -> Call:
+        """``GET /v1/documents/{id}/drafts[?include=archived]``."""
+        return drafts_call(document_id, self.include_archived)[0]
+
+    def rehearsal(self) -> None:
+        """A listing's dry run is its request."""
+        return None
+
+    async def perform(
+        self, client: AsyncOmniClient, item: Planned, run_id: str
+    ) -> tuple[Row, OmniError | None]:
+        """One listing; its records are kept in :attr:`found`."""
+        clock = _Clock()
+        try:
+            records = await client.list_drafts(item.document_id, self.include_archived)
+        except OmniError as exc:
+            return Row(item.document_id, None, None, status_of(exc),
+                       getattr(exc, "status_code", None), message_of(exc), exc.attempts,
+                       clock.elapsed(), clock.start_us, client.api_root, run_id,
+                       action=self.action), exc
+        self.found[item.document_id] = records
+        return Row(item.document_id, None, None, "ok", 200, "", 1, clock.elapsed(),
+                   clock.start_us, client.api_root, run_id, action=self.action), None

@@ -83,7 +83,8 @@ def pairs_of(
             "items must be a list of document ids, of (document_id, branch_id) pairs, or a "
             "DataFrame; got a single string (wrap it in a list)"
         )
-    if type(items).__module__.startswith("pandas"):
+    if any(cls.__module__.startswith("pandas") for cls in type(items).__mro__):
+        # a DataFrame, or a subclass of one (a results table)
         from ..table import items_from_frame  # pandas only when a DataFrame was given
 
         framed = items_from_frame(items, document_col, branch_col)

@@ -47,10 +47,10 @@ Progress = Callable[[int, int, Row], None]
 #: minute per key); past a few dozen, more connections only add overhead on both ends.
 MAX_CONCURRENCY = 64
 
-_NOT_ANSWERED = (
-    "not sent, or interrupted in flight (the server may have made the draft; rerun with "
-    "resume=True)"
-)
+def _not_answered(action: str) -> str:
+    done = "archived the draft" if action == "discard" else "made the draft"
+    return (f"not sent, or interrupted in flight (the server may have {done}; rerun with "
+            "resume=True)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,7 +112,8 @@ class _Batch:
         """Rows for inputs that get no answer, recorded in one commit."""
         rows = [
             Row.unsent(self.inputs[i].document_id, self.inputs[i].branch_id, status,
-                       why(self.inputs[i]), api_root=self.settings.api_root, run_id=self.run_id)
+                       why(self.inputs[i]), api_root=self.settings.api_root, run_id=self.run_id,
+                       action=self.op.action)
             for i in indexes
         ]
         self.ledger.record(rows)
@@ -120,17 +121,22 @@ class _Batch:
             self.finish(i, row)
 
     def resume(self, todo: list[int]) -> list[int]:
-        """Copy pairs already ``ok`` in the ledger (not calls: no new ledger row); the rest."""
+        """Copy the pairs whose latest ``ok`` row in the ledger (either action) did what this
+        operation does; the copies are recorded under this run (``from_ledger``), so the
+        ledger's view of a run is the table it returned. Returns the rest."""
         pairs = [(self.inputs[i].document_id, self.inputs[i].branch_id) for i in todo]
         known = self.ledger.ok_rows(self.settings.api_root, pairs)
-        remaining = []
+        remaining, copied = [], []
         for i, pair in zip(todo, pairs, strict=True):
             previous = known.get(pair)
-            if previous is None:
+            if previous is None or previous.action != self.op.action:
                 remaining.append(i)
                 continue
             previous.run_id, previous.from_ledger = self.run_id, True
-            self.finish(i, previous)
+            copied.append((i, previous))
+        self.ledger.record(row for _, row in copied)
+        for i, row in copied:
+            self.finish(i, row)
         return remaining
 
     def next_item(self, feed: Iterator[int]) -> int | None:
@@ -150,21 +156,22 @@ class _Batch:
             item, key = self.inputs[i], pool.pick()
             key.in_flight += 1
             try:
-                outcome = await self.op.send(key.client, item.document_id, item.branch_id)
+                row, error = await self.op.perform(key.client, item, self.run_id)
             finally:
                 key.in_flight -= 1
             key.sent += 1
-            if isinstance(outcome.error, AuthenticationError) and pool.refuse(key, outcome.error):
+            if isinstance(error, AuthenticationError) and pool.refuse(key, error):
                 self.again.append(i)  # another key answers it
                 continue
-            row = self.op.row(outcome, self.run_id)
-            self.errors[i] = outcome.error
+            if row.key is None:
+                row.key = key.key_id  # a row decided from a listing: the key that listed
+            self.errors[i] = error
             self.ledger.record([row])
             self.finish(i, row)
-            if isinstance(outcome.error, AuthenticationError):
+            if isinstance(error, AuthenticationError):
                 # No key is left: every other call would be refused the same way.
                 which = "the token was" if len(pool.keys) == 1 else "every key of the pool was"
-                self.stop_reason = f"not sent: {which} refused ({outcome.error})"
+                self.stop_reason = f"not sent: {which} refused ({error})"
 
     async def send(self, todo: list[int], cancel: threading.Event | None) -> bool:
         """Send ``todo`` with ``concurrency`` workers; True when interrupted."""
@@ -218,7 +225,7 @@ async def run(
         todo = batch.resume(todo)
     interrupted = await batch.send(todo, cancel)
     leftover = [i for i, row in enumerate(batch.rows) if row is None]
-    reason = batch.stop_reason or _NOT_ANSWERED
+    reason = batch.stop_reason or _not_answered(op.action)
     batch.finish_unsent(leftover, "cancelled", lambda _: reason)
     return batch.table(), interrupted
 
