@@ -25,9 +25,11 @@ from .api import (
     create_draft,
     create_drafts,
     discard_drafts,
+    discard_with,
     dry_run,
     last_result,
     list_drafts,
+    list_with,
     run_batch,
 )
 from .background import BatchRun, start
@@ -64,9 +66,11 @@ __all__ = [
     "create_draft",
     "create_drafts",
     "discard_drafts",
+    "discard_with",
     "dry_run",
     "last_result",
     "list_drafts",
+    "list_with",
     "pairs_of",
     "plan",
     "run_batch",

@@ -50,9 +50,11 @@ __all__ = [
     "create_draft",
     "create_drafts",
     "discard_drafts",
+    "discard_with",
     "dry_run",
     "last_result",
     "list_drafts",
+    "list_with",
     "run_batch",
 ]
 
@@ -457,9 +459,30 @@ def discard_drafts(
     options = _options(concurrency, rate_limit, resume, ledger, max_retries, retry, timeout)
     settings = resolve_settings(base_url, token, tokens=tokens, instance=instance,
                                 playground=playground)
-    op, todo, labels = _careful_discard(items, run_id, branch_id, settings, options)
+    return discard_with(
+        items, run_id=run_id, branch_id=branch_id, dry_run=dry_run, settings=settings,
+        options=options, progress=progress, document_col=document_col, branch_col=branch_col,
+        cancel=cancel, background=background,
+    )
+
+
+def discard_with(
+    items: Any = None, *, run_id: str | None = None, branch_id: str | None = None,
+    dry_run: bool = False, settings: Settings, options: BatchOptions,
+    progress: Progress | None = None, document_col: str = "document_id",
+    branch_col: str | None = None, cancel: threading.Event | None = None,
+    background: bool = False, labels: Sequence[str] | None = None,
+) -> DraftResults | BatchRun | pd.DataFrame:
+    """The front ends' entry to :func:`discard_drafts`: settings and options resolved once
+    (``labels`` name typed inputs in messages).
+
+    Example:
+        >>> # table = discard_with(run_id="3f2a9c0e1b7d", settings=s, options=BatchOptions())
+    """
+    op, todo, careful_labels = _careful_discard(items, run_id, branch_id, settings, options)
     planned = plan(todo, branch_id=branch_id, document_col=document_col,
-                   branch_col=branch_col, labels=labels)  # bad input raises here
+                   branch_col=branch_col,
+                   labels=careful_labels or labels)  # bad input raises here
     if dry_run:
         if background:
             raise InvalidInputError("dry_run=True and background=True: choose one")
@@ -592,6 +615,22 @@ def list_drafts(
     settings, options = _listing_setup(
         base_url, token, tokens, instance, playground,
         _options(concurrency, rate_limit, False, Ledger(None), max_retries, retry, timeout))
+    return list_with(documents, include_archived=include_archived, settings=settings,
+                     options=options, progress=progress, document_col=document_col,
+                     cancel=cancel)
+
+
+def list_with(
+    documents: Any, *, include_archived: bool = False, settings: Settings,
+    options: BatchOptions, progress: Progress | None = None,
+    document_col: str = "document_id", cancel: threading.Event | None = None,
+) -> pd.DataFrame:
+    """The front ends' entry to :func:`list_drafts` (settings and options resolved once;
+    ``options.ledger`` is not used: a listing records nothing).
+
+    Example:
+        >>> # drafts = list_with(["doc-1"], settings=s, options=BatchOptions())
+    """
     planned = _documents_plan(documents, document_col)  # bad input raises here
 
     def make() -> Any:
