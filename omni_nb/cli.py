@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                metavar="{demo,draft,results,sandbox}")
+                                metavar="{demo,draft,discard,drafts,results,sandbox}")
 
     demo = _sub(sub, "demo", "run a batch against the embedded sandbox",
                 "Start the embedded sandbox (an offline stand-in for Omni), create drafts for "
@@ -144,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     draft.add_argument("--rate", type=_rate, default=RateLimit(), metavar="N/SECONDS",
                        help="client-side rate limit, e.g. 60/60 (Omni's default) or off")
 
+    _lifecycle_parsers(sub)
     res = _sub(sub, "results", "read results back from the ledger",
                "Show the ledger's rows, newest first, or write them to a file. Exit code 1 "
                "when nothing matched.", "omni-nb results --last --limit 50")
@@ -177,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sandbox_main(args_list[1:], prog="omni-nb sandbox")
     try:
         args = _parser().parse_args(args_list)
-        command = {"demo": _demo, "draft": _draft, "results": _results}[args.command]
+        command = {"demo": _demo, "draft": _draft, "results": _results, "discard": _discard,
+                   "drafts": _drafts}[args.command]
         code = command(args)
         sys.stdout.flush()  # here, so a closed pipe is caught below and not at exit
         return code
@@ -230,6 +232,41 @@ def _print_table(table: Any, limit: int = 15, *, newest_first: bool = False) -> 
 
     print(text_view(table, limit, newest_first=newest_first,
                     hint=" (--limit N shows more; --out FILE writes them all)"))
+
+
+def _lifecycle_parsers(sub: Any) -> None:
+    discard = _sub(sub, "discard", "discard (archive) drafts, or undo a whole run",
+                   "Discard the active draft of each document given (as asked), or undo a run "
+                   "(--run): only the drafts that run made are discarded; a draft that existed "
+                   "before it or was replaced since is skipped. Shows what it will discard and "
+                   "asks first; --yes skips the question (needed without a terminal). Exit "
+                   "code 0 when every row is ok, 1 otherwise.",
+                   "omni-nb discard --run 3f2a9c0e1b7d")
+    discard.add_argument("documents", nargs="*", metavar="DOC",
+                         help="document ids whose active draft to discard")
+    discard.add_argument("--run", metavar="RUN_ID", help="undo this run (see results --last)")
+    discard.add_argument("--from-csv", type=Path, metavar="FILE",
+                         help="UTF-8 CSV with a document_id column (and optionally branch_id)")
+    discard.add_argument("--branch", metavar="UUID",
+                         help="the branch's draft, for documents without their own")
+    discard.add_argument("--yes", action="store_true", help="discard without asking")
+    discard.add_argument("--out", type=Path, metavar="FILE",
+                         help="also write the table to FILE.csv or FILE.parquet")
+    _connection_options(discard)
+    discard.add_argument("--concurrency", type=int, default=8, metavar="N",
+                         help="requests in flight, 1 to 64 (default 8)")
+    discard.add_argument("--rate", type=_rate, default=RateLimit(), metavar="N/SECONDS",
+                         help="client-side rate limit, e.g. 60/60 (Omni's default) or off")
+    drafts = _sub(sub, "drafts", "list the drafts of documents",
+                  "List each document's drafts (active ones; --archived adds archived ones). "
+                  "Exit code 1 when a listing failed.", "omni-nb drafts doc-a doc-b --archived")
+    drafts.add_argument("documents", nargs="*", metavar="DOC", help="document ids")
+    drafts.add_argument("--from-csv", type=Path, metavar="FILE",
+                        help="UTF-8 CSV with a document_id column")
+    drafts.add_argument("--archived", action="store_true", help="archived drafts too")
+    drafts.add_argument("--out", type=Path, metavar="FILE",
+                        help="also write the listing to FILE.csv or FILE.parquet")
+    _connection_options(drafts)
 
 
 def _check_out(out: Path | None) -> None:
@@ -297,7 +334,6 @@ def _read_csv(path: Path) -> list[tuple[object, object]]:
 
 def _draft(args: argparse.Namespace) -> int:
     from .batch import BatchOptions
-    from .config import resolve_settings
 
     _check_out(args.out)
     items: list[Any] = list(args.documents)
@@ -305,9 +341,7 @@ def _draft(args: argparse.Namespace) -> int:
         items += _read_csv(args.from_csv)
     if not items:
         raise _Usage("omni-nb draft: give document ids or --from-csv FILE")
-    settings = resolve_settings(
-        args.base_url, None, instance=args.instance, playground=args.playground or None
-    )
+    settings = _cli_settings(args)
     options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate,
                            resume=args.resume)
     table = _run_with_bar(items, args.branch, settings, options)
@@ -356,6 +390,71 @@ def _results(args: argparse.Namespace) -> int:
     else:
         _print_table(table, args.limit, newest_first=True)
     return 0
+
+
+def _items(args: argparse.Namespace) -> list[Any]:
+    items: list[Any] = list(args.documents)
+    if args.from_csv is not None:
+        items += _read_csv(args.from_csv)
+    return items
+
+
+def _discard(args: argparse.Namespace) -> int:
+    from .batch import BatchOptions, discard_with
+    from .table import plural
+
+    _check_out(args.out)
+    items = _items(args)
+    if bool(items) == (args.run is not None):
+        raise _Usage("omni-nb discard: give document ids, --from-csv FILE, or --run RUN_ID "
+                      "(one of them)")
+    settings = _cli_settings(args)
+    options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate)
+    kw: dict[str, Any] = dict(run_id=args.run, branch_id=args.branch, settings=settings,
+                              options=options)
+    plan: Any = discard_with(items or None, dry_run=True, **kw)
+    messages = plan["message"].astype(str)
+    going = int(messages.str.startswith("would discard").sum())
+    print(plan[["input", "document_id", "branch_id", "message"]].to_string(index=False))
+    print(f"\n{plural(going, 'draft')} would be discarded, {len(plan) - going} not")
+    if going and not args.yes:
+        if not sys.stdin.isatty():
+            raise _Usage("omni-nb discard: no terminal to ask on: add --yes to discard "
+                         "without asking")
+        answer = input(f"Discard {plural(going, 'draft')}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing discarded")
+            return 1
+    table: Any = discard_with(items or None, **kw)
+    _print_table(table)
+    if args.out is not None:
+        _write(table, args.out)
+    _print_run(table, None)
+    return 0 if (table["status"] == "ok").all() else 1
+
+
+def _drafts(args: argparse.Namespace) -> int:
+    from .batch import BatchOptions, list_with
+
+    _check_out(args.out)
+    items = _items(args)
+    if not items:
+        raise _Usage("omni-nb drafts: give document ids or --from-csv FILE")
+    listing = list_with(items, include_archived=args.archived, settings=_cli_settings(args),
+                        options=BatchOptions())
+    columns = ["document_id", "draft_id", "branch_name", "draft_status", "created_at",
+               "status", "message"]
+    print(listing[columns].to_string(index=False) if len(listing) else "no drafts")
+    if args.out is not None:
+        _write(listing, args.out)
+    return 0 if (listing["status"] == "ok").all() else 1
+
+
+def _cli_settings(args: argparse.Namespace) -> Any:
+    from .config import resolve_settings
+
+    return resolve_settings(args.base_url, None, instance=args.instance,
+                            playground=args.playground or None)
 
 
 def _since(text: str | None) -> datetime | None:

@@ -5,7 +5,9 @@
     %omni_draft DOC [DOC ...] [--branch UUID] [-o VAR] [--from VAR]
                 [--instance NAME [--playground] | --base-url URL]
                 [--concurrency N] [--rate N/SECONDS|off] [--max-retries N] [--resume]
-                [--dry-run] [--document-col COL] [--branch-col COL]
+                [--dry-run] [--document-col COL] [--branch-col COL] [--background]
+    %omni_draft --discard (DOC ... | --from TABLE | --run RUN_ID) [--dry-run] [-o VAR]
+    %omni_draft --list DOC ... [--include-archived] [-o VAR]
 
     %%omni_draft [same options]
     doc-a
@@ -31,6 +33,13 @@ Options:
                           fast, and ``--resume`` later sends only what is not ok yet)
 ``--resume``              copy pairs already ``ok`` in the ledger instead of sending them
 ``--dry-run``             validate every input and show what would be sent; sends nothing
+``--discard``             discard (archive) drafts instead of creating them: of the
+                          documents given (as asked), or, with ``--from TABLE`` (a results
+                          table) or ``--run RUN_ID``, only the drafts that run made (each is
+                          listed first; a draft that existed before or was replaced since is
+                          ``skipped``); with ``--dry-run``, what would happen (GETs only)
+``--list``                the documents' drafts (``--include-archived``: archived ones too),
+                          a DataFrame, one row per draft
 ``--background``          return at once with a live handle (``.wait()``, ``.cancel()``,
                           ``.table``, ``.done``); the kernel stays free; rows reach the
                           ledger as always
@@ -204,6 +213,15 @@ _OPTIONS: tuple[Any, ...] = (
              help="copy pairs already ok in the ledger instead of sending them again"),
     argument("--dry-run", action="store_true",
              help="validate and show what would be sent; send nothing"),
+    argument("--discard", action="store_true",
+             help="discard (archive) the drafts instead: of the documents given, or, for a "
+                  "results table (--from) or a run (--run), only the drafts that run made"),
+    argument("--run", metavar="RUN_ID", default=None,
+             help="with --discard: undo that run (its ok creates, carefully)"),
+    argument("--list", action="store_true",
+             help="list the documents' drafts instead (a DataFrame, one row per draft)"),
+    argument("--include-archived", action="store_true",
+             help="with --list: archived drafts too"),
     argument("--background", action="store_true",
              help="return at once with a live handle (.wait(), .cancel(), .table); the "
                   "kernel stays free"),
@@ -267,20 +285,10 @@ class OmniMagics(Magics):
         options = self._options(args)
         if args.branch is not None:
             _check_typed([_Item("", args.branch, "--branch")], documents=False)
+        if args.discard or args.list or args.run is not None:
+            return self._lifecycle(args, cell, options)
         pairs, labels, typed = self._inputs(args, cell)
-        # Settings once, first: a missing token or unsafe URL fails the cell before anything
-        # else, and the same resolved settings go down to the batch and the client.
-        from .config import resolve_settings
-        from .errors import ConfigError
-
-        try:
-            settings = resolve_settings(
-                args.base_url, None, instance=args.instance, playground=args.playground or None
-            )
-        except ConfigError as exc:
-            if exc.missing in _MISSING:  # said with the magic's options, not Python keywords
-                raise ConfigError(_MISSING[exc.missing], missing=exc.missing) from None
-            raise
+        settings = self._settings(args)
         if args.dry_run:
             from .batch import CREATE_DRAFT, dry_run
 
@@ -292,6 +300,63 @@ class OmniMagics(Magics):
         if args.background:
             return self._start(args, pairs, labels, settings, options)
         return self._send(args, pairs, labels, settings, options)
+
+    def _settings(self, args: Any) -> Any:
+        """Settings once, first: a missing token or unsafe URL fails the cell before anything
+        else, and the same resolved settings go down to the batch and the client."""
+        from .config import resolve_settings
+        from .errors import ConfigError
+
+        try:
+            return resolve_settings(
+                args.base_url, None, instance=args.instance, playground=args.playground or None
+            )
+        except ConfigError as exc:
+            if exc.missing in _MISSING:  # said with the magic's options, not Python keywords
+                raise ConfigError(_MISSING[exc.missing], missing=exc.missing) from None
+            raise
+
+    def _lifecycle(self, args: Any, cell: str | None, options: Any) -> Any:
+        """``--discard`` (documents, a results table with ``--from``, or ``--run``) and
+        ``--list``: the rest of a draft's life, with the same inputs and options."""
+        from .batch import BatchInterrupted, discard_with, list_with
+        from .errors import InvalidInputError
+
+        if args.discard and args.list:
+            raise UsageError("give --discard or --list, not both")
+        if args.run is not None and not args.discard:
+            raise UsageError("--run goes with --discard (it undoes that run)")
+        if args.run is not None and (args.documents or args.source or (cell or "").strip()):
+            raise UsageError("--run undoes a whole run: give no documents with it")
+        items, labels = self._lifecycle_inputs(args, cell) if args.run is None else (None, None)
+        settings = self._settings(args)
+        table: Any
+        try:
+            if args.list:
+                table = list_with(items, include_archived=args.include_archived,
+                                  settings=settings, options=options)
+            else:
+                table = discard_with(items, run_id=args.run, branch_id=args.branch,
+                                     dry_run=args.dry_run, settings=settings, options=options,
+                                     labels=labels)
+        except InvalidInputError as exc:
+            raise UsageError(str(exc)) from None
+        except BatchInterrupted as stop:
+            if args.output is None:
+                raise
+            self._shell.push({args.output: stop.result})
+            raise BatchInterrupted(stop.result, where=f"in {args.output}") from None
+        return self._finish(args, table)
+
+    def _lifecycle_inputs(self, args: Any, cell: str | None) -> tuple[Any, list[str] | None]:
+        """A variable as it is (a results table is undone carefully), else the typed ids."""
+        if args.source is not None:
+            if args.source not in self._shell.user_ns:
+                raise UsageError(f"--from {args.source}: no such variable")
+            return self._shell.user_ns[args.source], None
+        pairs, labels, typed = self._inputs(args, cell)
+        _check_typed(typed)
+        return pairs, labels
 
     def _start(self, args: Any, pairs: list[tuple[object, object]], labels: list[str],
                settings: Any, options: Any) -> Any:
@@ -465,7 +530,8 @@ class OmniMagics(Magics):
             raise DraftsFailedError(f"no draft created: {table.summary()} (the table is {where})")
 
     def _finish(self, args: Any, table: Any) -> Any:
-        summary = table.attrs.get("summary") or table.summary()
+        summary = table.attrs.get("summary") or (
+            table.summary() if hasattr(table, "summary") else f"{len(table)} rows (drafts)")
         if args.output is not None:
             self._shell.push({args.output: table})
             print(f"{summary} -> {args.output}")
