@@ -611,3 +611,33 @@ def test_discard_and_show_drafts_say_what_they_need(
     assert form.error is not None
     assert "document id" in form.error
     assert sb.requests() == []
+
+
+def test_cancel_stops_a_discard_and_the_rest_can_be_discarded_later(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """Cancel works on a discard as on a create: some drafts archived, the rest cancelled
+    rows; the button stays enabled and a second discard archives the rest."""
+    form = make(forms, sb.base_url, sb.token, rate_limit=None, ledger="off")
+    ids = [f"doc-{i:04d}" for i in range(1, 21) if i % 10]
+    form.documents.value = "\n".join(ids)
+    made = form.submit(wait=True)
+    assert made is not None
+    assert form.discard(wait=True) is not None
+    sb.configure(latency=0.2)
+    form.concurrency.value = 2
+    first = threading.Event()
+    form.progress.observe(lambda change: first.set() if change["new"] >= 1 else None, "value")
+    form.lifecycle.confirm_button.click()
+    assert first.wait(WAIT)
+    form.cancel.click()
+    assert form.wait(WAIT)
+    undone = form.discarded
+    assert undone is not None
+    assert "cancelled" in set(undone["status"])
+    assert form.message.value.count("Cancelled: Discard: ") == 1
+    assert 0 < len(sb.archived_drafts()) < len(ids)
+    assert not form.discard_button.disabled
+    sb.configure(latency=0.0)
+    assert form.discard(wait=True, confirm=True) is not None
+    assert len(sb.archived_drafts()) == len(ids)
