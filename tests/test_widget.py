@@ -476,3 +476,168 @@ def test_add_all_says_how_many_and_how_long(
         assert form.add_all.description == "Add all 9"
         form.add_all.click()  # all already in the box
         assert f"Added 0 documents (300 in the box){tail}<" in form.message.value
+
+
+# -- after a run: discard its drafts, show the documents' drafts ---------------------------------
+
+
+def made_long_ago(sb: sandbox.Sandbox, document_id: str) -> str:
+    """A draft made with create_drafts an hour before the test (the sandbox stamps it then):
+    one made in the seconds before a run would fall inside the undo's clock-skew allowance
+    and be taken for the run's."""
+    store = sb._state.drafts
+    real = store._clock
+    store._clock = lambda: time.time() - 3600
+    try:
+        made = omni_nb.create_drafts([document_id], base_url=sb.base_url, token=sb.token,
+                                     rate_limit=None, ledger="off")
+    finally:
+        store._clock = real
+    return str(made.loc[0, "draft_id"])
+
+
+def shown_text(form: DraftForm) -> str:
+    (output,) = form.output.outputs
+    return str(output["data"]["text/plain"]) + str(output["data"]["text/html"])
+
+
+def test_discard_asks_first_then_archives_only_the_runs_drafts(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """Discard these drafts: a dry run (GETs only) and a question naming 4 to discard and 1
+    skipped; Keep them sends nothing; confirming archives exactly the run's drafts, the draft
+    that existed before stays active, and the token is in no widget."""
+    before = made_long_ago(sb, "doc-0003")
+    form = make(forms, sb.base_url, sb.token, rate_limit=None)
+    life = form.lifecycle
+    assert form.discard_button.disabled  # nothing to undo yet
+    docs = [f"doc-000{i}" for i in range(1, 6)]
+    form.documents.value = "\n".join(docs)
+    made = form.submit(wait=True)
+    assert made is not None
+    assert list(made["status"]) == ["ok"] * 5
+    assert made.loc[2, "draft_id"] == before  # Omni answered with the existing draft
+    assert form.wait(WAIT)
+    assert not form.discard_button.disabled
+    assert life.question_row.layout.display == "none"
+
+    sb.clear_requests()
+    form.discard_button.click()
+    assert form.wait(WAIT)
+    assert form.error is None
+    assert {r.method for r in sb.requests()} == {"GET"}  # nothing sent before confirming
+    assert "Discard 4 drafts this run created? 1 will be skipped (existed before the run)" \
+        in life.question.value
+    assert life.confirm_button.description == "Discard 4 drafts"
+    assert life.question_row.layout.display is None
+    assert "would skip: existed before the run" in shown_text(form)
+    life.keep_button.click()
+    assert life.pending is None
+    assert life.question_row.layout.display == "none"
+    assert "nothing was discarded" in form.message.value
+    assert sb.archived_drafts() == []
+    assert len(sb.drafts()) == 5
+
+    check = form.discard(wait=True)  # the same question, from code
+    assert check is not None
+    assert list(check["message"]).count(
+        f"would discard draft {made.loc[0, 'draft_id']}") == 1
+    life.confirm_button.click()
+    assert form.wait(WAIT)
+    assert form.error is None
+    undone = form.discarded
+    assert undone is not None
+    assert form.result is made
+    assert sorted(r.document_id or "" for r in sb.requests() if r.method == "DELETE") == \
+        ["doc-0001", "doc-0002", "doc-0004", "doc-0005"]
+    assert {d.identifier for d in sb.archived_drafts()} == \
+        set(made["draft_id"]) - {before}
+    assert sb.drafts() == {("doc-0003", None): before}
+    assert list(undone["status"]).count("skipped") == 1
+    assert "Discard: 5 rows: 4 ok, 1 skipped" in form.message.value
+    assert "skipped" in shown_text(form)
+    assert life.pending is None
+    assert form.discard_button.disabled  # undone: nothing left to discard until the next run
+    assert sb.token not in synced_state(form)
+
+
+def test_show_drafts_lists_the_documents_in_the_box(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """Show drafts lists the box's documents (archived ones when ticked), compactly, with a
+    line counting them; discard(confirm=True) from code discards without a question."""
+    form = make(forms, sb.base_url, sb.token, rate_limit=None, ledger="off")
+    form.documents.value = "doc-0001\ndoc-0002"
+    form.submit(wait=True)
+    undone = form.discard(wait=True, confirm=True)
+    assert undone is not None
+    assert list(undone["status"]) == ["ok", "ok"]
+    assert sb.drafts() == {}
+    form.documents.value = "doc-0002"
+    assert form.submit(wait=True) is not None
+
+    form.documents.value = "doc-0001\ndoc-0002\nnope"
+    form.show_button.click()
+    assert form.wait(WAIT)
+    drafts = form.drafts
+    assert drafts is not None
+    assert list(drafts["document_id"]) == ["doc-0002", "nope"]
+    assert list(drafts["status"]) == ["ok", "not_found"]
+    assert form.message.value.endswith(
+        "1 draft of 2 documents: 1 active; 1 listing failed (not_found).</span>")
+    text = shown_text(form)
+    assert "draft_status" in text
+    assert "last_edited_by" not in text
+    assert (form.progress.value, form.progress.max) == (3, 3)
+
+    form.include_archived.value = True
+    listed = form.show_drafts(wait=True)
+    assert listed is form.drafts
+    assert listed is not None
+    assert sorted(listed["draft_status"].dropna()) == ["active", "archived", "archived"]
+    assert {r.method for r in sb.requests()[-3:]} == {"GET"}
+    assert sb.token not in synced_state(form)
+
+
+def test_discard_and_show_drafts_say_what_they_need(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """Before any run there is nothing to discard; an empty box has no drafts to list."""
+    form = make(forms, sb.base_url, sb.token, rate_limit=None, ledger="off")
+    sb.clear_requests()
+    assert form.discard(wait=True) is None
+    assert form.error == "Nothing to discard: create drafts first."
+    assert form.show_drafts(wait=True) is None
+    assert form.error is not None
+    assert "document id" in form.error
+    assert sb.requests() == []
+
+
+def test_cancel_stops_a_discard_and_the_rest_can_be_discarded_later(
+    sb: sandbox.Sandbox, forms: list[DraftForm]
+) -> None:
+    """Cancel works on a discard as on a create: some drafts archived, the rest cancelled
+    rows; the button stays enabled and a second discard archives the rest."""
+    form = make(forms, sb.base_url, sb.token, rate_limit=None, ledger="off")
+    ids = [f"doc-{i:04d}" for i in range(1, 21) if i % 10]
+    form.documents.value = "\n".join(ids)
+    made = form.submit(wait=True)
+    assert made is not None
+    assert form.discard(wait=True) is not None
+    sb.configure(latency=0.2)
+    form.concurrency.value = 2
+    first = threading.Event()
+    form.progress.observe(lambda change: first.set() if change["new"] >= 1 else None, "value")
+    form.lifecycle.confirm_button.click()
+    assert first.wait(WAIT)
+    form.cancel.click()
+    assert form.wait(WAIT)
+    undone = form.discarded
+    assert undone is not None
+    assert "cancelled" in set(undone["status"])
+    assert form.message.value.count("Cancelled: Discard: ") == 1
+    assert 0 < len(sb.archived_drafts()) < len(ids)
+    assert not form.discard_button.disabled
+    sb.configure(latency=0.0)
+    assert form.discard(wait=True, confirm=True) is not None
+    assert len(sb.archived_drafts()) == len(ids)

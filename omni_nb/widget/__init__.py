@@ -6,7 +6,8 @@ is used and where it and the token come from), documents (one id per line,
 plus a searchable, paged picker filled from ``GET /v1/documents``), a branch (a dropdown
 filled from ``GET /v1/models?modelKind=BRANCH``, "no branch", or a typed UUID), concurrency,
 Create and Cancel buttons, a live progress bar with counts per status, and an output area
-with the results table and its summary.
+with the results table and its summary; after a run, "Discard these drafts" and "Show
+drafts".
 
 The token is never kept in a widget: the token field is emptied as soon as its value reaches
 the kernel (and its value is not echoed back to the browser), so the notebook's saved widget
@@ -18,6 +19,9 @@ stays responsive and Cancel works; widget updates from that thread reach the bro
   checks them.
 * :mod:`.picker`: the document picker (search, pages, "add") and the branch choice.
 * :mod:`.jobs`: the background work, one job at a time on a single-worker executor.
+* :mod:`.lifecycle`: after a run, "Discard these drafts" (a dry run, a confirmation naming
+  how many drafts will be discarded and skipped, then the careful discard) and "Show drafts".
+* :mod:`.live`: running a batch (create, discard, listing) with the progress live.
 
 Example:
     >>> from omni_nb import sandbox

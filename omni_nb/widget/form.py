@@ -12,14 +12,14 @@ from __future__ import annotations
 import html
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ipywidgets as w
 
 from ..batch import CREATE_DRAFT, BatchOptions, run_batch
-from ..batch.budget import budget_for
 from ..client import RetryPolicy
 from ..config import Settings
 from ..errors import (
@@ -30,19 +30,24 @@ from ..errors import (
     OmniError,
 )
 from ..ledger import Ledger
-from ..progress.tally import Budget, Tally, Throttle, Ticker, line_for
+from ..progress.tally import Budget, Tally, line_for
 from ..ratelimit import RateLimit
-from ..rows import Row
 from .connection import Connection, list_instance
 from .jobs import Jobs
+from .lifecycle import Lifecycle
+from .live import run_live
 from .picker import BranchPicker, DocumentPicker
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..table import DraftResults
 
 __all__ = ["DraftForm", "one_line"]
 
 _LINE = 400  # characters at most in the form's message line
+
+T = TypeVar("T")
 
 
 class DraftForm:
@@ -59,6 +64,14 @@ class DraftForm:
     Cancel is no error: its summary goes to the status line, ``form.message``).
     ``form.connection_info`` says which instance is used and where it and the token come
     from (arguments, :func:`omni_nb.login`, the environment), never the token.
+
+    After a run, "Discard these drafts" undoes it carefully: a dry run (listings only) first,
+    then a confirmation naming how many drafts will be discarded and how many skipped (a
+    draft the run did not create is never touched); ``form.discard(wait=True)`` does the
+    dry run from code, ``form.discard(wait=True, confirm=True)`` the discard.
+    ``form.result`` stays the create run's table; ``form.discarded`` holds the discard's.
+    "Show drafts" (``form.show_drafts(wait=True)``) lists the drafts of the documents in the
+    box into ``form.drafts``.
     The document and branch lists load in the background: ``form.wait()`` before choosing
     from them in code.
 
@@ -89,8 +102,12 @@ class DraftForm:
         # How every batch of this form runs; Create fills in the concurrency shown then.
         self._options = BatchOptions(rate_limit=rate_limit, retry=RetryPolicy.of(max_retries),
                                      timeout=timeout, ledger=ledger)
-        #: The last results table (None before the first batch).
+        #: The last create run's results table (None before the first batch).
         self.result: DraftResults | None = None
+        #: The last discard's results table (None before the first discard).
+        self.discarded: DraftResults | None = None
+        #: The last "Show drafts" listing (None before the first).
+        self.drafts: pd.DataFrame | None = None
         #: The last error line shown in the form (None when the last action succeeded).
         self.error: str | None = None
         #: Seconds between progress redraws (the last result is always drawn).
@@ -132,6 +149,10 @@ class DraftForm:
         #: The connection in use and where it comes from (never the token).
         self.connection_info = w.HTML(value="")
         self.output = w.Output(layout=w.Layout(max_height="420px", overflow="auto"))
+        self.lifecycle = Lifecycle(self)
+        life = self.lifecycle
+        self.discard_button, self.show_button = life.discard_button, life.show_button
+        self.include_archived = life.include_archived
         self.widget = w.VBox([
             w.HTML("<b>Omni: create drafts</b>"),
             w.HBox([self.connection, self.playground]),
@@ -140,8 +161,10 @@ class DraftForm:
             w.HBox([self.documents, docs.box]),
             w.HBox([self.branch, self.branch_uuid]),
             w.HBox([self.concurrency, self.create, self.cancel]),
+            life.row,
             w.HBox([self.progress, self.counts]),
             self.message,
+            life.question_row,
             self.output,
         ])
         self.connect.on_click(lambda _: self.refresh())
@@ -201,19 +224,12 @@ class DraftForm:
             if not items:
                 raise InvalidInputError("Enter at least one document id (one per line).")
             branch = self.branch_id()
-            settings = self._connection.settings()  # resolved once: the job uses these
-            options = replace(self._options, concurrency=int(self.concurrency.value))
+            settings, options = self._setup()
         except OmniError as exc:
             self._fail(exc)
             return None
-        cancel = threading.Event()
-        self.error = None
-        job = self._jobs.start(lambda: self._batch(items, branch, settings, options, cancel),
-                               cancel=cancel)
-        if job is None:
-            self._fail("A batch is already running; wait for it or Cancel it.")
-            return None
-        return job.result() if wait else None
+        return self._start(lambda cancel: self._batch(items, branch, settings, options, cancel),
+                           wait=wait)
 
     def stop(self) -> None:
         """Cancel the running batch (the Cancel button): results received so far are kept,
@@ -223,6 +239,28 @@ class DraftForm:
             >>> # form.stop()
         """
         self._jobs.stop()
+
+    def discard(self, wait: bool = False, confirm: bool = False) -> pd.DataFrame | None:
+        """The "Discard these drafts" button: undo the last run carefully (only drafts it
+        created). Without ``confirm`` it is a dry run (listings only, no DELETE) ending in
+        the confirmation line, and returns the dry-run table; with ``confirm=True`` it is
+        the "Discard N drafts" button: the discard runs (with progress and Cancel) and
+        returns its table, also ``form.discarded``. ``wait=False`` returns None at once.
+
+        Example:
+            >>> # check = form.discard(wait=True); table = form.discard(wait=True, confirm=True)
+        """
+        return self.lifecycle.discard(wait=wait, confirm=confirm)
+
+    def show_drafts(self, wait: bool = False) -> pd.DataFrame | None:
+        """The "Show drafts" button: list the drafts of the documents in the box (archived
+        ones too when "include archived" is ticked); with ``wait=True`` return the listing
+        (also ``form.drafts``), one row per draft.
+
+        Example:
+            >>> # drafts = form.show_drafts(wait=True)
+        """
+        return self.lifecycle.show_drafts(wait=wait)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the background work ends; False if ``timeout`` passed first.
@@ -290,8 +328,24 @@ class DraftForm:
         else:
             self._say(found.line(), ok=True)
 
-    def _batch(self, items: list[str], branch: str | None, settings: Settings,
-               options: BatchOptions, cancel: threading.Event) -> DraftResults | None:
+    def _start(self, work: Callable[[threading.Event], T], *, wait: bool,
+               batch: bool = True) -> T | None:
+        # A job on the form's worker (a batch: Cancel stops it through the event); its
+        # result when ``wait``, else None at once.
+        cancel = threading.Event()
+        self.error = None
+        job = self._jobs.start(lambda: work(cancel), cancel=cancel if batch else None)
+        if job is None:
+            self._fail("A batch is already running; wait for it or Cancel it.")
+            return None
+        return job.result() if wait else None
+
+    def _setup(self) -> tuple[Settings, BatchOptions]:
+        # Resolved once per job, in the kernel's thread: the job uses these.
+        settings = self._connection.settings()
+        return settings, replace(self._options, concurrency=int(self.concurrency.value))
+
+    def _ready(self, settings: Settings, cancel: threading.Event) -> bool:
         if not self._connection.verified(settings):
             # One cheap listing proves the token and the host before any draft is asked
             # for: a dead host fails in a second instead of after every item's retries.
@@ -299,34 +353,20 @@ class DraftForm:
             self._load(settings)
         if cancel.is_set():
             self._say("Cancelled before anything was sent.")
+            return False
+        return True
+
+    def _batch(self, items: list[str], branch: str | None, settings: Settings,
+               options: BatchOptions, cancel: threading.Event) -> DraftResults | None:
+        if not self._ready(settings, cancel):
             return None
-        self.output.outputs = ()
-        self.progress.bar_style = ""
-        self.progress.max = max(len(dict.fromkeys(items)), 1)
-        self.progress.value = 0
-        tally = Tally(len(items))
-        throttle = Throttle(self.redraw_interval)
-        budget = budget_for(settings, options.rate_limit)
-
-        def on_progress(done: int, total: int, row: Row) -> None:
-            # Runs in the batch's event-loop thread: count every result, redraw when the
-            # throttle allows (a resumed 100k batch must not flood the browser).
-            tally.total = total
-            tally.add(done, row)
-            if throttle.due(final=done == total):
-                self._draw(tally, budget)
-
-        self.counts.value = tally.line()
-        self._say(f"Creating drafts for {len(items)} ids…")
-        # Every second: why sending waits (the budget, a 429 pause), for how long, the ETA.
-        ticker = Ticker(1.0, lambda: self._draw(tally, budget))
-        try:
-            table = run_batch(CREATE_DRAFT, items, branch, settings=settings, options=options,
-                              progress=on_progress, cancel=cancel)
-        finally:
-            ticker.stop()
+        table = run_live(
+            self, f"Creating drafts for {len(items)} ids…", len(dict.fromkeys(items)), settings,
+            options, lambda progress: run_batch(CREATE_DRAFT, items, branch, settings=settings,
+                                                options=options, progress=progress,
+                                                cancel=cancel))
         self.result = table
-        self._draw(tally)
+        self.lifecycle.new_run()
         self._show(table)
         self._report(table, cancelled=cancel.is_set())
         return table
@@ -338,21 +378,24 @@ class DraftForm:
         self.create.disabled = running
         self.connect.disabled = running
         self.cancel.disabled = not (running and batch)
+        self.lifecycle.buttons(running)
 
     def _draw(self, tally: Tally, budget: Budget | None = None) -> None:
         self.progress.max = max(tally.total, 1)
         self.progress.value = tally.settled
         self.counts.value = line_for(tally, budget)
 
-    def _show(self, table: DraftResults) -> None:
+    def _show(self, table: pd.DataFrame, html_text: str | None = None) -> None:
         # What Output.append_display_data does, without asking for an InteractiveShell (the
         # form also runs in scripts and tests); replacing ``outputs`` is safe from a thread.
-        bundle = {"text/plain": repr(table), "text/html": table._repr_html_() or ""}
+        frame: Any = table  # a DraftResults or a plain DataFrame: both render themselves
+        shown = html_text if html_text is not None else frame._repr_html_() or ""
+        bundle = {"text/plain": repr(table), "text/html": shown}
         self.output.outputs = (
             {"output_type": "display_data", "data": bundle, "metadata": {}},
         )
 
-    def _report(self, table: DraftResults, *, cancelled: bool) -> None:
+    def _report(self, table: DraftResults, *, cancelled: bool, label: str = "") -> None:
         summary = table.summary()
         statuses = table["status"].astype(str)
         problems: list[str] = []
@@ -365,7 +408,7 @@ class DraftForm:
         ok = not problems and bool((statuses == "ok").all())
         self.progress.bar_style = "success" if ok else ("danger" if cancelled else "warning")
         # Cancelling is what the user asked for, not an error: the summary says what it left.
-        head = f"Cancelled: {summary}" if cancelled else summary
+        head = f"Cancelled: {label}{summary}" if cancelled else label + summary
         if problems:
             self._fail(f"{head}. " + " · ".join(problems))
         else:

@@ -1,0 +1,316 @@
+"""The form's after-a-run part: "Discard these drafts" (a dry run, a confirmation, then the
+careful discard) and "Show drafts" (the drafts of the documents in the box).
+
+Nothing is discarded without the confirmation: pressing "Discard these drafts" sends only
+listings (a dry run of :func:`omni_nb.batch.discard_with`) and asks, naming how many drafts
+will be discarded and how many skipped and why; "Discard N drafts" sends the DELETEs, "Keep
+them" drops the question. The discard undoes the run carefully: a draft the run did not
+create (one that existed before it, one made since) is a ``skipped`` row, never archived.
+
+Example:
+    >>> question({"discard": 4, "skipped": 1}, {"existed before the run": 1})
+    'Discard 4 drafts this run created? 1 will be skipped (existed before the run).'
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import ipywidgets as w
+
+from ..batch import BatchOptions, discard_with, list_with
+from ..config import Settings
+from ..errors import OmniError
+from .live import run_live
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..table import DraftResults
+    from .form import DraftForm
+
+__all__ = ["DRAFT_COLUMNS", "Lifecycle", "check_counts", "drafts_line", "question"]
+
+#: The listing's columns "Show drafts" displays (the DataFrame keeps them all).
+DRAFT_COLUMNS = ("document_id", "draft_id", "branch_name", "draft_status", "out_of_date",
+                 "created_at", "created_by", "status", "message")
+_SHOWN_DRAFTS = 200  # rows of a listing drawn in the output area at most
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A discard waiting for its confirmation: the table it undoes, the settings and options
+    the dry run used (the discard uses the same), how many drafts it will discard."""
+
+    table: DraftResults
+    settings: Settings
+    options: BatchOptions
+    count: int
+
+
+class Lifecycle:
+    """The buttons and the jobs of "Discard these drafts" and "Show drafts" in a
+    :class:`~.form.DraftForm` (its ``discard`` and ``show_drafts`` call these).
+
+    Example:
+        >>> # DraftForm(...).lifecycle.discard(wait=True)
+    """
+
+    def __init__(self, form: DraftForm) -> None:
+        self._form = form
+        self.discard_button = w.Button(description="Discard these drafts", icon="trash",
+                                       disabled=True,
+                                       tooltip="undo the last run: a check first, then a "
+                                               "confirmation; only drafts it created")
+        self.show_button = w.Button(description="Show drafts", icon="list",
+                                    tooltip="list the drafts of the documents in the box")
+        self.include_archived = w.Checkbox(value=False, description="include archived",
+                                           indent=False, layout=w.Layout(width="auto"))
+        self.question = w.HTML(value="")
+        self.confirm_button = w.Button(description="Discard", button_style="danger",
+                                       icon="trash")
+        self.keep_button = w.Button(description="Keep them")
+        self.row = w.HBox([self.discard_button, self.show_button, self.include_archived])
+        self.question_row = w.HBox([self.question, self.confirm_button, self.keep_button],
+                                   layout=w.Layout(display="none"))
+        #: The discard waiting for its confirmation (None: nothing asked).
+        self.pending: _Pending | None = None
+        self._undone = False  # the last run's discard ran to its end: nothing left to undo
+        self.discard_button.on_click(lambda _: self.discard())
+        self.confirm_button.on_click(lambda _: self.discard(confirm=True))
+        self.keep_button.on_click(lambda _: self.keep())
+        self.show_button.on_click(lambda _: self.show_drafts())
+
+    # -- state -------------------------------------------------------------------------------
+
+    def buttons(self, running: bool) -> None:
+        """Enable what can be pressed now (called under the jobs' lock, like the form's)."""
+        self.discard_button.disabled = running or self._form.result is None or self._undone
+        self.show_button.disabled = running
+        self.confirm_button.disabled = self.keep_button.disabled = running
+
+    def new_run(self) -> None:
+        """A create run ended: its drafts can be discarded, an older question is void."""
+        self._undone = False
+        self._ask(None)  # the job's end enables the button
+
+    def keep(self) -> None:
+        """The "Keep them" button: drop the question, send nothing.
+
+        Example:
+            >>> # form.lifecycle.keep()
+        """
+        if self.pending is not None:
+            self._ask(None)
+            self._form._say("Kept the drafts: nothing was discarded.")
+
+    def _ask(self, pending: _Pending | None, line: str = "") -> None:
+        self.pending = pending
+        self.question.value = f"<b>{html.escape(line)}</b>" if line else ""
+        if pending is not None:
+            self.confirm_button.description = f"Discard {_plural(pending.count, 'draft')}"
+        self.question_row.layout.display = None if pending is not None else "none"
+
+    # -- discard -----------------------------------------------------------------------------
+
+    def discard(self, wait: bool = False, confirm: bool = False) -> pd.DataFrame | None:
+        """See :meth:`DraftForm.discard`: a dry run and the question, or (``confirm``) the
+        discard, with the dry run's settings when it asked, else resolved now.
+
+        Example:
+            >>> # form.lifecycle.discard(wait=True, confirm=True)
+        """
+        form, pending = self._form, self.pending
+        table = pending.table if confirm and pending is not None else form.result
+        if table is None:
+            form._fail("Nothing to discard: create drafts first.")
+            return None
+        try:
+            settings, options = ((pending.settings, pending.options)
+                                 if confirm and pending is not None else form._setup())
+        except OmniError as exc:
+            form._fail(exc)
+            return None
+        if confirm:
+            return form._start(lambda cancel: self._discard(table, settings, options, cancel),
+                               wait=wait)
+        # The dry run sends listings only and takes no Cancel (nothing to stop sending).
+        return form._start(lambda cancel: self._check(table, settings, options, cancel),
+                           wait=wait, batch=False)
+
+    def _check(self, table: DraftResults, settings: Settings, options: BatchOptions,
+               cancel: threading.Event) -> pd.DataFrame | None:
+        form = self._form
+        self._ask(None)
+        if not form._ready(settings, cancel):
+            return None
+        form._say("Checking which drafts the run created (listings only, nothing is sent)…")
+        frame = cast("pd.DataFrame", discard_with(table, dry_run=True, settings=settings,
+                                                  options=options))
+        form._show(frame)
+        counts, reasons = check_counts(frame)
+        line = question(counts, reasons)
+        if counts["discard"]:
+            self._ask(_Pending(table, settings, options, counts["discard"]), line)
+            form._say("Confirm below, or keep them.")
+        else:
+            form._say(line, ok=True)
+        return frame
+
+    def _discard(self, table: DraftResults, settings: Settings, options: BatchOptions,
+                 cancel: threading.Event) -> pd.DataFrame | None:
+        form = self._form
+        self._ask(None)
+        if not form._ready(settings, cancel):
+            return None
+        total = int((table["status"].astype(str) == "ok").sum())
+        done = run_live(
+            form, f"Discarding the drafts of {_plural(total, 'row')}…", total, settings,
+            options,
+            lambda progress: discard_with(table, settings=settings, options=options,
+                                          progress=progress, cancel=cancel))
+        result = cast("DraftResults", done)
+        form.discarded = result
+        self._undone = not cancel.is_set()
+        form._show(result)
+        form._report(result, cancelled=cancel.is_set(), label="Discard: ")
+        return result
+
+    # -- show drafts -------------------------------------------------------------------------
+
+    def show_drafts(self, wait: bool = False) -> pd.DataFrame | None:
+        """See :meth:`DraftForm.show_drafts`.
+
+        Example:
+            >>> # form.lifecycle.show_drafts(wait=True)
+        """
+        form = self._form
+        ids = form.document_ids()
+        if not ids:
+            form._fail("Enter at least one document id (one per line) to list its drafts.")
+            return None
+        archived = bool(self.include_archived.value)
+        try:
+            settings, options = form._setup()
+        except OmniError as exc:
+            form._fail(exc)
+            return None
+        return form._start(lambda cancel: self._list(ids, archived, settings, options, cancel),
+                           wait=wait)
+
+    def _list(self, ids: list[str], archived: bool, settings: Settings, options: BatchOptions,
+              cancel: threading.Event) -> pd.DataFrame | None:
+        form = self._form
+        if not form._ready(settings, cancel):
+            return None
+        count = len(dict.fromkeys(ids))
+        frame = run_live(
+            form, f"Listing the drafts of {_plural(count, 'document')}…", count, settings,
+            options,
+            lambda progress: list_with(ids, include_archived=archived, settings=settings,
+                                       options=options, progress=progress, cancel=cancel))
+        form.drafts = frame
+        form._show(frame, drafts_html(frame))
+        failed = bool((frame["status"].astype(str) != "ok").any())
+        form.progress.bar_style = "warning" if failed or cancel.is_set() else "success"
+        line = drafts_line(frame)
+        form._say(f"Cancelled: {line}" if cancel.is_set() else line, ok=not failed)
+        return frame
+
+
+def check_counts(frame: pd.DataFrame) -> tuple[Counter[str], Counter[str]]:
+    """From a discard's dry-run table: how many drafts it would discard and skip, and the
+    skips' reasons (the part of a message before its first colon).
+
+    Example:
+        >>> import pandas as pd
+        >>> counts, why = check_counts(pd.DataFrame({"message": [
+        ...     "would discard draft a1", "would skip: existed before the run: draft b2 ..."]}))
+        >>> dict(counts), dict(why)
+        ({'discard': 1, 'skipped': 1}, {'existed before the run': 1})
+    """
+    counts: Counter[str] = Counter(discard=0, skipped=0)
+    reasons: Counter[str] = Counter()
+    for message in frame["message"].astype(str):
+        if message.startswith("would discard"):
+            counts["discard"] += 1
+            continue
+        counts["skipped"] += 1
+        why = message.removeprefix("would skip: ").removeprefix("would not send: ")
+        reasons[why.split(":", 1)[0].strip() or "no reason given"] += 1
+    return counts, reasons
+
+
+def question(counts: Counter[str] | dict[str, int], reasons: Counter[str] | dict[str, int]
+             ) -> str:
+    """The confirmation line: how many drafts will be discarded, how many skipped and why
+    (the three commonest reasons).
+
+    Example:
+        >>> question({"discard": 0, "skipped": 2}, {"replaced since": 2})
+        'Nothing to discard: 2 drafts will be skipped (replaced since).'
+    """
+    found, skipped = counts.get("discard", 0), counts.get("skipped", 0)
+    why = ", ".join(f"{reason}: {n}" if len(reasons) > 1 else reason
+                    for reason, n in Counter(reasons).most_common(3))
+    tail = f" ({why})" if why else ""
+    if not found:
+        return f"Nothing to discard: {_plural(skipped, 'draft')} will be skipped{tail}."
+    head = f"Discard {_plural(found, 'draft')} this run created?"
+    return f"{head} {skipped} will be skipped{tail}." if skipped else head
+
+
+def drafts_line(frame: pd.DataFrame) -> str:
+    """The status line of a listing: drafts, documents, how many active and archived, and the
+    listings that failed.
+
+    Example:
+        >>> import pandas as pd
+        >>> drafts_line(pd.DataFrame({"document_id": ["a", "a", "b"],
+        ...     "draft_id": ["x", "y", None], "draft_status": ["active", "archived", None],
+        ...     "status": ["ok", "ok", "not_found"]}))
+        '2 drafts of 2 documents: 1 active, 1 archived; 1 listing failed (not_found).'
+    """
+    found = frame[frame["draft_id"].notna()]
+    states = Counter(str(s) for s in found["draft_status"])
+    parts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    documents = _plural(int(frame["document_id"].nunique()), "document")
+    line = f"{_plural(len(found), 'draft')} of {documents}" + (f": {parts}" if parts else "")
+    failed = frame[frame["status"].astype(str) != "ok"]
+    if len(failed):
+        kinds = ", ".join(sorted(set(failed["status"].astype(str))))
+        line += f"; {_plural(len(failed), 'listing')} failed ({kinds})"
+    return line + "."
+
+
+def drafts_html(frame: pd.DataFrame) -> str:
+    """The listing's main columns as an HTML table (escaped; the first rows only).
+
+    Example:
+        >>> import pandas as pd
+        >>> "<table" in drafts_html(pd.DataFrame({"document_id": ["a"], "draft_id": ["x"],
+        ...     "draft_status": ["active"], "status": ["ok"], "message": [""]}))
+        True
+    """
+    columns = [c for c in DRAFT_COLUMNS if c in frame.columns]
+    if "message" in columns and not (frame["message"].fillna("").astype(str) != "").any():
+        columns.remove("message")
+    view: Any = frame[columns].head(_SHOWN_DRAFTS)
+    more = len(frame) - len(view)
+    tail = f"<p>… {_plural(more, 'more row')} in <code>form.drafts</code></p>" if more else ""
+    table: str = view.to_html(index=False, na_rep="", escape=True, border=0)
+    return f"<b>{html.escape(drafts_line(frame))}</b>{table}{tail}"
+
+
+def _plural(n: int, noun: str) -> str:
+    """``1 draft``, ``2 drafts``.
+
+    Example:
+        >>> _plural(1, "draft"), _plural(2, "draft")
+        ('1 draft', '2 drafts')
+    """
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
