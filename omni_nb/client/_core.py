@@ -109,7 +109,8 @@ class CallOutcome:
 
 class HostUnreachableError(APIConnectionError):
     """No connection could be made at all: refused, a name that does not resolve, a TLS
-    handshake that failed, no connection within the timeout. Retried briefly
+    handshake that failed (not a connect that timed out: that is an
+    :class:`~omni_nb.APITimeoutError`, on the normal schedule). Retried briefly
     (``RetryPolicy.connect_retries``); a batch whose first answers are all this stops.
 
     Example:
@@ -189,7 +190,7 @@ class RetryPolicy:
     is between 0 and ``max_retry_after``; the sum of waits never passes ``max_wait``.
 
     A failure to connect at all (connection refused, a name that does not resolve, a TLS
-    handshake that fails, no connection within the timeout: :class:`HostUnreachableError`)
+    handshake that fails: :class:`HostUnreachableError`)
     is retried at most ``connect_retries`` times (within ``max_retries``), after waits of
     ``connect_backoff`` * 2**n: a dead host fails in about a second, not in minutes.
 
@@ -471,15 +472,12 @@ class _Core:
 
     def transport_error(self, exc: httpx.HTTPError) -> APIConnectionError:
         """The typed error for no answer at all: :class:`HostUnreachableError` when no
-        connection was made (refused, DNS, TLS handshake, connect timeout: httpx raises
-        ``ConnectError`` / ``ConnectTimeout`` for each), :class:`APITimeoutError` when the
-        attempt's deadline passed after connecting, else :class:`APIConnectionError`."""
-        if isinstance(exc, httpx.ConnectTimeout):
-            return HostUnreachableError(
-                f"ConnectTimeout talking to {self.origin}: no connection within "
-                f"{self.timeout:g} s"
-            )
+        connection was made (refused, DNS, TLS handshake: httpx raises ``ConnectError`` for
+        each), :class:`APITimeoutError` when the attempt's deadline passed (connecting
+        included), else :class:`APIConnectionError`."""
         if isinstance(exc, httpx.TimeoutException):
+            # A connect that timed out included: on a busy machine or network that is not a
+            # dead host, and it keeps the normal schedule (the call's bound holds anyway).
             return self.timed_out()
         # httpx messages name the host and the OS error, never headers (redacted anyway).
         text = redact(str(exc), self.secrets()) or "(no detail)"
