@@ -7,7 +7,8 @@
     ├── DraftsFailedError           a front end's batch in which no row is ok
     ├── InvalidInputError           also a ValueError; a document or branch id that is not sent
     ├── APIConnectionError          no HTTP answer: refused, reset, dropped, DNS
-    │   └── APITimeoutError         no answer within the timeout
+    │   ├── APITimeoutError         no answer within the timeout
+    │   └── HostUnreachableError    no connection at all: refused, unresolvable, TLS failed
     └── APIStatusError              an HTTP answer that is not a usable 200
         ├── NotEligibleError        400 "not eligible for publishing workflow" (and other 400s)
         ├── AuthenticationError     401, and 403 "Invalid bearer token"
@@ -31,6 +32,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigError",
     "DraftsFailedError",
+    "HostUnreachableError",
     "InvalidInputError",
     "KeyRefusedWarning",
     "NotEligibleError",
@@ -129,6 +131,18 @@ class APITimeoutError(APIConnectionError):
 
     Example:
         >>> issubclass(APITimeoutError, APIConnectionError)
+        True
+    """
+
+
+class HostUnreachableError(APIConnectionError):
+    """No connection could be made at all: refused, a name that does not resolve, a TLS
+    handshake that failed (not a connect that timed out: that is an
+    :class:`APITimeoutError`, on the normal schedule). Retried briefly
+    (``RetryPolicy.connect_retries``); a batch whose first answers are all this stops.
+
+    Example:
+        >>> issubclass(HostUnreachableError, APIConnectionError)
         True
     """
 

@@ -9,9 +9,11 @@ import asyncio
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +22,8 @@ import pytest
 import omni_nb
 from omni_nb import ConfigError, InvalidInputError, sandbox
 from omni_nb.batch import BatchInterrupted, acreate_drafts, create_drafts
+from omni_nb.batch.run import UNREACHABLE_STOP, _Batch
+from omni_nb.client import HostUnreachableError
 from omni_nb.ledger import results
 
 from .conftest import MakeSandbox
@@ -260,3 +264,54 @@ def test_single_create_draft_is_recorded(sb: sandbox.Sandbox, tmp_path: Path) ->
     rows = results(ledger=ledger)
     assert list(rows["draft_id"]) == [draft.identifier]
     assert not math.isnan(rows["elapsed_s"].iloc[0])
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_dead_host_stops_the_batch() -> None:
+    """24 documents to a port nothing listens on: the first answers (at least three) never
+    connect, the batch stops and the rest are 'cancelled' naming the host, in seconds."""
+    docs = [f"doc-{i:04d}" for i in range(1, 25)]
+    started = time.perf_counter()
+    table = create_drafts(docs, base_url=f"http://127.0.0.1:{_closed_port()}/api",
+                          token="tok", rate_limit=None, timeout=5)
+    took = time.perf_counter() - started
+    counts = table["status"].value_counts()
+    # The first answers, those in flight (8 workers), and what two early workers took next.
+    assert UNREACHABLE_STOP <= counts["network_error"] <= 8 + UNREACHABLE_STOP - 1
+    assert counts["network_error"] + counts["cancelled"] == 24
+    cancelled = table[table["status"] == "cancelled"]
+    assert cancelled["message"].str.startswith("not sent: host unreachable (").all()
+    assert "ConnectError talking to http://127.0.0.1:" in cancelled["message"].iloc[0]
+    assert took < 0.75 + 6.0, took  # one call's short schedule, plus start-up
+
+
+def test_dropped_connections_do_not_stop_the_batch(make_sandbox: MakeSandbox) -> None:
+    """A connection dropped after connecting is not a dead host: every item gets its row."""
+    flaky = make_sandbox(drop_rate=1.0)
+    retry = omni_nb.RetryPolicy(max_retries=1, backoff=0.01, backoff_cap=0.01)
+    table = create_drafts([f"doc-{i:04d}" for i in range(1, 9)], base_url=flaky.base_url,
+                          token=flaky.token, rate_limit=None, retry=retry, concurrency=2)
+    assert set(table["status"]) == {"network_error"}
+
+
+def test_reachability_counts_only_before_the_first_answer() -> None:
+    """The stop rule itself: three connect failures with no answer stop; after one answer
+    (any HTTP status) they never do."""
+    dead = HostUnreachableError("ConnectError talking to https://x: refused")
+    batch = _Batch.__new__(_Batch)
+    batch.answered, batch.unreachable, batch.stop_reason = False, 0, None
+    for _ in range(UNREACHABLE_STOP - 1):
+        batch.check_reachable(dead, None)
+    assert batch.stop_reason is None
+    batch.check_reachable(dead, None)
+    assert batch.stop_reason == f"not sent: host unreachable ({dead})"
+    batch.answered, batch.unreachable, batch.stop_reason = False, 0, None
+    batch.check_reachable(omni_nb.NotFoundError(404, "x"), 404)
+    for _ in range(10):
+        batch.check_reachable(dead, None)
+    assert batch.stop_reason is None

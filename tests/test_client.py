@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import socket
+import socketserver
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -29,6 +32,7 @@ from omni_nb import (
     __version__,
     sandbox,
 )
+from omni_nb.client import HostUnreachableError
 from omni_nb.client.parse import parse_error_body, parse_retry_after
 from omni_nb.ratelimit import Limiter
 
@@ -423,3 +427,161 @@ def test_parse_error_body_cuts_long_messages() -> None:
     message, _ = parse_error_body(b'{"message": "' + b"x\\n" * 5000 + b'"}', "")
     assert len(message) <= 500
     assert "\n" not in message
+
+
+# -- deadlines and dead hosts (issue 11, items 3 and 4), over real sockets ----------------
+
+TRICKLE_INTERVAL = 0.5
+TRICKLE_BYTES = 80  # 40 s of body at most: the server stops by itself
+
+
+class _Trickle(socketserver.BaseRequestHandler):
+    """Answers headers at once (Content-Length: 1000), then one byte every 0.5 s."""
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        sock.settimeout(5.0)
+        seen = b""
+        try:
+            while b"\r\n\r\n" not in seen:
+                data = sock.recv(4096)
+                if not data:
+                    return
+                seen += data
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 1000\r\n\r\n")
+            for _ in range(TRICKLE_BYTES):
+                sock.sendall(b" ")
+                time.sleep(TRICKLE_INTERVAL)
+        except OSError:
+            return  # the client gave up: good
+
+
+class _TrickleServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+
+@pytest.fixture
+def trickle() -> Iterator[str]:
+    """The base URL of a server that trickles its body (a byte every 0.5 s)."""
+    server = _TrickleServer(("127.0.0.1", 0), _Trickle)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+QUICK = RetryPolicy(max_retries=1, backoff=0.01, backoff_cap=0.01)
+
+
+def test_trickled_body_ends_at_the_attempt_deadline(trickle: str) -> None:
+    """Headers at once, then a byte every 0.5 s: each read is quick, but the attempt ends
+    at its deadline, and the call within (max_retries + 1) x timeout + the waits."""
+    timeout = 1.5
+    started = time.perf_counter()
+    with OmniClient(trickle, "tok", timeout=timeout, retry=QUICK,
+                    limiter=Limiter(None)) as c, pytest.raises(APITimeoutError) as info:
+        c.create_draft("doc-0001")
+    took = time.perf_counter() - started
+    assert info.value.attempts == 2
+    assert "within 1.5 s" in str(info.value)
+    # Without the deadline one attempt would take 40 s (the whole trickle).
+    assert 2 * timeout <= took < 2 * (timeout + TRICKLE_INTERVAL) + 3.0, took
+
+
+def test_trickled_body_async_twin(trickle: str) -> None:
+    """The async twin puts each attempt under the same deadline."""
+    timeout = 1.5
+
+    async def main() -> float:
+        started = time.perf_counter()
+        async with AsyncOmniClient(trickle, "tok", timeout=timeout, retry=QUICK,
+                                   limiter=Limiter(None)) as c:
+            with pytest.raises(APITimeoutError) as info:
+                await c.create_draft("doc-0001")
+        assert info.value.attempts == 2
+        return time.perf_counter() - started
+
+    took = asyncio.run(main())
+    assert 2 * timeout <= took < 2 * timeout + 3.0, took
+
+
+def test_slow_headers_time_out_within_the_deadline(make_sandbox: MakeSandbox) -> None:
+    """A server that holds its answer past the timeout: one attempt, one timeout."""
+    slow = make_sandbox(slow_rate=1.0, slow_seconds=5.0)
+    started = time.perf_counter()
+    with OmniClient(slow.base_url, slow.token, timeout=0.5, max_retries=0,
+                    limiter=Limiter(None)) as c, pytest.raises(APITimeoutError):
+        c.create_draft("doc-0001")
+    assert time.perf_counter() - started < 0.5 + 2.5
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _dead_hosts(make_sandbox: MakeSandbox) -> dict[str, str]:
+    plain = make_sandbox()  # speaks plain HTTP: a TLS handshake with it fails
+    return {
+        "closed port": f"http://127.0.0.1:{_closed_port()}/api",
+        "https to a plain-http port": plain.base_url.replace("http://", "https://"),
+        "no such name": "https://omni-nb-test.invalid/api",
+    }
+
+
+@pytest.mark.parametrize("which", ["closed port", "https to a plain-http port", "no such name"])
+def test_a_dead_host_fails_fast(make_sandbox: MakeSandbox, which: str) -> None:
+    """Refused, a TLS handshake that fails, a name that does not resolve: HostUnreachableError
+    after connect_retries (2) short retries, in about a second, not 7 attempts in 25 s."""
+    url = _dead_hosts(make_sandbox)[which]
+    started = time.perf_counter()
+    with OmniClient(url, "tok", timeout=5, limiter=Limiter(None)) as c, \
+            pytest.raises(HostUnreachableError) as info:
+        c.create_draft("doc-0001")
+    took = time.perf_counter() - started
+    assert info.value.attempts == 3
+    assert isinstance(info.value, APIConnectionError)
+    assert not isinstance(info.value, APITimeoutError)
+    assert 0.25 + 0.5 <= took < 0.75 + 4.0, took  # the waits, and 3 quick failures
+
+
+def test_a_dead_host_fails_fast_async(make_sandbox: MakeSandbox) -> None:
+    """The async twin classifies and schedules the same way."""
+    urls = _dead_hosts(make_sandbox)
+
+    async def main(url: str) -> HostUnreachableError:
+        async with AsyncOmniClient(url, "tok", timeout=5, limiter=Limiter(None)) as c:
+            with pytest.raises(HostUnreachableError) as info:
+                await c.create_draft("doc-0001")
+        return info.value
+
+    for url in urls.values():
+        started = time.perf_counter()
+        assert asyncio.run(main(url)).attempts == 3
+        assert time.perf_counter() - started < 0.75 + 4.0
+
+
+def test_connect_failures_keep_their_schedule_after_other_errors() -> None:
+    """The short schedule counts connect failures, not attempts; a timeout after connecting
+    keeps the normal backoff; connect_retries=0 gives up at once."""
+    with OmniClient("http://127.0.0.1:9/api", "tok", limiter=Limiter(None)) as c:
+        core = c._core
+    dead = HostUnreachableError("refused")
+    assert core.next_wait(dead, 4, 0.0, 1) == 0.25
+    assert core.next_wait(dead, 5, 0.0, 2) == 0.5
+    assert core.next_wait(dead, 6, 0.0, 3) is None
+    wait = core.next_wait(APITimeoutError("no answer"), 3, 0.0, 0)
+    assert wait is not None
+    assert wait >= 0.5 * 4 * 0.5  # backoff * 2**2, jitter at least halves it
+    with OmniClient("http://127.0.0.1:9/api", "tok", limiter=Limiter(None),
+                    retry=RetryPolicy(connect_retries=0)) as c:
+        assert c._core.next_wait(dead, 1, 0.0, 1) is None
+    with pytest.raises(ValueError, match="connect_retries"):
+        RetryPolicy(connect_retries=-1)

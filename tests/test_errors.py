@@ -19,6 +19,7 @@ from omni_nb.errors import (
     AuthenticationError,
     ConfigError,
     DraftsFailedError,
+    HostUnreachableError,
     InvalidInputError,
     NotEligibleError,
     NotFoundError,
@@ -41,6 +42,7 @@ MAKERS: dict[str, Callable[[], OmniError]] = {
     "InvalidInputError": lambda: InvalidInputError("document id '../x': '/' is not allowed"),
     "APIConnectionError": lambda: APIConnectionError("connection reset by 127.0.0.1"),
     "APITimeoutError": lambda: APITimeoutError("no answer within 0.2 s"),
+    "HostUnreachableError": lambda: HostUnreachableError("ConnectError talking to x: refused"),
     "APIStatusError": lambda: APIStatusError(418, "teapot", body="<html>teapot</html>"),
     "NotEligibleError": lambda: NotEligibleError(
         400, "Document is not eligible for publishing workflow", body={"message": "n/e"}),

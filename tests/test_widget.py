@@ -239,12 +239,12 @@ def test_unreachable_host_is_one_line(forms: list[DraftForm]) -> None:
         port = s.getsockname()[1]
     form = make(forms, f"http://127.0.0.1:{port}", "omni_osk_test", ledger="off")
     assert form.error is not None
-    assert form.error.startswith("Could not reach the instance: APIConnectionError: ")
+    assert form.error.startswith("Could not reach the instance: HostUnreachableError: ")
     assert f"127.0.0.1:{port}" in form.error
     assert "\n" not in form.error
     form.documents.value = "doc-0001"
     assert form.submit(wait=True) is None
-    assert form.error.startswith("Could not reach the instance: APIConnectionError: ")
+    assert form.error.startswith("Could not reach the instance: HostUnreachableError: ")
     assert form.result is None
 
 

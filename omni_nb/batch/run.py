@@ -2,7 +2,8 @@
 
 Workers pull pairs from one iterator (no task per item: 100k items is fine), each result is
 committed to the ledger as it arrives, and whatever was not answered when the batch stops
-(an interrupt, a Cancel, a refused token) becomes a ``cancelled`` row: every input ends as
+(an interrupt, a Cancel, a refused token, a host that cannot be reached) becomes a
+``cancelled`` row: every input ends as
 exactly one honest row.
 
 With several API keys (``Settings.tokens``) each request goes on the key that can send
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..client import RetryPolicy
+from ..client import HostUnreachableError, RetryPolicy
 from ..config import Settings
 from ..errors import AuthenticationError, InvalidInputError
 from ..ledger import Ledger, open_ledger
@@ -46,6 +47,12 @@ Progress = Callable[[int, int, Row], None]
 #: Requests in flight at most. The rate limit, not the concurrency, bounds a real batch (60 a
 #: minute per key); past a few dozen, more connections only add overhead on both ends.
 MAX_CONCURRENCY = 64
+
+#: Answers that could not connect at all, with no answer from the host yet, before the batch
+#: stops: the first few sends failing that way say the host is down, unresolvable or not
+#: speaking TLS, and the rest would only fail the same way, slowly.
+UNREACHABLE_STOP = 3
+
 
 def _not_answered(action: str) -> str:
     done = "archived the draft" if action == "discard" else "made the draft"
@@ -97,6 +104,8 @@ class _Batch:
         self.stop_reason: str | None = None
         self.done = 0
         self.again: deque[int] = deque()  # items refused on a key that left the pool
+        self.answered = False  # any HTTP answer yet (the host is reachable)
+        self.unreachable = 0  # rows whose call never connected, while nothing answered
 
     def finish(self, index: int, row: Row) -> None:
         """Keep a row and tell the progress display (the caller has recorded it)."""
@@ -172,6 +181,17 @@ class _Batch:
                 # No key is left: every other call would be refused the same way.
                 which = "the token was" if len(pool.keys) == 1 else "every key of the pool was"
                 self.stop_reason = f"not sent: {which} refused ({error})"
+            self.check_reachable(error, row.http_status)
+
+    def check_reachable(self, error: BaseException | None, http_status: int | None) -> None:
+        """Stop the batch when its first :data:`UNREACHABLE_STOP` answers all failed to
+        connect and the host has answered nothing yet (any HTTP status proves it is there)."""
+        if http_status is not None or error is None:
+            self.answered = True
+        elif isinstance(error, HostUnreachableError) and not self.answered:
+            self.unreachable += 1
+            if self.unreachable >= UNREACHABLE_STOP and self.stop_reason is None:
+                self.stop_reason = f"not sent: host unreachable ({error})"
 
     async def send(self, todo: list[int], cancel: threading.Event | None) -> bool:
         """Send ``todo`` with ``concurrency`` workers; True when interrupted."""

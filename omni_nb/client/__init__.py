@@ -13,7 +13,7 @@ Example:
 """
 
 from ._async import AsyncOmniClient
-from ._core import Call, CallOutcome, Draft, RetryPolicy, draft_call
+from ._core import Call, CallOutcome, Draft, HostUnreachableError, RetryPolicy, draft_call
 from ._sync import OmniClient
 from .drafts import DraftRecord
 from .validate import check_branch_id, check_document_id
@@ -24,6 +24,7 @@ __all__ = [
     "CallOutcome",
     "Draft",
     "DraftRecord",
+    "HostUnreachableError",
     "OmniClient",
     "RetryPolicy",
     "check_branch_id",

@@ -208,18 +208,22 @@ class AsyncOmniClient(BaseClient):
             state.waited += waited
             state.held(held, waited)
             try:
-                request = core.build(call)
+                deadline = core.deadline()
+                request = core.build(call, deadline)
                 state.sending()
                 sent = time.monotonic()
-                response = await self._http.send(request, stream=True)
-                core.limiter.observe(time.monotonic() - sent, response.status_code)
-                try:
-                    body = await aread_capped(response.aiter_bytes())
-                finally:
-                    await response.aclose()
+                async with asyncio.timeout(deadline.remaining()):  # the whole attempt
+                    response = await self._http.send(request, stream=True)
+                    core.limiter.observe(time.monotonic() - sent, response.status_code)
+                    try:
+                        body = await aread_capped(response.aiter_bytes(), deadline)
+                    finally:
+                        await response.aclose()
                 return core.interpret(response, body), state.attempt, response.status_code
             except httpx.HTTPError as exc:
                 error: OmniError = core.transport_error(exc)
+            except TimeoutError:
+                error = core.timed_out()
             except OmniError as exc:
                 error = exc
             wait = core.after_failure(error, state)

@@ -27,6 +27,7 @@ from ..errors import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    HostUnreachableError,
     InvalidInputError,
     NotEligibleError,
     NotFoundError,
@@ -40,7 +41,16 @@ from ..ratelimit import Limiter, RateLimit, pause_key, shared_limiter
 from .parse import body_text, origin, parse_error_body, parse_retry_after, snippet
 from .validate import check_branch_id, check_document_id
 
-__all__ = ["Call", "CallOutcome", "ClientOptions", "Draft", "RetryPolicy", "draft_call"]
+__all__ = [
+    "Call",
+    "CallOutcome",
+    "ClientOptions",
+    "Deadline",
+    "Draft",
+    "HostUnreachableError",
+    "RetryPolicy",
+    "draft_call",
+]
 
 MAX_BODY = 1 << 20  # bytes read from any answer; a larger body is cut, never buffered whole
 MAX_PAGES = 10_000  # a server that never ends its pages must not hang a listing
@@ -98,6 +108,68 @@ class CallOutcome:
         return self.error is None
 
 
+class Deadline:
+    """One attempt's deadline: ``seconds`` from now for connecting, sending, the headers and
+    the body together.
+
+    :meth:`timeouts` is what a twin hands httpx as the request's timeout: a mapping that
+    answers each phase (connect, write, read, pool) with the time *left* when the phase
+    starts, so no phase can run past the deadline on its own; :meth:`check` is called
+    between body chunks, where a trickling server would otherwise keep each read short and
+    the body endless.
+
+    Example:
+        >>> d = Deadline(5.0)
+        >>> 4.0 < d.remaining() <= 5.0
+        True
+        >>> 4.0 < d.timeouts().get("read") <= 5.0
+        True
+    """
+
+    __slots__ = ("at", "seconds")
+
+    #: Never hand a socket 0 (non-blocking: an OS error, not a timeout): the smallest wait.
+    FLOOR = 0.001
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (at least :data:`FLOOR`)."""
+        return max(self.FLOOR, self.at - time.monotonic())
+
+    def passed(self) -> bool:
+        """True once the deadline is behind."""
+        return time.monotonic() >= self.at
+
+    def check(self) -> None:
+        """Raise :class:`httpx.ReadTimeout` once the deadline has passed."""
+        if self.passed():
+            raise httpx.ReadTimeout(f"attempt deadline of {self.seconds:g} s passed")
+
+    def timeouts(self) -> dict[str, float | None]:
+        """The request's ``timeout`` extension: each phase gets the time left."""
+        return _Remaining(self)
+
+
+class _Remaining(dict[str, float | None]):
+    # httpcore reads ``request.extensions["timeout"].get(phase)`` as each phase starts
+    # (connect, write, read of the headers, read of the body, pool); answering with the time
+    # left makes the phases share one deadline. The plain dict underneath keeps the keys.
+    def __init__(self, deadline: Deadline) -> None:
+        full = deadline.seconds
+        super().__init__(connect=full, read=full, write=full, pool=full)
+        self._deadline = deadline
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._deadline.remaining() if key in self else default
+
+    def __getitem__(self, key: str) -> float | None:
+        super().__getitem__(key)  # KeyError for an unknown phase
+        return self._deadline.remaining()
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How 429, 5xx, timeouts and dropped connections are retried (the call is idempotent).
@@ -106,9 +178,24 @@ class RetryPolicy:
     (``backoff`` * 2**n, at most ``backoff_cap``), or the server's ``Retry-After`` when it
     is between 0 and ``max_retry_after``; the sum of waits never passes ``max_wait``.
 
+    A failure to connect at all (connection refused, a name that does not resolve, a TLS
+    handshake that fails: :class:`HostUnreachableError`)
+    is retried at most ``connect_retries`` times (within ``max_retries``), after waits of
+    ``connect_backoff`` * 2**n: a dead host fails in about a second, not in minutes.
+
+    **Bound.** Each attempt has one deadline, the client's ``timeout``, for connecting,
+    sending, the headers and the whole body together. A call therefore ends within
+    ``(max_retries + 1) * timeout + max_wait`` seconds (Retry-After waits included), plus
+    the time the shared rate budget holds it back before a send (its ``queued_s``). A dead
+    host: ``(connect_retries + 1) * timeout + connect_backoff * (2**connect_retries - 1)`` at
+    most; under a second when the connection is refused (0.25 + 0.5 s of waits).
+
     Example:
         >>> RetryPolicy(max_retries=0).max_retries
         0
+        >>> p = RetryPolicy()
+        >>> (p.max_retries + 1) * 30.0 + p.max_wait  # seconds at most, with timeout=30
+        390.0
     """
 
     max_retries: int = 6
@@ -116,13 +203,18 @@ class RetryPolicy:
     backoff_cap: float = 30.0
     max_retry_after: float = 120.0
     max_wait: float = 180.0
+    connect_retries: int = 2
+    connect_backoff: float = 0.25
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
-            raise TypeError("max_retries must be an int")
-        if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        for name in ("backoff", "backoff_cap", "max_retry_after", "max_wait"):
+        for name in ("max_retries", "connect_retries"):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise TypeError(f"{name} must be an int")
+            if count < 0:
+                raise ValueError(f"{name} must be >= 0")
+        for name in ("backoff", "backoff_cap", "max_retry_after", "max_wait",
+                     "connect_backoff"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value >= 0 or math.isinf(value):
                 raise ValueError(f"{name} must be a finite number >= 0")
@@ -225,13 +317,15 @@ class ClientOptions:
 @dataclass(slots=True)
 class Attempts:
     """Where one call's retry loop stands: attempts made, seconds waited (retry budget), and
-    its clock: when it started, the time the limiter held it, its first send."""
+    its clock: when it started, the time the limiter held it, its first send; and how many
+    attempts could not connect at all (their own, shorter schedule)."""
 
     attempt: int = 0
     waited: float = 0.0
     started: float = field(default_factory=time.perf_counter)
     queued: float = 0.0
     first_sent: datetime | None = None
+    unreachable: int = 0  # attempts that could not connect at all
 
     def held(self, since: float, waited: float) -> None:
         """Count the time since ``since`` (a perf_counter reading) as held by the budget: the
@@ -282,8 +376,9 @@ class _Core:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def build(self, call: Call) -> httpx.Request:
-        """The httpx request for ``call``, with the token, to the configured origin only."""
+    def build(self, call: Call, deadline: Deadline | None = None) -> httpx.Request:
+        """The httpx request for ``call``, with the token, to the configured origin only;
+        each of its phases times out by ``deadline`` when given."""
         headers = {
             "Authorization": f"Bearer {self.settings.token.get_secret_value()}",
             "User-Agent": f"omni-nb/{__version__}",
@@ -297,6 +392,8 @@ class _Core:
             call.method, f"{self.settings.api_root}{call.path}", params=call.params or None,
             headers=headers, content=content,
         )
+        if deadline is not None:
+            request.extensions["timeout"] = deadline.timeouts()
         # Belt and braces: the token only ever goes to the configured origin.
         if origin(str(request.url)) != self.origin:
             raise InvalidInputError("request would leave the configured API root; not sent")
@@ -376,12 +473,26 @@ class _Core:
         return [secret.get_secret_value() for secret in self.settings.tokens]
 
     def transport_error(self, exc: httpx.HTTPError) -> APIConnectionError:
-        """The typed error for no answer at all."""
+        """The typed error for no answer at all: :class:`HostUnreachableError` when no
+        connection was made (refused, DNS, TLS handshake: httpx raises ``ConnectError`` for
+        each), :class:`APITimeoutError` when the attempt's deadline passed (connecting
+        included), else :class:`APIConnectionError`."""
         if isinstance(exc, httpx.TimeoutException):
-            return APITimeoutError(f"no answer from {self.origin} within {self.timeout:g} s")
+            # A connect that timed out included: on a busy machine or network that is not a
+            # dead host, and it keeps the normal schedule (the call's bound holds anyway).
+            return self.timed_out()
         # httpx messages name the host and the OS error, never headers (redacted anyway).
-        text = redact(str(exc), self.secrets())
-        return APIConnectionError(f"{type(exc).__name__} talking to {self.origin}: {text}")
+        text = redact(str(exc), self.secrets()) or "(no detail)"
+        cls = HostUnreachableError if isinstance(exc, httpx.ConnectError) else APIConnectionError
+        return cls(f"{type(exc).__name__} talking to {self.origin}: {text}")
+
+    def timed_out(self) -> APITimeoutError:
+        """The error for an attempt whose deadline passed (connected, no whole answer)."""
+        return APITimeoutError(f"no answer from {self.origin} within {self.timeout:g} s")
+
+    def deadline(self) -> Deadline:
+        """A new attempt's deadline (the client's ``timeout`` from now)."""
+        return Deadline(self.timeout)
 
     @staticmethod
     def draft_from(payload: Any, doc: str, branch: str | None, attempts: int) -> Draft:
@@ -407,7 +518,9 @@ class _Core:
     def after_failure(self, error: OmniError, state: Attempts) -> float:
         """Seconds to sleep before the next attempt (0 after a 429: the limiter holds
         everyone instead), or raise ``error`` when the call gives up."""
-        wait = self.next_wait(error, state.attempt, state.waited)
+        if isinstance(error, HostUnreachableError):
+            state.unreachable += 1
+        wait = self.next_wait(error, state.attempt, state.waited, state.unreachable)
         if wait is None:
             error.attempts = state.attempt
             raise error
@@ -428,12 +541,24 @@ class _Core:
         state.waited += wait
         return wait
 
-    def next_wait(self, error: OmniError, attempt: int, waited: float) -> float | None:
-        """Seconds to wait before attempt ``attempt + 1``, or None to give up."""
+    def next_wait(
+        self, error: OmniError, attempt: int, waited: float, unreachable: int = 0
+    ) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None to give up.
+
+        ``unreachable`` counts the call's attempts that could not connect (this one
+        included when ``error`` is a :class:`HostUnreachableError`): those follow the short
+        ``connect_retries`` / ``connect_backoff`` schedule."""
         if not isinstance(error, RateLimitError | ServerError | APIConnectionError):
             return None
         if attempt > self.retry.max_retries:
             return None
+        if isinstance(error, HostUnreachableError):
+            unreachable = max(unreachable, 1)
+            if unreachable > self.retry.connect_retries:
+                return None
+            wait = self.retry.connect_backoff * float(2 ** (unreachable - 1))
+            return None if waited + wait > self.retry.max_wait else wait
         hint = error.retry_after if isinstance(error, RateLimitError) else None
         if hint is not None and 0 <= hint <= self.retry.max_retry_after:
             wait = hint
@@ -508,21 +633,28 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def read_capped(chunks: Iterator[bytes]) -> bytes:
-    """At most :data:`MAX_BODY` bytes of a streamed body."""
+def read_capped(chunks: Iterator[bytes], deadline: Deadline | None = None) -> bytes:
+    """At most :data:`MAX_BODY` bytes of a streamed body, by ``deadline`` (checked between
+    chunks: a body trickled a byte at a time must not outlive the attempt)."""
     buf = bytearray()
     for chunk in chunks:
         buf += chunk
+        if deadline is not None:
+            deadline.check()
         if len(buf) >= MAX_BODY:
             break
     return bytes(buf[:MAX_BODY])
 
 
-async def aread_capped(chunks: AsyncIterator[bytes]) -> bytes:
+async def aread_capped(
+    chunks: AsyncIterator[bytes], deadline: Deadline | None = None
+) -> bytes:
     """Async :func:`read_capped`."""
     buf = bytearray()
     async for chunk in chunks:
         buf += chunk
+        if deadline is not None:
+            deadline.check()
         if len(buf) >= MAX_BODY:
             break
     return bytes(buf[:MAX_BODY])

@@ -234,13 +234,14 @@ class OmniClient(BaseClient):
             state.waited += waited
             state.held(held, waited)
             try:
-                request = core.build(call)
+                deadline = core.deadline()
+                request = core.build(call, deadline)  # each phase gets the time left
                 state.sending()
                 sent = time.monotonic()
                 response = self._http.send(request, stream=True)
                 core.limiter.observe(time.monotonic() - sent, response.status_code)
                 try:
-                    body = read_capped(response.iter_bytes())
+                    body = read_capped(response.iter_bytes(), deadline)
                 finally:
                     response.close()
                 return core.interpret(response, body), state.attempt, response.status_code

@@ -82,8 +82,10 @@ class Mix:
 MIXES = [
     Mix(
         "5xx20_drop5_slow",
-        {"fail_rate": 0.2, "drop_rate": 0.05, "slow_rate": 0.01, "slow_seconds": 0.8},
-        fast_retry(8), timeout=0.3,
+        {"fail_rate": 0.2, "drop_rate": 0.05, "slow_rate": 0.01, "slow_seconds": 3.0},
+        # The timeout is one deadline for the whole attempt: on two busy cores a whole
+        # loopback attempt can take longer than 0.3 s; stalls still outlast it.
+        fast_retry(8), timeout=1.5,
     ),
     Mix(
         "429_storm_no_retry_after",
@@ -172,8 +174,9 @@ def test_batch_under_faults_keeps_one_honest_row_per_input(
 def test_server_that_stays_down_ends_with_error_rows(
     down: str, make_sandbox: MakeSandbox, tmp_path: Any, figures: collections.Counter[str]
 ) -> None:
-    """A sandbox answering only 5xx, or a closed port, ends the batch with server_error or
-    network_error rows after the retry bound, never a hang."""
+    """A sandbox answering only 5xx ends the batch with server_error rows after the retry
+    bound; a closed port stops it after its first answers (connect failures, retried
+    briefly), the rest 'cancelled' as host unreachable; never a hang."""
     items = [f"doc-{i:04d}" for i in range(1, 201)]
     retry = fast_retry(3)
     sb = make_sandbox(documents=200, fail_rate=1.0)
@@ -185,20 +188,25 @@ def test_server_that_stays_down_ends_with_error_rows(
     )
     elapsed = time.monotonic() - started
     records = settle(sb)
-    expected = "server_error" if down == "fail_rate_1" else "network_error"
     assert len(table) == len(items)
-    assert (table["status"] == expected).all(), table["status"].value_counts()
-    assert (table["attempts"] == retry.max_retries + 1).all()
     assert table["message"].str.len().min() > 0
     # 4 attempts each, waits <= 3 x cap, 16 workers: a fraction of a second; bound generously.
     bound = OVERHEAD_S + len(items) * 4 / FLOOR_RPS + len(items) * 3 * retry.backoff_cap / 16
     assert elapsed < bound
     if down == "fail_rate_1":
+        assert (table["status"] == "server_error").all(), table["status"].value_counts()
+        assert (table["attempts"] == retry.max_retries + 1).all()
         assert len(posts(records)) == len(items) * (retry.max_retries + 1)
         figures["faults_injected"] += len(posts(records))
     else:
+        failed = table[table["status"] == "network_error"]
+        cancelled = table[table["status"] == "cancelled"]
+        assert 3 <= len(failed) <= CONCURRENCY + 2
+        assert len(failed) + len(cancelled) == len(items)
+        assert (failed["attempts"] == retry.connect_retries + 1).all()
+        assert cancelled["message"].str.startswith("not sent: host unreachable").all()
         assert records == []
-        figures["faults_injected"] += len(items) * (retry.max_retries + 1)
+        figures["faults_injected"] += len(failed) * (retry.connect_retries + 1)
     figures["items_under_faults"] += len(items)
 
 
