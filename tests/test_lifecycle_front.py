@@ -118,3 +118,15 @@ def test_cli_lists_drafts(env_sb: sandbox.Sandbox, capsys: pytest.CaptureFixture
     assert main(["drafts", "doc-0008"]) == 0
     assert draft_id in capsys.readouterr().out
     assert main(["drafts", "doc-0008", "nope"]) == 1
+
+
+def test_listing_records_nothing_and_typos_are_refused(env_sb: sandbox.Sandbox) -> None:
+    """list_drafts writes no ledger row; a misspelt keyword is a TypeError, not ignored."""
+    import omni_nb
+
+    omni_nb.list_drafts(["doc-0009"])
+    assert len(omni_nb.results()) == 0
+    with pytest.raises(TypeError, match="ledgr"):
+        omni_nb.discard_drafts(["doc-0009"], ledgr="off")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="resume"):
+        omni_nb.list_drafts(["doc-0009"], resume=True)  # type: ignore[call-arg]

@@ -21,7 +21,7 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from .._loop import run_sync
 from ..client import Draft, OmniClient, RetryPolicy
@@ -31,6 +31,7 @@ from ..ledger import Ledger, open_ledger
 from ..ratelimit import RateLimit, shared_limiter
 from . import run as engine
 from .background import BatchRun, start
+from .keywords import BatchKeywords, SendKeywords, resolve
 from .ops import CREATE_DRAFT, DiscardDraft, ListDrafts, Operation
 from .plan import Plan, pairs_of, plan
 from .run import BatchOptions, Progress
@@ -367,22 +368,7 @@ async def adiscard_drafts(
     run_id: str | None = None,
     branch_id: str | None = None,
     dry_run: bool = False,
-    base_url: str | None = None,
-    token: str | None = None,
-    tokens: Sequence[str] | None = None,
-    instance: str | None = None,
-    playground: bool | None = None,
-    concurrency: int = 8,
-    rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
-    resume: bool = False,
-    ledger: str | Path | Ledger | None = None,
-    progress: Progress | None = None,
-    max_retries: int | None = None,
-    retry: RetryPolicy | None = None,
-    timeout: float = 30.0,
-    document_col: str = "document_id",
-    branch_col: str | None = None,
-    cancel: threading.Event | None = None,
+    **keywords: Unpack[BatchKeywords],
 ) -> DraftResults:
     """Discard drafts; returns the results table. See :func:`discard_drafts` (a dry run is
     its synchronous form's).
@@ -393,13 +379,10 @@ async def adiscard_drafts(
     if dry_run:
         raise InvalidInputError("adiscard_drafts() has no dry run: use discard_drafts("
                                 "..., dry_run=True)")
-    options = _options(concurrency, rate_limit, resume, ledger, max_retries, retry, timeout)
-    settings = resolve_settings(base_url, token, tokens=tokens, instance=instance,
-                                playground=playground)
+    settings, options, passed = resolve(keywords)
     op, todo, labels = _careful_discard(items, run_id, branch_id, settings, options)
     table, interrupted = await arun_batch(
-        op, todo, branch_id, settings=settings, options=options, progress=progress,
-        cancel=cancel, document_col=document_col, branch_col=branch_col, labels=labels,
+        op, todo, branch_id, settings=settings, options=options, labels=labels, **passed,
     )
     if interrupted:
         raise asyncio.CancelledError
@@ -412,23 +395,8 @@ def discard_drafts(
     run_id: str | None = None,
     branch_id: str | None = None,
     dry_run: bool = False,
-    base_url: str | None = None,
-    token: str | None = None,
-    tokens: Sequence[str] | None = None,
-    instance: str | None = None,
-    playground: bool | None = None,
-    concurrency: int = 8,
-    rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
-    resume: bool = False,
-    ledger: str | Path | Ledger | None = None,
-    progress: Progress | None = None,
-    max_retries: int | None = None,
-    retry: RetryPolicy | None = None,
-    timeout: float = 30.0,
-    document_col: str = "document_id",
-    branch_col: str | None = None,
-    cancel: threading.Event | None = None,
     background: bool = False,
+    **keywords: Unpack[BatchKeywords],
 ) -> DraftResults | BatchRun | pd.DataFrame:
     """Discard (archive) drafts; returns the results table, ``action`` ``discard``.
 
@@ -456,14 +424,9 @@ def discard_drafts(
         >>> list(t["status"]), list(t["action"])
         (['ok'], ['discard'])
     """
-    options = _options(concurrency, rate_limit, resume, ledger, max_retries, retry, timeout)
-    settings = resolve_settings(base_url, token, tokens=tokens, instance=instance,
-                                playground=playground)
-    return discard_with(
-        items, run_id=run_id, branch_id=branch_id, dry_run=dry_run, settings=settings,
-        options=options, progress=progress, document_col=document_col, branch_col=branch_col,
-        cancel=cancel, background=background,
-    )
+    settings, options, passed = resolve(keywords)
+    return discard_with(items, run_id=run_id, branch_id=branch_id, dry_run=dry_run,
+                        settings=settings, options=options, background=background, **passed)
 
 
 def discard_with(
@@ -524,47 +487,28 @@ async def alist_drafts(
     documents: Any,
     *,
     include_archived: bool = False,
-    base_url: str | None = None,
-    token: str | None = None,
-    tokens: Sequence[str] | None = None,
-    instance: str | None = None,
-    playground: bool | None = None,
-    concurrency: int = 8,
-    rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
-    progress: Progress | None = None,
-    max_retries: int | None = None,
-    retry: RetryPolicy | None = None,
-    timeout: float = 30.0,
-    document_col: str = "document_id",
-    cancel: threading.Event | None = None,
+    **keywords: Unpack[SendKeywords],
 ) -> pd.DataFrame:
     """The drafts of many documents, one row per draft. See :func:`list_drafts`.
 
     Example:
         >>> # drafts = await omni_nb.alist_drafts(["doc-a", "doc-b"])
     """
-    settings, options = _listing_setup(
-        base_url, token, tokens, instance, playground,
-        _options(concurrency, rate_limit, False, Ledger(None), max_retries, retry, timeout))
-    frame, interrupted = await _listing(_documents_plan(documents, document_col),
-                                        include_archived, settings, options, progress, cancel)
+    settings, options, passed = resolve(keywords, SendKeywords)
+    planned = _documents_plan(documents, passed.get("document_col", "document_id"))
+    frame, interrupted = await _listing(planned, include_archived, settings, options,
+                                        passed.get("progress"), passed.get("cancel"))
     if interrupted:
         raise asyncio.CancelledError
     return frame
-
-
-def _listing_setup(
-    base_url: str | None, token: str | None, tokens: Sequence[str] | None,
-    instance: str | None, playground: bool | None, options: BatchOptions,
-) -> tuple[Settings, BatchOptions]:
-    return resolve_settings(base_url, token, tokens=tokens, instance=instance,
-                            playground=playground), options
 
 
 async def _listing(
     planned: Plan, include_archived: bool, settings: Settings, options: BatchOptions,
     progress: Progress | None, cancel: threading.Event | None,
 ) -> tuple[pd.DataFrame, bool]:
+    # A listing records nothing: its rows go to a memory ledger, whatever the options say.
+    options = dataclasses.replace(options, ledger=Ledger(None))
     op = ListDrafts(include_archived)
     table, interrupted = await engine.run(op, planned, settings=settings, options=options,
                                           progress=progress, cancel=cancel)
@@ -575,19 +519,7 @@ def list_drafts(
     documents: Any,
     *,
     include_archived: bool = False,
-    base_url: str | None = None,
-    token: str | None = None,
-    tokens: Sequence[str] | None = None,
-    instance: str | None = None,
-    playground: bool | None = None,
-    concurrency: int = 8,
-    rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, safe to share
-    progress: Progress | None = None,
-    max_retries: int | None = None,
-    retry: RetryPolicy | None = None,
-    timeout: float = 30.0,
-    document_col: str = "document_id",
-    cancel: threading.Event | None = None,
+    **keywords: Unpack[SendKeywords],
 ) -> pd.DataFrame:
     """The drafts of many documents: a DataFrame, one row per draft.
 
@@ -612,12 +544,9 @@ def list_drafts(
         (['ok', 'not_found'], 'active', 'Document with identifier nope not found')
     """
 
-    settings, options = _listing_setup(
-        base_url, token, tokens, instance, playground,
-        _options(concurrency, rate_limit, False, Ledger(None), max_retries, retry, timeout))
+    settings, options, passed = resolve(keywords, SendKeywords)
     return list_with(documents, include_archived=include_archived, settings=settings,
-                     options=options, progress=progress, document_col=document_col,
-                     cancel=cancel)
+                     options=options, **passed)
 
 
 def list_with(
