@@ -183,7 +183,8 @@ def test_widget_notebook_creates_drafts_in_jupyterlab(lab: str) -> None:
                    ).to_have_count(1)
             form.screenshot(path=str(ARTIFACTS / "form-add-all.png"))
 
-            for n, name in ((4, "table-cell.png"), (5, "table-filtered.png")):
+            last = page.locator(".jp-Cell").count() - 1
+            for n, name in ((last - 1, "table-cell.png"), (last, "table-filtered.png")):
                 shown = page.locator(".jp-Cell").nth(n).locator(".jp-Cell-outputArea")
                 expect(shown.locator("table.dataframe")).to_have_count(1)
                 check_fits(shown)
@@ -208,8 +209,10 @@ def run_notebook(page: Any, lab: str, expect: Any) -> None:
     # The form connects on its own; the branch list comes from GET /v1/models.
     expect(page.locator(".widget-html", has_text="Connected to")).to_be_visible()
     expect(page.locator(".widget-html", has_text="Connected: 120 documents")).to_be_visible()
-    # The plain cells' table (25 rows, doc-0010 and doc-0020 not eligible).
-    expect(page.locator(".jp-Cell").nth(4)).to_contain_text("25 rows")
+    # The plain cells' table (25 rows, doc-0010 and doc-0020 not eligible): the two cells
+    # this test appends, the notebook's last two.
+    cells = page.locator(".jp-Cell")
+    expect(cells.nth(cells.count() - 2)).to_contain_text("25 rows")
 
 
 def create_in_form(page: Any, expect: Any) -> None:
