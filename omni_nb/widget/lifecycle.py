@@ -63,7 +63,7 @@ class Lifecycle:
     def __init__(self, form: DraftForm) -> None:
         self._form = form
         self.discard_button = w.Button(description="Discard these drafts", icon="trash",
-                                       disabled=True,
+                                       disabled=True, layout=w.Layout(width="auto"),
                                        tooltip="undo the last run: a check first, then a "
                                                "confirmation; only drafts it created")
         self.show_button = w.Button(description="Show drafts", icon="list",
@@ -72,7 +72,7 @@ class Lifecycle:
                                            indent=False, layout=w.Layout(width="auto"))
         self.question = w.HTML(value="")
         self.confirm_button = w.Button(description="Discard", button_style="danger",
-                                       icon="trash")
+                                       icon="trash", layout=w.Layout(width="auto"))
         self.keep_button = w.Button(description="Keep them")
         self.row = w.HBox([self.discard_button, self.show_button, self.include_archived])
         self.question_row = w.HBox([self.question, self.confirm_button, self.keep_button],
