@@ -31,7 +31,7 @@ from ..ledger import Ledger, open_ledger
 from ..ratelimit import RateLimit, shared_limiter
 from . import run as engine
 from .background import BatchRun, start
-from .keywords import BatchKeywords, SendKeywords, resolve
+from .keywords import BatchKeywords, SendKeywords, options_of, resolve
 from .ops import CREATE_DRAFT, DiscardDraft, ListDrafts, Operation
 from .plan import Plan, pairs_of, plan
 from .run import BatchOptions, Progress
@@ -197,17 +197,6 @@ def _dry_frame(
     return dry_run_frame(records, summary)
 
 
-def _options(
-    concurrency: int, rate_limit: RateLimit | None, resume: bool,
-    ledger: str | Path | Ledger | None, max_retries: int | None, retry: RetryPolicy | None,
-    timeout: float,
-) -> BatchOptions:
-    return BatchOptions(
-        concurrency=concurrency, rate_limit=rate_limit, retry=RetryPolicy.of(max_retries, retry),
-        timeout=timeout, resume=resume, ledger=ledger,
-    )
-
-
 async def acreate_drafts(
     items: Any,
     branch_id: str | None = None,
@@ -235,7 +224,7 @@ async def acreate_drafts(
     Example:
         >>> # table = await omni_nb.acreate_drafts(["doc-a", "doc-b"], concurrency=4)
     """
-    options = _options(concurrency, rate_limit, resume, ledger, max_retries, retry, timeout)
+    options = options_of(concurrency, rate_limit, resume, ledger, max_retries, retry, timeout)
     settings = resolve_settings(base_url, token, tokens=tokens, instance=instance,
                                 playground=playground)
     table, interrupted = await arun_batch(
@@ -299,7 +288,7 @@ def create_drafts(
         >>> list(t["status"])
         ['ok', 'not_eligible', 'not_found']
     """
-    options = _options(concurrency, rate_limit, resume, ledger, max_retries, retry, timeout)
+    options = options_of(concurrency, rate_limit, resume, ledger, max_retries, retry, timeout)
     settings = resolve_settings(base_url, token, tokens=tokens, instance=instance,
                                 playground=playground)
     if background:

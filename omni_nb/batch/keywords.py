@@ -26,7 +26,7 @@ from ..ratelimit import RateLimit
 from ..rows import Row
 from .run import BatchOptions
 
-__all__ = ["BatchKeywords", "SendKeywords", "resolve"]
+__all__ = ["BatchKeywords", "SendKeywords", "options_of", "resolve"]
 
 
 class SendKeywords(TypedDict, total=False):
@@ -80,10 +80,23 @@ def resolve(
     kw: dict[str, Any] = dict(keywords)
     settings = resolve_settings(kw.get("base_url"), kw.get("token"), tokens=kw.get("tokens"),
                                 instance=kw.get("instance"), playground=kw.get("playground"))
-    options = BatchOptions(
-        concurrency=kw.get("concurrency", 8), rate_limit=kw.get("rate_limit", RateLimit()),
-        retry=RetryPolicy.of(kw.get("max_retries"), kw.get("retry")),
-        timeout=kw.get("timeout", 30.0), resume=kw.get("resume", False),
-        ledger=kw.get("ledger"),
-    )
+    options = options_of(kw.get("concurrency", 8), kw.get("rate_limit", RateLimit()),
+                         kw.get("resume", False), kw.get("ledger"), kw.get("max_retries"),
+                         kw.get("retry"), kw.get("timeout", 30.0))
     return settings, options, {k: kw[k] for k in _PASSED_ON if k in kw}
+
+
+def options_of(
+    concurrency: int, rate_limit: RateLimit | None, resume: bool,
+    ledger: str | Path | Ledger | None, max_retries: int | None, retry: RetryPolicy | None,
+    timeout: float,
+) -> BatchOptions:
+    """The batch options for the shared keywords (one of ``max_retries``/``retry``).
+
+    Example:
+        >>> options_of(4, None, False, "off", 0, None, 5.0).retry.max_retries
+        0
+    """
+    return BatchOptions(concurrency=concurrency, rate_limit=rate_limit,
+                        retry=RetryPolicy.of(max_retries, retry), timeout=timeout,
+                        resume=resume, ledger=ledger)
