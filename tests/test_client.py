@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import email.utils
 import socket
 import socketserver
@@ -344,6 +345,24 @@ def test_client_side_limit_keeps_the_server_happy(make_sandbox: MakeSandbox) -> 
     assert [r.status for r in recs].count(429) == 0
     times = sorted(r.received_at for r in recs)
     assert all(times[i + 5] - times[i] >= 1.0 for i in range(len(times) - 5))
+
+
+def test_probes_that_learn_a_tighter_server_use_up_no_retry(make_sandbox: MakeSandbox) -> None:
+    """No limit of ours, a server at 3 per second, max_retries=1: the limiter probes the
+    block one send at a time (several 429s to one item), and still every document is
+    drafted: its experiments are not the item's retries. The server's bound holds after it."""
+    sb = make_sandbox(rate_limit=(3, 1.0), retry_after=None)
+    docs = [f"doc-{i:04d}" for i in range(1, 14) if i % 10]
+    with OmniClient(sb.base_url, sb.token, rate_limit=None, max_retries=1) as c:
+        drafts = [c.create_draft(d) for d in docs[:3]]  # a full window, then a block
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            drafts += list(pool.map(c.create_draft, docs[3:]))
+        assert c.limiter.learned_limit is not None
+    assert sorted(d.document_id for d in drafts) == sorted(docs)
+    recs = sb.requests()
+    assert sum(r.status == 429 for r in recs) >= 2  # it did learn from refusals
+    accepted = sorted(r.received_at for r in recs if r.status != 429)
+    assert all(accepted[i + 3] - accepted[i] >= 1.0 for i in range(len(accepted) - 3))
 
 
 def test_a_429_pauses_every_client_sharing_the_token(sb: sandbox.Sandbox,

@@ -183,10 +183,15 @@ class RetryPolicy:
     is retried at most ``connect_retries`` times (within ``max_retries``), after waits of
     ``connect_backoff`` * 2**n: a dead host fails in about a second, not in minutes.
 
+    A 429 to a send the rate limiter made to learn the server's window (a probe of a block
+    or a trial of a learned window, see :mod:`omni_nb.ratelimit.log`) is not the item's
+    failure: up to ``probe_retries`` of them do not count against ``max_retries``.
+
     **Bound.** Each attempt has one deadline, the client's ``timeout``, for connecting,
     sending, the headers and the whole body together. A call therefore ends within
-    ``(max_retries + 1) * timeout + max_wait`` seconds (Retry-After waits included), plus
-    the time the shared rate budget holds it back before a send (its ``queued_s``). A dead
+    ``(max_retries + probe_retries + 1) * timeout + max_wait`` seconds (Retry-After waits
+    included), plus the time the shared rate budget holds it back before a send (its
+    ``queued_s``). A dead
     host: ``(connect_retries + 1) * timeout + connect_backoff * (2**connect_retries - 1)`` at
     most; under a second when the connection is refused (0.25 + 0.5 s of waits).
 
@@ -194,8 +199,8 @@ class RetryPolicy:
         >>> RetryPolicy(max_retries=0).max_retries
         0
         >>> p = RetryPolicy()
-        >>> (p.max_retries + 1) * 30.0 + p.max_wait  # seconds at most, with timeout=30
-        390.0
+        >>> (p.max_retries + p.probe_retries + 1) * 30.0 + p.max_wait  # timeout=30
+        1290.0
     """
 
     max_retries: int = 6
@@ -205,9 +210,10 @@ class RetryPolicy:
     max_wait: float = 180.0
     connect_retries: int = 2
     connect_backoff: float = 0.25
+    probe_retries: int = 30
 
     def __post_init__(self) -> None:
-        for name in ("max_retries", "connect_retries"):
+        for name in ("max_retries", "connect_retries", "probe_retries"):
             count = getattr(self, name)
             if isinstance(count, bool) or not isinstance(count, int):
                 raise TypeError(f"{name} must be an int")
@@ -326,6 +332,7 @@ class Attempts:
     queued: float = 0.0
     first_sent: datetime | None = None
     unreachable: int = 0  # attempts that could not connect at all
+    probed: int = 0  # 429s to the limiter's probes and trials (not counted as retries)
 
     def held(self, since: float, waited: float) -> None:
         """Count the time since ``since`` (a perf_counter reading) as held by the budget: the
@@ -520,26 +527,37 @@ class _Core:
         everyone instead), or raise ``error`` when the call gives up."""
         if isinstance(error, HostUnreachableError):
             state.unreachable += 1
-        wait = self.next_wait(error, state.attempt, state.waited, state.unreachable)
+        # The limiter learns from every 429 (a near miss widens the allowance, a tighter
+        # server starts probing, Retry-After says when), even one the call gives up on.
+        lesson = self._learn(error) if isinstance(error, RateLimitError) else None
+        if lesson == "probe" and state.probed < self.retry.probe_retries:
+            # The limiter sent this attempt to learn where the server's window ends (a probe
+            # of a block, a trial of a learned window): the refusal is its experiment, not
+            # the item's failure, so it does not use up a retry.
+            state.probed += 1
+            return 0.0
+        wait = self.next_wait(error, state.attempt - state.probed, state.waited,
+                              state.unreachable)
         if wait is None:
             error.attempts = state.attempt
             raise error
         if isinstance(error, RateLimitError):
-            # The limiter learns from the refusal (a near miss widens the allowance, a
-            # tighter server starts probing, Retry-After says when) and the next acquire()
-            # waits accordingly, with every caller of the key in every process; a refusal
-            # that taught nothing is backed off. An injected limiter is not the key's
-            # shared one: hold that one for the backoff too.
-            hint = error.retry_after
-            if hint is not None and not 0 <= hint <= self.retry.max_retry_after:
-                hint = None  # not sane: the limiter's own schedule (or the backoff) instead
-            if self.limiter.rejected(hint) in ("blind", "unknown"):
-                self.limiter.pause_for(wait)  # it taught nothing: back off as told
+            # The next acquire() waits as the limiter now says, with every caller of the
+            # key in every process; a refusal that taught nothing is backed off. An injected
+            # limiter is not the key's shared one: hold that one for the backoff too.
+            if lesson in ("blind", "unknown"):
+                self.limiter.pause_for(wait)
             pause_key(self.settings.api_root, self.settings.token.fingerprint(), wait,
                       unless=self.limiter)
             return 0.0
         state.waited += wait
         return wait
+
+    def _learn(self, error: RateLimitError) -> str:
+        hint = error.retry_after
+        if hint is not None and not 0 <= hint <= self.retry.max_retry_after:
+            hint = None  # not sane: the limiter's own schedule (or the backoff) instead
+        return self.limiter.rejected(hint)
 
     def next_wait(
         self, error: OmniError, attempt: int, waited: float, unreachable: int = 0

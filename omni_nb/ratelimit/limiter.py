@@ -199,12 +199,16 @@ class Limiter:
 
         def step(b: log.Budget, now: float, limits: list[RateLimit], allow: float) -> float:
             wait, kind = log.claim(b, now, limits, allow)
+            if wait > 0 and log.trial_pending(b, now):
+                wait = min(wait, log.TRIAL_POLL_S)  # an accepted trial opens the window
             if kind >= 0:
                 _claimed.set((id(self), now, kind))
                 if now - self._last_claim > log.window_of(limits):
                     self._burst_at = now
                 self._last_claim = now
             self._hint = log.earliest(b, now, limits, allow)
+            if log.trial_pending(b, now):  # its answer may open the window: ask again soon
+                self._hint = min(self._hint, now + log.TRIAL_POLL_S)
             self._hint_at = now
             return wait
 
@@ -258,10 +262,10 @@ class Limiter:
             with self._lock:
                 self._rtts.append(round_trip_s)
         claim = self._my_claim()
-        if status == 429 or claim is None or claim[1] != log.PROBE:
+        if status == 429 or claim is None or claim[1] not in (log.PROBE, log.TRIAL):
             return
         sent_at, kind = claim
-        self._run(lambda b, now, _limits, _allow: log.on_accepted(b, sent_at, kind, now))
+        self._run(lambda b, now, _limits, allow: log.on_accepted(b, sent_at, kind, now, allow))
         with self._lock:
             self._hint = -math.inf
 

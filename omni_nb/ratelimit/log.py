@@ -20,7 +20,16 @@ tighter than the one we hold. The key then *probes*: one send at a time, at geom
 growing times after the oldest send the server still counted; the first one accepted tells
 when the server accepts again, and (accepted count, that delay) becomes a learned limit,
 applied with the configured one (so it only ever lowers), for :data:`LEARNED_WINDOWS`
-windows, after which it expires and the configured limit is probed again. Refused sends do
+windows, after which it expires and the configured limit is probed again. The probes leave
+the server's window ``W`` bracketed, in send times give or take the allowance: a send
+accepted ``x`` after the oldest one counted says ``W <= x + J``, a refused one ``W > x - J``.
+The learned window is the bracket's upper end. Later windows narrow the bracket without
+costing time: each opens with one *trial* send at the bracket's middle while the others wait
+for the upper end plus the allowance; an accepted trial lowers the upper end (the others go
+at once), a refused one raises the lower end (one 429, and the window opens where it would
+have). The bracket halves each window until it is about ``3 J`` wide: the learned window
+then spaces sends by at most ``W + 4 J`` (``W + 2 J`` at best), where the 8% steps of the
+probes alone could leave ``1.08 W``. Refused sends do
 not count against our budget (the sandbox, like most rate rules, counts only what it
 accepts); when a server counts them too, probing still converges, because probes thin out
 geometrically until the window drains.
@@ -39,6 +48,7 @@ __all__ = [
     "PROBE_GROWTH",
     "REFUSED",
     "SENT",
+    "TRIAL",
     "Budget",
     "Probe",
     "allowance",
@@ -51,9 +61,13 @@ __all__ = [
     "prune",
 ]
 
-SENT, REFUSED, PROBE = 0, 1, 2  # kinds of log entries: counted, refused (not counted), probe
+# Kinds of log entries: counted, refused (not counted), a probe of a block, a trial of a
+# learned window (counted unless refused, like a probe).
+SENT, REFUSED, PROBE, TRIAL = 0, 1, 2, 3
 LEARNED_WINDOWS = 20  # clean windows before a learned limit expires
-PROBE_GROWTH = 1.15  # each probe waits 15% longer than the last: the learned window is <= 1.15x
+PROBE_GROWTH = 1.04  # each probe waits 4% longer than the last: the learned window is <= 1.04x
+REFINE_TOLERANCE = 0.01  # trials stop when the bracket is within 1% of the window or 3 J
+TRIAL_POLL_S = 0.02  # while a trial is out, the others re-ask this often (it may open the window)
 REFERENCE_WINDOW = 60.0  # Omni's documented window: what counts as "recent" with no limit
 NEAR_MISS = 0.10  # a refusal within 10% of the window (plus the allowance) of the edge is noise
 MAX_WIDEN = 0.25  # the allowance never grows past a quarter of the window
@@ -85,6 +99,9 @@ class Budget:
     widened_at: float = -math.inf
     learned: tuple[int, float, float] | None = None  # (requests, per, expires at)
     probe: Probe | None = None
+    floor: float = 0.0  # the server's window is longer than this (learned per is the ceiling)
+    trial_at: float = -math.inf  # the send time of the last trial (one a window)
+    trial_per: float = 0.0  # the window the trial in flight tries (0: none in flight)
 
     def scalars(self) -> dict[str, Any]:
         """Everything but the sends, as JSON-able values (the store's ``keys.state``)."""
@@ -95,12 +112,15 @@ class Budget:
             "learned": list(self.learned) if self.learned else None,
             "probe": None if probe is None else [probe.start, probe.count, probe.first,
                                                  probe.ceiling, probe.next_at, probe.lower],
+            "trial": [self.floor, self.trial_at, self.trial_per],
         }
 
     @classmethod
     def from_scalars(cls, data: dict[str, Any], sends: list[tuple[float, int]]) -> Budget:
         """The inverse of :meth:`scalars` (raises KeyError/TypeError/ValueError on junk)."""
         learned, probe = data["learned"], data["probe"]
+        # A store written before trials existed has none: start without a bracket.
+        floor, trial_at, trial_per = data.get("trial", [0.0, -math.inf, 0.0])
         return cls(
             sends=sends, paused_until=float(data["paused_until"]), widen=float(data["widen"]),
             widened_at=float(data["widened_at"]),
@@ -109,6 +129,7 @@ class Budget:
             probe=None if probe is None else Probe(
                 float(probe[0]), int(probe[1]), float(probe[2]), float(probe[3]),
                 float(probe[4]), float(probe[5])),
+            floor=float(floor), trial_at=float(trial_at), trial_per=float(trial_per),
         )
 
 
@@ -116,6 +137,7 @@ def limits_in_force(b: Budget, configured: RateLimit | None, now: float) -> list
     """The configured limit and the learned one (dropped once expired)."""
     if b.learned is not None and b.learned[2] <= now:
         b.learned = None
+        b.floor, b.trial_at, b.trial_per = 0.0, -math.inf, 0.0
     out = [] if configured is None else [configured]
     if b.learned is not None:
         out.append(RateLimit(b.learned[0], b.learned[1]))
@@ -153,10 +175,44 @@ def earliest(b: Budget, now: float, limits: list[RateLimit], allow: float) -> fl
     counted = [at for at, kind in b.sends if kind != REFUSED]
     for lim in limits:
         if len(counted) >= lim.requests:
-            t = max(t, counted[-lim.requests] + lim.per + allow)
+            oldest = counted[-lim.requests]
+            trial = None
+            if b.learned is not None and (lim.requests, lim.per) == b.learned[:2]:
+                trial = trial_per(b, max(now, oldest + _middle(b)), allow)
+            # The trial goes at the bracket's middle, the others at its upper end + J.
+            t = max(t, oldest + (lim.per + allow if trial is None else trial))
     if b.probe is not None:
         t = max(t, b.probe.next_at)
     return t
+
+
+def trial_pending(b: Budget, now: float) -> bool:
+    """True while a trial's answer is awaited (one that never came stops counting after a
+    window: its process may have died)."""
+    return b.learned is not None and b.trial_per > 0 and now - b.trial_at < b.learned[1]
+
+
+def _middle(b: Budget) -> float:
+    return (b.floor + b.learned[1]) / 2 if b.learned is not None else 0.0
+
+
+def trial_per(b: Budget, now: float, allow: float) -> float | None:
+    """The window a trial sent at ``now`` would try (the bracket's middle), or None: no
+    learned limit, the bracket is narrow enough, a probe is under way, or this window had
+    its trial.
+
+    Example:
+        >>> trial_per(Budget(learned=(10, 6.0, 1e9), floor=5.0), 0.0, 0.05)
+        5.5
+    """
+    if b.learned is None or b.probe is not None:
+        return None
+    hi = b.learned[1]
+    if now - b.trial_at < max(b.floor, hi / 2):
+        return None  # one trial a window (a trial goes at least ``floor`` after the last)
+    if hi - b.floor <= max(REFINE_TOLERANCE * hi, 3 * allow):
+        return None
+    return _middle(b)
 
 
 def claim(b: Budget, now: float, limits: list[RateLimit], allow: float) -> tuple[float, int]:
@@ -171,7 +227,10 @@ def claim(b: Budget, now: float, limits: list[RateLimit], allow: float) -> tuple
     if t > now:
         return t - now, -1
     kind, p = SENT, b.probe
-    if p is not None and p.count > 0:  # one probe at a time, each later than the last
+    trial = trial_per(b, now, allow)
+    if trial is not None and _window_full(b, now, trial, allow):
+        kind, b.trial_at, b.trial_per = TRIAL, now, trial
+    elif p is not None and p.count > 0:  # one probe at a time, each later than the last
         kind = PROBE
         p.next_at = p.first + max(p.lower * PROBE_GROWTH, (now - p.first) * PROBE_GROWTH)
         p.next_at = min(p.next_at, max(now, p.first + p.ceiling) + p.ceiling * 0.15)
@@ -179,6 +238,22 @@ def claim(b: Budget, now: float, limits: list[RateLimit], allow: float) -> tuple
         kind = PROBE  # blind: any send after the pause may end it
     b.sends.append((now, kind))
     return 0.0, kind
+
+
+def _window_full(b: Budget, now: float, trial: float, allow: float) -> bool:
+    """True when a send at ``now`` goes only because the learned window was taken as
+    ``trial``: the learned limit's Nth last send is within the learned window."""
+    assert b.learned is not None
+    n, per = b.learned[0], b.learned[1]
+    counted = [at for at, kind in b.sends if kind != REFUSED]
+    return len(counted) >= n and counted[-n] + per + allow > now >= counted[-n] + trial
+
+
+def _kind_of(b: Budget, sent_at: float) -> int | None:
+    for at, kind in reversed(b.sends):
+        if at == sent_at:
+            return kind
+    return None
 
 
 def _mark(b: Budget, sent_at: float, kind: int) -> None:
@@ -193,6 +268,11 @@ def on_refused(
     retry_after: float | None = None,
 ) -> Lesson:
     """Learn from a 429 to the send made at ``sent_at``: noise, a tighter limit, a probe."""
+    if _kind_of(b, sent_at) == TRIAL and b.trial_at == sent_at and b.trial_per > 0:
+        # The server's window is longer than the trial's, give or take the allowance.
+        _mark(b, sent_at, REFUSED)
+        b.floor, b.trial_per = max(b.floor, b.trial_per - allow), 0.0
+        return "probe"
     _mark(b, sent_at, REFUSED)
     hint = None if retry_after is None or retry_after < 0 else now + retry_after
     p = b.probe
@@ -230,8 +310,24 @@ def on_refused(
     return "tighter"
 
 
-def on_accepted(b: Budget, sent_at: float, kind: int, now: float) -> RateLimit | None:
-    """An answer that was not 429: a probe's ends the block and gives the learned limit."""
+def on_accepted(
+    b: Budget, sent_at: float, kind: int, now: float, allow: float = 0.0
+) -> RateLimit | None:
+    """An answer that was not 429: a probe's ends the block and gives the learned limit; a
+    trial's lowers the learned window to the one it tried, give or take the allowance.
+
+    Example:
+        >>> b = Budget(learned=(10, 6.0, 1e9), floor=5.0, trial_at=1.0, trial_per=5.5)
+        >>> on_accepted(b, 1.0, TRIAL, 1.1, allow=0.05)
+        RateLimit(requests=10, per=5.55)
+    """
+    if kind == TRIAL:
+        if b.trial_at != sent_at or b.trial_per <= 0 or b.learned is None:
+            return None
+        n, per, expires = b.learned
+        per = round(min(per, b.trial_per + allow), 6)
+        b.learned, b.trial_per = (n, per, expires), 0.0
+        return RateLimit(n, per)
     p = b.probe
     if kind != PROBE or p is None or sent_at < p.start:
         return None
@@ -244,8 +340,12 @@ def on_accepted(b: Budget, sent_at: float, kind: int, now: float) -> RateLimit |
     through = [at for at, k in b.sends if k == SENT and sent_at - p.ceiling < at <= edge]
     if not through:
         return None
-    per = min(p.ceiling, max(sent_at - through[0], 1e-3))
+    # Accepted this long after the oldest one it let through, give or take the allowance:
+    # the server's window is at most that; the last refused probe says it is longer than
+    # ``lower`` (less the allowance). Trials narrow the bracket in the next windows.
+    per = min(p.ceiling, max(sent_at - through[0] + allow, 1e-3))
     b.learned = (len(through), per, now + LEARNED_WINDOWS * per)
+    b.floor, b.trial_at, b.trial_per = max(0.0, min(p.lower - allow, per)), sent_at, 0.0
     return RateLimit(len(through), per)
 
 
@@ -265,9 +365,20 @@ def horizon(limits: list[RateLimit], allow: float, b: Budget) -> float:
 
 def prune(b: Budget, now: float, keep: float, most: int = 1_000_000) -> None:
     """Drop sends older than ``keep`` seconds or beyond the ``most`` recent, and any "from
-    the future" beyond a day (a wall clock stepped back must not hold the key forever)."""
+    the future" beyond a day (a wall clock stepped back must not hold the key forever).
+    While a block is probed, every send since its window began is kept, however many
+    probes it took: they are what the learned limit is counted from.
+
+    Example:
+        >>> b = Budget(sends=[(0.0, SENT)] * 3 + [(t, REFUSED) for t in range(1, 90)])
+        >>> b.probe = Probe(start=0.5, count=3, first=0.0, ceiling=60, next_at=90, lower=1)
+        >>> prune(b, 90.0, 100.0, most=64); len(b.sends)
+        92
+    """
     b.sends = [(at, k) for at, k in b.sends if now - keep < at <= now + 86_400.0]
     b.sends.sort()
+    if b.probe is not None:
+        most = max(most, sum(1 for at, _ in b.sends if at >= b.probe.first))
     del b.sends[:-most]
     if b.paused_until > now + 86_400.0:
         b.paused_until = now
