@@ -250,8 +250,11 @@ _COLUMN_KINDS: dict[str, tuple[_Gather, _Build]] = {
     "status": (_coder(STATUSES), lambda c: pd.Categorical.from_codes(c, dtype=_STATUS)),
     # Rows of an internal operation (a listing's outcomes) have no table action.
     "action": (_coder(ACTIONS), lambda c: pd.Categorical.from_codes(c, dtype=_ACTION)),
+    # Gathered as floats (None: NaN), which pandas turns into Int64 (NaN: <NA>) in one pass,
+    # where objects take a Python-level look at each value; both refuse a non-integral value.
     **dict.fromkeys(("http_status", "attempts"),
-                    (_objects, lambda v: pd.array(v, dtype="Int64"))),
+                    (lambda v: np.asarray(v, dtype=np.float64),
+                     lambda v: pd.array(v, dtype="Int64"))),
     **dict.fromkeys(("elapsed_s", "queued_s"),
                     (lambda v: np.asarray(v, dtype=np.float64),
                      lambda v: pd.array(v, dtype="float64"))),
