@@ -13,6 +13,7 @@ from omni_nb.rows import STATUSES, Row
 from omni_nb.table import (
     DraftResults,
     dry_run_frame,
+    frame_from_chunks,
     frame_from_rows,
     frame_from_tuples,
     items_from_frame,
@@ -85,6 +86,26 @@ def test_from_ledger_defaults_to_false_for_ledger_tuples() -> None:
     assert list(frame_from_tuples([fields])["from_ledger"]) == [False]
     assert list(frame_from_tuples([(*fields, True)])["from_ledger"]) == [True]
 
+
+
+def test_chunks_make_the_same_table_as_one_list() -> None:
+    """frame_from_chunks over any split of the tuples (empty chunks, or no chunk at all,
+    included) is frame_from_tuples of them all: same values, dtypes and order."""
+    rows = [
+        ("doc-1", BRANCH, "d1", "ok", 200, "", 1, 0.5, T0, ROOT, "run-1", 0.0, "k1", 0,
+         "create"),
+        ("doc-2", None, None, "not_found", 404, "gone", 1, 0.5, T0 - 9, ROOT, "run-1", 0.2,
+         None, 1, "discard"),
+        ("doc-3", None, None, "invalid", None, "bad", 0, 0.0, T0 + 1, ROOT, "run-2", 0.0,
+         None, 0, "list"),  # an internal operation's row: no table action
+    ]
+    whole = pd.DataFrame(frame_from_tuples(rows))
+    for chunks in ([rows[:1], [], rows[1:]], [[r] for r in rows], [rows]):
+        pd.testing.assert_frame_equal(pd.DataFrame(frame_from_chunks(chunks)), whole)
+    assert whole["action"].isna().tolist() == [False, False, True]
+    empty = frame_from_chunks([])
+    assert {c: str(t) for c, t in empty.dtypes.items()} == DOCUMENTED_DTYPES
+    assert empty.empty
 
 def test_errors_has_one_entry_per_row() -> None:
     """table.errors has one entry per row (None until a batch fills it in)."""
