@@ -297,6 +297,9 @@ class OmniMagics(Magics):
             return self._finish(args, frame)
         if typed:
             _check_typed(typed)
+        from .ledger import open_ledger
+
+        open_ledger(options.ledger)  # a ledger that is not ours fails here, before any bar
         if args.background:
             return self._start(args, pairs, labels, settings, options)
         return self._send(args, pairs, labels, settings, options)
