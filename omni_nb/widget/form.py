@@ -371,7 +371,7 @@ class DraftForm:
             if failed.result is not None:  # a ledger write failed: keep and show the table
                 self.result = failed.result
                 self._show(failed.result)
-                raise failed.kept_in("form.result and below") from failed.__cause__
+                raise failed.kept_in("in form.result, shown below") from failed.__cause__
             raise
         self.result = table
         self.lifecycle.new_run()
