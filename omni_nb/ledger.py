@@ -162,9 +162,12 @@ def _foreign(path: Path) -> str | None:
 
     Read through a read-only connection: the header alone is not enough, since a file in WAL
     mode keeps its newest header (the application id a ledger was just stamped with) in the
-    ``-wal`` file until a checkpoint."""
+    ``-wal`` file until a checkpoint. With no ``-wal`` beside it the file is complete, and
+    ``immutable`` reads it without the ``-shm`` and ``-wal`` a WAL-mode reader would leave
+    behind, so another program's directory is not touched either."""
+    quiet = "" if Path(f"{path}-wal").exists() else "&immutable=1"
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{quiet}", uri=True)
         try:
             app_id, version = (conn.execute(f"PRAGMA {name}").fetchone()[0]
                                for name in ("application_id", "user_version"))

@@ -277,19 +277,20 @@ def test_garbage_bytes_are_refused_and_left_untouched(tmp_path: Path) -> None:
     ids=["own-calls-table", "extra-table", "extra-view", "other-app-id", "unknown-version",
          "empty-with-version"],
 )
+@pytest.mark.parametrize("journal", ["delete", "wal"])
 def test_another_programs_database_is_refused_and_left_untouched(
-    tmp_path: Path, script: str, why: str,
+    tmp_path: Path, script: str, why: str, journal: str,
 ) -> None:
     """Another program's SQLite file (even with a calls table, even with our exact columns
-    beside a table of its own) is refused; not one byte changes and it is not switched to
-    WAL."""
+    beside a table of its own) is refused; not one byte changes, nothing appears beside it
+    (no -wal, no -shm, even for a file in WAL mode), and its journal mode stays its own."""
     path = tmp_path / "other.db"
-    make_db(path, script)
+    make_db(path, script, pragmas=f"PRAGMA journal_mode = {journal};")
     before = snapshot(path)
     refused(path, "another program's SQLite database", why)
     assert snapshot(path) == before
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == (journal,)
     with pytest.raises(LedgerError):
         open_ledger(path)  # refused through the shared entry too, and not remembered
 
