@@ -8,8 +8,10 @@
     omni-nb results [--run ID] [--since ISO] [--out FILE]
     omni-nb sandbox [--port 8787]
 
-Exit codes: 0 all rows ok, 1 some item failed (or ``results`` matched nothing), 2 bad usage
-or settings, 130 interrupted. Every error is one line on stderr, never a traceback. The token
+Exit codes: 0 all rows ok, 1 some item failed (or ``results`` matched nothing, or a ledger
+write failed mid-batch: the rows not in the ledger are printed), 2 bad usage or settings (a
+ledger that cannot be used is refused before anything is sent), 130 interrupted. Every error
+is one line on stderr, never a traceback. The token
 comes from ``OMNI_API_TOKENS`` (several keys, comma-separated: each has its own rate budget,
 ``--rate`` is per key), else ``OMNI_API_TOKEN`` / ``OMNI_API_KEY``, only: an option would
 leave it in the shell history.
@@ -35,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import ConfigError, OmniError
+from .errors import ConfigError, LedgerError, OmniError
 from .ratelimit import RateLimit
 
 __all__ = ["main"]
@@ -190,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"omni-nb: {_MISSING.get(exc.missing or '', str(exc))}", file=sys.stderr)
         return 2
+    except LedgerError as exc:
+        # Refused before anything was sent: a settings problem (2). A write that failed
+        # mid-batch stopped items that were due (1); the table was printed first.
+        print(f"omni-nb: LedgerError: {exc}", file=sys.stderr)
+        return 2 if exc.result is None else 1
     except OmniError as exc:
         print(f"omni-nb: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -344,12 +351,32 @@ def _draft(args: argparse.Namespace) -> int:
     settings = _cli_settings(args)
     options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate,
                            resume=args.resume)
-    table = _run_with_bar(items, args.branch, settings, options)
+    try:
+        table = _run_with_bar(items, args.branch, settings, options)
+    except LedgerError as failed:
+        _print_unrecorded(failed, args.out)
+        raise
     _print_table(table)
     if args.out is not None:
         _write(table, args.out)
     _print_run(table, None)
     return 0 if (table["status"] == "ok").all() else 1
+
+
+def _print_unrecorded(failed: LedgerError, out: Path | None) -> None:
+    """A ledger write failed mid-batch: print every answered row that is not in the ledger
+    (its draft id is nowhere else once the command ends), and write ``--out`` if asked."""
+    table = failed.result
+    if table is None:
+        return
+    lost = {(doc, branch) for doc, branch, _ in failed.unrecorded}
+    branches = table["branch_id"].astype(object).where(table["branch_id"].notna(), None)
+    shown = table[[pair in lost for pair in zip(table["document_id"], branches, strict=True)]]
+    if len(shown):
+        print("not in the ledger:")
+        _print_table(shown, len(shown))
+    if out is not None:
+        _write(table, out)
 
 
 def _print_run(table: Any, ledger: Path | None) -> None:
@@ -425,7 +452,11 @@ def _discard(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing discarded")
             return 1
-    table: Any = discard_with(items or None, **kw)
+    try:
+        table: Any = discard_with(items or None, **kw)
+    except LedgerError as failed:
+        _print_unrecorded(failed, args.out)
+        raise
     _print_table(table)
     if args.out is not None:
         _write(table, args.out)

@@ -5,6 +5,8 @@
     OmniError
     ├── ConfigError                 settings missing or unsafe (raised before anything is sent)
     ├── DraftsFailedError           a front end's batch in which no row is ok
+    ├── LedgerError                 the ledger cannot be used: not ours, unwritable, a write
+    │                               failed (``.result``: the table; ``.unrecorded``)
     ├── InvalidInputError           also a ValueError; a document or branch id that is not sent
     ├── APIConnectionError          no HTTP answer: refused, reset, dropped, DNS
     │   ├── APITimeoutError         no answer within the timeout
@@ -35,6 +37,8 @@ __all__ = [
     "HostUnreachableError",
     "InvalidInputError",
     "KeyRefusedWarning",
+    "LedgerError",
+    "LedgerWarning",
     "NotEligibleError",
     "NotFoundError",
     "OmniError",
@@ -243,6 +247,59 @@ class DraftsFailedError(OmniError):
     Example:
         >>> DraftsFailedError("no draft created: 2 rows: 2 not_found")._render_traceback_()
         ['DraftsFailedError: no draft created: 2 rows: 2 not_found']
+    """
+
+
+#: Where a batch's table is, as the LedgerError of a failed ledger write first says it.
+TABLE_AT = "this error's .result (and omni_nb.batch.last_result())"
+
+
+class LedgerError(OmniError):
+    """The ledger cannot be used: the file at its path is not an omni_nb ledger (omni_nb
+    leaves it untouched), its location cannot be written, or a write failed mid-batch.
+
+    ``path``: the ledger's path (a string; None for the memory ledger). ``result``: the
+    results table when a batch was running (every input has its row; sending stopped at the
+    failure), else None. ``unrecorded``: the answered rows that are not in the ledger, as
+    ``(document_id, branch_id, draft_id)``; the message names the first few.
+
+    Example:
+        >>> err = LedgerError("ledger /x: a directory", path="/x")
+        >>> (err.path, err.result, err.unrecorded)
+        ('/x', None, [])
+    """
+
+    def __init__(
+        self, message: str, *, path: str | None = None, result: Any = None,
+        unrecorded: list[tuple[str, str | None, str | None]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.result = result
+        self.unrecorded = list(unrecorded or [])
+
+    def kept_in(self, where: str) -> LedgerError:
+        """The same error, saying the table is ``where`` (a front end that stored it, in a
+        variable say, tells the user so in the one line shown).
+
+        Example:
+            >>> err = LedgerError(f"write failed; the table is {TABLE_AT}", result=[1])
+            >>> str(err.kept_in("in res"))
+            'write failed; the table is in res'
+        """
+        moved = LedgerError(str(self).replace(TABLE_AT, where), path=self.path,
+                            result=self.result, unrecorded=self.unrecorded)
+        moved.attempts = self.attempts
+        return moved
+
+
+class LedgerWarning(UserWarning):
+    """A single call's answer could not be recorded in the ledger; the call's result (a
+    ``Draft``) is still returned, and the warning names its draft id so it is never lost.
+
+    Example:
+        >>> issubclass(LedgerWarning, UserWarning)
+        True
     """
 
 

@@ -9,6 +9,14 @@ Location: ``ledger=`` argument, else ``OMNI_NB_LEDGER`` (a path, or ``off`` for 
 else ``ledger.sqlite3`` in the per-user data directory. The token is never stored: a row holds
 the API root, never headers.
 
+Opening checks the file before writing anything to it: an omni_nb ledger carries SQLite's
+``application_id`` :data:`APPLICATION_ID`; one written before the id existed is recognised by
+its exact tables and columns. Anything else (other bytes, another program's database, a place
+that cannot be written) is a :class:`~omni_nb.errors.LedgerError` naming the path and the ways
+out, and the file is left as it was. There is no silent fallback to memory, not even for the
+default location: the ledger is what keeps a draft's id when the kernel dies, what
+``resume=True`` and undo read, so losing it is the user's choice (``OMNI_NB_LEDGER=off``).
+
 Example:
     >>> import tempfile, os
     >>> led = open_ledger(os.path.join(tempfile.mkdtemp(), "l.sqlite3"))
@@ -19,10 +27,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -30,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import default_ledger_path, ledger_setting
+from .errors import TABLE_AT, LedgerError, LedgerWarning
 from .rows import Row, to_us
 
 if TYPE_CHECKING:
@@ -37,7 +49,7 @@ if TYPE_CHECKING:
 
     from .client import CallOutcome
 
-__all__ = ["Ledger", "open_ledger", "results"]
+__all__ = ["APPLICATION_ID", "Ledger", "open_ledger", "results"]
 
 
 #: The columns a row is stored in, in this order (``rows()`` returns tuples of them).
@@ -58,8 +70,10 @@ _ADDED = (
     ("action", "TEXT NOT NULL DEFAULT 'create'"),
     ("from_ledger", "INTEGER NOT NULL DEFAULT 0"),
 )
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
+#: The v0 schema, run in the transaction that stamps the file (``IF NOT EXISTS``: a legacy
+#: ledger keeps its table and gains what it lacks).
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY,
     document_id TEXT NOT NULL,
     branch_id TEXT,
@@ -72,12 +86,23 @@ CREATE TABLE IF NOT EXISTS calls (
     requested_at_us INTEGER NOT NULL,
     api_root TEXT NOT NULL,
     run_id TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS calls_run ON calls (run_id);
-CREATE INDEX IF NOT EXISTS calls_when ON calls (requested_at_us);
-CREATE INDEX IF NOT EXISTS calls_ok ON calls (api_root, document_id, branch_id)
-    WHERE status = 'ok';
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS calls_run ON calls (run_id)",
+    "CREATE INDEX IF NOT EXISTS calls_when ON calls (requested_at_us)",
+    "CREATE INDEX IF NOT EXISTS calls_ok ON calls (api_root, document_id, branch_id) "
+    "WHERE status = 'ok'",
+)
+#: SQLite's ``application_id`` (header offset 68) of an omni_nb ledger: ``b"OmNb"`` read as a
+#: big-endian 32-bit integer, 0x4F6D4E62. Stamped when a ledger is made or first opened by
+#: this version; a file with another non-zero id belongs to another program.
+APPLICATION_ID = int.from_bytes(b"OmNb", "big")
+_MAGIC = b"SQLite format 3\x00"
+#: What a ledger from before :data:`APPLICATION_ID` holds: the v0 table's columns (plus any
+#: of :data:`_ADDED`) and these indexes, nothing else; ``user_version`` 0 to 2.
+_V0_COLUMNS = frozenset(("id", *_COLUMNS[:11]))
+_INDEXES = frozenset(("calls_run", "calls_when", "calls_ok"))
+_WAYS_OUT = ("use another path (ledger=PATH or OMNI_NB_LEDGER=PATH), or set "
+             "OMNI_NB_LEDGER=off to keep results in memory only")
 _INSERT = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
@@ -102,6 +127,105 @@ def _when_unlocked(step: Callable[[], object], timeout_s: float) -> None:
             delay = min(delay * 2, 0.2)
 
 
+def _refused(path: Path, problem: str) -> LedgerError:
+    return LedgerError(f"ledger {path}: {problem}; {_WAYS_OUT}", path=str(path))
+
+
+def _names(names: Iterable[str], most: int = 6) -> str:
+    names = sorted(names)
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
+def _check_file(path: Path) -> None:
+    """Refuse what is at ``path`` unless it is ours, empty or absent, by reading only (the
+    raw header, then a ``mode=ro`` connection): nothing is written to a file, no PRAGMA
+    switches its journal, before it is known to be a ledger."""
+    if path.is_dir():
+        raise _refused(path, "a directory, not a file")
+    try:
+        with path.open("rb") as file:
+            head = file.read(100)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing there: ours to make (a parent that is a file fails when made)
+    except OSError as exc:
+        raise _refused(path, f"cannot be read ({exc.strerror or exc})") from None
+    if not head:
+        return  # an empty file: ours to fill
+    if not head.startswith(_MAGIC):
+        raise _refused(path, "not an SQLite database, so not an omni_nb ledger (left as it is)")
+    problem = _foreign(path)
+    if problem is not None:
+        raise _refused(path, f"{problem}, not an omni_nb ledger (left as it is)")
+
+
+def _foreign(path: Path) -> str | None:
+    """Why this SQLite file is not a ledger, or None when it is one (or is empty).
+
+    Read through a read-only connection: the header alone is not enough, since a file in WAL
+    mode keeps its newest header (the application id a ledger was just stamped with) in the
+    ``-wal`` file until a checkpoint. With no ``-wal`` beside it the file is complete, and
+    ``immutable`` reads it without the ``-shm`` and ``-wal`` a WAL-mode reader would leave
+    behind, so another program's directory is not touched either."""
+    quiet = "" if Path(f"{path}-wal").exists() else "&immutable=1"
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{quiet}", uri=True)
+        try:
+            app_id, version = (conn.execute(f"PRAGMA {name}").fetchone()[0]
+                               for name in ("application_id", "user_version"))
+            objects = conn.execute(
+                "SELECT type, name, tbl_name FROM sqlite_master "
+                "WHERE name NOT LIKE 'sqlite^_%' ESCAPE '^'").fetchall()
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return f"an SQLite file omni_nb cannot read ({exc})"
+    if app_id == APPLICATION_ID:
+        return None  # ours, whatever its version: migrations are additive
+    if app_id != 0:
+        return f"another program's SQLite database (application_id {app_id:#010x})"
+    if not objects and version == 0:
+        return None  # an empty database: nothing of anyone's to harm
+    return _legacy_problem(objects, columns, version)
+
+
+def _legacy_problem(objects: list[tuple[str, str, str]], columns: set[str],
+                    version: int) -> str | None:
+    """Why a file without our application id is not a ledger from before it, or None."""
+    if not objects:
+        return f"another program's SQLite database (empty, user_version {version})"
+    strangers = [name for kind, name, table in objects
+                 if not (kind == "table" and name == "calls")
+                 and not (kind == "index" and name in _INDEXES and table == "calls")]
+    if strangers:
+        return f"another program's SQLite database (it holds {_names(strangers)})"
+    if not _V0_COLUMNS <= columns <= _V0_COLUMNS | {name for name, _ in _ADDED}:
+        return f"another program's SQLite database (its calls table has {_names(columns)})"
+    if not 0 <= version <= SCHEMA_VERSION:
+        return f"another program's SQLite database (user_version {version})"
+    return None
+
+
+def _check_writable(path: Path) -> None:
+    """Make the directory if needed; refuse a place where SQLite could not write (the file,
+    its ``-wal`` and ``-shm`` beside it)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _refused(path, f"its directory cannot be made ({exc.strerror or exc})") from None
+    for target in (path.parent, path):
+        if target.exists() and not os.access(target, os.W_OK):
+            raise _refused(path, f"cannot be written ({target} is read-only)")
+
+
+def _storage_failure(exc: BaseException) -> bool:
+    """A failure of the place (full, I/O error, locked past the timeout, read-only, corrupt),
+    as opposed to a row the schema refuses (a bug, raised as is)."""
+    return type(exc) in (sqlite3.OperationalError, sqlite3.DatabaseError) or isinstance(
+        exc, OSError)
+
+
 class Ledger:
     """A SQLite results store; ``path=None`` keeps it in memory for this process only.
 
@@ -116,61 +240,110 @@ class Ledger:
 
     def __init__(self, path: Path | None, *, busy_timeout_s: float = 30.0) -> None:
         self.path = path
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            ":memory:" if path is None else str(path),
-            timeout=busy_timeout_s,
-            check_same_thread=False,
-            isolation_level=None,  # explicit transactions below; every record() commits
-        )
-        with self._lock:
-            if path is not None:
-                _when_unlocked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"),
-                               busy_timeout_s)
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-            _when_unlocked(lambda: self._conn.executescript(_SCHEMA), busy_timeout_s)
-            _when_unlocked(self._migrate, busy_timeout_s)
+        if path is not None:
+            _check_file(path)  # before anything is written, the directory included
+            _check_writable(path)
+        try:
+            self._conn = sqlite3.connect(
+                ":memory:" if path is None else str(path),
+                timeout=busy_timeout_s,
+                check_same_thread=False,
+                isolation_level=None,  # explicit transactions below; every record() commits
+            )
+        except sqlite3.Error as exc:
+            raise _refused(Path(str(path)), f"cannot be opened ({exc})") from None
+        try:
+            with self._lock:
+                if path is not None:
+                    _when_unlocked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"),
+                                   busy_timeout_s)
+                    self._conn.execute("PRAGMA synchronous=NORMAL")
+                _when_unlocked(self._migrate, busy_timeout_s)
+        except BaseException as exc:
+            self._conn.close()
+            if isinstance(exc, sqlite3.Error) and path is not None:
+                raise _refused(path, f"cannot be written ({exc})") from None
+            raise
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.path) if self.path else 'memory'!r})"
 
     def _migrate(self) -> None:
-        """Add the columns a ledger made by an older omni_nb lacks, in place, and stamp the
-        schema version; in one transaction, so two kernels opening it at once agree."""
+        """Make the schema, add the columns a ledger made by an older omni_nb lacks, and stamp
+        the application id and schema version; in one write transaction, so two kernels
+        opening one new file agree, and so a place that cannot be written fails here, at
+        opening, rather than at the first row."""
         conn = self._conn
-        if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
-            return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            present = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
-            for name, decl in _ADDED:
-                if name not in present:
-                    conn.execute(f"ALTER TABLE calls ADD COLUMN {name} {decl}")
-            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            app_id, version = (conn.execute(f"PRAGMA {name}").fetchone()[0]
+                               for name in ("application_id", "user_version"))
+            if app_id not in (0, APPLICATION_ID):  # swapped in since it was checked
+                raise _refused(Path(str(self.path)), "another program's SQLite database")
+            if app_id != APPLICATION_ID or version < SCHEMA_VERSION:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                present = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+                for name, decl in _ADDED:
+                    if name not in present:
+                        conn.execute(f"ALTER TABLE calls ADD COLUMN {name} {decl}")
+                if version < SCHEMA_VERSION:  # a newer omni_nb's ledger is not downgraded
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
         conn.execute("COMMIT")
 
+    def _rollback(self) -> None:
+        # SQLite may have rolled back already (a full disk does); a failing ROLLBACK must
+        # not hide the error that led here.
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
     def record(self, rows: Iterable[Row]) -> None:
-        """Append rows and commit before returning (so a kill after this loses nothing)."""
+        """Append rows and commit before returning (so a kill after this loses nothing).
+
+        One transaction: on failure none of the rows is stored. A failure of the place (disk
+        full, I/O error, locked past the busy timeout) is a
+        :class:`~omni_nb.errors.LedgerError`; a row the schema refuses raises SQLite's error.
+
+        Example:
+            >>> led = Ledger(None)
+            >>> led.record([Row("doc-1", None, "d1", "ok", 200, "", 1, 0.1, 0, "https://a/api",
+            ...                 "r1")])
+            >>> len(led.rows())
+            1
+        """
         values = [tuple(getattr(r, c) for c in _COLUMNS) for r in rows]
         if not values:
             return
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
+                self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.executemany(_INSERT, values)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("COMMIT")  # inside the try: a full disk fails here too
+            except BaseException as exc:
+                self._rollback()
+                if _storage_failure(exc):
+                    raise LedgerError(f"ledger {self._where()}: a write failed ({exc}); "
+                                      f"{_WAYS_OUT}", path=self._path_text()) from exc
                 raise
-            self._conn.execute("COMMIT")
+
+    def _where(self) -> str:
+        return str(self.path) if self.path is not None else "in memory"
+
+    def _path_text(self) -> str | None:
+        return None if self.path is None else str(self.path)
 
     def record_outcome(self, outcome: CallOutcome) -> None:
         """An ``on_result`` hook for :class:`omni_nb.OmniClient`: logs each call.
+
+        A call whose row cannot be written is not an error of the call: the hook issues a
+        :class:`~omni_nb.errors.LedgerWarning` naming the draft id instead of raising, so the
+        caller still gets its ``Draft``.
 
         A successful call that brought no draft back is a discard (a create's success always
         carries one); the outcome does not say which call a failure was, so a failed discard
@@ -182,7 +355,12 @@ class Ledger:
         row = Row.from_outcome(outcome, run_id="client")
         if outcome.error is None and outcome.draft is None:
             row.action = "discard"
-        self.record([row])
+        try:
+            self.record([row])
+        except LedgerError as exc:
+            # Never raise from here: the client would lose the Draft it is about to return,
+            # and a draft that exists on the server with no id anywhere is the worst outcome.
+            warnings.warn(LedgerWarning(_not_recorded(row, self._where(), exc)), stacklevel=2)
 
     def ok_rows(
         self, api_root: str, pairs: Sequence[tuple[str, str | None]]
@@ -294,6 +472,44 @@ class Ledger:
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+
+def _not_recorded(row: Row, where: str, exc: LedgerError) -> str:
+    branch = f" on branch {row.branch_id}" if row.branch_id else ""
+    cause = exc.__cause__ or exc
+    if row.draft_id:
+        return (f"draft {row.draft_id} of {row.document_id}{branch} exists on the server but "
+                f"is not in the ledger at {where}: the write failed ({cause}); keep its id")
+    return (f"the {row.action} call for {row.document_id}{branch} ({row.status}) is not in "
+            f"the ledger at {where}: the write failed ({cause})")
+
+
+def write_failed(
+    path: Path | None, cause: BaseException, table: Any,
+    unrecorded: list[tuple[str, str | None, str | None]],
+) -> LedgerError:
+    """The error of a batch whose ledger write failed: it carries the whole table and names
+    the answered rows that are not in the ledger (the first few in its message).
+
+    Example:
+        >>> err = write_failed(None, OSError("disk full"), None, [("doc-1", None, "d1")])
+        >>> err.unrecorded, "doc-1 (draft d1)" in str(err)
+        ([('doc-1', None, 'd1')], True)
+    """
+    reason = cause.__cause__ if isinstance(cause, LedgerError) and cause.__cause__ else cause
+    shown = ", ".join(f"{doc}{f' on {branch}' if branch else ''} "
+                      f"({f'draft {draft}' if draft else 'no draft'})"
+                      for doc, branch, draft in unrecorded[:5])
+    more = f" and {len(unrecorded) - 5} more" if len(unrecorded) > 5 else ""
+    lost = (f"{len(unrecorded)} answered row{'s' if len(unrecorded) != 1 else ''} not in the "
+            f"ledger: {shown}{more} (all in .unrecorded)" if unrecorded
+            else "every answered row is in the ledger")
+    where = str(path) if path is not None else "in memory"
+    return LedgerError(
+        f"ledger {where}: a write failed ({reason}); sending stopped, {lost}; the table is "
+        f"{TABLE_AT}; to go on, {_WAYS_OUT}",
+        path=None if path is None else str(path), result=table, unrecorded=unrecorded,
+    )
 
 
 def _row(values: Sequence[Any]) -> Row:

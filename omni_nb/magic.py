@@ -87,7 +87,7 @@ import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -99,7 +99,7 @@ from traitlets import Bool, Enum, Int, Unicode
 from traitlets.config import Configurable
 
 from ._text import quoted
-from .errors import DraftsFailedError
+from .errors import DraftsFailedError, LedgerError
 from .ratelimit import RateLimit
 
 __all__ = ["OmniMagics", "OmniNB", "register", "unregister"]
@@ -297,6 +297,9 @@ class OmniMagics(Magics):
             return self._finish(args, frame)
         if typed:
             _check_typed(typed)
+        from .ledger import open_ledger
+
+        open_ledger(options.ledger)  # a ledger that is not ours fails here, before any bar
         if args.background:
             return self._start(args, pairs, labels, settings, options)
         return self._send(args, pairs, labels, settings, options)
@@ -346,7 +349,17 @@ class OmniMagics(Magics):
                 raise
             self._shell.push({args.output: stop.result})
             raise BatchInterrupted(stop.result, where=f"in {args.output}") from None
+        except LedgerError as failed:
+            self._keep_failed(args, failed)
         return self._finish(args, table)
+
+    def _keep_failed(self, args: Any, failed: LedgerError) -> NoReturn:
+        """A ledger write failed mid-batch: the table goes to ``-o`` (as after an interrupt)
+        and the cell fails with one line naming the rows not in the ledger."""
+        if failed.result is None or args.output is None:
+            raise failed
+        self._shell.push({args.output: failed.result})
+        raise failed.kept_in(f"in {args.output}") from failed.__cause__
 
     def _lifecycle_inputs(self, args: Any, cell: str | None) -> tuple[Any, list[str] | None]:
         """A variable as it is (a results table is undone carefully), else the typed ids."""
@@ -496,6 +509,8 @@ class OmniMagics(Magics):
                 raise
             self._shell.push({args.output: stop.result})
             raise BatchInterrupted(stop.result, where=f"in {args.output}") from None
+        except LedgerError as failed:
+            self._keep_failed(args, failed)
         except InvalidInputError as exc:
             # The batch refuses the input as a whole (a bad default branch).
             raise UsageError(str(exc)) from None

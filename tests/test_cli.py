@@ -139,3 +139,25 @@ def test_missing_settings_are_named_in_the_cli_words(
     assert "--instance NAME" in err
     assert "OMNI_BASE_URL" in err
     assert "base_url=" not in err
+
+
+@pytest.mark.parametrize("command", [["draft", "doc-0001", "--rate", "off"],
+                                     ["discard", "doc-0001", "--yes"],
+                                     ["results", "--last"]])
+def test_a_ledger_that_is_not_ours_is_one_line_and_exit_2(
+    env_sb: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], command: list[str],
+) -> None:
+    """OMNI_NB_LEDGER naming a file that is not a ledger: one line on stderr naming the path
+    and OMNI_NB_LEDGER=off, exit code 2 (a settings problem), nothing sent, the file as it
+    was."""
+    path = tmp_path / "garbage.sqlite3"
+    path.write_bytes(b"\x00\x01not sqlite" * 50)
+    monkeypatch.setenv("OMNI_NB_LEDGER", str(path))
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"omni-nb: LedgerError: ledger {path}: not an SQLite database")
+    assert "OMNI_NB_LEDGER=off" in err
+    assert env_sb.requests() == []
+    assert path.read_bytes() == b"\x00\x01not sqlite" * 50

@@ -21,6 +21,7 @@ from omni_nb.errors import (
     DraftsFailedError,
     HostUnreachableError,
     InvalidInputError,
+    LedgerError,
     NotEligibleError,
     NotFoundError,
     OmniError,
@@ -40,6 +41,9 @@ MAKERS: dict[str, Callable[[], OmniError]] = {
     "ConfigError": lambda: ConfigError("No Omni API token"),
     "DraftsFailedError": lambda: DraftsFailedError("no draft created: 2 rows: 2 not_found"),
     "InvalidInputError": lambda: InvalidInputError("document id '../x': '/' is not allowed"),
+    "LedgerError": lambda: LedgerError(
+        "ledger /l.sqlite3: a write failed", path="/l.sqlite3",
+        unrecorded=[("doc-1", None, "d1"), ("doc-2", "b", "d2")]),
     "APIConnectionError": lambda: APIConnectionError("connection reset by 127.0.0.1"),
     "APITimeoutError": lambda: APITimeoutError("no answer within 0.2 s"),
     "HostUnreachableError": lambda: HostUnreachableError("ConnectError talking to x: refused"),
@@ -58,7 +62,7 @@ MAKERS: dict[str, Callable[[], OmniError]] = {
         307, "redirect to https://evil.example/x not followed", body=b"\xff".decode("latin-1")),
 }
 
-FIELDS = ("status_code", "message", "body", "retry_after", "attempts")
+FIELDS = ("status_code", "message", "body", "retry_after", "attempts", "path", "unrecorded")
 
 
 def made(name: str) -> OmniError:
@@ -127,6 +131,25 @@ def test_batch_interrupted_pickles_with_its_table() -> None:
     assert result.errors[1].body == BODY
 
 
+def test_ledger_error_pickles_with_its_table_and_unrecorded_rows() -> None:
+    """A LedgerError of a failed batch survives pickle with its path, its table (errors
+    included) and the rows it names; kept_in() moves the table's place in the message only."""
+    rows = [Row("doc-1", None, "d1", "ok", 200, "", 1, 0.1, 0, "https://a/api", "r1"),
+            Row("doc-2", None, None, "cancelled", None, "not sent", 0, 0.0, 0,
+                "https://a/api", "r1")]
+    table = frame_from_rows(rows)
+    table.errors = [None, None]
+    exc = LedgerError(f"ledger /x: a write failed; the table is {errors.TABLE_AT}", path="/x",
+                      result=table, unrecorded=[("doc-1", None, "d1")])
+    for back in (round_trip(exc), round_trip(exc.kept_in("in res"))):
+        assert type(back) is LedgerError
+        assert (back.path, back.unrecorded) == ("/x", [("doc-1", None, "d1")])
+        pd.testing.assert_frame_equal(pd.DataFrame(back.result), pd.DataFrame(table))
+        assert type(back.result) is type(table)
+    moved = round_trip(exc.kept_in("in res"))
+    assert str(moved) == "ledger /x: a write failed; the table is in res"
+
+
 def test_the_tree_is_the_documented_one() -> None:
     """The class tree is the documented one (OmniError root, ValueError, status errors)."""
     for make in MAKERS.values():
@@ -136,7 +159,8 @@ def test_the_tree_is_the_documented_one() -> None:
     for cls in (NotEligibleError, AuthenticationError, PermissionDeniedError, NotFoundError,
                 RateLimitError, ServerError, UnexpectedResponseError):
         assert issubclass(cls, APIStatusError)
-    for cls in (ConfigError, DraftsFailedError, InvalidInputError, APIConnectionError):
+    for cls in (ConfigError, DraftsFailedError, InvalidInputError, APIConnectionError,
+                LedgerError):
         assert not issubclass(cls, APIStatusError)
 
 

@@ -3,6 +3,7 @@ API root, resume's view of ok rows, where the ledger lives, and sharing one file
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import subprocess
 import sys
@@ -13,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from omni_nb import OmniClient, sandbox
-from omni_nb.ledger import Ledger, open_ledger, results
+from omni_nb import OmniClient, create_draft, create_drafts, sandbox
+from omni_nb.errors import LedgerError, OmniError
+from omni_nb.ledger import APPLICATION_ID, SCHEMA_VERSION, Ledger, open_ledger, results
 from omni_nb.rows import Row
 from omni_nb.table import frame_from_rows
 
@@ -192,3 +194,217 @@ def test_record_outcome_logs_every_client_call(sb: sandbox.Sandbox, tmp_path: Pa
     stored = b"".join(f.read_bytes() for f in tmp_path.glob("l.sqlite3*"))  # with -wal
     assert table["draft_id"].iloc[0].encode() in stored
     assert sb.token.encode() not in stored
+
+
+# -- opening: our files only, checked before anything is written -----------------------------
+
+V0_SCHEMA = """
+CREATE TABLE calls (
+    id INTEGER PRIMARY KEY, document_id TEXT NOT NULL, branch_id TEXT, draft_id TEXT,
+    status TEXT NOT NULL, http_status INTEGER, message TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL, elapsed_s REAL NOT NULL, requested_at_us INTEGER NOT NULL,
+    api_root TEXT NOT NULL, run_id TEXT NOT NULL
+);
+CREATE INDEX calls_run ON calls (run_id);
+CREATE INDEX calls_when ON calls (requested_at_us);
+CREATE INDEX calls_ok ON calls (api_root, document_id, branch_id) WHERE status = 'ok';
+"""
+#: The columns each legacy version added to v0 (see ledger._ADDED).
+ADDED_BY = {
+    0: "",
+    1: "ALTER TABLE calls ADD COLUMN queued_s REAL NOT NULL DEFAULT 0;"
+       "ALTER TABLE calls ADD COLUMN key TEXT;",
+    2: "ALTER TABLE calls ADD COLUMN queued_s REAL NOT NULL DEFAULT 0;"
+       "ALTER TABLE calls ADD COLUMN key TEXT;"
+       "ALTER TABLE calls ADD COLUMN action TEXT NOT NULL DEFAULT 'create';"
+       "ALTER TABLE calls ADD COLUMN from_ledger INTEGER NOT NULL DEFAULT 0;",
+}
+V0_ROW = ("INSERT INTO calls (document_id, draft_id, status, attempts, elapsed_s, "
+          "requested_at_us, api_root, run_id) VALUES ('doc-1', 'd1', 'ok', 1, 0.1, 1, "
+          "'https://a/api', 'old')")
+
+
+def make_db(path: Path, script: str, *, pragmas: str = "") -> None:
+    """An SQLite file made by someone else (rollback journal, as most programs leave it)."""
+    conn = sqlite3.connect(path)
+    conn.executescript(script + pragmas)
+    conn.commit()
+    conn.close()
+
+
+def snapshot(path: Path) -> tuple[str, list[str]]:
+    """The file's hash and what lies beside it: a refusal must change neither."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest, sorted(p.name for p in path.parent.iterdir())
+
+
+def refused(path: Path, *fragments: str) -> LedgerError:
+    with pytest.raises(LedgerError) as info:
+        Ledger(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "OMNI_NB_LEDGER=off" in message
+    assert "another path" in message
+    for fragment in fragments:
+        assert fragment in message
+    assert isinstance(info.value, OmniError)
+    assert info.value.path == str(path)
+    assert info.value.result is None
+    return info.value
+
+
+def test_garbage_bytes_are_refused_and_left_untouched(tmp_path: Path) -> None:
+    """A file that is not SQLite is refused naming the path and the ways out; its bytes are
+    unchanged and no -wal or -shm appears beside it."""
+    path = tmp_path / "notes.sqlite3"
+    path.write_bytes(bytes(range(256)) * 40)
+    before = snapshot(path)
+    refused(path, "not an SQLite database")
+    assert snapshot(path) == before
+
+
+@pytest.mark.parametrize(
+    ("script", "why"),
+    [
+        ("CREATE TABLE calls (id INTEGER PRIMARY KEY, who TEXT, at INTEGER);",
+         "its calls table has at, id, who"),
+        (V0_SCHEMA + "CREATE TABLE contacts (name TEXT);", "it holds contacts"),
+        (V0_SCHEMA + "CREATE VIEW ok AS SELECT * FROM calls;", "it holds ok"),  # noqa: S608
+        (V0_SCHEMA + "PRAGMA application_id = 1234;", "application_id 0x000004d2"),
+        (V0_SCHEMA + "PRAGMA user_version = 3;", "user_version 3"),
+        ("PRAGMA user_version = 12;", "empty, user_version 12"),
+    ],
+    ids=["own-calls-table", "extra-table", "extra-view", "other-app-id", "unknown-version",
+         "empty-with-version"],
+)
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_another_programs_database_is_refused_and_left_untouched(
+    tmp_path: Path, script: str, why: str, journal: str,
+) -> None:
+    """Another program's SQLite file (even with a calls table, even with our exact columns
+    beside a table of its own) is refused; not one byte changes, nothing appears beside it
+    (no -wal, no -shm, even for a file in WAL mode), and its journal mode stays its own."""
+    path = tmp_path / "other.db"
+    make_db(path, script, pragmas=f"PRAGMA journal_mode = {journal};")
+    before = snapshot(path)
+    refused(path, "another program's SQLite database", why)
+    assert snapshot(path) == before
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == (journal,)
+    with pytest.raises(LedgerError):
+        open_ledger(path)  # refused through the shared entry too, and not remembered
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+@pytest.mark.parametrize("indexes", [True, False], ids=["with-indexes", "bare-table"])
+def test_a_ledger_from_before_the_application_id_is_taken_and_stamped(
+    tmp_path: Path, version: int, indexes: bool,
+) -> None:
+    """A ledger written before the application id (user_version 0-2, its exact table, with or
+    without its indexes) is ours: opened, migrated in place, stamped, its rows kept."""
+    path = tmp_path / f"v{version}.sqlite3"
+    script = V0_SCHEMA if indexes else V0_SCHEMA.split("CREATE INDEX")[0]
+    make_db(path, script + ADDED_BY[version] + V0_ROW + ";",
+            pragmas=f"PRAGMA user_version = {version};")
+    led = Ledger(path)
+    led.record([row("doc-2", run="new")])
+    table = led.results()
+    assert list(table["run_id"]) == ["old", "new"]
+    assert list(table["action"]) == ["create", "create"]
+    led.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"calls_run", "calls_when", "calls_ok"} <= names
+
+
+def test_a_newer_ledger_of_ours_is_opened_as_it_is(tmp_path: Path) -> None:
+    """Our application id with a newer schema (a column this version does not know): opened,
+    written, read, never downgraded; migrations are additive, so nothing here is missing."""
+    path = tmp_path / "newer.sqlite3"
+    Ledger(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE calls ADD COLUMN comes_later TEXT")
+        conn.execute("CREATE TABLE later_things (x)")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    led = Ledger(path)
+    led.record([row("doc-1")])
+    assert list(led.results()["document_id"]) == ["doc-1"]
+    led.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 5,)
+
+
+def test_an_application_id_stamped_under_wal_is_read_through_sqlite(tmp_path: Path) -> None:
+    """A ledger whose newest header is still in its -wal (a kernel was killed before any
+    checkpoint) reads as ours: the check asks SQLite, not the main file's stale header."""
+    path = tmp_path / "l.sqlite3"
+    first = Ledger(path)
+    first.record([row("doc-1")])
+    assert path.read_bytes()[68:72] == b"\0\0\0\0"  # the main file does not know it yet
+    second = Ledger(path)  # while the first still holds the -wal
+    assert len(second.rows()) == 1
+    first.close()
+    second.close()
+
+
+@pytest.mark.parametrize("content", [None, b""], ids=["absent", "empty-file"])
+def test_a_missing_or_empty_file_is_ours_to_make(tmp_path: Path, content: bytes | None) -> None:
+    """Nothing at the path, or an empty file: a new ledger, stamped with our id; a missing
+    directory is made."""
+    path = tmp_path / "new" / "dir" / "l.sqlite3"
+    if content is not None:
+        path.parent.mkdir(parents=True)
+        path.write_bytes(content)
+    Ledger(path).record([row()])
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
+        assert conn.execute("SELECT count(*) FROM calls").fetchone() == (1,)
+
+
+def test_a_place_that_cannot_hold_a_ledger_is_refused(tmp_path: Path) -> None:
+    """A directory at the path, or a directory that cannot be made (its parent is a file):
+    LedgerError naming the path, and nothing made."""
+    (tmp_path / "a-dir.sqlite3").mkdir()
+    refused(tmp_path / "a-dir.sqlite3", "a directory, not a file")
+    (tmp_path / "plain-file").write_text("x")
+    refused(tmp_path / "plain-file" / "sub" / "l.sqlite3", "its directory cannot be made")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-dir.sqlite3", "plain-file"]
+
+
+def test_a_bad_ledger_stops_a_batch_and_a_single_call_before_anything_is_sent(
+    sb: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """create_drafts (foreground and background), create_draft and results() all refuse a
+    ledger that is not ours before a request leaves (the configured one, OMNI_NB_LEDGER)."""
+    path = tmp_path / "garbage.sqlite3"
+    path.write_bytes(b"not a database at all\n" * 100)
+    monkeypatch.setenv("OMNI_NB_LEDGER", str(path))
+    kw = {"base_url": sb.base_url, "token": sb.token, "rate_limit": None}
+    for call in (lambda: create_drafts(["doc-0001", "doc-0002"], **kw),
+                 lambda: create_drafts(["doc-0001"], background=True, **kw),
+                 lambda: create_draft("doc-0001", **kw),
+                 lambda: results()):
+        with pytest.raises(LedgerError, match="OMNI_NB_LEDGER=off"):
+            call()
+    assert sb.requests() == []
+    assert path.read_bytes() == b"not a database at all\n" * 100
+
+
+def test_a_write_the_place_refuses_is_a_ledger_error(tmp_path: Path) -> None:
+    """A write that fails for the place (here: locked past the busy timeout) is a LedgerError
+    naming the path; none of its rows is stored; the ledger works again once it is free."""
+    path = tmp_path / "l.sqlite3"
+    led = Ledger(path, busy_timeout_s=0.01)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(LedgerError, match="database is locked") as info:
+        led.record([row("doc-1"), row("doc-2")])
+    assert info.value.path == str(path)
+    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    other.execute("ROLLBACK")
+    other.close()
+    assert led.rows() == []
+    led.record([row("doc-3")])
+    assert [r[0] for r in led.rows()] == ["doc-3"]

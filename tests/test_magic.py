@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from omni_nb import ConfigError, NotFoundError, RateLimit, sandbox
 from omni_nb.batch.budget import KeysBudget
-from omni_nb.errors import DraftsFailedError
+from omni_nb.errors import DraftsFailedError, LedgerError
+from omni_nb.ledger import open_ledger
 from omni_nb.magic import OmniNB
 from omni_nb.progress.live import LiveProgress, choose_mode, make_progress
 from omni_nb.progress.tally import Hold
@@ -620,3 +622,57 @@ def test_keys_budget_reads_the_limiters() -> None:
     assert hold is not None
     assert hold.reason == "the rate budget"
     assert 55 < hold.seconds <= 61
+
+
+# -- the ledger --------------------------------------------------------------------------------
+
+
+def test_a_ledger_that_is_not_ours_is_one_line_and_sends_nothing(
+    ip: InteractiveShell, sb: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A ledger file that is not ours fails the cell with one LedgerError line naming the path
+    and the ways out, before anything is sent (the background form too)."""
+    path = tmp_path / "other.sqlite3"
+    path.write_bytes(b"plain text, not a database\n" * 10)
+    monkeypatch.setenv("OMNI_NB_LEDGER", str(path))
+    for line in ("%omni_draft doc-0040 doc-0041", "%omni_draft doc-0040 --background"):
+        result, shown = run_failing(ip, line, capsys)
+        assert isinstance(result.error_in_exec, LedgerError)
+        lines = [x for x in shown.splitlines() if x.strip()]
+        assert len(lines) == 1
+        assert lines[0].startswith(f"LedgerError: ledger {path}: not an SQLite database")
+        assert "OMNI_NB_LEDGER=off" in lines[0]
+    assert sent(sb) == []
+
+
+def test_a_ledger_write_that_fails_mid_batch_keeps_the_table_in_o(
+    ip: InteractiveShell, sb: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The ledger locked by another connection past its busy timeout: the cell fails with one
+    line naming the rows not in the ledger and saying the table is in the -o variable, where
+    every input has its row."""
+    path = tmp_path / "l.sqlite3"
+    monkeypatch.setenv("OMNI_NB_LEDGER", str(path))
+    open_ledger()._conn.execute("PRAGMA busy_timeout = 10")  # a real lock, waited on briefly
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result, shown = run_failing(ip, "%omni_draft doc-0042 doc-0043 doc-0044 -o kept",
+                                    capsys)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert isinstance(result.error_in_exec, LedgerError)
+    assert "Traceback" not in shown
+    lines = [x for x in shown.splitlines() if "Error" in x]  # the text bar aside
+    assert len(lines) == 1
+    assert "database is locked" in lines[0]
+    assert "the table is in kept" in lines[0]
+    kept = ip.user_ns["kept"]
+    assert list(kept["document_id"]) == ["doc-0042", "doc-0043", "doc-0044"]
+    made = {doc: draft for (doc, _), draft in sb.drafts().items()}
+    for doc, _, draft in result.error_in_exec.unrecorded:
+        assert made[doc] == draft
+        assert f"{doc} (draft {draft})" in lines[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,7 @@ import pytest
 import omni_nb
 from omni_nb import sandbox
 from omni_nb.config import resolve_settings
+from omni_nb.ledger import Ledger
 from omni_nb.widget import OTHER_BRANCH, DraftForm
 
 WAIT = 20.0  # seconds; a generous bound that only a hung test reaches
@@ -641,3 +643,34 @@ def test_cancel_stops_a_discard_and_the_rest_can_be_discarded_later(
     sb.configure(latency=0.0)
     assert form.discard(wait=True, confirm=True) is not None
     assert len(sb.archived_drafts()) == len(ids)
+
+
+def test_a_ledger_write_that_fails_keeps_the_table_in_the_form(
+    sb: sandbox.Sandbox, forms: list[DraftForm], tmp_path: Path,
+) -> None:
+    """The ledger locked past its busy timeout mid-batch: the form keeps and shows the table
+    (form.result) and its error line names the rows not in the ledger."""
+    path = tmp_path / "l.sqlite3"
+    led = Ledger(path, busy_timeout_s=0.01)
+    form = make(forms, sb.base_url, sb.token, ledger=led)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        form.documents.value = "doc-0005\ndoc-0006"
+        form.create.click()
+        assert form.wait(WAIT)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    table = form.result
+    assert table is not None
+    assert list(table["document_id"]) == ["doc-0005", "doc-0006"]
+    assert form.error is not None
+    assert form.error.startswith("LedgerError: ledger ")
+    assert "database is locked" in form.error
+    assert "form.result" in form.error
+    draft = sb.drafts()[("doc-0005", None)]
+    assert f"doc-0005 (draft {draft})" in form.error
+    (shown,) = form.output.outputs
+    assert "doc-0006" in shown["data"]["text/html"]
+    led.close()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 from .._loop import run_sync
 from ..client import Draft, OmniClient, RetryPolicy
 from ..config import Settings, resolve_settings
-from ..errors import InvalidInputError, reduce_exception
+from ..errors import InvalidInputError, LedgerError, reduce_exception
 from ..ledger import Ledger, open_ledger
 from ..ratelimit import RateLimit, shared_limiter
 from . import run as engine
@@ -110,9 +110,14 @@ async def arun_batch(
     """
     planned = plan(items, branch_id=branch_id, document_col=document_col,
                    branch_col=branch_col, labels=labels)
-    table, interrupted = await engine.run(
-        op, planned, settings=settings, options=options, progress=progress, cancel=cancel
-    )
+    try:
+        table, interrupted = await engine.run(
+            op, planned, settings=settings, options=options, progress=progress, cancel=cancel
+        )
+    except LedgerError as failed:
+        if failed.result is not None:  # a write failed mid-batch: the table is still the last
+            _remember(failed.result)
+        raise
     _remember(table)
     return table, interrupted
 
@@ -128,7 +133,9 @@ def run_batch(
     branch_col: str | None = None, labels: Sequence[str] | None = None,
 ) -> DraftResults:
     """The front ends' entry: run on the private loop; :class:`BatchInterrupted` on an
-    interrupt (a Cancel through ``cancel`` just returns the table).
+    interrupt (a Cancel through ``cancel`` just returns the table); a ledger that cannot be
+    opened, or a write that fails mid-batch, raises :class:`~omni_nb.errors.LedgerError`
+    (with the table as ``.result`` in the second case).
 
     Example:
         >>> # table = run_batch(CREATE_DRAFT, docs, settings=s, options=BatchOptions())

@@ -12,10 +12,12 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._loop import submit
 from ..config import Settings
+from ..errors import LedgerError
+from ..ledger import open_ledger
 from ..progress.run_view import SHOWN_ROWS, RunView
 from ..progress.tally import Budget, Throttle, Ticker
 from ..rows import Row
@@ -76,9 +78,13 @@ class BatchRun:
 
     @property
     def table(self) -> DraftResults:
-        """The whole table once done; the rows received so far while running."""
+        """The whole table once done (also when a ledger write stopped it: the
+        LedgerError's ``.result``); the rows received so far while running."""
         if self.done and self.error is None and self._future is not None:
             return self._future.result()[0]
+        kept = getattr(self.error, "result", None)
+        if kept is not None:
+            return cast("DraftResults", kept)
         from ..table import frame_from_rows
 
         with self._lock:
@@ -146,6 +152,7 @@ def start(
     Example:
         >>> # run = start(CREATE_DRAFT, plan(docs), settings=s, options=BatchOptions())
     """
+    open_ledger(options.ledger)  # a ledger that cannot be used fails here, not in the run
     run = BatchRun(len(planned.distinct), budget_for(settings, options.rate_limit))
 
     def both(done: int, total: int, row: Row) -> None:
@@ -154,8 +161,13 @@ def start(
             progress(done, total, row)
 
     async def work() -> tuple[DraftResults, bool]:
-        result = await engine.run(op, planned, settings=settings, options=options,
-                                  progress=both, cancel=run._cancel)
+        try:
+            result = await engine.run(op, planned, settings=settings, options=options,
+                                      progress=both, cancel=run._cancel)
+        except LedgerError as failed:
+            if on_table is not None and failed.result is not None:
+                on_table(failed.result)  # a write failed: the table is still the last one
+            raise
         if on_table is not None:
             on_table(result[0])
         return result

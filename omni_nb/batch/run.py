@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 from ..client import HostUnreachableError, RetryPolicy
 from ..config import Settings
-from ..errors import AuthenticationError, InvalidInputError
-from ..ledger import Ledger, open_ledger
+from ..errors import AuthenticationError, InvalidInputError, LedgerError
+from ..ledger import Ledger, open_ledger, write_failed
 from ..ratelimit import RateLimit
 from ..rows import Row
 from .ops import Operation
@@ -106,6 +106,8 @@ class _Batch:
         self.again: deque[int] = deque()  # items refused on a key that left the pool
         self.answered = False  # any HTTP answer yet (the host is reachable)
         self.unreachable = 0  # rows whose call never connected, while nothing answered
+        self.write_failure: BaseException | None = None  # the ledger write that failed
+        self.unrecorded: list[int] = []  # rows kept in memory only, after that failure
 
     def finish(self, index: int, row: Row) -> None:
         """Keep a row and tell the progress display (the caller has recorded it)."""
@@ -117,17 +119,42 @@ class _Batch:
             except Exception:  # a broken progress display must not lose results
                 log.exception("progress callback failed")
 
+    def keep(self, rows: list[tuple[int, Row]]) -> None:
+        """Record rows in one commit, then keep them. A write that fails (disk full, I/O
+        error, locked past the timeout) stops sending but loses nothing: these rows and every
+        later one stay in the table, in memory only, and the batch ends with a LedgerError."""
+        if self.write_failure is None:
+            try:
+                self.ledger.record(row for _, row in rows)
+            except Exception as exc:  # whatever the ledger raised: the rows come first
+                self.write_failure = exc
+                cause = exc.__cause__ if isinstance(exc, LedgerError) and exc.__cause__ else exc
+                if self.stop_reason is None:
+                    self.stop_reason = f"not sent: the ledger could not be written ({cause})"
+        if self.write_failure is not None:
+            self.unrecorded.extend(i for i, _ in rows)
+        for i, row in rows:
+            self.finish(i, row)
+
     def finish_unsent(self, indexes: list[int], status: str, why: Callable[[Planned], str]) -> None:
         """Rows for inputs that get no answer, recorded in one commit."""
-        rows = [
-            Row.unsent(self.inputs[i].document_id, self.inputs[i].branch_id, status,
-                       why(self.inputs[i]), api_root=self.settings.api_root, run_id=self.run_id,
-                       action=self.op.action)
+        self.keep([
+            (i, Row.unsent(self.inputs[i].document_id, self.inputs[i].branch_id, status,
+                           why(self.inputs[i]), api_root=self.settings.api_root,
+                           run_id=self.run_id, action=self.op.action))
             for i in indexes
-        ]
-        self.ledger.record(rows)
-        for i, row in zip(indexes, rows, strict=True):
-            self.finish(i, row)
+        ])
+
+    def write_error(self, table: DraftResults) -> LedgerError:
+        """The LedgerError of a batch whose ledger write failed: the table, and the answered
+        rows that are not in the ledger (unsent, invalid and copied rows hold nothing new)."""
+        assert self.write_failure is not None
+        lost = [row for row in (self.rows[i] for i in self.unrecorded) if row is not None
+                and row.status not in ("cancelled", "invalid") and not row.from_ledger]
+        error = write_failed(self.ledger.path, self.write_failure, table,
+                             [(r.document_id, r.branch_id, r.draft_id) for r in lost])
+        error.__cause__ = self.write_failure
+        return error
 
     def resume(self, todo: list[int]) -> list[int]:
         """Copy the pairs whose latest ``ok`` row in the ledger (either action) did what this
@@ -143,9 +170,7 @@ class _Batch:
                 continue
             previous.run_id, previous.from_ledger = self.run_id, True
             copied.append((i, previous))
-        self.ledger.record(row for _, row in copied)
-        for i, row in copied:
-            self.finish(i, row)
+        self.keep(copied)
         return remaining
 
     def next_item(self, feed: Iterator[int]) -> int | None:
@@ -175,8 +200,7 @@ class _Batch:
             if row.key is None:
                 row.key = key.key_id  # a row decided from a listing: the key that listed
             self.errors[i] = error
-            self.ledger.record([row])
-            self.finish(i, row)
+            self.keep([(i, row)])
             if isinstance(error, AuthenticationError):
                 # No key is left: every other call would be refused the same way.
                 which = "the token was" if len(pool.keys) == 1 else "every key of the pool was"
@@ -231,7 +255,9 @@ async def run(
 ) -> tuple[DraftResults, bool]:
     """Run ``op`` over ``plan``: (the results table, whether the run was interrupted).
 
-    Every row is in the ledger when this returns, cancelled ones included.
+    Every row is in the ledger when this returns, cancelled ones included. When a ledger
+    write fails, sending stops and :class:`~omni_nb.errors.LedgerError` is raised instead,
+    carrying the whole table as ``.result`` and naming the rows not in the ledger.
 
     Example:
         >>> # table, interrupted = await run(CREATE_DRAFT, plan(docs), settings=s,
@@ -247,7 +273,10 @@ async def run(
     leftover = [i for i, row in enumerate(batch.rows) if row is None]
     reason = batch.stop_reason or _not_answered(op.action)
     batch.finish_unsent(leftover, "cancelled", lambda _: reason)
-    return batch.table(), interrupted
+    table = batch.table()
+    if batch.write_failure is not None:
+        raise batch.write_error(table)
+    return table, interrupted
 
 
 async def _watch(cancel: threading.Event, workers: list[asyncio.Task[None]]) -> None:

@@ -27,6 +27,7 @@ from ..errors import (
     AuthenticationError,
     ConfigError,
     InvalidInputError,
+    LedgerError,
     OmniError,
 )
 from ..ledger import Ledger
@@ -360,11 +361,18 @@ class DraftForm:
                options: BatchOptions, cancel: threading.Event) -> DraftResults | None:
         if not self._ready(settings, cancel):
             return None
-        table = run_live(
-            self, f"Creating drafts for {len(items)} ids…", len(dict.fromkeys(items)), settings,
-            options, lambda progress: run_batch(CREATE_DRAFT, items, branch, settings=settings,
-                                                options=options, progress=progress,
-                                                cancel=cancel))
+        try:
+            table = run_live(
+                self, f"Creating drafts for {len(items)} ids…", len(dict.fromkeys(items)),
+                settings, options, lambda progress: run_batch(
+                    CREATE_DRAFT, items, branch, settings=settings, options=options,
+                    progress=progress, cancel=cancel))
+        except LedgerError as failed:
+            if failed.result is not None:  # a ledger write failed: keep and show the table
+                self.result = failed.result
+                self._show(failed.result)
+                raise failed.kept_in("in form.result, shown below") from failed.__cause__
+            raise
         self.result = table
         self.lifecycle.new_run()
         self._show(table)
