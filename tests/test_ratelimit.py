@@ -309,9 +309,8 @@ def test_trials_halve_the_bracket_and_stop_near_the_allowance(window: float) -> 
     allow = 0.05
     b = budget_log.Budget(learned=(10, 6.0, math.inf), floor=4.0)
     trials = 0
-    while (mid := budget_log.trial_per(b, 100.0 * trials, allow)) is not None:
-        trials += 1
-        sent = 100.0 * trials
+    while (mid := budget_log.trial_per(b, sent := 100.0 * (trials + 1), allow)) is not None:
+        trials += 1  # one trial a window: each a window after the last
         b.sends, b.trial_at, b.trial_per = [(sent, budget_log.TRIAL)], sent, mid
         if mid >= window:  # accepted: no jitter here, so the bracket must still hold W
             budget_log.on_accepted(b, sent, budget_log.TRIAL, sent + 0.1, allow)

@@ -1403,3 +1403,24 @@ def test_cli_reports_a_busy_port_and_bad_options(capsys: pytest.CaptureFixture[s
         with pytest.raises(SystemExit) as exit_info:
             sandbox.main(argv)
         assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("count_refused", [False, True])
+def test_rate_window_counts_refused_requests_only_when_told(count_refused: bool) -> None:
+    """2 per 3 s: two accepted at 0 s, two refused at 1.5 s; at 3.2 s the accepted ones have
+    left the window. Counting only what it accepts, the sandbox accepts again; counting
+    every arrival, the refused ones still fill the window until 4.5 s."""
+    from omni_nb.sandbox.state import RateLimiter, Settings
+
+    now = [0.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    settings = Settings(rate_limit=(2, 3.0), count_refused=count_refused)
+    assert limiter.check("t", settings) is None
+    assert limiter.check("t", settings) is None
+    now[0] = 1.5
+    assert limiter.check("t", settings) is not None
+    assert limiter.check("t", settings) is not None
+    now[0] = 3.2
+    assert (limiter.check("t", settings) is not None) is count_refused
+    now[0] = 4.6
+    assert limiter.check("t", settings) is None

@@ -509,6 +509,7 @@ class Sandbox:
         latency_jitter: float | Unset = UNSET,
         rate_limit: tuple[int, float] | Unset | None = UNSET,
         retry_after: RetryAfter | Unset | None = UNSET,
+        count_refused: bool | Unset = UNSET,
         fail_rate: float | Unset = UNSET,
         drop_rate: float | Unset = UNSET,
         slow_rate: float | Unset = UNSET,
@@ -531,6 +532,7 @@ class Sandbox:
                 ("latency_jitter", latency_jitter),
                 ("rate_limit", rate_limit),
                 ("retry_after", retry_after),
+                ("count_refused", count_refused),
                 ("fail_rate", fail_rate),
                 ("drop_rate", drop_rate),
                 ("slow_rate", slow_rate),
@@ -626,6 +628,7 @@ def serve(
     latency_jitter: float = 0.0,
     rate_limit: tuple[int, float] | None = (60, 60.0),
     retry_after: RetryAfter | None = "seconds",
+    count_refused: bool = False,
     fail_rate: float = 0.0,
     drop_rate: float = 0.0,
     slow_rate: float = 0.0,
@@ -639,6 +642,8 @@ def serve(
     comes from ``seed``. Faults apply to the writes (create and discard draft,
     not the GET routes); their rates are drawn independently per write in the
     order drop, 5xx, slow. A dropped or failed write changes nothing.
+    ``count_refused=True`` counts refused requests in the rate window too (a firewall that
+    counts every arrival); by default only accepted ones count.
 
     Example::
 
@@ -650,6 +655,7 @@ def serve(
         latency_jitter=latency_jitter,
         rate_limit=rate_limit,
         retry_after=retry_after,
+        count_refused=count_refused,
         fail_rate=fail_rate,
         drop_rate=drop_rate,
         slow_rate=slow_rate,

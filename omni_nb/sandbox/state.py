@@ -105,6 +105,9 @@ class Settings:
     latency_jitter: float = 0.0
     rate_limit: tuple[int, float] | None = (60, 60.0)
     retry_after: RetryAfter | None = "seconds"
+    #: Refused requests count in the window too (a firewall that counts every arrival, so
+    #: retrying into a block prolongs it); False: only accepted ones count, as by default.
+    count_refused: bool = False
     fail_rate: float = 0.0
     drop_rate: float = 0.0
     slow_rate: float = 0.0
@@ -284,16 +287,17 @@ def rate_text(requests: int, per: float) -> str:
 class RateLimiter:
     """Omni's per-token limit: a trailing window of ``requests`` per ``per`` seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._windows: dict[str, collections.deque[float]] = {}
+        self._clock = clock
 
     def check(self, token: str, settings: Settings) -> Reply | None:
         """None when ``token`` may make one more request now, else the 429 to answer."""
         if settings.rate_limit is None:
             return None
         requests, per = settings.rate_limit
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             window = self._windows.setdefault(token, collections.deque())
             # A trailing window, not a bucket: a bucket that bursts N and
@@ -303,7 +307,9 @@ class RateLimiter:
             if len(window) < requests:
                 window.append(now)
                 return None
-            wait = window[0] + per - now
+            wait = window[-requests] + per - now
+            if settings.count_refused:
+                window.append(now)
         reply = error(429, f"Rate limit exceeded ({rate_text(requests, per)})")
         reply.headers.append(("X-Omni-Waf-Action", "block"))
         if settings.retry_after == "seconds":
