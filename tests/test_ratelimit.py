@@ -339,6 +339,34 @@ def test_a_trial_goes_alone_at_the_middle_and_opens_the_window() -> None:
     assert budget_log.claim(b, 5.1, limits, 0.05) == (0.0, budget_log.SENT)
 
 
+def test_a_server_that_counts_refusals_is_recognised_and_its_refusals_counted() -> None:
+    """Learned 3 per 5 s; in the window before a 429 only 2 of our sends were accepted but 2
+    more were refused: the server counts what it refuses. From then on refused sends count
+    against the learned limit (not against the configured one), and a 429 in a window they
+    filled is explained ("counted"), not a new tighter limit."""
+    S, R = budget_log.SENT, budget_log.REFUSED
+    b = budget_log.Budget(sends=[(0.0, S), (1.0, R), (1.5, R), (2.0, S), (3.0, S)],
+                          learned=(3, 5.0, math.inf), floor=4.97)  # no trials due
+    limits = budget_log.limits_in_force(b, RateLimit(60, 60.0), 3.1)
+    assert budget_log.earliest(b, 3.1, limits, 0.0) == pytest.approx(5.0)  # 0.0 leaves
+    assert budget_log.on_refused(b, 3.0, 3.1, limits, 0.0) == "counted"
+    assert b.counts_refused
+    assert b.floor == 0.0  # the bracket's lower end is unknown again
+    b.floor = 4.97
+    assert budget_log.earliest(b, 3.1, limits, 0.0) == pytest.approx(6.5)  # 1.5 + 5
+    b.sends.append((5.0, S))
+    assert budget_log.on_refused(b, 5.0, 5.1, limits, 0.0) == "counted"  # 1, 1.5, 2, 3
+    assert b.probe is None
+    assert budget_log.Budget.from_scalars(b.scalars(), b.sends).counts_refused
+
+
+def test_probes_thin_out_for_small_limits() -> None:
+    """Probes step 4%, but a server that let few through is probed more sparsely, so one
+    that counts refused requests is not kept blocked by the probes alone."""
+    assert budget_log._growth(60) == budget_log._growth(10) == pytest.approx(1.04)
+    assert budget_log._growth(1) == pytest.approx(2 ** 0.5)
+
+
 def test_a_store_written_before_trials_still_reads() -> None:
     """Budget scalars without the trial fields (an older omni_nb's store) load, with no
     bracket; the new ones round-trip."""

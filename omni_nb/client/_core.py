@@ -530,10 +530,11 @@ class _Core:
         # The limiter learns from every 429 (a near miss widens the allowance, a tighter
         # server starts probing, Retry-After says when), even one the call gives up on.
         lesson = self._learn(error) if isinstance(error, RateLimitError) else None
-        if lesson == "probe" and state.probed < self.retry.probe_retries:
+        if lesson in ("probe", "counted") and state.probed < self.retry.probe_retries:
             # The limiter sent this attempt to learn where the server's window ends (a probe
-            # of a block, a trial of a learned window): the refusal is its experiment, not
-            # the item's failure, so it does not use up a retry.
+            # of a block, a trial of a learned window) or into a window its refusals filled
+            # (a server that counts them): the refusal is its doing, not the item's failure,
+            # so it does not use up a retry.
             state.probed += 1
             return 0.0
         wait = self.next_wait(error, state.attempt - state.probed, state.waited,

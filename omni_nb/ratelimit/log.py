@@ -31,8 +31,11 @@ have). The bracket halves each window until it is about ``3 J`` wide: the learne
 then spaces sends by at most ``W + 4 J`` (``W + 2 J`` at best), where the 8% steps of the
 probes alone could leave ``1.08 W``. Refused sends do
 not count against our budget (the sandbox, like most rate rules, counts only what it
-accepts); when a server counts them too, probing still converges, because probes thin out
-geometrically until the window drains.
+accepts). When a server counts them too, probing still converges, because probes thin out
+geometrically until the window drains (never denser than about N in a window past 3.4
+windows, :func:`_growth`); and a 429 under a learned limit that only the refused sends can
+explain (fewer than N accepted in the window, N or more with the refused) marks the key as
+counting them: from then on they count against the learned limit.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ MAX_WIDEN = 0.25  # the allowance never grows past a quarter of the window
 EXTRA_KEPT = 64  # sends kept beyond the largest limit (what a block is counted on)
 DECAY = 0.9  # the widening loses 10% for each clean window after two
 
-Lesson = Literal["noise", "tighter", "probe", "blind", "unknown"]
+Lesson = Literal["noise", "tighter", "probe", "counted", "blind", "unknown"]
 
 
 @dataclass(slots=True)
@@ -102,6 +105,7 @@ class Budget:
     floor: float = 0.0  # the server's window is longer than this (learned per is the ceiling)
     trial_at: float = -math.inf  # the send time of the last trial (one a window)
     trial_per: float = 0.0  # the window the trial in flight tries (0: none in flight)
+    counts_refused: bool = False  # the server counts the requests it refuses (see on_refused)
 
     def scalars(self) -> dict[str, Any]:
         """Everything but the sends, as JSON-able values (the store's ``keys.state``)."""
@@ -113,6 +117,7 @@ class Budget:
             "probe": None if probe is None else [probe.start, probe.count, probe.first,
                                                  probe.ceiling, probe.next_at, probe.lower],
             "trial": [self.floor, self.trial_at, self.trial_per],
+            "counts_refused": self.counts_refused,
         }
 
     @classmethod
@@ -130,6 +135,7 @@ class Budget:
                 float(probe[0]), int(probe[1]), float(probe[2]), float(probe[3]),
                 float(probe[4]), float(probe[5])),
             floor=float(floor), trial_at=float(trial_at), trial_per=float(trial_per),
+            counts_refused=bool(data.get("counts_refused", False)),
         )
 
 
@@ -138,6 +144,7 @@ def limits_in_force(b: Budget, configured: RateLimit | None, now: float) -> list
     if b.learned is not None and b.learned[2] <= now:
         b.learned = None
         b.floor, b.trial_at, b.trial_per = 0.0, -math.inf, 0.0
+        b.counts_refused = False
     out = [] if configured is None else [configured]
     if b.learned is not None:
         out.append(RateLimit(b.learned[0], b.learned[1]))
@@ -172,12 +179,16 @@ def earliest(b: Budget, now: float, limits: list[RateLimit], allow: float) -> fl
         10.5
     """
     t = max(now, b.paused_until)
-    counted = [at for at, kind in b.sends if kind != REFUSED]
+    accepted, every = _counted(b), [at for at, _ in b.sends]
     for lim in limits:
+        learned = b.learned is not None and (lim.requests, lim.per) == b.learned[:2]
+        # Refusals count against the learned limit only: the configured one is a belief
+        # about the server, the learned one what it was seen to do.
+        counted = every if learned and b.counts_refused else accepted
         if len(counted) >= lim.requests:
             oldest = counted[-lim.requests]
             trial = None
-            if b.learned is not None and (lim.requests, lim.per) == b.learned[:2]:
+            if learned:
                 trial = trial_per(b, max(now, oldest + _middle(b)), allow)
             # The trial goes at the bracket's middle, the others at its upper end + J.
             t = max(t, oldest + (lim.per + allow if trial is None else trial))
@@ -232,7 +243,8 @@ def claim(b: Budget, now: float, limits: list[RateLimit], allow: float) -> tuple
         kind, b.trial_at, b.trial_per = TRIAL, now, trial
     elif p is not None and p.count > 0:  # one probe at a time, each later than the last
         kind = PROBE
-        p.next_at = p.first + max(p.lower * PROBE_GROWTH, (now - p.first) * PROBE_GROWTH)
+        g = _growth(p.count)
+        p.next_at = p.first + max(p.lower * g, (now - p.first) * g)
         p.next_at = min(p.next_at, max(now, p.first + p.ceiling) + p.ceiling * 0.15)
     elif p is not None:
         kind = PROBE  # blind: any send after the pause may end it
@@ -245,8 +257,46 @@ def _window_full(b: Budget, now: float, trial: float, allow: float) -> bool:
     ``trial``: the learned limit's Nth last send is within the learned window."""
     assert b.learned is not None
     n, per = b.learned[0], b.learned[1]
-    counted = [at for at, kind in b.sends if kind != REFUSED]
+    counted = _counted(b, learned=True)
     return len(counted) >= n and counted[-n] + per + allow > now >= counted[-n] + trial
+
+
+def _counted(b: Budget, before: float = math.inf, learned: bool = False) -> list[float]:
+    """The send times the server counts: the accepted ones, and against the learned limit
+    (``learned``) the refused ones too when the server was seen to count them."""
+    every = learned and b.counts_refused
+    return [at for at, kind in b.sends if (every or kind != REFUSED) and at < before]
+
+
+def _growth(count: int) -> float:
+    """How much later each probe goes than the last, for a server that let ``count``
+    through: 4% (a fine first estimate of the window), and never so fine that a server
+    counting refused requests stays blocked by the probes themselves: at most ``count``
+    probes in a trailing window once it is past about 3.4 windows.
+
+    Example:
+        >>> round(_growth(1), 3), _growth(10), _growth(60)
+        (1.414, 1.04, 1.04)
+    """
+    return max(PROBE_GROWTH, float(2.0 ** (1.0 / (2 * max(count, 1)))))
+
+
+def _counts_refusals(b: Budget, sent_at: float) -> bool:
+    """A 429 under a learned limit, with fewer accepted sends in the trailing window than
+    the limit but enough once the refused ones count: the server counts what it refuses
+    (or another tool shares the key). From now on the log counts refused sends too."""
+    if b.learned is None:
+        return False
+    n, per = b.learned[0], b.learned[1]
+    inside = [kind for at, kind in b.sends if sent_at - per < at < sent_at]
+    if b.counts_refused:
+        return len(inside) >= n  # explained: the window was full, refusals included
+    accepted = sum(kind != REFUSED for kind in inside)
+    if accepted < n <= len(inside):
+        b.counts_refused = True
+        b.floor = 0.0  # refusals that crowded the window say nothing of its length
+        return True
+    return False
 
 
 def _kind_of(b: Budget, sent_at: float) -> int | None:
@@ -281,9 +331,11 @@ def on_refused(
             p.next_at = max(p.next_at, hint or -math.inf)
             return "blind"
         p.lower = max(p.lower, sent_at - p.first)
-        p.next_at = max(p.next_at, p.first + p.lower * PROBE_GROWTH, hint or -math.inf)
+        p.next_at = max(p.next_at, p.first + p.lower * _growth(p.count), hint or -math.inf)
         return "probe"
-    counted = [at for at, kind in b.sends if kind != REFUSED and at < sent_at]
+    if _counts_refusals(b, sent_at):
+        return "counted"
+    counted = _counted(b, before=sent_at)
     for lim in limits:
         if len(counted) >= lim.requests:
             edge = sent_at - counted[-lim.requests] - lim.per
@@ -305,7 +357,7 @@ def on_refused(
                         next_at=hint if hint is not None else now, lower=0.0)
         return "blind"
     b.probe = Probe(start=sent_at, count=len(recent), first=first, ceiling=window,
-                    next_at=hint if hint is not None else first + lower * PROBE_GROWTH,
+                    next_at=hint if hint is not None else first + lower * _growth(len(recent)),
                     lower=lower)
     return "tighter"
 
