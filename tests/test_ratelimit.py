@@ -7,12 +7,15 @@ from __future__ import annotations
 import contextvars
 import heapq
 import math
+import multiprocessing
 import random
 import sqlite3
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -464,3 +467,32 @@ def test_locked_store_falls_back_instead_of_hanging(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         lim.acquire()  # warned once, then quietly per-process
+
+
+def _open_store_at(path: str, start: float, answers: Any) -> None:
+    while time.time() < start:  # every process opens at the same instant
+        pass
+    try:
+        BudgetStore(path).close()
+        answers.put(None)
+    except StoreError as exc:
+        answers.put(str(exc))
+
+
+def test_processes_creating_the_store_together_all_share_it(tmp_path: Path) -> None:
+    """Four processes opening a new store at the same instant (kernels started together):
+    every one gets the shared store; none falls back to a budget of its own because the
+    first was switching the new file to WAL."""
+    ctx = multiprocessing.get_context("fork")
+    for run in range(5):
+        path = str(tmp_path / f"b{run}.sqlite3")
+        answers = ctx.Queue()
+        start = time.time() + 0.3
+        procs = [ctx.Process(target=_open_store_at, args=(path, start, answers))
+                 for _ in range(4)]
+        for p in procs:
+            p.start()
+        got = [answers.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        assert got == [None] * 4

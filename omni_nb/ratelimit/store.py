@@ -19,6 +19,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = ["APP_ID", "BudgetStore", "StoreError", "key_of"]
 APP_ID = 0x6F6E6262  # "onbb"
 VERSION = 1
 BUSY_TIMEOUT_S = 1.0  # a store locked longer than this is given up on, never waited for
+OPEN_TIMEOUT_S = 5.0  # opening waits this long for another process creating the store
 T = TypeVar("T")
 
 _SCHEMA = (
@@ -73,9 +75,25 @@ class BudgetStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
-            self._conn = self._open()
+            self._conn = self._open_when_unlocked()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"budget store {self.path} cannot be used: {exc}") from None
+
+    def _open_when_unlocked(self) -> sqlite3.Connection:
+        """:meth:`_open`, again while another process holds the file: switching a new file
+        to WAL answers "database is locked" at once, without the busy timeout, when a second
+        process opens the same new store at the same moment (two kernels started together)."""
+        deadline = time.monotonic() + OPEN_TIMEOUT_S
+        delay = 0.005
+        while True:
+            try:
+                return self._open()
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.1)
 
     def _open(self) -> sqlite3.Connection:
         fresh = not self.path.exists() or self.path.stat().st_size == 0
