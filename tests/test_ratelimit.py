@@ -363,6 +363,17 @@ def test_a_server_that_counts_refusals_is_recognised_and_its_refusals_counted() 
     assert budget_log.Budget.from_scalars(b.scalars(), b.sends).counts_refused
 
 
+def test_a_block_longer_than_any_window_is_not_probed_as_one() -> None:
+    """Refused probes are the limiter's experiments only while the block could still be a
+    rate window: past the longest window allowed for, a refusal is "blind" (the client's
+    backoff and its retry budget apply), so a server that refuses everything ends calls."""
+    b = budget_log.Budget(sends=[(5.0, budget_log.PROBE), (11.0, budget_log.PROBE)])
+    b.probe = budget_log.Probe(start=0.0, count=5, first=0.0, ceiling=10.0, next_at=5.0,
+                               lower=1.0)
+    assert budget_log.on_refused(b, 5.0, 5.1, [], 0.05) == "probe"
+    assert budget_log.on_refused(b, 11.0, 11.1, [], 0.05) == "blind"
+
+
 def test_probes_thin_out_for_small_limits() -> None:
     """Probes step 4%, but a server that let few through is probed more sparsely, so one
     that counts refused requests is not kept blocked by the probes alone."""

@@ -14,8 +14,10 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from ..ratelimit import RateLimit
 __all__ = ["Key", "KeyPool"]
 
 log = logging.getLogger("omni_nb")
+REPICK_S = 0.1  # a worker waiting for a key's slot looks again this often for a freer key
 
 
 @dataclass(eq=False, slots=True)
@@ -78,6 +81,27 @@ class KeyPool:
     def pick(self) -> Key:
         """The live key that can send soonest (the pool is never empty when asked)."""
         return min(self.live, key=Key.soonest)
+
+    async def ready(self) -> tuple[Key, float]:
+        """The key to send on and the seconds spent choosing it. With several keys whose
+        slots are all ahead, the choice is made again every :data:`REPICK_S` instead of once:
+        a worker committed to one key's slot seconds away would hold its item while another
+        key's window opened first, leaving that window short and the batch's last items
+        for one more window of the first key. The last pick returns without awaiting, so the
+        client's reservation follows it directly.
+
+        Example:
+            >>> # key, waited = await pool.ready()
+        """
+        waited = 0.0
+        while True:
+            key = self.pick()
+            wait = key.client.limiter.next_send_in() if len(self.live) > 1 else 0.0
+            if wait <= REPICK_S:
+                return key, waited
+            start = time.monotonic()
+            await asyncio.sleep(REPICK_S)
+            waited += time.monotonic() - start
 
     def refuse(self, key: Key, error: OmniError) -> bool:
         """Take a refused key out of the pool, with a warning; True while keys are left."""

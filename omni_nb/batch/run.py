@@ -187,13 +187,14 @@ class _Batch:
             i = self.next_item(feed)
             if i is None:
                 return
-            item, key = self.inputs[i], pool.pick()
+            key, chose_s = await pool.ready()
             key.in_flight += 1
             try:
-                row, error = await self.op.perform(key.client, item, self.run_id)
+                row, error = await self.op.perform(key.client, self.inputs[i], self.run_id)
             finally:
                 key.in_flight -= 1
             key.sent += 1
+            row.queued_s += chose_s  # held back by the keys' budgets before its turn
             if isinstance(error, AuthenticationError) and pool.refuse(key, error):
                 self.again.append(i)  # another key answers it
                 continue

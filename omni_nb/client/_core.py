@@ -200,7 +200,7 @@ class RetryPolicy:
         0
         >>> p = RetryPolicy()
         >>> (p.max_retries + p.probe_retries + 1) * 30.0 + p.max_wait  # timeout=30
-        1290.0
+        630.0
     """
 
     max_retries: int = 6
@@ -210,7 +210,7 @@ class RetryPolicy:
     max_wait: float = 180.0
     connect_retries: int = 2
     connect_backoff: float = 0.25
-    probe_retries: int = 30
+    probe_retries: int = 8
 
     def __post_init__(self) -> None:
         for name in ("max_retries", "connect_retries", "probe_retries"):

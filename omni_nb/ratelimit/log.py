@@ -332,6 +332,10 @@ def on_refused(
             return "blind"
         p.lower = max(p.lower, sent_at - p.first)
         p.next_at = max(p.next_at, p.first + p.lower * _growth(p.count), hint or -math.inf)
+        if sent_at - p.first > p.ceiling:
+            # Blocked for longer than any window we allow for: not a rate window (a block
+            # for other reasons). The client's backoff and its retry budget apply.
+            return "blind"
         return "probe"
     if _counts_refusals(b, sent_at):
         return "counted"
