@@ -304,3 +304,29 @@ def test_an_old_ledger_gains_the_columns_in_place(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
     conn.close()
+
+
+def test_a_key_with_its_last_slot_taken_by_a_waiting_worker_is_not_chosen_again() -> None:
+    """Key A has one slot left in its window and one worker already committed to it; key B
+    opens 50 ms later. The next worker goes to B, not to wait a whole window on A (which
+    left B's window short and gave A one window more at the end of a batch)."""
+    from types import SimpleNamespace
+
+    from omni_nb.batch.pool import Key, KeyPool
+
+    clock = FakeClock()
+    a = Limiter(RateLimit(2, 2.0), clock=clock, margin=0.0)
+    b = Limiter(RateLimit(2, 2.0), clock=clock, margin=0.0)
+    b.acquire(clock.sleep)
+    b.acquire(clock.sleep)  # B: full until 1002.0
+    clock.now += 1.9
+    a.acquire(clock.sleep)  # A: one slot left, the one after it at 1003.9
+    clock.now += 0.05
+    key_a = Key(SimpleNamespace(limiter=a), 1, "a")  # type: ignore[arg-type]
+    key_b = Key(SimpleNamespace(limiter=b), 2, "b")  # type: ignore[arg-type]
+    pool = KeyPool([key_a, key_b])
+    assert pool.pick() is key_a  # free now
+    key_a.in_flight = 1  # a worker took A's last slot and has not sent yet
+    assert key_a.wait() == pytest.approx(1.95)
+    assert key_b.wait() == pytest.approx(0.05)
+    assert pool.pick() is key_b

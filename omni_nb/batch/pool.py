@@ -44,9 +44,19 @@ class Key:
     sent: int = 0
 
     def soonest(self) -> tuple[float, int, int]:
-        """Sort key: seconds until its budget lets it send, then requests in flight, then
-        requests sent (so equally free keys take turns)."""
-        return (self.client.limiter.next_send_in(), self.in_flight, self.sent)
+        """Sort key: seconds until its budget lets it send once the batch's workers already
+        committed to it have sent, then requests in flight, then requests sent (so equally
+        free keys take turns).
+
+        Counting the committed workers matters at a window's end: with one slot left on a
+        key, every free worker would otherwise choose it, one would send and the rest wait
+        there for the key's next window, holding their items while the other keys' windows
+        open short of workers; the first key then ends the batch with one more window."""
+        return (self.wait(), self.in_flight, self.sent)
+
+    def wait(self) -> float:
+        """Seconds until this key has a slot for one more worker."""
+        return self.client.limiter.next_send_in(ahead=self.in_flight)
 
 
 class KeyPool:
@@ -96,7 +106,7 @@ class KeyPool:
         waited = 0.0
         while True:
             key = self.pick()
-            wait = key.client.limiter.next_send_in() if len(self.live) > 1 else 0.0
+            wait = key.wait() if len(self.live) > 1 else 0.0
             if wait <= REPICK_S:
                 return key, waited
             start = time.monotonic()

@@ -154,9 +154,21 @@ class Limiter:
                 return until
             return self._mono() + (until - self._clock())
 
-    def next_send_in(self) -> float:
-        """Seconds until this key could send (0 if now); no slot is taken."""
-        return max(0.0, self._run(self._peek))
+    def next_send_in(self, ahead: int = 0) -> float:
+        """Seconds until this key could send (0 if now), after ``ahead`` callers already
+        waiting take the slots before it; no slot is taken.
+
+        Example:
+            >>> t = [0.0]
+            >>> lim = Limiter(RateLimit(2, 10.0), clock=lambda: t[0], margin=0.0)
+            >>> lim.next_send_in(), lim.next_send_in(ahead=1), lim.next_send_in(ahead=2)
+            (0.0, 0.0, 10.0)
+        """
+
+        def peek(b: log.Budget, now: float, limits: list[RateLimit], allow: float) -> float:
+            return log.earliest_after(b, now, limits, allow, ahead) - now
+
+        return max(0.0, self._run(peek))
 
     # -- one atomic step on the budget ------------------------------------------------------
 
@@ -185,9 +197,6 @@ class Limiter:
                         "using the same key are not counted)", BudgetStoreWarning, stacklevel=4,
                     )
             return apply(self._budget)
-
-    def _peek(self, b: log.Budget, now: float, limits: list[RateLimit], allow: float) -> float:
-        return log.earliest(b, now, limits, allow) - now
 
     def _take(self) -> float:
         """Claim a slot now, or the seconds to wait; remembers the claim for the answer."""

@@ -57,6 +57,7 @@ __all__ = [
     "allowance",
     "claim",
     "earliest",
+    "earliest_after",
     "horizon",
     "limits_in_force",
     "on_accepted",
@@ -195,6 +196,27 @@ def earliest(b: Budget, now: float, limits: list[RateLimit], allow: float) -> fl
     if b.probe is not None:
         t = max(t, b.probe.next_at)
     return t
+
+
+def earliest_after(b: Budget, now: float, limits: list[RateLimit], allow: float,
+                   ahead: int) -> float:
+    """When the key may send once ``ahead`` more sends have taken the slots before
+    (each at its earliest); the budget is not changed.
+
+    Example:
+        >>> earliest_after(Budget(), 0.0, [RateLimit(2, 10)], 0.5, ahead=2)
+        10.5
+    """
+    if ahead <= 0:
+        return earliest(b, now, limits, allow)
+    trial = Budget(sends=list(b.sends), paused_until=b.paused_until, learned=b.learned,
+                   floor=b.floor, trial_at=b.trial_at, trial_per=b.trial_per,
+                   counts_refused=b.counts_refused)
+    t = now
+    for _ in range(ahead):
+        t = earliest(trial, t, limits, allow)
+        trial.sends.append((t, SENT))
+    return earliest(trial, t, limits, allow)
 
 
 def trial_pending(b: Budget, now: float) -> bool:
