@@ -32,17 +32,17 @@ import gc
 import os
 import sqlite3
 import threading
-import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._sqlite import when_unlocked
 from .config import default_ledger_path, ledger_setting
 from .errors import TABLE_AT, LedgerError, LedgerWarning
-from .rows import Row, to_us
+from .rows import STORED_FIELDS, Row, to_us
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,11 +53,7 @@ __all__ = ["APPLICATION_ID", "Ledger", "open_ledger", "results"]
 
 
 #: The columns a row is stored in, in this order (``rows()`` returns tuples of them).
-_COLUMNS = (
-    "document_id", "branch_id", "draft_id", "status", "http_status", "message", "attempts",
-    "elapsed_s", "requested_at_us", "api_root", "run_id", "queued_s", "key", "from_ledger",
-    "action",
-)
+_COLUMNS = STORED_FIELDS
 #: Schema versions (``PRAGMA user_version``). Changes are additive only (columns added with a
 #: default, none removed or renamed), so an older omni_nb keeps reading and writing a newer
 #: ledger: it names its columns and the new ones take their defaults.
@@ -104,27 +100,6 @@ _INDEXES = frozenset(("calls_run", "calls_when", "calls_ok"))
 _WAYS_OUT = ("use another path (ledger=PATH or OMNI_NB_LEDGER=PATH), or set "
              "OMNI_NB_LEDGER=off to keep results in memory only")
 _INSERT = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-
-
-def _when_unlocked(step: Callable[[], object], timeout_s: float) -> None:
-    """Run ``step``, retrying while another process holds the database.
-
-    Switching a new file to WAL answers "database is locked" at once, without waiting on the
-    busy timeout, when a second kernel opens the same new ledger at the same moment.
-    """
-    deadline = time.monotonic() + timeout_s
-    delay = 0.005
-    while True:
-        try:
-            step()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
 
 
 def _refused(path: Path, problem: str) -> LedgerError:
@@ -256,10 +231,10 @@ class Ledger:
         try:
             with self._lock:
                 if path is not None:
-                    _when_unlocked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"),
+                    when_unlocked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"),
                                    busy_timeout_s)
                     self._conn.execute("PRAGMA synchronous=NORMAL")
-                _when_unlocked(self._migrate, busy_timeout_s)
+                when_unlocked(self._migrate, busy_timeout_s)
         except BaseException as exc:
             self._conn.close()
             if isinstance(exc, sqlite3.Error) and path is not None:

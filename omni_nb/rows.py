@@ -30,7 +30,9 @@ from .errors import (
 if TYPE_CHECKING:
     from .client import CallOutcome
 
-__all__ = ["ACTIONS", "STATUSES", "Row", "message_of", "now_us", "status_of", "to_us"]
+__all__ = [
+    "ACTIONS", "STATUSES", "STORED_FIELDS", "Row", "message_of", "now_us", "status_of", "to_us",
+]
 
 #: Every status a row can have, in the order tables and summaries list them.
 STATUSES = (
@@ -49,6 +51,14 @@ STATUSES = (
 
 #: What a batch row did to its pair (the table's ``action`` categorical, the ledger's column).
 ACTIONS = ("create", "discard")
+
+#: The fields a row is stored in, in the ledger's column order: the tuples the ledger reads
+#: back and the table builders take (one definition for both sides).
+STORED_FIELDS = (
+    "document_id", "branch_id", "draft_id", "status", "http_status", "message", "attempts",
+    "elapsed_s", "requested_at_us", "api_root", "run_id", "queued_s", "key", "from_ledger",
+    "action",
+)
 
 
 @dataclass(slots=True)

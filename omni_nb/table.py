@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidInputError
-from .rows import ACTIONS, STATUSES, Row
+from .rows import ACTIONS, STATUSES, STORED_FIELDS, Row
 
 __all__ = [
     "DRAFT_COLUMNS",
@@ -140,11 +140,7 @@ def frame_from_rows(rows: Sequence[Row]) -> DraftResults:
 
 
 #: The ledger's columns, in the order of the tuples the frame builders take.
-_FIELDS = (
-    "document_id", "branch_id", "draft_id", "status", "http_status", "message", "attempts",
-    "elapsed_s", "requested_at_us", "api_root", "run_id", "queued_s", "key", "from_ledger",
-    "action",
-)
+_FIELDS = STORED_FIELDS
 #: The values of the trailing fields a shorter tuple leaves out.
 _TRAILING_DEFAULTS = {"from_ledger": False, "action": "create"}
 

@@ -103,3 +103,18 @@ class FakeClock:
 def clock() -> FakeClock:
     """An injected clock: retries and rate-limit waits take no real time."""
     return FakeClock()
+
+
+#: The first ledger schema (omni_nb before user_version): its table, then with its indexes.
+V0_CALLS_TABLE = """
+CREATE TABLE calls (
+    id INTEGER PRIMARY KEY, document_id TEXT NOT NULL, branch_id TEXT, draft_id TEXT,
+    status TEXT NOT NULL, http_status INTEGER, message TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL, elapsed_s REAL NOT NULL, requested_at_us INTEGER NOT NULL,
+    api_root TEXT NOT NULL, run_id TEXT NOT NULL
+);
+"""
+V0_LEDGER_SCHEMA = V0_CALLS_TABLE + """CREATE INDEX calls_run ON calls (run_id);
+CREATE INDEX calls_when ON calls (requested_at_us);
+CREATE INDEX calls_ok ON calls (api_root, document_id, branch_id) WHERE status = 'ok';
+"""

@@ -34,7 +34,7 @@ from omni_nb.ledger import SCHEMA_VERSION, Ledger, results
 from omni_nb.ratelimit import Limiter
 from omni_nb.rows import Row
 
-from .conftest import FakeClock
+from .conftest import V0_CALLS_TABLE, FakeClock
 
 ROOT = "https://acme.omniapp.co"
 DOCS = [f"doc-{i:04d}" for i in range(1, 70) if i % 10][:60]  # every 10th is not eligible
@@ -257,14 +257,7 @@ def test_unsent_rows_have_no_key_and_no_queue(sb: sandbox.Sandbox) -> None:
 
 # -- the ledger's schema ---------------------------------------------------------------------
 
-OLD_SCHEMA = """
-CREATE TABLE calls (
-    id INTEGER PRIMARY KEY, document_id TEXT NOT NULL, branch_id TEXT, draft_id TEXT,
-    status TEXT NOT NULL, http_status INTEGER, message TEXT NOT NULL DEFAULT '',
-    attempts INTEGER NOT NULL, elapsed_s REAL NOT NULL, requested_at_us INTEGER NOT NULL,
-    api_root TEXT NOT NULL, run_id TEXT NOT NULL
-);
-"""
+OLD_SCHEMA = V0_CALLS_TABLE
 # What an omni_nb from before the change runs: it names its eleven columns.
 OLD_INSERT = ("INSERT INTO calls (document_id, branch_id, draft_id, status, http_status, "
               "message, attempts, elapsed_s, requested_at_us, api_root, run_id) "

@@ -20,6 +20,8 @@ from omni_nb.ledger import APPLICATION_ID, SCHEMA_VERSION, Ledger, open_ledger, 
 from omni_nb.rows import Row
 from omni_nb.table import frame_from_rows
 
+from .conftest import V0_LEDGER_SCHEMA
+
 ROOT_A = "https://a.omniapp.co/api"
 ROOT_B = "https://b.omniapp.co/api"
 BRANCH = "081c8cec-a997-5c87-9f41-00dd4e31bc04"
@@ -198,17 +200,7 @@ def test_record_outcome_logs_every_client_call(sb: sandbox.Sandbox, tmp_path: Pa
 
 # -- opening: our files only, checked before anything is written -----------------------------
 
-V0_SCHEMA = """
-CREATE TABLE calls (
-    id INTEGER PRIMARY KEY, document_id TEXT NOT NULL, branch_id TEXT, draft_id TEXT,
-    status TEXT NOT NULL, http_status INTEGER, message TEXT NOT NULL DEFAULT '',
-    attempts INTEGER NOT NULL, elapsed_s REAL NOT NULL, requested_at_us INTEGER NOT NULL,
-    api_root TEXT NOT NULL, run_id TEXT NOT NULL
-);
-CREATE INDEX calls_run ON calls (run_id);
-CREATE INDEX calls_when ON calls (requested_at_us);
-CREATE INDEX calls_ok ON calls (api_root, document_id, branch_id) WHERE status = 'ok';
-"""
+V0_SCHEMA = V0_LEDGER_SCHEMA
 #: The columns each legacy version added to v0 (see ledger._ADDED).
 ADDED_BY = {
     0: "",

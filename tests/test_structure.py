@@ -25,7 +25,7 @@ ROOMS = {
     "IPython": ("omni_nb.magic", "omni_nb.progress.live"),
     "traitlets": ("omni_nb.magic", "omni_nb.widget"),
     # The ledger, and the rate-budget store every process of a key shares.
-    "sqlite3": ("omni_nb.ledger", "omni_nb.ratelimit"),
+    "sqlite3": ("omni_nb.ledger", "omni_nb.ratelimit", "omni_nb._sqlite"),
 }
 FRONT_ENDS = ("omni_nb.magic", "omni_nb.widget", "omni_nb.cli")
 #: Lower layers never reach up: (module prefix, what it must not import).

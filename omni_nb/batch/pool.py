@@ -90,7 +90,16 @@ class KeyPool:
 
     def pick(self) -> Key:
         """The live key that can send soonest (the pool is never empty when asked)."""
-        return min(self.live, key=Key.soonest)
+        return self._soonest()[1]
+
+    def _soonest(self) -> tuple[float, Key]:
+        """The live key that can send soonest, and its wait (0 for a pool of one: its
+        client's own reservation waits, so nothing is read from the budget here)."""
+        if len(self.live) == 1:
+            return 0.0, self.live[0]
+        scored = [(key.soonest(), key) for key in self.live]
+        best, key = min(scored, key=lambda pair: pair[0])
+        return best[0], key
 
     async def ready(self) -> tuple[Key, float]:
         """The key to send on and the seconds spent choosing it. With several keys whose
@@ -105,8 +114,7 @@ class KeyPool:
         """
         waited = 0.0
         while True:
-            key = self.pick()
-            wait = key.wait() if len(self.live) > 1 else 0.0
+            wait, key = self._soonest()
             if wait <= REPICK_S:
                 return key, waited
             start = time.monotonic()

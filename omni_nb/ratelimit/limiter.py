@@ -208,15 +208,16 @@ class Limiter:
 
         def step(b: log.Budget, now: float, limits: list[RateLimit], allow: float) -> float:
             wait, kind = log.claim(b, now, limits, allow)
-            if wait > 0 and log.trial_pending(b, now):
-                wait = min(wait, log.TRIAL_POLL_S)  # an accepted trial opens the window
+            pending = log.trial_pending(b, now)  # its answer may open the window: ask soon
+            if wait > 0 and pending:
+                wait = min(wait, log.TRIAL_POLL_S)
             if kind >= 0:
                 _claimed.set((id(self), now, kind))
                 if now - self._last_claim > log.window_of(limits):
                     self._burst_at = now
                 self._last_claim = now
             self._hint = log.earliest(b, now, limits, allow)
-            if log.trial_pending(b, now):  # its answer may open the window: ask again soon
+            if pending:
                 self._hint = min(self._hint, now + log.TRIAL_POLL_S)
             self._hint_at = now
             return wait

@@ -28,8 +28,8 @@ costing time: each opens with one *trial* send at the bracket's middle while the
 for the upper end plus the allowance; an accepted trial lowers the upper end (the others go
 at once), a refused one raises the lower end (one 429, and the window opens where it would
 have). The bracket halves each window until it is about ``3 J`` wide: the learned window
-then spaces sends by at most ``W + 4 J`` (``W + 2 J`` at best), where the 8% steps of the
-probes alone could leave ``1.08 W``. Refused sends do
+then spaces sends by at most ``W + 4 J`` (``W + 2 J`` at best), where the 4% steps of the
+probes alone could leave ``1.04 W``. Refused sends do
 not count against our budget (the sandbox, like most rate rules, counts only what it
 accepts). When a server counts them too, probing still converges, because probes thin out
 geometrically until the window drains (never denser than about N in a window past 3.4
@@ -40,6 +40,7 @@ counting them: from then on they count against the learned limit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -180,12 +181,11 @@ def earliest(b: Budget, now: float, limits: list[RateLimit], allow: float) -> fl
         10.5
     """
     t = max(now, b.paused_until)
-    accepted, every = _counted(b), [at for at, _ in b.sends]
     for lim in limits:
         learned = b.learned is not None and (lim.requests, lim.per) == b.learned[:2]
         # Refusals count against the learned limit only: the configured one is a belief
         # about the server, the learned one what it was seen to do.
-        counted = every if learned and b.counts_refused else accepted
+        counted = _counted(b, learned=learned)
         if len(counted) >= lim.requests:
             oldest = counted[-lim.requests]
             trial = None
@@ -209,9 +209,7 @@ def earliest_after(b: Budget, now: float, limits: list[RateLimit], allow: float,
     """
     if ahead <= 0:
         return earliest(b, now, limits, allow)
-    trial = Budget(sends=list(b.sends), paused_until=b.paused_until, learned=b.learned,
-                   floor=b.floor, trial_at=b.trial_at, trial_per=b.trial_per,
-                   counts_refused=b.counts_refused)
+    trial = dataclasses.replace(b, sends=list(b.sends))  # earliest() reads, never writes
     t = now
     for _ in range(ahead):
         t = earliest(trial, t, limits, allow)
@@ -321,13 +319,6 @@ def _counts_refusals(b: Budget, sent_at: float) -> bool:
     return False
 
 
-def _kind_of(b: Budget, sent_at: float) -> int | None:
-    for at, kind in reversed(b.sends):
-        if at == sent_at:
-            return kind
-    return None
-
-
 def _mark(b: Budget, sent_at: float, kind: int) -> None:
     for i in range(len(b.sends) - 1, -1, -1):
         if b.sends[i][0] == sent_at:
@@ -340,7 +331,7 @@ def on_refused(
     retry_after: float | None = None,
 ) -> Lesson:
     """Learn from a 429 to the send made at ``sent_at``: noise, a tighter limit, a probe."""
-    if _kind_of(b, sent_at) == TRIAL and b.trial_at == sent_at and b.trial_per > 0:
+    if b.trial_at == sent_at and b.trial_per > 0:
         # The server's window is longer than the trial's, give or take the allowance.
         _mark(b, sent_at, REFUSED)
         b.floor, b.trial_per = max(b.floor, b.trial_per - allow), 0.0

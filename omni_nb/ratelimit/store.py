@@ -19,12 +19,12 @@ import hashlib
 import json
 import sqlite3
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from .._sqlite import when_unlocked
 from .log import Budget
 
 __all__ = ["APP_ID", "BudgetStore", "StoreError", "key_of"]
@@ -75,25 +75,10 @@ class BudgetStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
-            self._conn = self._open_when_unlocked()
+            # Another process may be creating the store at this moment (switching it to WAL).
+            self._conn = when_unlocked(self._open, OPEN_TIMEOUT_S)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"budget store {self.path} cannot be used: {exc}") from None
-
-    def _open_when_unlocked(self) -> sqlite3.Connection:
-        """:meth:`_open`, again while another process holds the file: switching a new file
-        to WAL answers "database is locked" at once, without the busy timeout, when a second
-        process opens the same new store at the same moment (two kernels started together)."""
-        deadline = time.monotonic() + OPEN_TIMEOUT_S
-        delay = 0.005
-        while True:
-            try:
-                return self._open()
-            except sqlite3.OperationalError as exc:
-                text = str(exc)
-                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
-                    raise
-            time.sleep(delay)
-            delay = min(2 * delay, 0.1)
 
     def _open(self) -> sqlite3.Connection:
         fresh = not self.path.exists() or self.path.stat().st_size == 0
