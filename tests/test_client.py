@@ -210,6 +210,49 @@ def test_total_wait_is_bounded(sb: sandbox.Sandbox, clock: FakeClock) -> None:
     assert len(sb.requests()) == 1
 
 
+def test_time_queued_for_the_budget_does_not_use_up_max_wait(
+    sb: sandbox.Sandbox, clock: FakeClock
+) -> None:
+    """max_wait bounds the waits a call's failures cause, not its turn in the rate budget:
+    a call held 100 s for a free slot still retries the 429 it then gets (max_wait=50)."""
+    limiter = Limiter(RateLimit(1, 100.0), clock=clock)
+    retry = RetryPolicy(max_wait=50, backoff=1.0, backoff_cap=1.0)
+    with client_for(sb, clock, limiter=limiter, retry=retry) as c:
+        c.create_draft("doc-0001")  # takes the window's one slot
+        sb.enqueue(429, {"error": "Too Many Requests", "message": "slow"})
+        draft = c.create_draft("doc-0002")  # queued ~100 s, then a 429, then its answer
+    assert draft.attempts == 2
+    assert sum(clock.sleeps) >= 100
+
+
+def test_async_time_queued_does_not_use_up_max_wait(
+    sb: sandbox.Sandbox, clock: FakeClock
+) -> None:
+    """The async twin too: 100 s held for a slot, then a 429, and the call still retries."""
+    limiter = Limiter(RateLimit(1, 100.0), clock=clock)
+    retry = RetryPolicy(max_wait=50, backoff=1.0, backoff_cap=1.0)
+
+    async def main() -> int:
+        async with AsyncOmniClient(sb.base_url, sb.token, limiter=limiter, retry=retry,
+                                   sleep=clock.asleep) as c:
+            await c.create_draft("doc-0001")
+            sb.enqueue(429, {"error": "Too Many Requests", "message": "slow"})
+            return (await c.create_draft("doc-0002")).attempts
+
+    assert asyncio.run(main()) == 2
+    assert sum(clock.sleeps) >= 100
+
+
+def test_retry_after_waits_add_up_to_max_wait(sb: sandbox.Sandbox, clock: FakeClock) -> None:
+    """Retry-After waits count against max_wait: 20 s + 20 s fit in 50 s, a third does not."""
+    sb.enqueue(429, {"error": "x", "message": "later"}, headers={"Retry-After": "20"}, times=5)
+    with client_for(sb, clock, retry=RetryPolicy(max_wait=50)) as c, \
+            pytest.raises(RateLimitError) as info:
+        c.create_draft("doc-0001")
+    assert info.value.attempts == 3
+    assert len(sb.requests()) == 3
+
+
 def test_absurd_retry_after_falls_back_to_backoff(sb: sandbox.Sandbox, clock: FakeClock) -> None:
     """Retry-After of a day is not sane: the capped backoff is used instead."""
     sb.enqueue(429, {"error": "x", "message": "later"}, headers={"Retry-After": "86400"})

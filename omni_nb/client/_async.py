@@ -205,7 +205,8 @@ class AsyncOmniClient(BaseClient):
             state.attempt += 1
             held = time.perf_counter()
             waited = await core.limiter.aacquire(self._sleep)
-            state.waited += waited
+            # Time in the shared budget's queue is queued_s, not this call's retry waits:
+            # a long queue must not use up max_wait (its 429 waits count in after_failure).
             state.held(held, waited)
             try:
                 deadline = core.deadline()

@@ -550,6 +550,7 @@ class _Core:
                 self.limiter.pause_for(wait)
             pause_key(self.settings.api_root, self.settings.token.fingerprint(), wait,
                       unless=self.limiter)
+            state.waited += wait  # the call's own wait, whoever else the pause holds
             return 0.0
         state.waited += wait
         return wait
