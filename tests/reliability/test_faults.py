@@ -3,8 +3,9 @@ rate-limits, and a sandbox that stays down.
 
 What must hold under every fault mix: exactly one row per distinct input; every ``ok`` row's
 draft is the one the sandbox stored for that pair; no pair was ever answered with two
-different draft ids; no pair was sent more than ``max_retries + 1`` times; a failure row only
-after the retry bound was spent; and the run ends within a bound computed from the settings.
+different draft ids; no pair was sent more than ``max_retries + 1`` times (plus at most
+``probe_retries`` refused probes of the rate budget); a failure row only after the retry
+bound was spent; and the run ends within a bound computed from the settings.
 """
 
 from __future__ import annotations
@@ -141,13 +142,16 @@ def test_batch_under_faults_keeps_one_honest_row_per_input(
     assert not (table["status"] == "cancelled").any()
 
     # Final statuses are the data's, or a transient failure after the retry bound.
+    # A 429 to one of the rate budget's probes is not a retry (RetryPolicy.probe_retries):
+    # only a mix with 429s may go past max_retries + 1 sends.
     limit = mix.retry.max_retries + 1
-    assert (table["attempts"] <= limit).all()
+    most = limit + (mix.retry.probe_retries if "rate_limit" in mix.server else 0)
+    assert (table["attempts"] <= most).all()
     transient = {"server_error", "network_error", "rate_limited"}
     for (doc, branch), status, attempts in zip(keys, table["status"], table["attempts"],
                                                strict=True):
         if status in transient:
-            assert attempts == limit, f"{doc}/{branch} gave up early: {status}@{attempts}"
+            assert limit <= attempts <= most, f"{doc}/{branch} gave up early: {status}@{attempts}"
         else:
             assert status == expected_status(sb, doc, branch), (doc, branch, status)
     eligible = [k for k in keys if expected_status(sb, *k) == "ok"]
@@ -155,7 +159,7 @@ def test_batch_under_faults_keeps_one_honest_row_per_input(
 
     assert_consistent_drafts(sb, table, records)
     sent = collections.Counter((r.document_id, r.branch_id) for r in posts(records))
-    assert max(sent.values()) <= limit
+    assert max(sent.values()) <= most
     assert sum(sent.values()) >= n  # every valid pair was tried (unknown docs included)
 
     bound = mix.bound(n)
