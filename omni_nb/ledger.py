@@ -52,8 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["APPLICATION_ID", "Ledger", "open_ledger", "results"]
 
 
-#: The columns a row is stored in, in this order (``rows()`` returns tuples of them).
-_COLUMNS = STORED_FIELDS
 #: Schema versions (``PRAGMA user_version``). Changes are additive only (columns added with a
 #: default, none removed or renamed), so an older omni_nb keeps reading and writing a newer
 #: ledger: it names its columns and the new ones take their defaults.
@@ -95,11 +93,13 @@ APPLICATION_ID = int.from_bytes(b"OmNb", "big")
 _MAGIC = b"SQLite format 3\x00"
 #: What a ledger from before :data:`APPLICATION_ID` holds: the v0 table's columns (plus any
 #: of :data:`_ADDED`) and these indexes, nothing else; ``user_version`` 0 to 2.
-_V0_COLUMNS = frozenset(("id", *_COLUMNS[:11]))
+_V0_COLUMNS = frozenset(("id", *STORED_FIELDS[:11]))
 _INDEXES = frozenset(("calls_run", "calls_when", "calls_ok"))
 _WAYS_OUT = ("use another path (ledger=PATH or OMNI_NB_LEDGER=PATH), or set "
              "OMNI_NB_LEDGER=off to keep results in memory only")
-_INSERT = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+#: The stored columns as SQL lists them (every read and the insert use this order).
+_COLUMN_LIST = ", ".join(STORED_FIELDS)
+_INSERT = f"INSERT INTO calls ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(STORED_FIELDS))})"
 
 
 def _refused(path: Path, problem: str) -> LedgerError:
@@ -292,7 +292,7 @@ class Ledger:
             >>> len(led.rows())
             1
         """
-        values = [tuple(getattr(r, c) for c in _COLUMNS) for r in rows]
+        values = [tuple(getattr(r, c) for c in STORED_FIELDS) for r in rows]
         if not values:
             return
         with self._lock:
@@ -303,15 +303,10 @@ class Ledger:
             except BaseException as exc:
                 self._rollback()
                 if _storage_failure(exc):
-                    raise LedgerError(f"ledger {self._where()}: a write failed ({exc}); "
-                                      f"{_WAYS_OUT}", path=self._path_text()) from exc
+                    raise LedgerError(f"ledger {_place(self.path)}: a write failed ({exc}); "
+                                      f"{_WAYS_OUT}", path=_path_text(self.path)) from exc
                 raise
 
-    def _where(self) -> str:
-        return str(self.path) if self.path is not None else "in memory"
-
-    def _path_text(self) -> str | None:
-        return None if self.path is None else str(self.path)
 
     def record_outcome(self, outcome: CallOutcome) -> None:
         """An ``on_result`` hook for :class:`omni_nb.OmniClient`: logs each call.
@@ -335,7 +330,7 @@ class Ledger:
         except LedgerError as exc:
             # Never raise from here: the client would lose the Draft it is about to return,
             # and a draft that exists on the server with no id anywhere is the worst outcome.
-            warnings.warn(LedgerWarning(_not_recorded(row, self._where(), exc)), stacklevel=2)
+            warnings.warn(LedgerWarning(_not_recorded(row, _place(self.path), exc)), stacklevel=2)
 
     def ok_rows(
         self, api_root: str, pairs: Sequence[tuple[str, str | None]]
@@ -346,7 +341,7 @@ class Ledger:
         found: dict[tuple[str, str | None], Row] = {}
         with self._lock:
             cursor = self._conn.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM calls WHERE status = 'ok' AND api_root = ? "
+                f"SELECT {_COLUMN_LIST} FROM calls WHERE status = 'ok' AND api_root = ? "
                 "ORDER BY id",
                 (api_root,),
             )
@@ -408,8 +403,8 @@ class Ledger:
         self, run_id: str | None = None, since: datetime | None = None,
         api_root: str | None = None,
     ) -> list[tuple[Any, ...]]:
-        """Raw rows: tuples of :data:`_COLUMNS` (``Row``'s first eleven fields, then
-        ``queued_s``, ``key``, ``from_ledger`` and ``action``), in arrival order.
+        """Raw rows: tuples of :data:`~omni_nb.rows.STORED_FIELDS` (``Row``'s first eleven
+        fields, then ``queued_s``, ``key``, ``from_ledger`` and ``action``), in arrival order.
 
         Example:
             >>> Ledger(None).rows(run_id="nope")
@@ -449,9 +444,34 @@ class Ledger:
             self._conn.close()
 
 
+def _place(path: Path | None) -> str:
+    """Where the ledger is, as messages say it."""
+    return str(path) if path is not None else "in memory"
+
+
+def _path_text(path: Path | None) -> str | None:
+    """The ledger's path as a LedgerError carries it (None: the memory ledger)."""
+    return None if path is None else str(path)
+
+
+def failure_cause(exc: BaseException) -> BaseException:
+    """What went wrong underneath a failed write: SQLite's or the OS's error that a
+    :class:`~omni_nb.errors.LedgerError` wraps (any other error is its own cause).
+
+    Example:
+        >>> err = LedgerError("ledger x: a write failed")
+        >>> err.__cause__ = OSError("disk full")
+        >>> failure_cause(err)
+        OSError('disk full')
+    """
+    if isinstance(exc, LedgerError) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
+
+
 def _not_recorded(row: Row, where: str, exc: LedgerError) -> str:
     branch = f" on branch {row.branch_id}" if row.branch_id else ""
-    cause = exc.__cause__ or exc
+    cause = failure_cause(exc)
     if row.draft_id:
         return (f"draft {row.draft_id} of {row.document_id}{branch} exists on the server but "
                 f"is not in the ledger at {where}: the write failed ({cause}); keep its id")
@@ -471,7 +491,7 @@ def write_failed(
         >>> err.unrecorded, "doc-1 (draft d1)" in str(err)
         ([('doc-1', None, 'd1')], True)
     """
-    reason = cause.__cause__ if isinstance(cause, LedgerError) and cause.__cause__ else cause
+    reason = failure_cause(cause)
     shown = ", ".join(f"{doc}{f' on {branch}' if branch else ''} "
                       f"({f'draft {draft}' if draft else 'no draft'})"
                       for doc, branch, draft in unrecorded[:5])
@@ -479,17 +499,16 @@ def write_failed(
     lost = (f"{len(unrecorded)} answered row{'s' if len(unrecorded) != 1 else ''} not in the "
             f"ledger: {shown}{more} (all in .unrecorded)" if unrecorded
             else "every answered row is in the ledger")
-    where = str(path) if path is not None else "in memory"
     return LedgerError(
-        f"ledger {where}: a write failed ({reason}); sending stopped, {lost}; the table is "
+        f"ledger {_place(path)}: a write failed ({reason}); sending stopped, {lost}; the table is "
         f"{TABLE_AT}; to go on, {_WAYS_OUT}",
-        path=None if path is None else str(path), result=table, unrecorded=unrecorded,
+        path=_path_text(path), result=table, unrecorded=unrecorded,
     )
 
 
 def _row(values: Sequence[Any]) -> Row:
-    """A Row from a tuple of :data:`_COLUMNS`."""
-    row = Row(**dict(zip(_COLUMNS, values, strict=True)))
+    """A Row from a tuple of :data:`~omni_nb.rows.STORED_FIELDS`."""
+    row = Row(**dict(zip(STORED_FIELDS, values, strict=True)))
     row.from_ledger = bool(row.from_ledger)  # stored as 0/1
     return row
 
@@ -530,7 +549,7 @@ def _select(
     if api_root is not None:
         where.append("api_root = ?")
         args.append(api_root)
-    sql = f"SELECT {', '.join(_COLUMNS)} FROM calls"
+    sql = f"SELECT {_COLUMN_LIST} FROM calls"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + (" ORDER BY +id" if since is not None else " ORDER BY id"), args

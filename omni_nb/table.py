@@ -139,15 +139,14 @@ def frame_from_rows(rows: Sequence[Row]) -> DraftResults:
     )
 
 
-#: The ledger's columns, in the order of the tuples the frame builders take.
-_FIELDS = STORED_FIELDS
 #: The values of the trailing fields a shorter tuple leaves out.
 _TRAILING_DEFAULTS = {"from_ledger": False, "action": "create"}
 
 
 def frame_from_tuples(rows: Sequence[tuple[Any, ...]]) -> DraftResults:
-    """The table for tuples of the ledger's columns in its order (:data:`_FIELDS`);
-    ``from_ledger`` and ``action`` may be left off (then False and ``create``).
+    """The table for tuples of the ledger's columns in their order
+    (:data:`~omni_nb.rows.STORED_FIELDS`); ``from_ledger`` and ``action`` may be left off
+    (then False and ``create``).
 
     Example:
         >>> t = frame_from_tuples([("d", None, "x", "ok", 200, "", 1, 0.1, 5, "r", "run", 0.0,
@@ -171,14 +170,14 @@ def frame_from_chunks(chunks: Iterable[Sequence[tuple[Any, ...]]]) -> DraftResul
         >>> frame_from_chunks([[row], [row]]).shape
         (2, 15)
     """
-    parts: dict[str, list[Any]] = {name: [] for name in _FIELDS}
+    parts: dict[str, list[Any]] = {name: [] for name in STORED_FIELDS}
     for chunk in chunks:
         if not chunk:
             continue
         fields: list[Sequence[Any]] = list(zip(*chunk, strict=False))
-        for name in _FIELDS[len(fields):]:
+        for name in STORED_FIELDS[len(fields):]:
             fields.append([_TRAILING_DEFAULTS[name]] * len(chunk))
-        for name, values in zip(_FIELDS, fields, strict=True):
+        for name, values in zip(STORED_FIELDS, fields, strict=True):
             parts[name].append(_COLUMN_KINDS[name][0](values))
     data: dict[str, Any] = {}
     for name in _FRAME_ORDER:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from ..client import HostUnreachableError, RetryPolicy
 from ..config import Settings
 from ..errors import AuthenticationError, InvalidInputError, LedgerError
-from ..ledger import Ledger, open_ledger, write_failed
+from ..ledger import Ledger, failure_cause, open_ledger, write_failed
 from ..ratelimit import RateLimit
 from ..rows import Row
 from .ops import Operation
@@ -128,9 +128,9 @@ class _Batch:
                 self.ledger.record(row for _, row in rows)
             except Exception as exc:  # whatever the ledger raised: the rows come first
                 self.write_failure = exc
-                cause = exc.__cause__ if isinstance(exc, LedgerError) and exc.__cause__ else exc
                 if self.stop_reason is None:
-                    self.stop_reason = f"not sent: the ledger could not be written ({cause})"
+                    self.stop_reason = ("not sent: the ledger could not be written "
+                                        f"({failure_cause(exc)})")
         if self.write_failure is not None:
             self.unrecorded.extend(i for i, _ in rows)
         for i, row in rows:

@@ -542,6 +542,7 @@ class _Core:
         if wait is None:
             error.attempts = state.attempt
             raise error
+        state.waited += wait  # the call's own wait (its turn in the budget is not one)
         if isinstance(error, RateLimitError):
             # The next acquire() waits as the limiter now says, with every caller of the
             # key in every process; a refusal that taught nothing is backed off. An injected
@@ -550,9 +551,7 @@ class _Core:
                 self.limiter.pause_for(wait)
             pause_key(self.settings.api_root, self.settings.token.fingerprint(), wait,
                       unless=self.limiter)
-            state.waited += wait  # the call's own wait, whoever else the pause holds
             return 0.0
-        state.waited += wait
         return wait
 
     def _learn(self, error: RateLimitError) -> str:
