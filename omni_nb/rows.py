@@ -1,4 +1,5 @@
-"""The shared vocabulary: a result row, the statuses, and the clock they are stamped with.
+"""The shared vocabulary: a result row, the statuses, the actions, the column lists, the
+status colours, and the clock rows are stamped with. Every layer takes these names from here.
 
 Standard library only. The ledger stores rows, the table shows them, the batch makes them and
 the progress displays count them: every layer imports this module, and it imports none of
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
     from .client import CallOutcome
 
 __all__ = [
-    "ACTIONS", "STATUSES", "STORED_FIELDS", "Row", "message_of", "now_us", "status_of", "to_us",
+    "ACTIONS", "DRAFT_COLUMNS", "DRAFT_SHOWN", "DRY_RUN_COLUMNS", "RESULT_COLUMNS", "SHOWN",
+    "STATUSES", "STATUS_COLOURS", "STORED_FIELDS", "TEXT_COLUMNS", "Row", "known_actions",
+    "message_of", "now_us", "register_action", "status_of", "to_us",
 ]
 
 #: Every status a row can have, in the order tables and summaries list them.
@@ -49,8 +52,53 @@ STATUSES = (
     "skipped",
 )
 
-#: What a batch row did to its pair (the table's ``action`` categorical, the ledger's column).
-ACTIONS = ("create", "discard")
+#: One colour per status, for every display of rows (bars, status cells, progress counts):
+#: GitHub's palette, readable on light and dark themes.
+STATUS_COLOURS = {
+    "ok": "#2da44e", "invalid": "#8250df", "not_eligible": "#bf8700", "unauthorized": "#cf222e",
+    "forbidden": "#cf222e", "not_found": "#d1242f", "rate_limited": "#fb8500",
+    "server_error": "#a40e26", "network_error": "#a40e26", "cancelled": "#6e7781",
+    "skipped": "#0969da",
+}
+
+#: The built-in actions: what a batch row did to its pair (the table's ``action``
+#: categorical, the ledger's column). Operations defined elsewhere add theirs with
+#: :func:`register_action`; :func:`known_actions` lists them all.
+ACTIONS = ("create", "discard", "list")
+
+_registered: list[str] = list(ACTIONS)
+
+
+def register_action(action: str) -> str:
+    """Add an operation's action word to the vocabulary (idempotent); returns it.
+
+    The table shows registered actions as themselves, in registration order after the
+    built-in ones. A word must be lower-case letters, digits and ``_`` (it is stored in the
+    ledger and shown as a category).
+
+    Example:
+        >>> register_action("get_document")
+        'get_document'
+        >>> known_actions()[-1]
+        'get_document'
+    """
+    if not (isinstance(action, str) and action and action.replace("_", "a").isalnum()
+            and action == action.lower() and action.isascii()):
+        raise ValueError(f"an action is a lower-case word (letters, digits, _), not {action!r}")
+    if action not in _registered:
+        _registered.append(action)
+    return action
+
+
+def known_actions() -> tuple[str, ...]:
+    """Every action known in this process: :data:`ACTIONS`, then the registered ones.
+
+    Example:
+        >>> known_actions()[:3]
+        ('create', 'discard', 'list')
+    """
+    return tuple(_registered)
+
 
 #: The fields a row is stored in, in the ledger's column order: the tuples the ledger reads
 #: back and the table builders take (one definition for both sides).
@@ -59,6 +107,38 @@ STORED_FIELDS = (
     "elapsed_s", "requested_at_us", "api_root", "run_id", "queued_s", "key", "from_ledger",
     "action",
 )
+
+#: The results table's columns, in order (``requested_at`` is built from
+#: ``requested_at_us``).
+RESULT_COLUMNS = (
+    "document_id", "branch_id", "draft_id", "status", "http_status", "message", "attempts",
+    "queued_s", "elapsed_s", "requested_at", "key", "api_root", "run_id", "from_ledger",
+    "action",
+)
+
+#: The columns an analyst reads first, and their headings in the compact display; the rest
+#: stay in the DataFrame.
+SHOWN = {
+    "document_id": "document", "branch_id": "branch", "draft_id": "draft",
+    "status": "status", "http_status": "HTTP", "message": "message",
+    "attempts": "attempts", "elapsed_s": "elapsed s",
+}
+
+#: The columns a terminal shows of a results table.
+TEXT_COLUMNS = ("document_id", "branch_id", "draft_id", "status", "http_status", "message")
+
+#: The drafts listing's columns, in order.
+DRAFT_COLUMNS = (
+    "document_id", "draft_id", "branch_id", "branch_name", "draft_status", "out_of_date",
+    "created_at", "updated_at", "created_by", "last_edited_by", "status", "message",
+)
+
+#: The listing's columns a display shows first (the DataFrame keeps them all).
+DRAFT_SHOWN = ("document_id", "draft_id", "branch_name", "draft_status", "out_of_date",
+               "created_at", "created_by", "message")
+
+#: A dry run's columns, in order.
+DRY_RUN_COLUMNS = ("input", "document_id", "branch_id", "valid", "request", "message")
 
 
 @dataclass(slots=True)
@@ -100,7 +180,12 @@ class Row:
         """The row for a finished client call.
 
         Example:
-            >>> # Row.from_outcome(outcome, run_id="r1")
+            >>> from datetime import UTC
+            >>> from omni_nb.client import CallOutcome
+            >>> o = CallOutcome("d", None, None, None, 200, 1, 0.1, datetime(2026, 1, 1, tzinfo=UTC),
+            ...                 "https://a/api", action="discard")
+            >>> Row.from_outcome(o, run_id="r1").action
+            'discard'
         """
         error = outcome.error
         return cls(
@@ -117,6 +202,7 @@ class Row:
             run_id=run_id,
             queued_s=outcome.queued_s,
             key=outcome.key,
+            action=outcome.action,
         )
 
     @classmethod

@@ -16,7 +16,18 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidInputError
-from .rows import ACTIONS, STATUSES, STORED_FIELDS, Row
+from .rows import (
+    DRAFT_COLUMNS,
+    DRY_RUN_COLUMNS,
+    RESULT_COLUMNS,
+    SHOWN,
+    STATUS_COLOURS,
+    STATUSES,
+    STORED_FIELDS,
+    TEXT_COLUMNS,
+    Row,
+    known_actions,
+)
 
 __all__ = [
     "DRAFT_COLUMNS",
@@ -35,8 +46,6 @@ __all__ = [
 ]
 
 _STRING = pd.StringDtype()
-_STATUS = pd.CategoricalDtype(list(STATUSES))
-_ACTION = pd.CategoricalDtype(list(ACTIONS))
 _DRAFT_STATUS = pd.CategoricalDtype(["active", "archived"])
 _UTC_US = "datetime64[us, UTC]"
 
@@ -101,7 +110,7 @@ class DraftResults(pd.DataFrame):
     def __repr__(self) -> str:
         if not self._is_results():
             return super().__repr__()
-        with pd.option_context("display.max_columns", len(_SHOWN), "display.width", 160):
+        with pd.option_context("display.max_columns", len(SHOWN), "display.width", 160):
             return f"{self.summary()}\n{_compact_frame(self, cut=True).__repr__()}"
 
 
@@ -129,14 +138,7 @@ def frame_from_rows(rows: Sequence[Row]) -> DraftResults:
         >>> list(frame_from_rows([]).dtypes["status"].categories)[:3]
         ['ok', 'invalid', 'not_eligible']
     """
-    return frame_from_tuples(
-        [
-            (r.document_id, r.branch_id, r.draft_id, r.status, r.http_status, r.message,
-             r.attempts, r.elapsed_s, r.requested_at_us, r.api_root, r.run_id, r.queued_s,
-             r.key, r.from_ledger, r.action)
-            for r in rows
-        ]
-    )
+    return frame_from_tuples([tuple(getattr(r, name) for name in STORED_FIELDS) for r in rows])
 
 
 #: The values of the trailing fields a shorter tuple leaves out.
@@ -170,6 +172,7 @@ def frame_from_chunks(chunks: Iterable[Sequence[tuple[Any, ...]]]) -> DraftResul
         >>> frame_from_chunks([[row], [row]]).shape
         (2, 15)
     """
+    kinds = _column_kinds()
     parts: dict[str, list[Any]] = {name: [] for name in STORED_FIELDS}
     for chunk in chunks:
         if not chunk:
@@ -178,23 +181,15 @@ def frame_from_chunks(chunks: Iterable[Sequence[tuple[Any, ...]]]) -> DraftResul
         for name in STORED_FIELDS[len(fields):]:
             fields.append([_TRAILING_DEFAULTS[name]] * len(chunk))
         for name, values in zip(STORED_FIELDS, fields, strict=True):
-            parts[name].append(_COLUMN_KINDS[name][0](values))
+            parts[name].append(kinds[name][0](values))
     data: dict[str, Any] = {}
-    for name in _FRAME_ORDER:
+    for name in RESULT_COLUMNS:
         field = "requested_at_us" if name == "requested_at" else name
-        gather, build = _COLUMN_KINDS[field]
+        gather, build = kinds[field]
         # One column at a time, its pieces let go (popped) before the next is built.
         pieces = parts.pop(field) or [gather(())]
         data[name] = build(np.concatenate(pieces) if len(pieces) > 1 else pieces[0])
     return DraftResults(data, copy=False)  # the arrays are new: no need to copy them again
-
-
-#: The table's columns, in order (``requested_at`` is built from ``requested_at_us``).
-_FRAME_ORDER = (
-    "document_id", "branch_id", "draft_id", "status", "http_status", "message", "attempts",
-    "queued_s", "elapsed_s", "requested_at", "key", "api_root", "run_id", "from_ledger",
-    "action",
-)
 
 
 #: Turns one chunk's values of a column into an array (kept until the whole is built).
@@ -218,16 +213,29 @@ def _shared(values: Sequence[Any]) -> np.ndarray:
     return _objects(list(map(seen.setdefault, values, values)))  # map: the loop stays in C
 
 
-def _coder(categories: Sequence[str]) -> _Gather:
-    """Gather a categorical column as its codes (-1, missing, for a value outside
-    ``categories``, as ``pd.Categorical`` does): no string kept per row."""
-    index = {name: i for i, name in enumerate(categories)}
+class _Coder:
+    """Gathers a categorical column as codes, the known categories first; a value outside
+    them (a status or action written by a newer omni_nb, an operation registered in another
+    process) becomes a category of its own, so it reads back as itself, never as missing."""
 
-    def codes(values: Sequence[Any]) -> np.ndarray:
-        found = map(index.get, values, repeat(-1, len(values)))  # map: the loop stays in C
-        return np.fromiter(found, dtype=np.int8, count=len(values))
+    def __init__(self, known: Sequence[str]) -> None:
+        self.categories = list(known)
+        self.index = {name: i for i, name in enumerate(self.categories)}
 
-    return codes
+    def gather(self, values: Sequence[Any]) -> np.ndarray:
+        codes = np.fromiter(map(self.index.get, values, repeat(-1, len(values))),
+                            dtype=np.int16, count=len(values))  # map: the loop stays in C
+        if (codes < 0).any():  # rare: only unknown or missing values take the slow path
+            for i in np.flatnonzero(codes < 0):
+                value = values[i]
+                if isinstance(value, str):
+                    codes[i] = self.index.setdefault(value, len(self.categories))
+                    if codes[i] == len(self.categories):
+                        self.categories.append(value)
+        return codes
+
+    def build(self, codes: np.ndarray) -> Any:
+        return pd.Categorical.from_codes(codes, categories=self.categories)
 
 
 def _text(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -238,25 +246,29 @@ def _when(values: np.ndarray) -> pd.Series:
     return pd.to_datetime(pd.Series(values, dtype="int64", copy=False), unit="us", utc=True)
 
 
-#: Per ledger column: how a chunk's values are gathered, and how the gathered whole is built.
-_COLUMN_KINDS: dict[str, tuple[_Gather, _Build]] = {
-    **dict.fromkeys(("document_id", "draft_id"), (_objects, _text)),  # unique per row
-    **dict.fromkeys(("branch_id", "message", "key", "api_root", "run_id"), (_shared, _text)),
-    "status": (_coder(STATUSES), lambda c: pd.Categorical.from_codes(c, dtype=_STATUS)),
-    # Rows of an internal operation (a listing's outcomes) have no table action.
-    "action": (_coder(ACTIONS), lambda c: pd.Categorical.from_codes(c, dtype=_ACTION)),
-    # Gathered as floats (None: NaN), which pandas turns into Int64 (NaN: <NA>) in one pass,
-    # where objects take a Python-level look at each value; both refuse a non-integral value.
-    **dict.fromkeys(("http_status", "attempts"),
-                    (lambda v: np.asarray(v, dtype=np.float64),
-                     lambda v: pd.array(v, dtype="Int64"))),
-    **dict.fromkeys(("elapsed_s", "queued_s"),
-                    (lambda v: np.asarray(v, dtype=np.float64),
-                     lambda v: pd.array(v, dtype="float64"))),
-    "requested_at_us": (lambda v: np.asarray(v, dtype=np.int64), _when),
-    "from_ledger": (lambda v: np.fromiter(map(bool, v), dtype=bool, count=len(v)),
-                    lambda v: pd.array(v, dtype="bool")),
-}
+def _column_kinds() -> dict[str, tuple[_Gather, _Build]]:
+    """Per ledger column: how a chunk's values are gathered, and how the gathered whole is
+    built (new for each table: the categorical columns learn the values they meet)."""
+    status, action = _Coder(STATUSES), _Coder(known_actions())
+    return {
+        **dict.fromkeys(("document_id", "draft_id"), (_objects, _text)),  # unique per row
+        **dict.fromkeys(("branch_id", "message", "key", "api_root", "run_id"),
+                        (_shared, _text)),
+        "status": (status.gather, status.build),
+        "action": (action.gather, action.build),
+        # Gathered as floats (None: NaN), which pandas turns into Int64 (NaN: <NA>) in one
+        # pass, where objects take a Python-level look at each value; both refuse a
+        # non-integral value.
+        **dict.fromkeys(("http_status", "attempts"),
+                        (lambda v: np.asarray(v, dtype=np.float64),
+                         lambda v: pd.array(v, dtype="Int64"))),
+        **dict.fromkeys(("elapsed_s", "queued_s"),
+                        (lambda v: np.asarray(v, dtype=np.float64),
+                         lambda v: pd.array(v, dtype="float64"))),
+        "requested_at_us": (lambda v: np.asarray(v, dtype=np.int64), _when),
+        "from_ledger": (lambda v: np.fromiter(map(bool, v), dtype=bool, count=len(v)),
+                        lambda v: pd.array(v, dtype="bool")),
+    }
 
 
 def is_results_frame(frame: Any) -> bool:
@@ -306,13 +318,6 @@ def undo_rows_from_frame(frame: pd.DataFrame) -> list[UndoRow]:
     return out
 
 
-#: The columns of :func:`drafts_frame`, in order.
-DRAFT_COLUMNS = (
-    "document_id", "draft_id", "branch_id", "branch_name", "draft_status", "out_of_date",
-    "created_at", "updated_at", "created_by", "last_edited_by", "status", "message",
-)
-
-
 def drafts_frame(rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
     """The drafts listing: one row per draft, tuples of :data:`DRAFT_COLUMNS` (times as
     aware datetimes or None). ``draft_status`` is Omni's (active, archived); ``status`` and
@@ -336,7 +341,7 @@ def drafts_frame(rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
         "draft_status": pd.Categorical(at["draft_status"], dtype=_DRAFT_STATUS),
         "out_of_date": pd.array(at["out_of_date"], dtype="boolean"),
         "created_at": times("created_at"), "updated_at": times("updated_at"),
-        "status": pd.Categorical(at["status"], dtype=_STATUS),
+        "status": _Coder(STATUSES).build(_Coder(STATUSES).gather(list(at["status"]))),
     })
     return pd.DataFrame({name: data[name] for name in DRAFT_COLUMNS})
 
@@ -399,10 +404,7 @@ def dry_run_frame(records: Sequence[tuple[Any, ...]], summary: str) -> pd.DataFr
         >>> dry_run_frame([("item 1", "d", None, True, "POST ...", "")], "1 request").shape
         (1, 6)
     """
-    frame = pd.DataFrame(
-        list(records),
-        columns=["input", "document_id", "branch_id", "valid", "request", "message"],
-    ).astype({"document_id": "string", "branch_id": "string", "valid": "bool",
+    frame = pd.DataFrame(list(records), columns=list(DRY_RUN_COLUMNS)).astype({"document_id": "string", "branch_id": "string", "valid": "bool",
               "request": "string", "message": "string"})
     frame.attrs["summary"] = summary
     return frame
@@ -422,7 +424,7 @@ def text_view(
     head = summarize(table)
     if not len(table):
         return head
-    columns = ["document_id", "branch_id", "draft_id", "status", "http_status", "message"]
+    columns = list(TEXT_COLUMNS)
     if newest_first:
         table, columns = table.iloc[::-1], ["run_id", *columns]
     with pd.option_context("display.width", 160, "display.max_columns", len(columns)):
@@ -444,20 +446,6 @@ def plural(n: int, noun: str) -> str:
 
 # -- the compact display ----------------------------------------------------------------------
 
-#: The columns an analyst reads first, and their headings; the rest stay in the DataFrame.
-_SHOWN = {
-    "document_id": "document", "branch_id": "branch", "draft_id": "draft",
-    "status": "status", "http_status": "HTTP", "message": "message",
-    "attempts": "attempts", "elapsed_s": "elapsed s",
-}
-#: One colour per status, for the bar and the status cells (GitHub's palette: readable on
-#: light and dark themes).
-_COLOURS = {
-    "ok": "#2da44e", "invalid": "#8250df", "not_eligible": "#bf8700", "unauthorized": "#cf222e",
-    "forbidden": "#cf222e", "not_found": "#d1242f", "rate_limited": "#fb8500",
-    "server_error": "#a40e26", "network_error": "#a40e26", "cancelled": "#6e7781",
-    "skipped": "#0969da",
-}
 _BRANCH_CHARS, _MESSAGE_CHARS = 8, 60
 
 
@@ -472,8 +460,8 @@ def _shown_rows(n: int) -> tuple[list[int], bool]:
 
 def _compact_frame(table: pd.DataFrame, *, cut: bool) -> pd.DataFrame:
     """The shown columns (those present), with long text cut when ``cut`` (the text view)."""
-    columns = [c for c in _SHOWN if c in table.columns]
-    view = pd.DataFrame(table[columns]).rename(columns=_SHOWN)
+    columns = [c for c in SHOWN if c in table.columns]
+    view = pd.DataFrame(table[columns]).rename(columns=SHOWN)
     if cut and "branch" in view:
         view["branch"] = view["branch"].map(
             lambda b: b if not isinstance(b, str) else b[:_BRANCH_CHARS] + "…")
@@ -495,7 +483,7 @@ def _bar_svg(counts: pd.Series, total: int, width: int = 240) -> str:
     for status, n in counts.items():
         w = width * int(n) / total
         parts.append(f'<rect x="{x:.1f}" width="{w:.1f}" height="8" '
-                     f'fill="{_COLOURS.get(str(status), "#888")}">'
+                     f'fill="{STATUS_COLOURS.get(str(status), "#888")}">'
                      f"<title>{int(n)} {html.escape(str(status))}</title></rect>")
         x += w
     return (f'<svg width="{width}" height="8" role="img" aria-label="rows per status" '
@@ -513,7 +501,7 @@ def _cell(column: str, value: Any) -> str:
                 f'overflow:hidden;text-overflow:ellipsis;text-align:left">'
                 f"{html.escape(_one_line(text, 200))}</td>")
     if column == "status":
-        colour = _COLOURS.get(text, "inherit")
+        colour = STATUS_COLOURS.get(text, "inherit")
         return f'<td style="color:{colour};font-weight:600">{html.escape(text)}</td>'
     if column == "elapsed_s":
         return f"<td>{float(value):.3f}</td>"
@@ -532,13 +520,13 @@ def compact_html(table: pd.DataFrame) -> str:
     total = len(table)
     counts = DraftResults.counts(table)  # type: ignore[arg-type]
     legend = ", ".join(
-        f'<span style="color:{_COLOURS.get(str(s), "inherit")}">&#9632;</span> {int(n)} '
+        f'<span style="color:{STATUS_COLOURS.get(str(s), "inherit")}">&#9632;</span> {int(n)} '
         f"{html.escape(str(s))}" for s, n in counts.items()
     )
     head = f"<b>{html.escape(plural(total, 'row'))}</b>"
     if total:
         head += f" {_bar_svg(counts, total)} {legend}"
-    columns = [c for c in _SHOWN if c in table.columns]
+    columns = [c for c in SHOWN if c in table.columns]
     positions, cut = _shown_rows(total)
     body = []
     for i, pos in enumerate(positions):
@@ -548,9 +536,9 @@ def compact_html(table: pd.DataFrame) -> str:
         cells = "".join(_cell(c, row[c]) for c in columns)
         body.append(f"<tr><th>{html.escape(str(table.index[pos]))}</th>{cells}</tr>")
     headings = "".join(  # the message reads left to right, so its heading sits left too
-        f'<th style="text-align:left">{_SHOWN[c]}</th>' if c == "message" else
-        f"<th>{_SHOWN[c]}</th>" for c in columns)
-    hidden = [c for c in table.columns if c not in _SHOWN]
+        f'<th style="text-align:left">{SHOWN[c]}</th>' if c == "message" else
+        f"<th>{SHOWN[c]}</th>" for c in columns)
+    hidden = [c for c in table.columns if c not in SHOWN]
     note = (f"{len(positions)} of {total} rows shown; " if cut else "") + (
         "also in the DataFrame: " + ", ".join(hidden) if hidden else "")
     return (

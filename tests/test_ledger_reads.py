@@ -17,7 +17,7 @@ import pytest
 
 from omni_nb import ledger as ledger_module
 from omni_nb.ledger import Ledger, results
-from omni_nb.rows import ACTIONS, STATUSES
+from omni_nb.rows import STATUSES, known_actions
 
 ROOT_A = "https://a.omniapp.co/api"
 ROOT_B = "https://b.omniapp.co/api"
@@ -26,6 +26,13 @@ T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds
 COLUMNS = ("document_id", "branch_id", "draft_id", "status", "http_status", "message",
            "attempts", "elapsed_s", "requested_at_us", "api_root", "run_id", "queued_s", "key",
            "from_ledger", "action")
+
+
+def categorical(values: Sequence[Any], known: Sequence[str]) -> pd.Categorical:
+    """The known categories first, then each other text value in the order met: a value
+    this version does not know reads back as itself."""
+    extra = [v for v in dict.fromkeys(values) if isinstance(v, str) and v not in known]
+    return pd.Categorical(list(values), categories=[*known, *extra])
 
 
 def reference_frame(rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
@@ -38,8 +45,7 @@ def reference_frame(rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
         "document_id": pd.array(at["document_id"], dtype=text),
         "branch_id": pd.array(at["branch_id"], dtype=text),
         "draft_id": pd.array(at["draft_id"], dtype=text),
-        "status": pd.Categorical([s if s in STATUSES else None for s in at["status"]],
-                                 dtype=pd.CategoricalDtype(list(STATUSES))),
+        "status": categorical(at["status"], STATUSES),
         "http_status": pd.array(at["http_status"], dtype="Int64"),
         "message": pd.array(at["message"], dtype=text),
         "attempts": pd.array(at["attempts"], dtype="Int64"),
@@ -51,8 +57,7 @@ def reference_frame(rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
         "api_root": pd.array(at["api_root"], dtype=text),
         "run_id": pd.array(at["run_id"], dtype=text),
         "from_ledger": pd.array([bool(v) for v in at["from_ledger"]], dtype="bool"),
-        "action": pd.Categorical([a if a in ACTIONS else None for a in at["action"]],
-                                 dtype=pd.CategoricalDtype(list(ACTIONS))),
+        "action": categorical(at["action"], known_actions()),
     })
 
 
@@ -153,8 +158,11 @@ def test_the_fixture_holds_what_the_filters_need(ledger_path: Path) -> None:
     assert len(table) == 60
     assert table["key"].isna().iloc[:25].all()  # the first schema's rows: defaults
     assert not table["from_ledger"].iloc[:25].any()
-    for column in ("status", "action", "http_status", "branch_id", "draft_id", "key"):
+    for column in ("http_status", "branch_id", "draft_id", "key"):
         assert table[column].isna().any(), column
+    for column in ("status", "action"):  # values of a newer version read back as themselves
+        assert not table[column].isna().any(), column
+    assert "weird" in set(table["status"])
     assert not table["requested_at"].is_monotonic_increasing
     window = results(ledger=ledger_path, since=_since(30))
     assert not window["requested_at"].is_monotonic_increasing  # id order, not time order

@@ -97,12 +97,15 @@ def test_chunks_make_the_same_table_as_one_list() -> None:
         ("doc-2", None, None, "not_found", 404, "gone", 1, 0.5, T0 - 9, ROOT, "run-1", 0.2,
          None, 1, "discard"),
         ("doc-3", None, None, "invalid", None, "bad", 0, 0.0, T0 + 1, ROOT, "run-2", 0.0,
-         None, 0, "list"),  # an internal operation's row: no table action
+         None, 0, "list"),  # a listing's row reads as itself
+        ("doc-4", None, None, "published", None, "", 1, 0.0, T0 + 2, ROOT, "run-3", 0.0,
+         None, 0, "publish"),  # written by a newer omni_nb: status and action as themselves
     ]
     whole = pd.DataFrame(frame_from_tuples(rows))
     for chunks in ([rows[:1], [], rows[1:]], [[r] for r in rows], [rows]):
         pd.testing.assert_frame_equal(pd.DataFrame(frame_from_chunks(chunks)), whole)
-    assert whole["action"].isna().tolist() == [False, False, True]
+    assert whole["action"].tolist() == ["create", "discard", "list", "publish"]
+    assert whole["status"].tolist() == ["ok", "not_found", "invalid", "published"]
     empty = frame_from_chunks([])
     assert {c: str(t) for c, t in empty.dtypes.items()} == DOCUMENTED_DTYPES
     assert empty.empty

@@ -13,9 +13,18 @@ Example:
 """
 
 from ._async import AsyncOmniClient
-from ._core import Call, CallOutcome, Draft, HostUnreachableError, RetryPolicy, draft_call
+from ._core import (
+    Call,
+    CallOutcome,
+    Draft,
+    HostUnreachableError,
+    Reader,
+    RetryPolicy,
+    draft_call,
+    draft_request,
+)
 from ._sync import OmniClient
-from .drafts import DraftRecord
+from .drafts import DraftRecord, drafts_request
 from .validate import check_branch_id, check_document_id
 
 __all__ = [
@@ -26,8 +35,11 @@ __all__ = [
     "DraftRecord",
     "HostUnreachableError",
     "OmniClient",
+    "Reader",
     "RetryPolicy",
     "check_branch_id",
     "check_document_id",
     "draft_call",
+    "draft_request",
+    "drafts_request",
 ]

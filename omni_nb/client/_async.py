@@ -120,7 +120,7 @@ class AsyncOmniClient(BaseClient):
             >>> # outcome = await client.create_draft_outcome("93874a87")
         """
         call, doc, branch = draft_call(document_id, branch_id)
-        return await self._outcome(call, doc, branch, self._core.draft_from)
+        return await self.outcome(call, doc, branch, self._core.draft_from)
 
     async def list_documents(
         self, limit: int | None = None, **params: str | int
@@ -162,7 +162,7 @@ class AsyncOmniClient(BaseClient):
             >>> # outcome = await client.discard_draft_outcome("93874a87")
         """
         call, doc, branch = discard_call(document_id, branch_id)
-        return await self._outcome(call, doc, branch, read_nothing)
+        return await self.outcome(call, doc, branch, read_nothing)
 
     async def list_drafts(
         self, document_id: str, include_archived: bool = False
@@ -176,16 +176,38 @@ class AsyncOmniClient(BaseClient):
         payload, _, _ = await self._send(call)
         return records_from(payload, doc)
 
-    async def _outcome(
-        self, call: Call, doc: str, branch: str | None, read: Reader
+    async def outcome(
+        self, call: Call, document_id: str = "", branch_id: str | None = None,
+        read: Reader | None = None,
     ) -> CallOutcome:
+        """Send any :class:`Call` with this client's rate budget, retries and error
+        classification; failures after sending come back in the outcome (never raised).
+
+        This is the one door an operation needs (a batch operation is its ``Call`` plus
+        this): ``document_id``/``branch_id`` label the outcome (the call's path is already
+        built from checked ids), ``read`` turns a usable answer into a :class:`Draft` (None:
+        read nothing; the decoded answer is in ``outcome.payload`` either way) and
+        ``outcome.action`` is ``call.action``.
+
+        Example:
+            >>> import asyncio
+            >>> from omni_nb import sandbox
+            >>> from omni_nb.client import Call
+            >>> async def main(sb):
+            ...     async with AsyncOmniClient(sb.base_url, sb.token) as c:
+            ...         return await c.outcome(Call("GET", "/v1/documents/nope/drafts"), "nope")
+            >>> with sandbox.serve() as sb:
+            ...     asyncio.run(main(sb)).error.status_code
+            404
+        """
+        read = read_nothing if read is None else read
         state = Attempts()
         sent: Sent | OmniError
         try:
             sent = await self._send(call, state)
         except OmniError as exc:
             sent = exc
-        return self._core.report(doc, branch, sent, state, read)
+        return self._core.report(document_id, branch_id, sent, state, read, call.action)
 
     async def _walk(self, first: Call, limit: int | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -48,8 +48,10 @@ __all__ = [
     "Deadline",
     "Draft",
     "HostUnreachableError",
+    "Reader",
     "RetryPolicy",
     "draft_call",
+    "draft_request",
 ]
 
 MAX_BODY = 1 << 20  # bytes read from any answer; a larger body is cut, never buffered whole
@@ -82,6 +84,9 @@ class CallOutcome:
     first send, between attempts, and in pauses after a 429. ``elapsed_s`` is the rest:
     requests in flight and backoff sleeps after errors. Their sum is the call's whole time.
     ``key`` is the short name of the API key it was sent on (:meth:`Secret.key_id`).
+    ``action`` is what the call did (its :attr:`Call.action`: ``create``, ``discard``,
+    ``list``...), so whoever records it never has to guess; ``payload`` is the decoded
+    answer of a successful call (None after a failure).
 
     Example:
         >>> o = CallOutcome("d", None, Draft("x", "d", None, 1), None, 200, 1, 0.1,
@@ -101,6 +106,8 @@ class CallOutcome:
     api_root: str
     queued_s: float = 0.0
     key: str | None = None
+    action: str = "create"
+    payload: Any = None
 
     @property
     def ok(self) -> bool:
@@ -244,7 +251,8 @@ class RetryPolicy:
 class Call:
     """One request below the API root: what an operation asks the client to send.
 
-    ``path`` is already percent-encoded; ``body`` is sent as JSON when not None.
+    ``path`` is already percent-encoded; ``body`` is sent as JSON when not None; ``action``
+    is the word rows and the ledger use for what the call does (``create``, ``discard``...).
 
     Example:
         >>> Call("POST", "/v1/documents/doc-1/draft", {}).describe("https://a.omniapp.co/api")
@@ -255,6 +263,7 @@ class Call:
     path: str
     body: dict[str, Any] | None = None
     params: dict[str, str] = field(default_factory=dict)
+    action: str = "call"
 
     def describe(self, api_root: str) -> str:
         """The request as one line (for dry runs): method, URL, JSON body."""
@@ -279,7 +288,7 @@ def document_call(
     method: str, document_id: object, branch_id: object
 ) -> tuple[Call, str, str | None]:
     """``{method} /v1/documents/{id}/draft`` with ``{}`` or ``{"branchId": ...}``: the shape
-    Create draft (POST) and Discard draft (DELETE) share, for checked input.
+    Create draft (POST) and Discard draft (DELETE) share, for input checked here.
 
     Example:
         >>> document_call("DELETE", "doc-1", None)[0].method
@@ -287,10 +296,26 @@ def document_call(
     """
     doc = check_document_id(document_id)
     branch = check_branch_id(branch_id)
+    return draft_request(method, doc, branch), doc, branch
+
+
+#: The action word of each method on a document's draft.
+_DRAFT_ACTIONS = {"POST": "create", "DELETE": "discard"}
+
+
+def draft_request(method: str, document_id: str, branch_id: str | None) -> Call:
+    """``{method} /v1/documents/{id}/draft`` for ids already checked (the batch planner
+    checked them: each id is checked once, where the plan is made).
+
+    Example:
+        >>> draft_request("POST", "a/b", None).path
+        '/v1/documents/a%2Fb/draft'
+    """
     # quote(safe="") encodes everything but unreserved characters: the id stays one path
-    # segment even if the checks above are ever relaxed.
-    path = f"/v1/documents/{quote(doc, safe='')}/draft"
-    return Call(method, path, {} if branch is None else {"branchId": branch}), doc, branch
+    # segment whatever it holds.
+    path = f"/v1/documents/{quote(document_id, safe='')}/draft"
+    body = {} if branch_id is None else {"branchId": branch_id}
+    return Call(method, path, body, action=_DRAFT_ACTIONS.get(method, "call"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -590,13 +615,14 @@ class _Core:
 
     def report(
         self, doc: str, branch: str | None, sent: Sent | OmniError, state: Attempts,
-        read: Reader | None = None,
+        read: Reader | None = None, action: str = "create",
     ) -> CallOutcome:
         """Turn what a twin's ``_send`` gave (or raised) into an outcome for the hook.
 
         ``read`` turns a usable answer into the call's :class:`Draft` (default: a Create
         draft answer); None reads nothing (a discard answers only a message)."""
         result: Draft | OmniError | None
+        payload: Any = None
         if isinstance(sent, OmniError):
             result, attempts, status = sent, sent.attempts, getattr(sent, "status_code", None)
         else:
@@ -614,7 +640,8 @@ class _Core:
             http_status=status, attempts=attempts,
             elapsed_s=max(0.0, time.perf_counter() - state.started - state.queued),
             requested_at=state.first_sent or now(), api_root=self.settings.api_root,
-            queued_s=state.queued, key=self.key_id,
+            queued_s=state.queued, key=self.key_id, action=action,
+            payload=None if isinstance(result, OmniError) else payload,
         )
         if self.on_result is not None:
             self.on_result(outcome)

@@ -128,7 +128,7 @@ class OmniClient(BaseClient):
             404
         """
         call, doc, branch = draft_call(document_id, branch_id)
-        return self._outcome(call, doc, branch, self._core.draft_from)
+        return self.outcome(call, doc, branch, self._core.draft_from)
 
     def list_documents(
         self, limit: int | None = None, **params: str | int
@@ -188,7 +188,7 @@ class OmniClient(BaseClient):
             404
         """
         call, doc, branch = discard_call(document_id, branch_id)
-        return self._outcome(call, doc, branch, read_nothing)
+        return self.outcome(call, doc, branch, read_nothing)
 
     def list_drafts(self, document_id: str, include_archived: bool = False) -> list[DraftRecord]:
         """The drafts of ``document_id`` (active ones; archived ones too if asked).
@@ -204,14 +204,36 @@ class OmniClient(BaseClient):
         payload, _, _ = self._send(call)
         return records_from(payload, doc)
 
-    def _outcome(self, call: Call, doc: str, branch: str | None, read: Reader) -> CallOutcome:
+    def outcome(
+        self, call: Call, document_id: str = "", branch_id: str | None = None,
+        read: Reader | None = None,
+    ) -> CallOutcome:
+        """Send any :class:`Call` with this client's rate budget, retries and error
+        classification; failures after sending come back in the outcome (never raised).
+
+        This is the one door an operation needs (a batch operation is its ``Call`` plus
+        this): ``document_id``/``branch_id`` label the outcome (the call's path is already
+        built from checked ids), ``read`` turns a usable answer into a :class:`Draft` (None:
+        read nothing; the decoded answer is in ``outcome.payload`` either way) and
+        ``outcome.action`` is ``call.action``.
+
+        Example:
+            >>> from omni_nb import sandbox
+            >>> from omni_nb.client import Call
+            >>> with sandbox.serve() as sb, OmniClient(sb.base_url, sb.token) as c:
+            ...     o = c.outcome(Call("GET", "/v1/documents/doc-0001/drafts", action="list"),
+            ...                   "doc-0001")
+            >>> o.ok, o.action, o.payload
+            (True, 'list', [])
+        """
+        read = read_nothing if read is None else read
         state = Attempts()
         sent: Sent | OmniError
         try:
             sent = self._send(call, state)
         except OmniError as exc:
             sent = exc
-        return self._core.report(doc, branch, sent, state, read)
+        return self._core.report(document_id, branch_id, sent, state, read, call.action)
 
     def _walk(self, first: Call, limit: int | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -21,7 +21,7 @@ from ..errors import UnexpectedResponseError
 from ._core import Call, document_call
 from .validate import check_document_id
 
-__all__ = ["DraftRecord", "discard_call", "drafts_call", "records_from"]
+__all__ = ["DraftRecord", "discard_call", "drafts_call", "drafts_request", "records_from"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +66,26 @@ def discard_call(document_id: object, branch_id: object = None) -> tuple[Call, s
 
 
 def drafts_call(document_id: object, include_archived: bool = False) -> tuple[Call, str]:
-    """The list-drafts request: (call, document id).
+    """The list-drafts request for input checked here: (call, document id).
 
     Example:
         >>> drafts_call("doc-1", include_archived=True)[0].describe("https://a.omniapp.co/api")
         'GET https://a.omniapp.co/api/v1/documents/doc-1/drafts?include=archived'
     """
     doc = check_document_id(document_id)
+    return drafts_request(doc, include_archived), doc
+
+
+def drafts_request(document_id: str, include_archived: bool = False) -> Call:
+    """The list-drafts request for an id already checked (by the batch planner).
+
+    Example:
+        >>> drafts_request("doc-1").action
+        'list'
+    """
     params = {"include": "archived"} if include_archived else {}
-    return Call("GET", f"/v1/documents/{quote(doc, safe='')}/drafts", params=params), doc
+    return Call("GET", f"/v1/documents/{quote(document_id, safe='')}/drafts", params=params,
+                action="list")
 
 
 def records_from(payload: Any, document_id: str) -> list[DraftRecord]:
