@@ -315,16 +315,19 @@ class Ledger:
         :class:`~omni_nb.errors.LedgerWarning` naming the draft id instead of raising, so the
         caller still gets its ``Draft``.
 
-        A successful call that brought no draft back is a discard (a create's success always
-        carries one); the outcome does not say which call a failure was, so a failed discard
-        reads as a failed create (resume and undo only look at ``ok`` rows).
+        The row's ``action`` is the call's own (:attr:`CallOutcome.action`), failed or not.
 
         Example:
-            >>> # OmniClient(on_result=open_ledger().record_outcome)
+            >>> from omni_nb import OmniClient, sandbox
+            >>> led = Ledger(None)
+            >>> with sandbox.serve() as sb, OmniClient(sb.base_url, sb.token,
+            ...                                        on_result=led.record_outcome) as c:
+            ...     c.discard_draft_outcome("doc-0001").error.status_code
+            404
+            >>> led.results()[["status", "action"]].values.tolist()
+            [['not_found', 'discard']]
         """
         row = Row.from_outcome(outcome, run_id="client")
-        if outcome.error is None and outcome.draft is None:
-            row.action = "discard"
         try:
             self.record([row])
         except LedgerError as exc:

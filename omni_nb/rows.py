@@ -182,8 +182,9 @@ class Row:
         Example:
             >>> from datetime import UTC
             >>> from omni_nb.client import CallOutcome
-            >>> o = CallOutcome("d", None, None, None, 200, 1, 0.1, datetime(2026, 1, 1, tzinfo=UTC),
-            ...                 "https://a/api", action="discard")
+            >>> when = datetime(2026, 1, 1, tzinfo=UTC)
+            >>> o = CallOutcome("d", None, None, None, 200, 1, 0.1, when, "https://a/api",
+            ...                 action="discard")
             >>> Row.from_outcome(o, run_id="r1").action
             'discard'
         """

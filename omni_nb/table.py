@@ -226,7 +226,7 @@ class _Coder:
         codes = np.fromiter(map(self.index.get, values, repeat(-1, len(values))),
                             dtype=np.int16, count=len(values))  # map: the loop stays in C
         if (codes < 0).any():  # rare: only unknown or missing values take the slow path
-            for i in np.flatnonzero(codes < 0):
+            for i in np.flatnonzero(codes < 0).tolist():
                 value = values[i]
                 if isinstance(value, str):
                     codes[i] = self.index.setdefault(value, len(self.categories))
@@ -235,7 +235,7 @@ class _Coder:
         return codes
 
     def build(self, codes: np.ndarray) -> Any:
-        return pd.Categorical.from_codes(codes, categories=self.categories)
+        return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(self.categories))
 
 
 def _text(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -404,8 +404,9 @@ def dry_run_frame(records: Sequence[tuple[Any, ...]], summary: str) -> pd.DataFr
         >>> dry_run_frame([("item 1", "d", None, True, "POST ...", "")], "1 request").shape
         (1, 6)
     """
-    frame = pd.DataFrame(list(records), columns=list(DRY_RUN_COLUMNS)).astype({"document_id": "string", "branch_id": "string", "valid": "bool",
-              "request": "string", "message": "string"})
+    frame = pd.DataFrame(list(records), columns=list(DRY_RUN_COLUMNS))
+    frame = frame.astype({"document_id": "string", "branch_id": "string", "valid": "bool",
+                          "request": "string", "message": "string"})
     frame.attrs["summary"] = summary
     return frame
 

@@ -1,11 +1,13 @@
 """Operations: what the batch engine does to each (document, branch) pair.
 
 An operation says which request it sends (:meth:`Operation.call`, also what a dry run
-shows) and performs it with a client (:meth:`Operation.perform`), which gives the pair's row
-and the error behind it. A row needs no request of its own kind: :class:`DiscardDraft` lists
-a document's drafts first and may decide (``skipped``) without sending its DELETE. The engine
-(:mod:`.run`) knows nothing else about an operation, so a new endpoint in batch form is one
-small class here.
+shows) and performs it with a client (:meth:`Operation.perform`, by default: send the call
+through :meth:`AsyncOmniClient.outcome`), which gives the pair's row and the error behind
+it. A row needs no request of its own kind: :class:`DiscardDraft` lists a document's drafts
+first and may decide (``skipped``) without sending its DELETE. The engine (:mod:`.run`)
+knows nothing else about an operation, so a new endpoint in batch form is one small
+:class:`Operation` subclass (here or in the caller's own code), registered with
+:func:`register`, and run with :func:`omni_nb.run_operation`.
 
 Example:
     >>> CREATE_DRAFT.call("doc-1", None).describe("https://acme.omniapp.co/api")
@@ -19,13 +21,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, ClassVar, TypeVar
 
-from ..client import AsyncOmniClient, Call, DraftRecord, draft_call
-from ..client.drafts import discard_call, drafts_call
+from ..client import AsyncOmniClient, Call, DraftRecord, Reader, draft_request, drafts_request
+from ..client import read_draft as _read_draft
+from ..client.drafts import records_from
 from ..errors import NotFoundError, OmniError
-from ..rows import Row, message_of, now_us, status_of, to_us
-from .plan import Planned
+from ..rows import Row, message_of, now_us, register_action, status_of, to_us
+from .plan import Plan, Planned
 
 __all__ = [
     "CLOCK_SKEW_S",
@@ -35,6 +38,9 @@ __all__ = [
     "ListDrafts",
     "Operation",
     "Recorded",
+    "listing",
+    "operations",
+    "register",
 ]
 
 Pair = tuple[str, str | None]
@@ -48,33 +54,98 @@ Pair = tuple[str, str | None]
 CLOCK_SKEW_S = 2.0
 
 
-class Operation(Protocol):
-    """What the batch engine needs of an operation."""
+class Operation:
+    """What the batch engine does to each pair: subclass it for a new operation.
 
-    @property
-    def action(self) -> str:
-        """What the operation does, in a word (``create``, ``discard``); the rows' action."""
-        ...
+    A subclass gives :attr:`action` (a lower-case word: the rows' ``action``, registered with
+    :func:`register`) and :meth:`call` (the request for a checked pair: what is sent, and
+    what a dry run shows). The rest has defaults: :meth:`perform` sends the call with the
+    client's rate budget, retries and classification and makes the row; :meth:`reader`
+    reads a draft from the answer (none by default); :meth:`rehearsal` is the operation a
+    dry run performs instead (None: the request alone says what would happen);
+    :meth:`result` is what the batch returns (the results table); :attr:`records` says
+    whether rows go to the ledger.
+
+    Example:
+        >>> from urllib.parse import quote
+        >>> class GetDrafts(Operation):
+        ...     action = "get_drafts"
+        ...     def call(self, document_id, branch_id):
+        ...         return Call("GET", f"/v1/documents/{quote(document_id, safe='')}/drafts",
+        ...                     action=self.action)
+        >>> register(GetDrafts()).call("doc-1", None).describe("https://a.omniapp.co/api")
+        'GET https://a.omniapp.co/api/v1/documents/doc-1/drafts'
+    """
+
+    action: str = "call"
+    #: Rows of this operation go to the ledger (resume and undo read them there).
+    records: ClassVar[bool] = True
 
     def call(self, document_id: str, branch_id: str | None) -> Call:
         """The request for a checked pair (what a dry run shows)."""
-        ...
+        raise NotImplementedError(f"{type(self).__name__} must define call()")
+
+    def reader(self) -> Reader | None:
+        """How a usable answer becomes the row's draft (None: the row has no draft id)."""
+        return None
 
     async def perform(
         self, client: AsyncOmniClient, item: Planned, run_id: str
     ) -> tuple[Row, OmniError | None]:
-        """Do it for one pair: its row, and the error behind the row (None: no failed call).
-        Rate budget, retries and classification are the client's."""
-        ...
+        """Do it for one pair: its row, and the error behind the row (None: no failed
+        call). Rate budget, retries and classification are the client's."""
+        doc, branch = item.document_id, item.branch_id
+        outcome = await client.outcome(self.call(doc, branch), doc, branch, self.reader())
+        return Row.from_outcome(outcome, run_id), outcome.error
 
     def rehearsal(self) -> Operation | None:
         """The operation a dry run performs instead (GETs only), or None when the request
         alone (:meth:`call`) says what would happen."""
-        ...
+        return None
+
+    def result(self, plan: Plan, table: Any) -> Any:
+        """What the batch returns once its rows are in: the results table by default."""
+        return table
+
+
+OpT = TypeVar("OpT", bound=Operation)
+
+_operations: dict[str, type[Operation]] = {}
+
+
+def register(operation: OpT) -> OpT:
+    """Make an operation's action part of the vocabulary (the table's ``action`` category,
+    the ledger, resume); returns the operation, so it can wrap its construction. Registering
+    the same action for another class is refused (two meanings for one stored word).
+
+    Example:
+        >>> register(CREATE_DRAFT) is CREATE_DRAFT
+        True
+        >>> {"create", "discard", "list"} <= set(operations())
+        True
+    """
+    kind = type(operation)
+    known = _operations.get(operation.action)
+    if known is not None and known is not kind:
+        raise ValueError(f"action {operation.action!r} is registered already, by "
+                         f"{known.__qualname__}")
+    register_action(operation.action)
+    _operations[operation.action] = kind
+    return operation
+
+
+def operations() -> dict[str, type[Operation]]:
+    """The registered operations by action.
+
+    Example:
+        >>> operations()["create"].__name__
+        'CreateDraft'
+    """
+    return dict(_operations)
 
 
 @dataclass(frozen=True, slots=True)
-class CreateDraft:
+class CreateDraft(Operation):
     """Create (or get back) the draft of each pair: ``POST .../documents/{id}/draft``.
 
     Example:
@@ -86,21 +157,14 @@ class CreateDraft:
 
     def call(self, document_id: str, branch_id: str | None) -> Call:
         """``POST /v1/documents/{id}/draft`` with ``{}`` or ``{"branchId": ...}``."""
-        return draft_call(document_id, branch_id)[0]
+        return draft_request("POST", document_id, branch_id)
 
-    async def perform(
-        self, client: AsyncOmniClient, item: Planned, run_id: str
-    ) -> tuple[Row, OmniError | None]:
-        """One Create-draft call: the draft id on success, the server's words otherwise."""
-        outcome = await client.create_draft_outcome(item.document_id, item.branch_id)
-        return Row.from_outcome(outcome, run_id), outcome.error
-
-    def rehearsal(self) -> None:
-        """A create's dry run is its request."""
-        return None
+    def reader(self) -> Reader:
+        """The draft id on success (an answer without a usable one is an error)."""
+        return _read_draft
 
 
-CREATE_DRAFT = CreateDraft()
+CREATE_DRAFT = register(CreateDraft())
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +193,7 @@ class _Clock:
 
 
 @dataclass(frozen=True, slots=True)
-class DiscardDraft:
+class DiscardDraft(Operation):
     """Discard (archive) the active draft of each pair: ``DELETE .../documents/{id}/draft``.
 
     Each pair's drafts are listed first (a GET). A pair in ``recorded`` (from a run or a
@@ -154,7 +218,7 @@ class DiscardDraft:
 
     def call(self, document_id: str, branch_id: str | None) -> Call:
         """``DELETE /v1/documents/{id}/draft`` with ``{}`` or ``{"branchId": ...}``."""
-        return discard_call(document_id, branch_id)[0]
+        return draft_request("DELETE", document_id, branch_id)
 
     def rehearsal(self) -> DiscardDraft:
         """The same undo, listing and deciding, with no DELETE."""
@@ -166,7 +230,7 @@ class DiscardDraft:
         """List the pair's drafts, decide, and (unless decided or a dry run) DELETE."""
         clock, doc, branch = _Clock(), item.document_id, item.branch_id
         try:
-            listed = await client.list_drafts(doc, include_archived=True)
+            listed = await listing(client, doc)
         except OmniError as exc:
             return self._decided(client, item, run_id, clock, status_of(exc),
                                  f"listing its drafts: {message_of(exc)}",
@@ -190,7 +254,8 @@ class DiscardDraft:
         self, client: AsyncOmniClient, item: Planned, run_id: str, clock: _Clock,
         target: str | None,
     ) -> tuple[Row, OmniError | None]:
-        outcome = await client.discard_draft_outcome(item.document_id, item.branch_id)
+        doc, branch = item.document_id, item.branch_id
+        outcome = await client.outcome(self.call(doc, branch), doc, branch)
         row = Row.from_outcome(outcome, run_id)
         error = outcome.error
         if (isinstance(error, NotFoundError) and outcome.attempts > 1 and target is not None
@@ -200,7 +265,6 @@ class DiscardDraft:
                 f"got no answer; the listing shows draft {target} archived: that attempt "
                 "archived it")
             error = None
-        row.action = "discard"
         row.draft_id = target if error is None else None
         row.requested_at_us = clock.start_us
         row.elapsed_s = max(0.0, clock.elapsed() - outcome.queued_s)
@@ -256,17 +320,18 @@ def _iso(us: int) -> str:
 async def _archived_now(client: AsyncOmniClient, document_id: str, draft_id: str) -> bool:
     """True when a fresh listing shows ``draft_id`` archived (a failed listing: False)."""
     try:
-        listed = await client.list_drafts(document_id, include_archived=True)
+        listed = await listing(client, document_id)
     except OmniError:
         return False
     return any(r.identifier == draft_id and r.status == "archived" for r in listed)
 
 
 @dataclass(frozen=True, slots=True)
-class ListDrafts:
+class ListDrafts(Operation):
     """List each document's drafts (``GET .../documents/{id}/drafts``); the records land in
-    :attr:`found` by document, the row is the listing's outcome (never recorded: the batch
-    that lists runs on a memory ledger).
+    :attr:`found` by document, the row is the listing's outcome (never recorded: a listing
+    changes nothing). The batch returns the drafts table (:meth:`result`), one row per
+    draft.
 
     Example:
         >>> ListDrafts(include_archived=True).call("doc-1", None).params
@@ -276,27 +341,67 @@ class ListDrafts:
     include_archived: bool = False
     found: dict[str, list[DraftRecord]] = field(default_factory=dict)
     action: str = "list"
+    records: ClassVar[bool] = False
 
     def call(self, document_id: str, branch_id: str | None) -> Call:
         """``GET /v1/documents/{id}/drafts[?include=archived]``."""
-        return drafts_call(document_id, self.include_archived)[0]
+        return drafts_request(document_id, self.include_archived)
 
-    def rehearsal(self) -> None:
-        """A listing's dry run is its request."""
-        return None
+    def result(self, plan: Plan, table: Any) -> Any:
+        """The drafts table: one row per draft; a document whose listing failed is one row
+        with its outcome and no draft; a document with no draft has no row."""
+        from ..table import drafts_frame
+
+        rows: list[tuple[Any, ...]] = []
+        for item, status, message in zip(plan.distinct, table["status"], table["message"],
+                                         strict=True):
+            found = self.found.get(item.document_id) if status == "ok" else None
+            if found is None:
+                rows.append((item.document_id, *[None] * 9, str(status), str(message)))
+                continue
+            rows.extend(
+                (r.document_id, r.identifier, r.branch_id, r.branch_name, r.status,
+                 r.out_of_date, r.created_at, r.updated_at, r.created_by, r.last_edited_by,
+                 "ok", "")
+                for r in found
+            )
+        return drafts_frame(rows)
 
     async def perform(
         self, client: AsyncOmniClient, item: Planned, run_id: str
     ) -> tuple[Row, OmniError | None]:
         """One listing; its records are kept in :attr:`found`."""
-        clock = _Clock()
-        try:
-            records = await client.list_drafts(item.document_id, self.include_archived)
-        except OmniError as exc:
-            return Row(item.document_id, None, None, status_of(exc),
-                       getattr(exc, "status_code", None), message_of(exc), exc.attempts,
-                       clock.elapsed(), clock.start_us, client.api_root, run_id,
-                       action=self.action), exc
-        self.found[item.document_id] = records
-        return Row(item.document_id, None, None, "ok", 200, "", 1, clock.elapsed(),
-                   clock.start_us, client.api_root, run_id, action=self.action), None
+        doc = item.document_id
+        outcome = await client.outcome(self.call(doc, None), doc)
+        row, error = Row.from_outcome(outcome, run_id), outcome.error
+        if error is None:
+            try:
+                self.found[doc] = records_from(outcome.payload, doc)
+            except OmniError as exc:  # an answer outside the listing's shape
+                row.status, row.message, error = status_of(exc), message_of(exc), exc
+        return row, error
+
+
+async def listing(client: AsyncOmniClient, document_id: str) -> list[DraftRecord]:
+    """Every draft of a checked document, archived ones included; raises the call's error.
+
+    Example:
+        >>> import asyncio
+        >>> from omni_nb import sandbox
+        >>> async def main(sb):
+        ...     async with AsyncOmniClient(sb.base_url, sb.token) as c:
+        ...         return await listing(c, "doc-0001")
+        >>> with sandbox.serve() as sb:
+        ...     asyncio.run(main(sb))
+        []
+    """
+    outcome = await client.outcome(drafts_request(document_id, include_archived=True),
+                                   document_id)
+    if outcome.error is not None:
+        raise outcome.error
+    return records_from(outcome.payload, document_id)
+
+
+# The built-in operations' actions, in the vocabulary's order (create is registered above).
+register(DiscardDraft())
+register(ListDrafts())

@@ -22,6 +22,8 @@ from ._core import (
     RetryPolicy,
     draft_call,
     draft_request,
+    read_draft,
+    read_nothing,
 )
 from ._sync import OmniClient
 from .drafts import DraftRecord, drafts_request
@@ -42,4 +44,6 @@ __all__ = [
     "draft_call",
     "draft_request",
     "drafts_request",
+    "read_draft",
+    "read_nothing",
 ]

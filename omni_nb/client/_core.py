@@ -52,6 +52,8 @@ __all__ = [
     "RetryPolicy",
     "draft_call",
     "draft_request",
+    "read_draft",
+    "read_nothing",
 ]
 
 MAX_BODY = 1 << 20  # bytes read from any answer; a larger body is cut, never buffered whole
@@ -377,8 +379,24 @@ Reader = Callable[[Any, str, "str | None", int], "Draft | None"]
 
 
 def read_nothing(payload: Any, doc: str, branch: str | None, attempts: int) -> Draft | None:
-    """A reader for answers that carry no draft (a discard's ``{"message"}``)."""
+    """A reader for answers that carry no draft (a discard's ``{"message"}``).
+
+    Example:
+        >>> read_nothing({"message": "archived"}, "doc-1", None, 1) is None
+        True
+    """
     return None
+
+
+def read_draft(payload: Any, doc: str, branch: str | None, attempts: int) -> Draft:
+    """The reader of a Create-draft answer: its :class:`Draft`, or
+    :class:`UnexpectedResponseError` when it holds no usable identifier.
+
+    Example:
+        >>> read_draft({"identifier": "93874a87"}, "doc-1", None, 1).identifier
+        '93874a87'
+    """
+    return _Core.draft_from(payload, doc, branch, attempts)
 
 
 class _Core:
