@@ -277,7 +277,8 @@ def test_the_ledger_keeps_both_actions_apart(sb: sandbox.Sandbox, kw: dict[str, 
     assert set(gone["draft_id"]) == set(made["draft_id"])
     assert str(gone["action"].dtype) == "category"
     everything = results(ledger=kw["ledger"])
-    assert everything["action"].value_counts().to_dict() == {"create": 4, "discard": 2}
+    counts = everything["action"].value_counts()
+    assert counts[counts > 0].to_dict() == {"create": 4, "discard": 2}
     sb.clear_requests()
     resumed = omni_nb.discard_drafts(["doc-0001", "doc-0002"], resume=True, **kw)
     assert list(resumed["from_ledger"]) == [True, True]

@@ -177,9 +177,10 @@ def test_dry_run_shows_exactly_what_a_run_sends(sb: sandbox.Sandbox) -> None:
 
 def test_create_draft_call_is_a_post_to_the_draft_path() -> None:
     """CREATE_DRAFT.call is POST /v1/documents/{id}/draft with {} or {"branchId": <branch>}."""
-    assert CREATE_DRAFT.call("doc-1", None) == Call("POST", "/v1/documents/doc-1/draft", {})
+    assert CREATE_DRAFT.call("doc-1", None) == Call("POST", "/v1/documents/doc-1/draft", {},
+                                                    action="create")
     assert CREATE_DRAFT.call("doc-1", B1) == Call("POST", "/v1/documents/doc-1/draft",
-                                                  {"branchId": B1})
+                                                  {"branchId": B1}, action="create")
     assert CREATE_DRAFT.call("doc-1", None).describe(ROOT) == (
         f"POST {ROOT}/v1/documents/doc-1/draft {{}}")
     assert CREATE_DRAFT.call("doc-1", B1).describe(ROOT) == (
@@ -187,10 +188,13 @@ def test_create_draft_call_is_a_post_to_the_draft_path() -> None:
     assert CreateDraft().action == "create"
 
 
-def test_create_draft_call_refuses_what_must_not_be_sent() -> None:
-    """The operation checks its input too: a bad document id raises, it never builds a path."""
-    with pytest.raises(InvalidInputError, match="document id"):
-        CREATE_DRAFT.call("../x", None)
+def test_ids_are_checked_where_the_plan_is_made_and_stay_one_path_segment() -> None:
+    """The planner refuses a bad id (it never reaches an operation), and an operation's call
+    keeps whatever it is given inside one path segment (no second check, no way out)."""
+    planned = plan(["../x", "a/b?c#d"])
+    assert [i.error is not None for i in planned.inputs] == [True, True]
+    assert CREATE_DRAFT.call("../x", None).path == "/v1/documents/..%2Fx/draft"
+    assert CREATE_DRAFT.call("a/b?c#d", None).path == "/v1/documents/a%2Fb%3Fc%23d/draft"
 
 
 # -- BatchOptions ------------------------------------------------------------------------------

@@ -1,14 +1,16 @@
-"""The batch room: many inputs -> one results table, every row in the ledger as it arrives.
+"""The batch room: many inputs -> one result, every row in the ledger as it arrives.
 
-* :mod:`.plan`: the one planner (inputs in any form -> checked, de-duplicated pairs), also
-  behind ``--dry-run``.
-* :mod:`.ops`: operations (what is done to each pair): :data:`CREATE_DRAFT`,
-  :class:`DiscardDraft` (careful undo), :class:`ListDrafts`.
+* :mod:`.plan`: the one planner (inputs in any form -> checked, de-duplicated pairs).
+* :mod:`.ops`: :class:`Operation` (what is done to each pair) and its registry:
+  :data:`CREATE_DRAFT`, :class:`DiscardDraft` (careful undo), :class:`ListDrafts`.
+* :mod:`.keywords`: the keywords every batch function takes, resolved once.
+* :mod:`.api`: :func:`run_operation` / :func:`arun_operation` (any operation: plan once,
+  then dry run, background or run), :class:`BatchInterrupted`, :func:`last_result`.
+* :mod:`.drafts`: the draft families (:func:`create_drafts`, :func:`discard_drafts`,
+  :func:`list_drafts`, their async twins, :func:`create_draft`).
 * :mod:`.undo`: what a discard touches (ids, a run's or a table's ``ok`` creates).
 * :mod:`.run`: the engine, generic over the operation, and :class:`BatchOptions`.
-* :mod:`.api`: the functions users call (:func:`create_drafts`, :func:`discard_drafts`,
-  :func:`list_drafts`...) and the front ends' entry
-  (:func:`run_batch`).
+* :mod:`.background`: :class:`BatchRun`, a batch that does not hold the kernel.
 
 Example:
     >>> from omni_nb.batch import plan
@@ -18,21 +20,26 @@ Example:
 
 from .api import (
     BatchInterrupted,
+    arun_batch,
+    arun_operation,
+    dry_run,
+    last_result,
+    run_batch,
+    run_operation,
+)
+from .background import BatchRun, start
+from .drafts import (
     acreate_drafts,
     adiscard_drafts,
     alist_drafts,
-    arun_batch,
     create_draft,
     create_drafts,
     discard_drafts,
     discard_with,
-    dry_run,
-    last_result,
     list_drafts,
     list_with,
-    run_batch,
 )
-from .background import BatchRun, start
+from .keywords import BatchKeywords, SendKeywords
 from .ops import (
     CLOCK_SKEW_S,
     CREATE_DRAFT,
@@ -41,14 +48,20 @@ from .ops import (
     ListDrafts,
     Operation,
     Recorded,
+    operations,
+    register,
 )
 from .plan import Plan, Planned, pairs_of, plan
 from .run import BatchOptions, Progress
+
+#: :func:`register` under the name the package root exports.
+register_operation = register
 
 __all__ = [
     "CLOCK_SKEW_S",
     "CREATE_DRAFT",
     "BatchInterrupted",
+    "BatchKeywords",
     "BatchOptions",
     "BatchRun",
     "CreateDraft",
@@ -59,10 +72,12 @@ __all__ = [
     "Planned",
     "Progress",
     "Recorded",
+    "SendKeywords",
     "acreate_drafts",
     "adiscard_drafts",
     "alist_drafts",
     "arun_batch",
+    "arun_operation",
     "create_draft",
     "create_drafts",
     "discard_drafts",
@@ -71,8 +86,12 @@ __all__ = [
     "last_result",
     "list_drafts",
     "list_with",
+    "operations",
     "pairs_of",
     "plan",
+    "register",
+    "register_operation",
     "run_batch",
+    "run_operation",
     "start",
 ]

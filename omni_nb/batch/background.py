@@ -57,6 +57,8 @@ class BatchRun:
         self._ticker = Ticker(1.0, self._view.update)
         self._finished = False
         self._end_lock = threading.Lock()
+        #: Turns the results table into what the operation returns (None: the table).
+        self.shape: Callable[[DraftResults], Any] | None = None
 
     def __repr__(self) -> str:
         return f"<BatchRun {self._view.mimebundle()['text/plain']}>"
@@ -90,16 +92,17 @@ class BatchRun:
         with self._lock:
             return frame_from_rows(list(self._rows))
 
-    def wait(self, timeout: float | None = None) -> DraftResults | None:
-        """Block until the batch ends (or ``timeout`` seconds); the table, or None if it is
-        still running; raises the batch's error if it failed."""
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the batch ends (or ``timeout`` seconds); what the operation returns
+        (the results table; a listing's drafts table), or None if it is still running;
+        raises the batch's error if it failed."""
         assert self._future is not None
         try:
             table = self._future.result(timeout)[0]
         except concurrent.futures.TimeoutError:
             return None
         self._ended(self._future)  # the done callback may not have run yet: same view now
-        return table
+        return table if self.shape is None else self.shape(table)
 
     def cancel(self) -> None:
         """Stop sending; the batch ends with the rest ``cancelled`` (and in the ledger)."""
@@ -146,6 +149,7 @@ def _final_html(table: DraftResults) -> str:
 def start(
     op: Operation, planned: Plan, *, settings: Settings, options: BatchOptions,
     progress: Progress | None = None, on_table: Callable[[DraftResults], None] | None = None,
+    shape: Callable[[DraftResults], Any] | None = None,
 ) -> BatchRun:
     """Run ``planned`` in the background; the handle returns at once.
 
@@ -154,6 +158,7 @@ def start(
     """
     open_ledger(options.ledger)  # a ledger that cannot be used fails here, not in the run
     run = BatchRun(len(planned.distinct), budget_for(settings, options.rate_limit))
+    run.shape = shape
 
     def both(done: int, total: int, row: Row) -> None:
         run._on_row(done, total, row)

@@ -1,21 +1,23 @@
-"""The keywords every batch function shares (connection, budget, retries, ledger, columns),
-written once: :func:`discard_drafts` and :func:`list_drafts` take them as ``**keywords``
-and turn them into resolved settings and options here.
+"""The keywords every batch function takes, written once, and their resolution.
 
-``create_drafts`` keeps its keywords spelled out (its signature is older than this module
-and documented); these are the same names with the same defaults.
+Every family (``create_drafts``/``acreate_drafts``, ``discard_drafts``/``adiscard_drafts``,
+``list_drafts``/``alist_drafts``, ``run_operation``/``arun_operation``) takes
+``**keywords: Unpack[BatchKeywords]``: where requests go (``base_url``, ``token``... or a
+resolved ``settings=``), how the batch runs (``concurrency``, ``rate_limit``... or a built
+``options=``) and what the caller watches (``progress``, ``cancel``, the columns, the
+labels). :func:`resolve` turns them into one :class:`Resolved`, once per call.
 
 Example:
-    >>> settings, options, rest = resolve({"base_url": "https://acme.omniapp.co",
-    ...                                    "token": "t", "concurrency": 4})
-    >>> (settings.api_root, options.concurrency, rest)
-    ('https://acme.omniapp.co/api', 4, {})
+    >>> r = resolve({"base_url": "https://acme.omniapp.co", "token": "t", "concurrency": 4})
+    >>> (r.settings.api_root, r.options.concurrency, r.document_col)
+    ('https://acme.omniapp.co/api', 4, 'document_id')
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -26,25 +28,32 @@ from ..ratelimit import RateLimit
 from ..rows import Row
 from .run import BatchOptions
 
-__all__ = ["BatchKeywords", "SendKeywords", "options_of", "resolve"]
+__all__ = ["BatchKeywords", "Resolved", "SendKeywords", "options_of", "resolve"]
 
 
 class SendKeywords(TypedDict, total=False):
-    """Where and how requests go (what a listing takes), as ``create_drafts`` documents them."""
+    """Where and how requests go, and what the caller watches (every family takes these)."""
 
     base_url: str | None
     token: str | None
     tokens: Sequence[str] | None
     instance: str | None
     playground: bool | None
+    #: Resolved settings (:func:`omni_nb.config.resolve_settings`), instead of the five above.
+    settings: Settings
     concurrency: int
     rate_limit: RateLimit | None
     progress: Callable[[int, int, Row], None] | None
     max_retries: int | None
     retry: RetryPolicy | None
     timeout: float
+    #: Built options, instead of concurrency, rate_limit, max_retries/retry, timeout,
+    #: resume and ledger.
+    options: BatchOptions
     document_col: str
     cancel: threading.Event | None
+    #: Names of the inputs in messages (default ``item 1``, ``item 2``...).
+    labels: Sequence[str] | None
 
 
 class BatchKeywords(SendKeywords, total=False):
@@ -56,17 +65,36 @@ class BatchKeywords(SendKeywords, total=False):
     branch_col: str | None
 
 
-#: Keywords that stay with the caller (columns, callbacks), not settings or options.
-_PASSED_ON = ("progress", "document_col", "branch_col", "cancel")
+_CONNECTION = ("base_url", "token", "tokens", "instance", "playground")
+_OPTIONS = ("concurrency", "rate_limit", "max_retries", "retry", "timeout", "resume", "ledger")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """One call's keywords, resolved once: settings, options and what the caller watches.
+
+    Example:
+        >>> resolve({"base_url": "https://a.omniapp.co", "token": "t"}).cancel is None
+        True
+    """
+
+    settings: Settings
+    options: BatchOptions
+    progress: Callable[[int, int, Row], None] | None = None
+    cancel: threading.Event | None = None
+    document_col: str = "document_id"
+    branch_col: str | None = None
+    labels: Sequence[str] | None = None
 
 
 def resolve(
     keywords: SendKeywords | BatchKeywords | dict[str, Any],
     accepted: type[SendKeywords] = BatchKeywords,
-) -> tuple[Settings, BatchOptions, dict[str, Any]]:
-    """(settings, options, the keywords passed on): raises :class:`TypeError` for a keyword
-    that is not one of them (``**keywords`` accepts anything at run time; a typo such as
-    ``ledgr="off"`` must not be ignored).
+) -> Resolved:
+    """The settings, options and the rest for a call's keywords. Raises :class:`TypeError`
+    for a keyword that is not one of ``accepted``'s (``**keywords`` accepts anything at run
+    time; a typo such as ``ledgr="off"`` must not be ignored) and for ``settings=`` or
+    ``options=`` given together with what they replace.
 
     Example:
         >>> resolve({"ledgr": "off"})
@@ -78,12 +106,38 @@ def resolve(
     if unknown:
         raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
     kw: dict[str, Any] = dict(keywords)
-    settings = resolve_settings(kw.get("base_url"), kw.get("token"), tokens=kw.get("tokens"),
+    return Resolved(
+        settings=_settings(kw), options=_options(kw), progress=kw.get("progress"),
+        cancel=kw.get("cancel"), document_col=kw.get("document_col", "document_id"),
+        branch_col=kw.get("branch_col"), labels=kw.get("labels"),
+    )
+
+
+def _settings(kw: dict[str, Any]) -> Settings:
+    given = kw.get("settings")
+    if given is None:
+        return resolve_settings(kw.get("base_url"), kw.get("token"), tokens=kw.get("tokens"),
                                 instance=kw.get("instance"), playground=kw.get("playground"))
-    options = options_of(kw.get("concurrency", 8), kw.get("rate_limit", RateLimit()),
-                         kw.get("resume", False), kw.get("ledger"), kw.get("max_retries"),
-                         kw.get("retry"), kw.get("timeout", 30.0))
-    return settings, options, {k: kw[k] for k in _PASSED_ON if k in kw}
+    clash = [name for name in _CONNECTION if kw.get(name) is not None]
+    if clash:
+        raise TypeError(f"give settings= or {clash[0]}=, not both")
+    if not isinstance(given, Settings):
+        raise TypeError(f"settings= takes resolved Settings, not {type(given).__name__}")
+    return given
+
+
+def _options(kw: dict[str, Any]) -> BatchOptions:
+    given = kw.get("options")
+    if given is None:
+        return options_of(kw.get("concurrency", 8), kw.get("rate_limit", RateLimit()),
+                          kw.get("resume", False), kw.get("ledger"), kw.get("max_retries"),
+                          kw.get("retry"), kw.get("timeout", 30.0))
+    clash = [name for name in _OPTIONS if name in kw]
+    if clash:
+        raise TypeError(f"give options= or {clash[0]}=, not both")
+    if not isinstance(given, BatchOptions):
+        raise TypeError(f"options= takes BatchOptions, not {type(given).__name__}")
+    return given
 
 
 def options_of(
