@@ -483,6 +483,11 @@ class State:
             reply = self._guarded(caller, lambda: _list_documents(self.catalog, self.origin, query))
         elif segments[3:] == ["models"] and method in ("GET", "HEAD"):
             reply = self._guarded(caller, lambda: _list_models(self.catalog, query))
+        elif (len(segments) == 5 and segments[3] == "documents" and segments[4]
+              and method in ("GET", "HEAD")):
+            document_id = _decode_segment(segments[4])
+            reply = self._guarded(caller, lambda: self._get_document(document_id))
+            reply.document_id = document_id
         elif len(segments) == 6 and segments[3] == "documents" and segments[4]:
             reply = self._document_route(
                 method, segments[5], _decode_segment(segments[4]), caller, body, query
@@ -585,6 +590,11 @@ class State:
             raise BadRequest(f"Draft with id {document_id} does not exist", 404)
         message = {"message": "Draft discarded successfully"}
         return _json_reply(200, message, draft_id=draft.identifier)
+
+    def _get_document(self, document_id: str) -> Reply:
+        """``GET /v1/documents/{id}``: the document's record (as the listing shows it)."""
+        doc = self._document(document_id)
+        return _json_reply(200, self.catalog.document_record(doc, set(), self.origin))
 
     def _list_drafts(self, document_id: str, query: str) -> Reply:
         include = _query_params(query, frozenset({"include"})).get("include")
