@@ -1,7 +1,7 @@
 """Auto-load: a real kernel of the installed environment has %omni_draft without %load_ext.
 
 Also measures kernel start with and without the extension (the figures are printed; they go
-in the README). Kernel start dominates this file's runtime (~1 s per kernel).
+in docs/benchmarks.md). Kernel start dominates this file's runtime (~1 s per kernel).
 """
 
 from __future__ import annotations

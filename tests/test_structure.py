@@ -1,4 +1,4 @@
-"""The package keeps the shape the README's architecture section describes.
+"""The package keeps the shape docs/architecture.md describes.
 
 Read from the source with ``ast`` (nothing is imported): imports point one way, no cycle forms
 (an import inside a function counts; one under ``TYPE_CHECKING`` does not), each third-party

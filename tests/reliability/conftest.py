@@ -1,5 +1,5 @@
 """Shared helpers of the reliability suites (faults, crashes, concurrency, hostile input,
-secret hygiene, parsing), and the figures the README quotes.
+secret hygiene, parsing), and the figures docs/reliability.md quotes.
 
 Every suite talks to a real :mod:`omni_nb.sandbox` over loopback sockets: the network is the
 point here. Sandboxes come from ``make_sandbox`` in ``tests/conftest.py``, whose isolation
@@ -55,7 +55,7 @@ _figures: collections.Counter[str] = collections.Counter({k: 0 for k in FIGURE_K
 
 @pytest.fixture
 def figures() -> collections.Counter[str]:
-    """The session's tally of README figures (tests add to it once their asserts passed)."""
+    """The session's tally of reliability figures (tests add to it once their asserts passed)."""
     return _figures
 
 

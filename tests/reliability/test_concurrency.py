@@ -117,7 +117,7 @@ def test_two_processes_share_one_budget_and_finish_all_ok(
     sent = posts(records)
     refused = [r for r in sent if r.status == 429]
     # Not 0: a process that has seen no round trip of its own spaces its first sends from
-    # the other's first window by the floor allowance only (README, "Rate limit").
+    # the other's first window by the floor allowance only (docs/rate-budget.md, "The allowance").
     assert len(refused) <= 6, f"{len(refused)} x 429: the processes did not share a budget"
     arrivals = [r.received_at for r in sent]
     assert _max_in_window(arrivals, PER - 4 * JITTER) <= LIMIT + len(refused)

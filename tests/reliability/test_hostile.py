@@ -117,7 +117,7 @@ def _tried_case(request: pytest.FixtureRequest, figures: collections.Counter[str
 
 @pytest.fixture
 def bad_input(request: pytest.FixtureRequest, figures: collections.Counter[str]) -> None:
-    """Counts this test as one bad input tried (for the README figures)."""
+    """Counts this test as one bad input tried (for the figures in docs/reliability.md)."""
     _tried_case(request, figures)
 
 
