@@ -336,7 +336,8 @@ def create_draft(
     settings = resolve_settings(base_url, token, tokens=tokens, instance=instance,
                                 playground=playground)
     key = min(settings.tokens, key=lambda secret: shared_limiter(
-        settings.api_root, secret.fingerprint(), rate_limit).next_send_in())
+        settings.api_root, secret.fingerprint(), rate_limit,
+        budget=settings.budget).next_send_in())
     with OmniClient(
         settings=settings.for_key(key), rate_limit=rate_limit, timeout=timeout,
         on_result=store.record_outcome,
