@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._sqlite import when_unlocked
-from .config import default_ledger_path, ledger_setting
+from .config import Settings, resolve_ledger
 from .errors import TABLE_AT, LedgerError, LedgerWarning
 from .rows import STORED_FIELDS, Row, to_us
 
@@ -581,8 +581,10 @@ _shared: dict[str, Ledger] = {}
 _shared_lock = threading.Lock()
 
 
-def open_ledger(ledger: str | Path | Ledger | None = None) -> Ledger:
-    """The ledger to use: an object as is, a path, ``"off"``, or (None) the configured one.
+def open_ledger(ledger: str | Path | Ledger | Settings | None = None) -> Ledger:
+    """The ledger to use: an object as is, a path, ``"off"``, resolved settings (their
+    ``ledger``; None there means memory only), or (None) the configured one, which
+    :func:`omni_nb.config.resolve_ledger` reads from the environment now.
 
     Ledgers are shared per path in a process (one connection each), so every call from the
     client, batch, magic and widget lands in the same place.
@@ -590,20 +592,18 @@ def open_ledger(ledger: str | Path | Ledger | None = None) -> Ledger:
     Example:
         >>> open_ledger("off").path is None
         True
+        >>> from omni_nb.config import resolve_settings
+        >>> open_ledger(resolve_settings("https://a.omniapp.co", "t", ledger="off")).path is None
+        True
     """
-    if isinstance(ledger, Ledger):
-        return ledger
-    setting = str(ledger) if ledger is not None else ledger_setting()
-    if setting is not None and setting.strip().lower() in ("off", "memory", ":memory:"):
-        key = ":memory:"
-        path = None
-    else:
-        path = Path(setting).expanduser() if setting else default_ledger_path()
-        key = str(path.resolve())
+    location = ledger.ledger if isinstance(ledger, Settings) else resolve_ledger(ledger)
+    if isinstance(location, Ledger):
+        return location
+    key = ":memory:" if location is None else str(location.resolve())
     with _shared_lock:
         found = _shared.get(key)
         if found is None:
-            found = Ledger(path)
+            found = Ledger(location)
             _shared[key] = found
         return found
 

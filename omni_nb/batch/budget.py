@@ -55,5 +55,5 @@ def budget_for(settings: Settings, rate_limit: RateLimit | None) -> KeysBudget:
         >>> budget_for(s, RateLimit(30, 60)).per_second()
         0.5
     """
-    return KeysBudget([shared_limiter(settings.api_root, key.fingerprint(), rate_limit)
-                       for key in settings.tokens])
+    return KeysBudget([shared_limiter(settings.api_root, key.fingerprint(), rate_limit,
+                                      budget=settings.budget) for key in settings.tokens])

@@ -160,11 +160,12 @@ def create_draft(
         ...                  ledger="off").document_id
         'doc-0001'
     """
-    store = open_ledger(ledger)
     settings = resolve_settings(base_url, token, tokens=tokens, instance=instance,
-                                playground=playground)
+                                playground=playground, ledger=ledger)
+    store = open_ledger(settings)
     key = min(settings.tokens, key=lambda secret: shared_limiter(
-        settings.api_root, secret.fingerprint(), rate_limit).next_send_in())
+        settings.api_root, secret.fingerprint(), rate_limit,
+        budget=settings.budget).next_send_in())
     with OmniClient(
         settings=settings.for_key(key), rate_limit=rate_limit, timeout=timeout,
         on_result=store.record_outcome,

@@ -409,7 +409,8 @@ class _Core:
         self.timeout = options.timeout
         self.on_result = options.on_result
         self.limiter = options.limiter or shared_limiter(
-            settings.api_root, settings.token.fingerprint(), options.rate_limit
+            settings.api_root, settings.token.fingerprint(), options.rate_limit,
+            budget=settings.budget,
         )
         self.rng = options.rng or random.Random()
         self.origin = settings.origin

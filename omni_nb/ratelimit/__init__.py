@@ -3,7 +3,8 @@
 Omni's firewall counts requests per exact Authorization value in a trailing window, on
 arrival. Every process of the user that uses one key (API root, token) draws from one
 budget, kept in a small SQLite file in the user's data directory (``OMNI_NB_BUDGET``: a path,
-or ``off`` for a per-process budget). Layers, each usable alone:
+or ``off`` for a per-process budget; resolved with the other settings, ``Settings.budget``,
+and handed to :func:`shared_limiter`). Layers, each usable alone:
 
 - :mod:`.limits`: :class:`RateLimit`, checked once.
 - :mod:`.log`: the pure maths on a key's send log (spacing, what a 429 teaches).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import threading
 import warnings
 from pathlib import Path
+from types import EllipsisType
 
 from ..config import budget_path
 from .limiter import BudgetStoreWarning, Limiter
@@ -32,7 +34,8 @@ __all__ = [
     "shared_limiter",
 ]
 
-_registry: dict[tuple[str, str], Limiter] = {}
+#: One limiter per key (API root, token fingerprint) and budget store (None: per process).
+_registry: dict[tuple[str, str, Path | None], Limiter] = {}
 _stores: dict[Path, BudgetStore | None] = {}
 _registry_lock = threading.Lock()
 
@@ -58,25 +61,32 @@ def open_store(path: Path | None) -> BudgetStore | None:
         return _stores[path]
 
 
-def shared_limiter(api_root: str, token_fingerprint: str, limit: RateLimit | None) -> Limiter:
+def shared_limiter(
+    api_root: str, token_fingerprint: str, limit: RateLimit | None, *,
+    budget: Path | EllipsisType | None = ...,
+) -> Limiter:
     """The process-wide limiter of one key (API root, token): every client of it shares it,
     and through the budget store every process of the user does.
 
-    Its limit is the one the newest client of the key asked for. A pause after a 429 holds
-    every caller of the key.
+    ``budget`` is the store's path (``Settings.budget``), or None for a budget of this
+    process only; left out, it is :func:`omni_nb.config.budget_path`, read from the
+    environment now. One limiter per key and store: settings naming another store for the
+    key get another limiter. Its limit is the one the newest client of the key asked for.
+    A pause after a 429 holds every caller of the key.
 
     Example:
-        >>> a = shared_limiter("https://x/api", "f", RateLimit())
-        >>> a is shared_limiter("https://x/api", "f", RateLimit(30, 60))
+        >>> a = shared_limiter("https://x/api", "f", RateLimit(), budget=None)
+        >>> a is shared_limiter("https://x/api", "f", RateLimit(30, 60), budget=None)
         True
-        >>> a.limit
-        RateLimit(requests=30, per=60.0)
+        >>> a.limit, a.shared
+        (RateLimit(requests=30, per=60.0), False)
     """
-    key = (api_root, token_fingerprint)
+    path = budget_path() if isinstance(budget, EllipsisType) else budget
+    key = (api_root, token_fingerprint, path)
     with _registry_lock:
         limiter = _registry.get(key)
     if limiter is None:
-        store = open_store(budget_path())
+        store = open_store(path)
         with _registry_lock:
             limiter = _registry.get(key)
             if limiter is None:
@@ -96,6 +106,9 @@ def pause_key(
     Example:
         >>> pause_key("https://nobody/api", "f", 1.0)  # no limiter of that key: nothing to do
     """
-    limiter = _registry.get((api_root, token_fingerprint))  # a dict read is atomic
-    if limiter is not None and limiter is not unless:
-        limiter.pause_for(seconds)
+    with _registry_lock:
+        limiters = [limiter for (root, fingerprint, _), limiter in _registry.items()
+                    if (root, fingerprint) == (api_root, token_fingerprint)]
+    for limiter in limiters:
+        if limiter is not unless:
+            limiter.pause_for(seconds)
