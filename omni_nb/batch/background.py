@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, cast
 from .._loop import submit
 from ..config import Settings
 from ..errors import LedgerError
-from ..ledger import open_ledger
 from ..progress.run_view import SHOWN_ROWS, RunView
 from ..progress.tally import Budget, Throttle, Ticker
 from ..rows import Row
@@ -25,7 +24,7 @@ from . import run as engine
 from .budget import budget_for
 from .ops import Operation
 from .plan import Plan
-from .run import BatchOptions, Progress
+from .run import BatchOptions, Progress, ledger_of
 
 if TYPE_CHECKING:
     from ..table import DraftResults
@@ -156,7 +155,7 @@ def start(
     Example:
         >>> # run = start(CREATE_DRAFT, plan(docs), settings=s, options=BatchOptions())
     """
-    open_ledger(options.ledger)  # a ledger that cannot be used fails here, not in the run
+    ledger_of(settings, options)  # a ledger that cannot be used fails here, not in the run
     run = BatchRun(len(planned.distinct), budget_for(settings, options.rate_limit))
     run.shape = shape
 

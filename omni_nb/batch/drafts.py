@@ -24,7 +24,7 @@ from .background import BatchRun
 from .keywords import BatchKeywords, Resolved, SendKeywords, resolve
 from .ops import CREATE_DRAFT, DiscardDraft, ListDrafts
 from .plan import pairs_of
-from .run import BatchOptions, Progress
+from .run import BatchOptions, Progress, ledger_of
 from .undo import undo_targets
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ def create_draft(
 def _careful(items: Any, run_id: str | None, branch_id: str | None,
              resolved: Resolved) -> tuple[DiscardDraft, Any, Resolved]:
     """The discard operation, its items and their labels for ``discard_drafts``' input."""
-    targets = undo_targets(items, run_id, ledger=open_ledger(resolved.options.ledger),
+    targets = undo_targets(items, run_id, ledger=ledger_of(resolved.settings, resolved.options),
                            api_root=resolved.settings.api_root)
     if branch_id is not None and (run_id is not None or targets.labels is not None):
         raise InvalidInputError(

@@ -106,8 +106,9 @@ def resolve(
     if unknown:
         raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
     kw: dict[str, Any] = dict(keywords)
+    settings = _settings(kw)
     return Resolved(
-        settings=_settings(kw), options=_options(kw), progress=kw.get("progress"),
+        settings=settings, options=_options(kw, settings), progress=kw.get("progress"),
         cancel=kw.get("cancel"), document_col=kw.get("document_col", "document_id"),
         branch_col=kw.get("branch_col"), labels=kw.get("labels"),
     )
@@ -116,8 +117,10 @@ def resolve(
 def _settings(kw: dict[str, Any]) -> Settings:
     given = kw.get("settings")
     if given is None:
+        # The ledger's location is a setting: resolved here with the rest, once.
         return resolve_settings(kw.get("base_url"), kw.get("token"), tokens=kw.get("tokens"),
-                                instance=kw.get("instance"), playground=kw.get("playground"))
+                                instance=kw.get("instance"), playground=kw.get("playground"),
+                                ledger=kw.get("ledger"))
     clash = [name for name in _CONNECTION if kw.get(name) is not None]
     if clash:
         raise TypeError(f"give settings= or {clash[0]}=, not both")
@@ -126,11 +129,13 @@ def _settings(kw: dict[str, Any]) -> Settings:
     return given
 
 
-def _options(kw: dict[str, Any]) -> BatchOptions:
+def _options(kw: dict[str, Any], settings: Settings) -> BatchOptions:
     given = kw.get("options")
     if given is None:
+        # ledger= went into the settings unless they came resolved: then it overrides them.
+        ledger = kw.get("ledger") if "settings" in kw else None
         return options_of(kw.get("concurrency", 8), kw.get("rate_limit", RateLimit()),
-                          kw.get("resume", False), kw.get("ledger"), kw.get("max_retries"),
+                          kw.get("resume", False), ledger, kw.get("max_retries"),
                           kw.get("retry"), kw.get("timeout", 30.0))
     clash = [name for name in _OPTIONS if name in kw]
     if clash:

@@ -37,7 +37,7 @@ from .pool import KeyPool
 if TYPE_CHECKING:
     from ..table import DraftResults
 
-__all__ = ["MAX_CONCURRENCY", "BatchOptions", "Progress", "run"]
+__all__ = ["MAX_CONCURRENCY", "BatchOptions", "Progress", "ledger_of", "run"]
 
 log = logging.getLogger("omni_nb")
 
@@ -88,6 +88,19 @@ class BatchOptions:
             )
 
 
+def ledger_of(settings: Settings, options: BatchOptions) -> Ledger:
+    """The ledger a batch records in: ``options.ledger`` when the caller set one there, else
+    the one the settings resolved (``ledger=``, ``OMNI_NB_LEDGER``, the default).
+
+    Example:
+        >>> from omni_nb.config import resolve_settings
+        >>> s = resolve_settings("https://a.omniapp.co", "t", ledger="off")
+        >>> ledger_of(s, BatchOptions()).path is None
+        True
+    """
+    return open_ledger(options.ledger if options.ledger is not None else settings)
+
+
 class _Batch:
     """One run's state: the rows so far, the ledger, the progress callback."""
 
@@ -96,7 +109,7 @@ class _Batch:
         progress: Progress | None,
     ) -> None:
         self.op, self.settings, self.options, self.progress = op, settings, options, progress
-        self.ledger = open_ledger(options.ledger)
+        self.ledger = ledger_of(settings, options)
         self.run_id = uuid.uuid4().hex[:12]
         self.inputs: list[Planned] = plan.distinct
         self.rows: list[Row | None] = [None] * len(self.inputs)
