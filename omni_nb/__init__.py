@@ -155,7 +155,11 @@ def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext omni_nb``: register ``%omni_draft`` (heavy imports wait for first use).
 
     Example:
-        >>> # %load_ext omni_nb
+        >>> from IPython.testing.globalipapp import get_ipython
+        >>> shell = get_ipython()
+        >>> load_ipython_extension(shell)
+        >>> "omni_draft" in shell.magics_manager.magics["line"]
+        True
     """
     from .magic import register
 
@@ -166,7 +170,12 @@ def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext omni_nb``: remove ``%omni_draft``.
 
     Example:
-        >>> # %unload_ext omni_nb
+        >>> from IPython.testing.globalipapp import get_ipython
+        >>> shell = get_ipython()
+        >>> load_ipython_extension(shell)
+        >>> unload_ipython_extension(shell)
+        >>> "omni_draft" in shell.magics_manager.magics["line"]
+        False
     """
     from .magic import unregister
 

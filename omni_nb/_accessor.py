@@ -38,7 +38,14 @@ class OmniAccessor:
         ``branch_col`` names a column of branch UUIDs (missing values: ``branch_id=``).
 
         Example:
-            >>> # results = docs.omni.create_drafts("identifier", branch_id=BRANCH)
+            >>> import pandas as pd
+            >>> from omni_nb import sandbox
+            >>> docs = pd.DataFrame({"identifier": ["doc-0001", "nope"]})
+            >>> with sandbox.serve() as sb:
+            ...     t = docs.omni.create_drafts("identifier", base_url=sb.base_url,
+            ...                                 token=sb.token, ledger="off")
+            >>> t["status"].tolist()
+            ['ok', 'not_found']
         """
         from .batch import create_drafts
 
@@ -55,7 +62,14 @@ class OmniAccessor:
         discarded, as asked.
 
         Example:
-            >>> # undone = results.omni.discard_drafts()
+            >>> import pandas as pd
+            >>> from omni_nb import sandbox
+            >>> with sandbox.serve() as sb:
+            ...     kw = dict(base_url=sb.base_url, token=sb.token, ledger="off")
+            ...     made = pd.DataFrame({"document_id": ["doc-0001"]}).omni.create_drafts(**kw)
+            ...     undone = made.omni.discard_drafts(**kw)
+            >>> undone[["status", "action"]].values.tolist()
+            [['ok', 'discard']]
         """
         from .batch import discard_drafts
 
@@ -68,7 +82,13 @@ class OmniAccessor:
         :func:`omni_nb.list_drafts`, whose keyword arguments it takes).
 
         Example:
-            >>> # drafts = docs.omni.list_drafts("identifier", include_archived=True)
+            >>> import pandas as pd
+            >>> from omni_nb import sandbox
+            >>> docs = pd.DataFrame({"identifier": ["doc-0001"]})
+            >>> with sandbox.serve() as sb:
+            ...     d = docs.omni.list_drafts("identifier", base_url=sb.base_url, token=sb.token)
+            >>> len(d)
+            0
         """
         from .batch import list_drafts
 

@@ -41,8 +41,13 @@ class BatchRun:
     table (input order) once done; ``error``: what stopped it, if it failed.
 
     Example:
-        >>> # run = omni_nb.create_drafts(docs, background=True)
-        >>> # run.wait(); run.table.summary()
+        >>> from omni_nb import create_drafts, sandbox
+        >>> with sandbox.serve() as sb:
+        ...     run = create_drafts(["doc-0001", "nope"], background=True, ledger="off",
+        ...                         base_url=sb.base_url, token=sb.token)
+        ...     table = run.wait(timeout=60)
+        >>> run.done, table.summary()
+        (True, '2 rows: 1 ok, 1 not_found')
     """
 
     def __init__(self, total: int, budget: Budget | None = None) -> None:
@@ -153,7 +158,15 @@ def start(
     """Run ``planned`` in the background; the handle returns at once.
 
     Example:
-        >>> # run = start(CREATE_DRAFT, plan(docs), settings=s, options=BatchOptions())
+        >>> from omni_nb import sandbox
+        >>> from omni_nb.batch import CREATE_DRAFT, plan
+        >>> from omni_nb.config import resolve_settings
+        >>> with sandbox.serve() as sb:
+        ...     s = resolve_settings(sb.base_url, sb.token, ledger="off")
+        ...     run = start(CREATE_DRAFT, plan(["doc-0001"]), settings=s,
+        ...                 options=BatchOptions())
+        ...     run.wait(timeout=60)["status"].tolist()
+        ['ok']
     """
     ledger_of(settings, options)  # a ledger that cannot be used fails here, not in the run
     run = BatchRun(len(planned.distinct), budget_for(settings, options.rate_limit))

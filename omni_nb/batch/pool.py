@@ -9,7 +9,15 @@ reservation run without yielding to the event loop), so two workers of one batch
 both count on the same free slot.
 
 Example:
-    >>> # async with KeyPool.open(settings, options) as pool: key = pool.pick()
+    >>> import asyncio
+    >>> from omni_nb.config import resolve_settings
+    >>> s = resolve_settings("https://a.omniapp.co", tokens=["k1", "k2"], environ={})
+    >>> async def keys():
+    ...     async with KeyPool.open(s, rate_limit=None, retry=RetryPolicy(), timeout=5.0,
+    ...                             max_connections=1) as pool:
+    ...         return len(pool.keys)
+    >>> asyncio.run(keys())
+    2
 """
 
 from __future__ import annotations
@@ -63,7 +71,8 @@ class KeyPool:
     """The live keys of a batch (see the module docstring).
 
     Example:
-        >>> # key = pool.pick(); ...; pool.refuse(key, error)
+        >>> KeyPool([]).keys
+        []
     """
 
     def __init__(self, keys: list[Key]) -> None:
@@ -110,7 +119,16 @@ class KeyPool:
         client's reservation follows it directly.
 
         Example:
-            >>> # key, waited = await pool.ready()
+            >>> import asyncio
+            >>> from omni_nb.config import resolve_settings
+            >>> s = resolve_settings("https://a.omniapp.co", "k1", environ={})
+            >>> async def first():
+            ...     async with KeyPool.open(s, rate_limit=None, retry=RetryPolicy(),
+            ...                             timeout=5.0, max_connections=1) as pool:
+            ...         key, waited = await pool.ready()
+            ...         return key.key_id == pool.keys[0].key_id, waited
+            >>> asyncio.run(first())
+            (True, 0.0)
         """
         waited = 0.0
         while True:

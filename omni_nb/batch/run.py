@@ -274,8 +274,16 @@ async def run(
     carrying the whole table as ``.result`` and naming the rows not in the ledger.
 
     Example:
-        >>> # table, interrupted = await run(CREATE_DRAFT, plan(docs), settings=s,
-        >>> #                                options=BatchOptions())
+        >>> import asyncio
+        >>> from omni_nb import sandbox
+        >>> from omni_nb.batch import CREATE_DRAFT, plan
+        >>> from omni_nb.config import resolve_settings
+        >>> with sandbox.serve() as sb:
+        ...     s = resolve_settings(sb.base_url, sb.token, ledger="off")
+        ...     table, interrupted = asyncio.run(run(CREATE_DRAFT, plan(["doc-0001"]),
+        ...                                          settings=s, options=BatchOptions()))
+        >>> table["status"].tolist(), interrupted
+        (['ok'], False)
     """
     batch = _Batch(op, plan, settings, options, progress)
     invalid = [i for i, item in enumerate(batch.inputs) if item.error is not None]

@@ -103,7 +103,14 @@ class AsyncOmniClient(BaseClient):
         """Async :meth:`OmniClient.create_draft`.
 
         Example:
-            >>> # draft = await client.create_draft("93874a87")
+            >>> import asyncio
+            >>> from omni_nb import sandbox
+            >>> async def main(sb):
+            ...     async with AsyncOmniClient(sb.base_url, sb.token) as client:
+            ...         return await client.create_draft("doc-0001")
+            >>> with sandbox.serve() as sb:
+            ...     asyncio.run(main(sb)).document_id
+            'doc-0001'
         """
         outcome = await self.create_draft_outcome(document_id, branch_id)
         if outcome.error is not None:
@@ -117,7 +124,14 @@ class AsyncOmniClient(BaseClient):
         """Async :meth:`OmniClient.create_draft_outcome`.
 
         Example:
-            >>> # outcome = await client.create_draft_outcome("93874a87")
+            >>> import asyncio
+            >>> from omni_nb import sandbox
+            >>> async def main(sb):
+            ...     async with AsyncOmniClient(sb.base_url, sb.token) as client:
+            ...         return await client.create_draft_outcome("nope")
+            >>> with sandbox.serve() as sb:
+            ...     asyncio.run(main(sb)).error.status_code
+            404
         """
         call, doc, branch = draft_call(document_id, branch_id)
         return await self.outcome(call, doc, branch, self._core.draft_from)
@@ -128,7 +142,14 @@ class AsyncOmniClient(BaseClient):
         """Async :meth:`OmniClient.list_documents`.
 
         Example:
-            >>> # docs = await client.list_documents()
+            >>> import asyncio
+            >>> from omni_nb import sandbox
+            >>> async def main(sb):
+            ...     async with AsyncOmniClient(sb.base_url, sb.token) as client:
+            ...         return await client.list_documents(limit=2)
+            >>> with sandbox.serve() as sb:
+            ...     len(asyncio.run(main(sb)))
+            2
         """
         first = self._core.list_call("/v1/documents", {"pageSize": _page(limit), **params})
         return await self._walk(first, limit)
@@ -139,7 +160,14 @@ class AsyncOmniClient(BaseClient):
         """Async :meth:`OmniClient.list_branches`.
 
         Example:
-            >>> # branches = await client.list_branches()
+            >>> import asyncio
+            >>> from omni_nb import sandbox
+            >>> async def main(sb):
+            ...     async with AsyncOmniClient(sb.base_url, sb.token) as client:
+            ...         return await client.list_branches()
+            >>> with sandbox.serve() as sb:
+            ...     len(asyncio.run(main(sb))) > 0
+            True
         """
         return await self._walk(self._core.branches_call(base_model_id, params))
 
@@ -147,7 +175,15 @@ class AsyncOmniClient(BaseClient):
         """Async :meth:`OmniClient.discard_draft`.
 
         Example:
-            >>> # await client.discard_draft("93874a87")
+            >>> import asyncio
+            >>> from omni_nb import sandbox
+            >>> async def main(sb):
+            ...     async with AsyncOmniClient(sb.base_url, sb.token) as client:
+            ...         await client.create_draft("doc-0002")
+            ...         return await client.discard_draft("doc-0002")
+            >>> with sandbox.serve() as sb:
+            ...     asyncio.run(main(sb)) is None
+            True
         """
         outcome = await self.discard_draft_outcome(document_id, branch_id)
         if outcome.error is not None:
@@ -159,7 +195,14 @@ class AsyncOmniClient(BaseClient):
         """Async :meth:`OmniClient.discard_draft_outcome`.
 
         Example:
-            >>> # outcome = await client.discard_draft_outcome("93874a87")
+            >>> import asyncio
+            >>> from omni_nb import sandbox
+            >>> async def main(sb):
+            ...     async with AsyncOmniClient(sb.base_url, sb.token) as client:
+            ...         return await client.discard_draft_outcome("doc-0005")
+            >>> with sandbox.serve() as sb:
+            ...     asyncio.run(main(sb)).error.status_code
+            404
         """
         call, doc, branch = discard_call(document_id, branch_id)
         return await self.outcome(call, doc, branch, read_nothing)
@@ -170,7 +213,14 @@ class AsyncOmniClient(BaseClient):
         """Async :meth:`OmniClient.list_drafts`.
 
         Example:
-            >>> # drafts = await client.list_drafts("93874a87")
+            >>> import asyncio
+            >>> from omni_nb import sandbox
+            >>> async def main(sb):
+            ...     async with AsyncOmniClient(sb.base_url, sb.token) as client:
+            ...         return await client.list_drafts("doc-0006")
+            >>> with sandbox.serve() as sb:
+            ...     asyncio.run(main(sb))
+            []
         """
         call, doc = drafts_call(document_id, include_archived)
         payload, _, _ = await self._send(call)
