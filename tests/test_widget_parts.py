@@ -165,6 +165,16 @@ def test_panel_show_renders_results_compactly_and_other_frames_as_tables(
     assert shown["data"]["text/html"] == "<b>mine</b>"
 
 
+@pytest.mark.parametrize("rows", [0, 3, 60, 61, 150])
+def test_panel_shows_a_plain_frame_as_a_notebook_would(panel: RunPanel, rows: int) -> None:
+    """Another frame than a results table (a dry run's) looks as pandas shows it in a
+    notebook, short or cut to its first and last rows."""
+    frame = dry_run_frame([(f"row {i}", f"doc-{i}", None, True, "GET x", "would discard")
+                           for i in range(rows)], "")
+    panel.show(frame)
+    assert panel.output.outputs[0]["data"]["text/html"] == frame._repr_html_()
+
+
 # -- Worker --------------------------------------------------------------------------------
 
 

@@ -229,8 +229,9 @@ class RunPanel:
 
 
 def notebook_html(frame: pd.DataFrame) -> str:
-    """``frame`` as a notebook shows it: a results table's compact view, pandas' table for
-    any other frame (the first and last rows of a long one).
+    """``frame`` as a notebook shows it (with pandas' default display options): a results
+    table's compact view, pandas' table for any other frame (the first and last rows of a
+    long one).
 
     Example:
         >>> from omni_nb.table import dry_run_frame
@@ -242,8 +243,11 @@ def notebook_html(frame: pd.DataFrame) -> str:
 
     if is_results_frame(frame):
         return compact_html(frame)
+    # pandas' notebook defaults (display.max_rows 60, min_rows 10, max_columns 20,
+    # show_dimensions 'truncate'): a frame longer than 60 rows shows its first and last 5.
     view: Any = frame
-    text: str = view.to_html(notebook=True, max_rows=60, max_cols=20)
+    text: str = view.to_html(notebook=True, max_rows=60 if len(frame) <= 60 else 10,
+                             max_cols=20, show_dimensions="truncate")
     return text
 
 
