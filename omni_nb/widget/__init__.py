@@ -14,13 +14,22 @@ the kernel (and its value is not echoed back to the browser), so the notebook's 
 state never holds it. Work (listing, the batch) runs on a background worker, so the kernel
 stays responsive and Cancel works; widget updates from that thread reach the browser live.
 
-* :mod:`.form`: :class:`DraftForm`: the layout, submitting, drawing progress and results.
-* :mod:`.connection`: the connection fields, the settings they resolve to, the listing that
-  checks them.
-* :mod:`.picker`: the document picker (search, pages, "add") and the branch choice.
-* :mod:`.jobs`: the background work, one job at a time on a single-worker executor.
-* :mod:`.lifecycle`: after a run, "Discard these drafts" (a dry run, a confirmation naming
-  how many drafts will be discarded and skipped, then the careful discard) and "Show drafts".
+The form is a composition of parts, each owning its widgets and its state; they talk
+through a few public methods and callbacks that :class:`DraftForm` wires together:
+
+* :mod:`.form`: :class:`DraftForm`: composes the parts, lays them out, keeps the public API.
+* :mod:`.panel`: :class:`~.panel.RunPanel`: the status line, the progress bar and counts,
+  the output area; every part reports through it.
+* :mod:`.worker`: :class:`~.worker.Worker`: the background queue (:mod:`.jobs`: one job at a
+  time on a single-worker executor), the batch options and the concurrency box.
+* :mod:`.connect`: :class:`~.connect.Connector`: the connection fields (:mod:`.connection`:
+  the settings they resolve to, the listing that checks them), Connect, the connection line.
+* :mod:`.documents` and :mod:`.picker`: the documents box; the document picker (search,
+  pages, "add") and the branch choice.
+* :mod:`.create`: :class:`~.create.CreateRun`: Create and Cancel, the batch, its table.
+* :mod:`.lifecycle`: :class:`~.lifecycle.AfterRun`: after a run, "Discard these drafts" (a
+  dry run, a confirmation naming how many drafts will be discarded and skipped, then the
+  careful discard) and "Show drafts".
 * :mod:`.live`: running a batch (create, discard, listing) with the progress live.
 
 Example:

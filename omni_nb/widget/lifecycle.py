@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import html
 import threading
+import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -25,7 +27,10 @@ import ipywidgets as w
 from ..batch import BatchOptions, discard_with, list_with
 from ..config import Settings
 from ..errors import OmniError
+from .connect import Connector
 from .live import run_live
+from .panel import RunPanel
+from .worker import Worker
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +38,8 @@ if TYPE_CHECKING:
     from ..table import DraftResults
     from .form import DraftForm
 
-__all__ = ["DRAFT_COLUMNS", "Lifecycle", "check_counts", "drafts_line", "question"]
+__all__ = ["DRAFT_COLUMNS", "AfterRun", "Lifecycle", "check_counts", "drafts_line",
+           "question"]
 
 #: The listing's columns "Show drafts" displays (the DataFrame keeps them all).
 DRAFT_COLUMNS = ("document_id", "draft_id", "branch_name", "draft_status", "out_of_date",
@@ -52,16 +58,41 @@ class _Pending:
     count: int
 
 
-class Lifecycle:
-    """The buttons and the jobs of "Discard these drafts" and "Show drafts" in a
-    :class:`~.form.DraftForm` (its ``discard`` and ``show_drafts`` call these).
+class AfterRun:
+    """The after-a-run part of a form: "Discard these drafts" (the dry run, the question,
+    the discard) and "Show drafts", with their buttons and what they found.
+
+    ``table()`` is the run to undo (the form's last create run; None: nothing to discard),
+    ``ids()`` the documents whose drafts "Show drafts" lists. Jobs run on ``worker``'s queue
+    after ``connector`` checked the connection; progress, tables and lines go to ``panel``.
+    ``discarded`` keeps the last discard's table, ``drafts`` the last listing, ``pending``
+    the discard waiting for its confirmation.
 
     Example:
-        >>> # DraftForm(...).lifecycle.discard(wait=True)
+        >>> from omni_nb.batch import BatchOptions
+        >>> from omni_nb.widget.connect import Connector
+        >>> panel = RunPanel()
+        >>> worker = Worker(panel, BatchOptions())
+        >>> after = AfterRun(worker, Connector(None, None, worker=worker, panel=panel), panel,
+        ...                  ids=list, table=lambda: None)
+        >>> after.discard(wait=True) is None, panel.error
+        (True, 'Nothing to discard: create drafts first.')
+        >>> after.buttons(running=False); after.discard_button.disabled
+        True
     """
 
-    def __init__(self, form: DraftForm) -> None:
-        self._form = form
+    def __init__(self, worker: Worker, connector: Connector, panel: RunPanel, *,
+                 ids: Callable[[], list[str]],
+                 table: Callable[[], DraftResults | None]) -> None:
+        self._worker = worker
+        self._connector = connector
+        self._panel = panel
+        self._ids = ids
+        self._table = table
+        #: The last discard's results table (None before the first discard).
+        self.discarded: DraftResults | None = None
+        #: The last "Show drafts" listing (None before the first).
+        self.drafts: pd.DataFrame | None = None
         self.discard_button = w.Button(description="Discard these drafts", icon="trash",
                                        disabled=True, layout=w.Layout(width="auto"),
                                        tooltip="undo the last run: a check first, then a "
@@ -88,13 +119,35 @@ class Lifecycle:
     # -- state -------------------------------------------------------------------------------
 
     def buttons(self, running: bool) -> None:
-        """Enable what can be pressed now (called under the jobs' lock, like the form's)."""
-        self.discard_button.disabled = running or self._form.result is None or self._undone
+        """Enable what can be pressed now (called under the jobs' lock, like the form's).
+
+        Example:
+            >>> from omni_nb.batch import BatchOptions
+            >>> from omni_nb.widget.connect import Connector
+            >>> panel = RunPanel()
+            >>> worker = Worker(panel, BatchOptions())
+            >>> after = AfterRun(worker, Connector(None, None, worker=worker, panel=panel),
+            ...                  panel, ids=list, table=lambda: None)
+            >>> after.buttons(running=True); after.show_button.disabled
+            True
+        """
+        self.discard_button.disabled = running or self._table() is None or self._undone
         self.show_button.disabled = running
         self.confirm_button.disabled = self.keep_button.disabled = running
 
     def new_run(self) -> None:
-        """A create run ended: its drafts can be discarded, an older question is void."""
+        """A create run ended: its drafts can be discarded, an older question is void.
+
+        Example:
+            >>> from omni_nb.batch import BatchOptions
+            >>> from omni_nb.widget.connect import Connector
+            >>> panel = RunPanel()
+            >>> worker = Worker(panel, BatchOptions())
+            >>> after = AfterRun(worker, Connector(None, None, worker=worker, panel=panel),
+            ...                  panel, ids=list, table=lambda: None)
+            >>> after.new_run(); after.pending is None
+            True
+        """
         self._undone = False
         self._ask(None)  # the job's end enables the button
 
@@ -102,11 +155,12 @@ class Lifecycle:
         """The "Keep them" button: drop the question, send nothing.
 
         Example:
-            >>> # form.lifecycle.keep()
+            ``form.lifecycle.keep()`` after ``form.discard(wait=True)`` asked (the form's
+            tests press the button).
         """
         if self.pending is not None:
             self._ask(None)
-            self._form._say("Kept the drafts: nothing was discarded.")
+            self._panel.say("Kept the drafts: nothing was discarded.")
 
     def _ask(self, pending: _Pending | None, line: str = "") -> None:
         self.pending = pending
@@ -122,62 +176,66 @@ class Lifecycle:
         discard, with the dry run's settings when it asked, else resolved now.
 
         Example:
-            >>> # form.lifecycle.discard(wait=True, confirm=True)
+            ``form.lifecycle.discard(wait=True, confirm=True)`` is
+            ``form.discard(wait=True, confirm=True)``.
         """
-        form, pending = self._form, self.pending
-        table = pending.table if confirm and pending is not None else form.result
+        pending = self.pending
+        table = pending.table if confirm and pending is not None else self._table()
         if table is None:
-            form._fail("Nothing to discard: create drafts first.")
+            self._panel.fail("Nothing to discard: create drafts first.")
             return None
         try:
             settings, options = ((pending.settings, pending.options)
-                                 if confirm and pending is not None else form._setup())
+                                 if confirm and pending is not None else self._setup())
         except OmniError as exc:
-            form._fail(exc)
+            self._panel.fail(exc)
             return None
         if confirm:
-            return form._start(lambda cancel: self._discard(table, settings, options, cancel),
-                               wait=wait)
+            return self._worker.start(
+                lambda cancel: self._discard(table, settings, options, cancel), wait=wait)
         # The dry run sends listings only and takes no Cancel (nothing to stop sending).
-        return form._start(lambda cancel: self._check(table, settings, options, cancel),
-                           wait=wait, batch=False)
+        return self._worker.start(lambda cancel: self._check(table, settings, options, cancel),
+                                  wait=wait, batch=False)
+
+    def _setup(self) -> tuple[Settings, BatchOptions]:
+        # Resolved once per job, in the kernel's thread: the job uses these.
+        return self._connector.settings(), self._worker.options()
 
     def _check(self, table: DraftResults, settings: Settings, options: BatchOptions,
                cancel: threading.Event) -> pd.DataFrame | None:
-        form = self._form
         self._ask(None)
-        if not form._ready(settings, cancel):
+        if not self._connector.ready(settings, cancel):
             return None
-        form._say("Checking which drafts the run created (listings only, nothing is sent)…")
+        self._panel.say(
+            "Checking which drafts the run created (listings only, nothing is sent)…")
         frame = cast("pd.DataFrame", discard_with(table, dry_run=True, settings=settings,
                                                   options=options))
-        form._show(frame)
+        self._panel.show(frame)
         counts, reasons = check_counts(frame)
         line = question(counts, reasons)
         if counts["discard"]:
             self._ask(_Pending(table, settings, options, counts["discard"]), line)
-            form._say("Confirm below, or keep them.")
+            self._panel.say("Confirm below, or keep them.")
         else:
-            form._say(line, ok=True)
+            self._panel.say(line, ok=True)
         return frame
 
     def _discard(self, table: DraftResults, settings: Settings, options: BatchOptions,
                  cancel: threading.Event) -> pd.DataFrame | None:
-        form = self._form
         self._ask(None)
-        if not form._ready(settings, cancel):
+        if not self._connector.ready(settings, cancel):
             return None
         total = int((table["status"].astype(str) == "ok").sum())
         done = run_live(
-            form, f"Discarding the drafts of {_plural(total, 'row')}…", total, settings,
-            options,
+            self._panel, f"Discarding the drafts of {_plural(total, 'row')}…", total,
+            settings, options,
             lambda progress: discard_with(table, settings=settings, options=options,
                                           progress=progress, cancel=cancel))
         result = cast("DraftResults", done)
-        form.discarded = result
+        self.discarded = result
         self._undone = not cancel.is_set()
-        form._show(result)
-        form._report(result, cancelled=cancel.is_set(), label="Discard: ")
+        self._panel.show(result)
+        self._panel.report(result, cancelled=cancel.is_set(), label="Discard: ")
         return result
 
     # -- show drafts -------------------------------------------------------------------------
@@ -186,40 +244,63 @@ class Lifecycle:
         """See :meth:`DraftForm.show_drafts`.
 
         Example:
-            >>> # form.lifecycle.show_drafts(wait=True)
+            >>> from omni_nb.batch import BatchOptions
+            >>> from omni_nb.widget.connect import Connector
+            >>> panel = RunPanel()
+            >>> worker = Worker(panel, BatchOptions())
+            >>> after = AfterRun(worker, Connector(None, None, worker=worker, panel=panel),
+            ...                  panel, ids=list, table=lambda: None)
+            >>> after.show_drafts() is None, panel.error
+            (True, 'Enter at least one document id (one per line) to list its drafts.')
         """
-        form = self._form
-        ids = form.document_ids()
+        ids = self._ids()
         if not ids:
-            form._fail("Enter at least one document id (one per line) to list its drafts.")
+            self._panel.fail(
+                "Enter at least one document id (one per line) to list its drafts.")
             return None
         archived = bool(self.include_archived.value)
         try:
-            settings, options = form._setup()
+            settings, options = self._setup()
         except OmniError as exc:
-            form._fail(exc)
+            self._panel.fail(exc)
             return None
-        return form._start(lambda cancel: self._list(ids, archived, settings, options, cancel),
-                           wait=wait)
+        return self._worker.start(
+            lambda cancel: self._list(ids, archived, settings, options, cancel), wait=wait)
 
     def _list(self, ids: list[str], archived: bool, settings: Settings, options: BatchOptions,
               cancel: threading.Event) -> pd.DataFrame | None:
-        form = self._form
-        if not form._ready(settings, cancel):
+        if not self._connector.ready(settings, cancel):
             return None
         count = len(dict.fromkeys(ids))
         frame = run_live(
-            form, f"Listing the drafts of {_plural(count, 'document')}…", count, settings,
-            options,
+            self._panel, f"Listing the drafts of {_plural(count, 'document')}…", count,
+            settings, options,
             lambda progress: list_with(ids, include_archived=archived, settings=settings,
                                        options=options, progress=progress, cancel=cancel))
-        form.drafts = frame
-        form._show(frame, drafts_html(frame))
+        self.drafts = frame
+        self._panel.show(frame, drafts_html(frame))
         failed = bool((frame["status"].astype(str) != "ok").any())
-        form.progress.bar_style = "warning" if failed or cancel.is_set() else "success"
+        self._panel.finish(not (failed or cancel.is_set()))
         line = drafts_line(frame)
-        form._say(f"Cancelled: {line}" if cancel.is_set() else line, ok=not failed)
+        self._panel.say(f"Cancelled: {line}" if cancel.is_set() else line, ok=not failed)
         return frame
+
+
+class Lifecycle(AfterRun):
+    """Deprecated: ``Lifecycle(form)`` built the after-a-run part from a form's internals.
+    The form now builds its own :class:`AfterRun` (``form.lifecycle``); this one is wired
+    to the same form's public parts and warns.
+
+    Example:
+        ``form.lifecycle`` is the form's part; ``Lifecycle(form)`` warns and builds a
+        second one reporting to ``form.panel``.
+    """
+
+    def __init__(self, form: DraftForm) -> None:
+        warnings.warn("Lifecycle(form) is deprecated: use form.lifecycle, or build an "
+                      "AfterRun from the form's parts", DeprecationWarning, stacklevel=2)
+        super().__init__(form.worker, form.connector, form.panel, ids=form.document_ids,
+                         table=lambda: form.result)
 
 
 def check_counts(frame: pd.DataFrame) -> tuple[Counter[str], Counter[str]]:

@@ -1,22 +1,28 @@
 """Running a batch in the form with its progress live: the bar, the counts per status, the
 waiting line (the rate budget, a 429 pause) redrawn every second. Creating, discarding and
-listing drafts all run through :func:`run_live`.
+listing drafts all run through :func:`run_live`, which draws on a :class:`~.panel.RunPanel`.
 
 Example:
-    >>> # table = run_live(form, "Creating drafts…", 10, settings, options,
-    >>> #                  lambda progress: run_batch(..., progress=progress))
+    >>> from omni_nb.batch import BatchOptions
+    >>> from omni_nb.config import resolve_settings
+    >>> panel = RunPanel()
+    >>> run_live(panel, "Nothing to do…", 0, resolve_settings("https://a.omniapp.co", "t"),
+    ...          BatchOptions(rate_limit=None), lambda progress: "done")
+    'done'
+    >>> panel.message.value
+    '<span style="color:inherit">Nothing to do…</span>'
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from ..batch import BatchOptions, Progress
 from ..batch.budget import budget_for
 from ..config import Settings
-from ..progress.tally import Tally, Throttle, Ticker
-from ..rows import Row
+from .panel import RunPanel
 
 if TYPE_CHECKING:
     from .form import DraftForm
@@ -26,37 +32,24 @@ __all__ = ["run_live"]
 T = TypeVar("T")
 
 
-def run_live(form: DraftForm, doing: str, total: int, settings: Settings,
+def run_live(panel: RunPanel | DraftForm, doing: str, total: int, settings: Settings,
              options: BatchOptions, work: Callable[[Progress], T]) -> T:
-    """Run ``work(progress)`` (in the form's job thread) with the form's output cleared, its
-    status line saying ``doing`` and its bar and counts live; the last result is drawn.
+    """Run ``work(progress)`` (in a job's thread) with the panel's output cleared, its status
+    line saying ``doing`` and its bar and counts live, waits included (what the keys of
+    ``settings`` allow at ``options.rate_limit``); the last result is drawn.
+
+    Passing the form instead of its panel (``run_live(form, ...)``, as before the form was
+    split into parts) still works, with a :class:`DeprecationWarning`: pass ``form.panel``.
 
     Example:
-        >>> # run_live(form, "Listing…", 3, settings, options, lambda p: list_with(..., progress=p))
+        >>> from omni_nb.batch import BatchOptions
+        >>> from omni_nb.config import resolve_settings
+        >>> run_live(RunPanel(), "Listing…", 1, resolve_settings("https://a.omniapp.co", "t"),
+        ...          BatchOptions(rate_limit=None), lambda progress: 7)
+        7
     """
-    form.output.outputs = ()
-    form.progress.bar_style = ""
-    form.progress.max = max(total, 1)
-    form.progress.value = 0
-    tally = Tally(total)
-    throttle = Throttle(form.redraw_interval)
-    budget = budget_for(settings, options.rate_limit)
-
-    def on_progress(done: int, total: int, row: Row) -> None:
-        # Runs in the batch's event-loop thread: count every result, redraw when the
-        # throttle allows (a resumed 100k batch must not flood the browser).
-        tally.total = total
-        tally.add(done, row)
-        if throttle.due(final=done == total):
-            form._draw(tally, budget)
-
-    form.counts.value = tally.line()
-    form._say(doing)
-    # Every second: why sending waits (the budget, a 429 pause), for how long, the ETA.
-    ticker = Ticker(1.0, lambda: form._draw(tally, budget))
-    try:
-        out = work(on_progress)
-    finally:
-        ticker.stop()
-    form._draw(tally)
-    return out
+    if not isinstance(panel, RunPanel):
+        warnings.warn("run_live(form, ...) is deprecated: pass form.panel, the form's "
+                      "RunPanel", DeprecationWarning, stacklevel=2)
+        panel = panel.panel
+    return panel.run(doing, total, work, budget_for(settings, options.rate_limit))
