@@ -23,7 +23,7 @@ import ipywidgets as w
 from traitlets import Unicode
 
 from ..client import OmniClient
-from ..config import Secret, Settings, resolve_settings
+from ..config import Secret, Settings, describe_sources, resolve_api_root, resolve_settings
 from ..errors import APIStatusError, AuthenticationError, ConfigError, OmniError
 from ..ratelimit import RateLimit
 
@@ -33,8 +33,6 @@ T = TypeVar("T")
 
 _LIST_RETRIES = 1  # listing is also the connection check: fail fast on a dead host
 _LIST_TIMEOUT = 15.0  # seconds at most per listing request, whatever the batch's timeout
-_PROBE_ROOT = "https://probe.invalid"  # resolves a token alone (never contacted)
-_PROBE_TOKEN = "probe"  # noqa: S105 - resolves an API root alone (never sent)
 
 #: Short placeholders (they must fit the 420 px boxes); the detail is in the tooltips.
 INSTANCE_PLACEHOLDER = "acme or https://acme.omniapp.co"
@@ -215,32 +213,29 @@ class Connection:
         self.token.placeholder = self._token_hint()
 
     def _root_source(self) -> tuple[str | None, str]:
-        """(API root or None, where it comes from), by asking
-        :func:`~omni_nb.config.resolve_settings` with fewer sources (it alone reads the
-        environment and knows the order)."""
+        """(API root or None, where it comes from), as
+        :func:`~omni_nb.config.describe_sources` and
+        :func:`~omni_nb.config.resolve_api_root` say (they alone read the environment and
+        know the order)."""
         typed = self._typed()
         try:
-            root = typed.resolve(_PROBE_TOKEN).api_root
+            root = resolve_api_root(typed.base_url, instance=typed.instance,
+                                    playground=typed.playground)
         except OmniError:
             return None, ""
         if typed.base_url is not None or typed.instance is not None:
             given = self.field.value.strip() == self._given.strip()
             return root, "given to DraftForm" if given else "typed in the Instance box"
-        if _resolves(None, _PROBE_TOKEN, playground=typed.playground, environ={}):
-            return root, "from omni_nb.login()"
-        # The environment: OMNI_INSTANCE gives a root that follows the playground setting,
-        # OMNI_BASE_URL (which wins over it) one that does not.
-        flips = (_root(True) or root) != (_root(False) or root)
-        return root, "from OMNI_INSTANCE" if flips else "from OMNI_BASE_URL"
+        source = describe_sources(playground=typed.playground)["api_root"]
+        return root, "from omni_nb.login()" if source == "login()" else f"from {source}"
 
     def _token_source(self) -> str | None:
         if self._token is not None:
             return "given to DraftForm" if self._token_given else "typed in the Token box"
-        if _resolves(_PROBE_ROOT, None, environ={}):
-            return "from omni_nb.login()"
-        if _resolves(_PROBE_ROOT, None):
-            return "from the environment"
-        return None
+        source = describe_sources()["token"]
+        if source is None:
+            return None
+        return "from omni_nb.login()" if source == "login()" else "from the environment"
 
     def _typed(self) -> _Typed:
         text = self.field.value.strip()
@@ -283,29 +278,6 @@ class Connection:
 
 def _key(settings: Settings) -> tuple[str, str]:
     return settings.api_root, settings.token.fingerprint()
-
-
-def _resolves(base_url: str | None, token: str | None, *, playground: bool | None = None,
-              environ: dict[str, str] | None = None) -> bool:
-    """True when :func:`resolve_settings` finds what it is asked for (a probe: nothing is
-    sent, and the result is dropped).
-
-    Example:
-        >>> _resolves("https://acme.omniapp.co", "t")
-        True
-    """
-    try:
-        resolve_settings(base_url, token, playground=playground, environ=environ)
-    except OmniError:
-        return False
-    return True
-
-
-def _root(playground: bool) -> str | None:
-    try:
-        return resolve_settings(None, _PROBE_TOKEN, playground=playground).api_root
-    except OmniError:
-        return None
 
 
 @dataclass(frozen=True)

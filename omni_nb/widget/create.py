@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
-from ..batch import CREATE_DRAFT, BatchOptions, run_batch
+from ..batch import BatchOptions, create_drafts
 from ..config import Settings
 from ..errors import InvalidInputError, LedgerError, OmniError
 from .connect import Connector
@@ -140,9 +140,9 @@ class CreateRun:
         try:
             table = run_live(
                 self._panel, f"Creating drafts for {len(items)} ids…",
-                len(dict.fromkeys(items)), settings, options, lambda progress: run_batch(
-                    CREATE_DRAFT, items, branch, settings=settings, options=options,
-                    progress=progress, cancel=cancel))
+                len(dict.fromkeys(items)), settings, options, lambda progress: create_drafts(
+                    items, branch, settings=settings, options=options, progress=progress,
+                    cancel=cancel))
         except LedgerError as failed:
             if failed.result is not None:  # a ledger write failed: keep and show the table
                 self.result = failed.result

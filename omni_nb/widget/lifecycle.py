@@ -2,7 +2,7 @@
 careful discard) and "Show drafts" (the drafts of the documents in the box).
 
 Nothing is discarded without the confirmation: pressing "Discard these drafts" sends only
-listings (a dry run of :func:`omni_nb.batch.discard_with`) and asks, naming how many drafts
+listings (a dry run of :func:`omni_nb.discard_drafts`) and asks, naming how many drafts
 will be discarded and how many skipped and why; "Discard N drafts" sends the DELETEs, "Keep
 them" drops the question. The discard undoes the run carefully: a draft the run did not
 create (one that existed before it, one made since) is a ``skipped`` row, never archived.
@@ -20,11 +20,11 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from ..batch import BatchOptions, discard_with, list_with
+from ..batch import BatchOptions, discard_drafts, list_drafts
 from ..config import Settings
 from ..errors import OmniError
 from .connect import Connector
@@ -208,8 +208,7 @@ class AfterRun:
             return None
         self._panel.say(
             "Checking which drafts the run created (listings only, nothing is sent)…")
-        frame = cast("pd.DataFrame", discard_with(table, dry_run=True, settings=settings,
-                                                  options=options))
+        frame = discard_drafts(table, dry_run=True, settings=settings, options=options)
         self._panel.show(frame)
         counts, reasons = check_counts(frame)
         line = question(counts, reasons)
@@ -229,9 +228,9 @@ class AfterRun:
         done = run_live(
             self._panel, f"Discarding the drafts of {_plural(total, 'row')}…", total,
             settings, options,
-            lambda progress: discard_with(table, settings=settings, options=options,
-                                          progress=progress, cancel=cancel))
-        result = cast("DraftResults", done)
+            lambda progress: discard_drafts(table, settings=settings, options=options,
+                                            progress=progress, cancel=cancel))
+        result = done
         self.discarded = result
         self._undone = not cancel.is_set()
         self._panel.show(result)
@@ -275,8 +274,8 @@ class AfterRun:
         frame = run_live(
             self._panel, f"Listing the drafts of {_plural(count, 'document')}…", count,
             settings, options,
-            lambda progress: list_with(ids, include_archived=archived, settings=settings,
-                                       options=options, progress=progress, cancel=cancel))
+            lambda progress: list_drafts(ids, include_archived=archived, settings=settings,
+                                         options=options, progress=progress, cancel=cancel))
         self.drafts = frame
         self._panel.show(frame, drafts_html(frame))
         failed = bool((frame["status"].astype(str) != "ok").any())
