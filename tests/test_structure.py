@@ -189,3 +189,61 @@ def test_units_are_short() -> None:
             if (n := _code_lines(node, lines)) > limit:
                 too_long.append(f"{kind} {name}.{node.name}: {n}")
     assert too_long == []
+
+
+def _defined_names(tree: ast.AST) -> set[str]:
+    """Every name a module defines itself: functions, classes, assigned attributes and
+    names (its own privates, and the dunder-like hooks it implements)."""
+    own: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            own.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            own.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            own.add(node.id)
+        elif isinstance(node, ast.alias):
+            own.add(node.asname or node.name.split(".")[0])
+    return own
+
+
+def _reaches(path: Path) -> list[str]:
+    """Where a module uses another module's or object's underscore name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    own = _defined_names(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module is not None:
+            found += [f"{path.name}:{node.lineno} from {node.module} import {a.name}"
+                      for a in node.names if a.name.startswith("_")
+                      and not a.name.startswith("__")]
+        if not (isinstance(node, ast.Attribute) and node.attr.startswith("_")):
+            continue
+        if node.attr.startswith("__") or node.attr.startswith("_repr_") or node.attr in own:
+            continue
+        base = node.value
+        if isinstance(base, ast.Name) and base.id in ("self", "cls"):
+            continue
+        if isinstance(base, ast.Call) and getattr(base.func, "id", "") == "super":
+            continue
+        found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_no_module_reaches_into_another_ones_private_names() -> None:
+    """A part talks to another through public names only: no ``obj._name`` on an object of
+    another module (``self``/``cls`` and names the module defines itself are its own), no
+    ``from x import _name``. Parts that must reach in are one part split in two."""
+    found = [hit for path in sorted(PACKAGE.rglob("*.py")) for hit in _reaches(path)]
+    assert found == []
+
+
+def test_the_private_name_check_sees_a_reach(tmp_path: Path) -> None:
+    """The check above flags a reach into another object's private method and a private
+    import, and lets a module's own privates pass."""
+    sample = tmp_path / "sample.py"
+    sample.write_text("from .form import _helper\n"
+                      "def f(form):\n    form._say('x')\n"
+                      "class A:\n    def _mine(self):\n        return self._mine, A._mine\n")
+    assert [hit.split(" ", 1)[1] for hit in _reaches(sample)] == [
+        "from form import _helper", "form._say"]

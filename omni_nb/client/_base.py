@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..config import Settings, resolve_settings
 from ..ratelimit import Limiter
-from ._core import ClientOptions, _Core
+from ._core import ClientOptions, Core
 
 __all__ = ["BaseClient", "settings_for"]
 
@@ -37,7 +37,7 @@ class BaseClient:
     """
 
     def __init__(self, settings: Settings, options: ClientOptions) -> None:
-        self._core = _Core(settings=settings, options=options)
+        self._core = Core(settings=settings, options=options)
 
     @property
     def api_root(self) -> str:

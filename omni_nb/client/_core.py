@@ -396,10 +396,10 @@ def read_draft(payload: Any, doc: str, branch: str | None, attempts: int) -> Dra
         >>> read_draft({"identifier": "93874a87"}, "doc-1", None, 1).identifier
         '93874a87'
     """
-    return _Core.draft_from(payload, doc, branch, attempts)
+    return Core.draft_from(payload, doc, branch, attempts)
 
 
-class _Core:
+class Core:
     """Everything both clients share: settings, request building, classification, waits."""
 
     def __init__(self, *, settings: Settings, options: ClientOptions) -> None:
