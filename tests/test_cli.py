@@ -81,7 +81,7 @@ def test_demo_runs_end_to_end_and_keeps_its_rows_apart(tmp_path: Path) -> None:
     assert str(demo) in out.stdout
     assert not real.exists()
     suggested = out.stdout.rsplit("read it back with: ", 1)[1].split()
-    assert suggested[:3] == ["omni-nb", "results", "--run"]
+    assert suggested[:3] == ["omni-nb", "results", "--run-id"]
     again = subprocess.run([*cli, *suggested[1:]], capture_output=True, text=True,
                            timeout=120, env=env)
     assert again.returncode == 0, again.stderr
