@@ -196,18 +196,18 @@ def _run_with_bar(items: list[Any], branch: str | None, settings: Any, options: 
     logs) that says when the budget holds sending back, for how long, and the ETA."""
     from .batch import CREATE_DRAFT, run_batch
     from .batch.budget import budget_for
-    from .progress.live import LiveProgress
+    from .progress import TextProgress
 
     bar = None
     if sys.stderr.isatty():
-        bar = LiveProgress(len(items), mode="text",
-                           budget=budget_for(settings, options.rate_limit))
+        bar = TextProgress(len(items), budget=budget_for(settings, options.rate_limit),
+                           tick=1.0)
     try:
         return run_batch(CREATE_DRAFT, items, branch, settings=settings, options=options,
                          progress=bar)
     finally:
         if bar is not None:
-            bar.close()
+            bar.finish()
 
 
 def _print_table(table: Any, limit: int = 15, *, newest_first: bool = False) -> None:

@@ -161,3 +161,29 @@ def test_a_ledger_that_is_not_ours_is_one_line_and_exit_2(
     assert "OMNI_NB_LEDGER=off" in err
     assert env_sb.requests() == []
     assert path.read_bytes() == b"\x00\x01not sqlite" * 50
+
+
+def test_draft_reads_a_listing_csv_with_document_col(env_sb: sandbox.Sandbox,
+                                                     tmp_path: Path) -> None:
+    """A CSV of list_documents() (an ``identifier`` column) works with --document-col
+    identifier; --branch-col names the branch column; the old --branch spelling works too."""
+    branch = env_sb.branches[0].id
+    src = tmp_path / "docs.csv"
+    src.write_text(f"identifier,name,on\ndoc-0016,A,{branch}\ndoc-0017,B,\n", encoding="utf-8")
+    assert main(["draft", "--from-csv", str(src), "--document-col", "identifier",
+                 "--branch-col", "on", "--rate", "off"]) == 0
+    sent = sorted((r.document_id, r.branch_id or "") for r in env_sb.requests())
+    assert sent == [("doc-0016", branch), ("doc-0017", "")]
+
+
+def test_a_missing_branch_col_is_one_usage_line(env_sb: sandbox.Sandbox, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--branch-col naming no column: exit 2, one line naming it and --branch-col."""
+    src = tmp_path / "docs.csv"
+    src.write_text("document_id\ndoc-0018\n", encoding="utf-8")
+    assert main(["draft", "--from-csv", str(src), "--branch-col", "on"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no on column" in err
+    assert "--branch-col" in err
+    assert env_sb.requests() == []
