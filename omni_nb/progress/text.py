@@ -92,9 +92,12 @@ class TextProgress:
         """Stop ticking and end the line (``status``: how the batch ended, if not ``done``
         as the counts say; a stopped batch's line is drawn final here)."""
         self.stop_ticking()
+        stopped = status not in (None, "done")
         with self._lock:
-            if not self._ended:  # interrupted or stopped early: end the line honestly
-                self.draw(final=True, stopped=status not in (None, "done"))
+            # Interrupted or stopped early: end the line honestly (again, in the stopped
+            # colour, when the last result was drawn before the batch failed).
+            if not self._ended or stopped:
+                self.draw(final=True, stopped=stopped)
 
     def stop_ticking(self) -> None:
         """Stop the ticker, if one runs."""
