@@ -124,7 +124,6 @@ _MISSING = {
     "token": "No Omni API token: run omni_nb.login() in a cell (it prompts, and the token "
              "stays in this kernel, never in the notebook), or set OMNI_API_TOKEN.",
 }
-_MAGIC = MAGIC
 
 
 class OmniNB(Configurable):
@@ -577,11 +576,11 @@ def unregister(ipython: Any) -> None:
     """
     magics = ipython.magics_manager.magics
     for kind in ("line", "cell"):
-        found = magics[kind].get(_MAGIC)
+        found = magics[kind].get(MAGIC)
         # By class name: after importlib.reload the old instances' class is another object.
         owner = getattr(found, "__self__", None)
         if owner is not None and type(owner).__name__ == OmniMagics.__name__:
-            del magics[kind][_MAGIC]
+            del magics[kind][MAGIC]
     ipython.magics_manager.registry.pop(OmniMagics.__name__, None)
     ipython.configurables[:] = [
         c for c in ipython.configurables if type(c).__name__ != OmniNB.__name__
