@@ -166,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except ConfigError as exc:
-        print(f"omni-nb: {_MISSING.get(exc.missing or '', str(exc))}", file=sys.stderr)
+        said = _MISSING.get(exc.missing or "", in_words(str(exc), "cli"))
+        print(f"omni-nb: {said}", file=sys.stderr)
         return 2
     except LedgerError as exc:
         # Refused before anything was sent: a settings problem (2). A write that failed

@@ -187,3 +187,14 @@ def test_a_missing_branch_col_is_one_usage_line(env_sb: sandbox.Sandbox, tmp_pat
     assert "no on column" in err
     assert "--branch-col" in err
     assert env_sb.requests() == []
+
+
+def test_an_unknown_run_is_named_in_the_cli_spelling(
+    env_sb: sandbox.Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The batch says run_id=; the command line says --run-id (its own spelling)."""
+    assert main(["discard", "--run", "nonexistent", "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "--run-id 'nonexistent'" in err
+    assert "run_id=" not in err
+    assert env_sb.requests() == []
