@@ -35,6 +35,7 @@ from .text import TextProgress
 __all__ = ["LiveProgress", "WidgetProgress", "choose_mode", "make_progress"]
 
 Mode = Literal["widget", "text", "off"]
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def choose_mode(shell: Any, wanted: str = "auto") -> Mode:
@@ -144,6 +145,17 @@ class WidgetProgress:
 
             display = ipython_display
         display(self.box)
+
+    def mimebundle(self) -> dict[str, Any]:
+        """What a Jupyter front end renders: the widgets' view (the Jupyter widgets message
+        spec's ``widget-view+json``, version 2.0), and the line as text.
+
+        Example:
+            >>> sorted(WidgetProgress(2, tick=None).mimebundle())
+            ['application/vnd.jupyter.widget-view+json', 'text/plain']
+        """
+        view = {"version_major": 2, "version_minor": 0, "model_id": self.box.model_id}
+        return {_WIDGET_VIEW: view, "text/plain": self.text()}
 
     def _built(self) -> tuple[Any, Any, Any, Any]:
         with self._lock:

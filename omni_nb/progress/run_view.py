@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..rows import Row
 from .live import WidgetProgress
 from .tally import Budget, Tally
 
@@ -47,17 +48,18 @@ class RunView:
         return self.renderer.tally
 
     def mimebundle(self, **kwargs: Any) -> dict[str, Any]:
-        """What IPython shows: the live widget where a front end can render it, else text."""
+        """What IPython shows: the live widget where a front end can render it, else text
+        (``kwargs``: IPython's include/exclude, which the view does not need)."""
         running = self.renderer.status == "running"
         text = self.renderer.text("background batch" if running else None)
         try:
-            bundle: dict[str, Any] = self.renderer.box._repr_mimebundle_(**kwargs) or {}
+            bundle = self.renderer.mimebundle()
         except ImportError:  # no ipywidgets: the text line is the view
             bundle = {}
         bundle["text/plain"] = text
         return bundle
 
-    def update(self, done: int, total: int, row: Any) -> None:
+    def update(self, done: int, total: int, row: Row) -> None:
         """Count one result (the renderer redraws when its throttle allows)."""
         self.renderer.update(done, total, row)
 
