@@ -42,8 +42,8 @@ class BatchRun:
     table (input order) once done; ``error``: what stopped it, if it failed.
 
     Example:
-        >>> # run = omni_nb.create_drafts(docs, background=True)
-        >>> # run.wait(); run.table.summary()
+        ``run = omni_nb.create_drafts(docs, background=True)`` returns at once; shown in a
+        notebook, ``run`` is a live bar with the newest rows; ``run.wait()`` gives the table.
     """
 
     def __init__(self, total: int, budget: Budget | None = None) -> None:
