@@ -292,3 +292,14 @@ def test_text_has_no_colour_off_a_terminal() -> None:
     text = TextProgress(1, stream=out)
     text.update(1, 1, row("not_found"))
     assert "\x1b[" not in out.getvalue()
+
+
+def test_background_view_old_calls_still_work_with_a_deprecation_warning() -> None:
+    """RunView.update() without a result and finish() with a callable: the old interface."""
+    view = RunView(1, rows_html=lambda: "<p>rows</p>", tick=None)
+    _ = view.renderer.box
+    with pytest.warns(DeprecationWarning, match="without a result"):
+        view.update()
+    with pytest.warns(DeprecationWarning, match="with a callable"):
+        view.finish("done", lambda: "<table>all</table>")
+    assert view.renderer.box.children[1].value == "<table>all</table>"

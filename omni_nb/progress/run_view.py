@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -59,11 +60,27 @@ class RunView:
         bundle["text/plain"] = text
         return bundle
 
-    def update(self, done: int, total: int, row: Row) -> None:
-        """Count one result (the renderer redraws when its throttle allows)."""
+    def update(self, done: int | None = None, total: int | None = None, row: Row | None = None,
+               rows_html: Callable[[], str] | None = None) -> None:
+        """Count one result (the renderer redraws when its throttle allows).
+
+        Called without a result (the old ``update(rows_html)``: redraw now), it redraws, with
+        a DeprecationWarning: the renderer now counts, redraws and ticks on its own.
+        """
+        if done is None or total is None or row is None:
+            warnings.warn("RunView.update() without a result is deprecated: the view redraws "
+                          "on its own (renderer.tick() redraws now)", DeprecationWarning,
+                          stacklevel=2)
+            self.renderer.tick()
+            return
         self.renderer.update(done, total, row)
 
-    def finish(self, status: str, html: str | None = None) -> None:
+    def finish(self, status: str, html: str | Callable[[], str] | None = None) -> None:
         """The batch ended: ``status`` is the final line's word (done, cancelled, failed:...);
-        ``html`` replaces the newest rows (the whole table, say)."""
+        ``html`` replaces the newest rows (the whole table, say). A callable (the old form)
+        still works, with a DeprecationWarning."""
+        if callable(html):
+            warnings.warn("RunView.finish(status, rows_html) with a callable is deprecated: "
+                          "pass the HTML", DeprecationWarning, stacklevel=2)
+            html = html() if self.renderer.built else None
         self.renderer.finish(status, html)
