@@ -3,21 +3,31 @@
 ::
 
     omni-nb demo [--documents 300] [--concurrency 8]
-    omni-nb draft DOC... [--branch UUID] [--from-csv FILE] [--out FILE.csv|.parquet] [--resume]
-                  [--instance NAME | --base-url URL] [--concurrency N] [--rate N/SECONDS|off]
-    omni-nb results [--run ID] [--since ISO] [--out FILE]
+    omni-nb draft DOC... [--branch-id UUID] [--from-csv FILE [--document-col COL]
+                  [--branch-col COL]] [--out FILE.csv|.parquet] [--resume]
+                  [--instance NAME | --base-url URL] [--concurrency N]
+                  [--rate-limit N/SECONDS|off]
+    omni-nb discard (DOC... | --from-csv FILE | --run-id ID) [--yes] [...]
+    omni-nb drafts DOC... [--include-archived] [...]
+    omni-nb results [--run-id ID | --last] [--since ISO] [--out FILE]
     omni-nb sandbox [--port 8787]
+
+Every option is defined once, in :mod:`omni_nb.options`, with the magic's: one spelling
+derived from the Python keyword (``--document-col`` for ``document_col=``); older spellings
+(``--branch``, ``--run``, ``--rate``, ``--archived``) still work.
 
 Exit codes: 0 all rows ok, 1 some item failed (or ``results`` matched nothing, or a ledger
 write failed mid-batch: the rows not in the ledger are printed), 2 bad usage or settings (a
 ledger that cannot be used is refused before anything is sent), 130 interrupted. Every error
 is one line on stderr, never a traceback. The token
 comes from ``OMNI_API_TOKENS`` (several keys, comma-separated: each has its own rate budget,
-``--rate`` is per key), else ``OMNI_API_TOKEN`` / ``OMNI_API_KEY``, only: an option would
+``--rate-limit`` is per key), else ``OMNI_API_TOKEN`` / ``OMNI_API_KEY``, only: an option would
 leave it in the shell history.
 
 ``--from-csv`` reads UTF-8 (with or without a byte-order mark, any line ending) with a
-``document_id`` column and an optional ``branch_id`` column; anything else (another encoding,
+``document_id`` column and an optional ``branch_id`` column (``--document-col`` and
+``--branch-col`` name others: ``--document-col identifier`` reads a CSV of
+``omni_nb.list_documents()``); anything else (another encoding,
 a binary file, a header naming a column twice) is refused before anything is sent, as is an
 ``--out`` that cannot be written.
 """
@@ -38,6 +48,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import ConfigError, LedgerError, OmniError
+from .options import add_options, in_words
 from .ratelimit import RateLimit
 
 __all__ = ["main"]
@@ -66,8 +77,8 @@ _ENVIRONMENT = """\
 environment:
   OMNI_API_TOKEN   the API token (or OMNI_API_KEY); never an option, so it stays out of
                    your shell history
-  OMNI_API_TOKENS  several keys, comma-separated: each has its own rate budget (--rate is
-                   per key), and a batch sends each request on the key free soonest
+  OMNI_API_TOKENS  several keys, comma-separated: each has its own rate budget (--rate-limit
+                   is per key), and a batch sends each request on the key free soonest
   OMNI_BASE_URL    the API root, e.g. https://acme.omniapp.co/api (or OMNI_INSTANCE=acme,
                    with OMNI_PLAYGROUND=1 for a playground instance)
   OMNI_NB_LEDGER   the results ledger: a path, or off (default: ledger.sqlite3 in your data
@@ -84,23 +95,31 @@ _MISSING = {
 }
 
 
-def _sub(sub: Any, name: str, summary: str, description: str, example: str) -> _Parser:
-    parser: _Parser = sub.add_parser(
-        name, help=summary, description=textwrap.fill(description, 88),
-        epilog=f"{_ENVIRONMENT}\nexample:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    return parser
-
-
-def _connection_options(parser: _Parser) -> None:
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--instance", metavar="NAME",
-                       help="Omni instance name: acme -> https://acme.omniapp.co/api")
-    where.add_argument("--base-url", metavar="URL",
-                       help="API root instead, e.g. https://acme.omniapp.co/api")
-    parser.add_argument("--playground", action="store_true",
-                        help="--instance is a playground instance (*.playground.exploreomni.dev)")
+#: Each command's summary, description and example (its options are in omni_nb.options).
+_COMMANDS = {
+    "demo": ("run a batch against the embedded sandbox",
+             "Start the embedded sandbox (an offline stand-in for Omni), create drafts for its "
+             "documents with seeded failures, and show the table. Its rows go to a ledger of "
+             "their own, never to your real one.", "omni-nb demo --documents 60"),
+    "draft": ("create drafts for documents",
+              "Create (or get back) the draft of each document, on a branch if given. Every "
+              "result is kept in the ledger; the table is printed at the end with its run id. "
+              "Exit code 0 when every row is ok, 1 when any item failed.",
+              "omni-nb draft doc-a doc-b --branch-id 7c9e6679-7425-40de-944b-e07fc1f90ae7"),
+    "discard": ("discard (archive) drafts, or undo a whole run",
+                "Discard the active draft of each document given (as asked), or undo a run "
+                "(--run-id): only the drafts that run made are discarded; a draft that existed "
+                "before it or was replaced since is skipped. Shows what it will discard and "
+                "asks first; --yes skips the question (needed without a terminal). Exit code 0 "
+                "when every row is ok, 1 otherwise.", "omni-nb discard --run-id 3f2a9c0e1b7d"),
+    "drafts": ("list the drafts of documents",
+               "List each document's drafts (active ones; --include-archived adds archived "
+               "ones). Exit code 1 when a listing failed.",
+               "omni-nb drafts doc-a doc-b --include-archived"),
+    "results": ("read results back from the ledger",
+                "Show the ledger's rows, newest first, or write them to a file. Exit code 1 "
+                "when nothing matched.", "omni-nb results --last --limit 50"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,67 +130,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
                                 metavar="{demo,draft,discard,drafts,results,sandbox}")
-
-    demo = _sub(sub, "demo", "run a batch against the embedded sandbox",
-                "Start the embedded sandbox (an offline stand-in for Omni), create drafts for "
-                "its documents with seeded failures, and show the table. Its rows go to a "
-                "ledger of their own, never to your real one.", "omni-nb demo --documents 60")
-    demo.add_argument("--documents", type=int, default=300, metavar="N",
-                      help="how many sandbox documents (default 300; 3 failing ids are added)")
-    demo.add_argument("--concurrency", type=int, default=8, metavar="N",
-                      help="requests in flight (default 8)")
-    demo.add_argument("--latency", type=float, default=0.05, metavar="SECONDS",
-                      help="sandbox answer latency (default 0.05)")
-    demo.add_argument("--ledger", type=Path, metavar="PATH",
-                      help="where the demo's rows go (default: demo.sqlite3 beside the ledger)")
-
-    draft = _sub(sub, "draft", "create drafts for documents",
-                 "Create (or get back) the draft of each document, on a branch if given. "
-                 "Every result is kept in the ledger; the table is printed at the end with "
-                 "its run id. Exit code 0 when every row is ok, 1 when any item failed.",
-                 "omni-nb draft doc-a doc-b --branch 7c9e6679-7425-40de-944b-e07fc1f90ae7")
-    draft.add_argument("documents", nargs="*", metavar="DOC",
-                       help="document ids or identifier slugs (or use --from-csv)")
-    draft.add_argument("--branch", metavar="UUID",
-                       help="branch for every document without its own")
-    draft.add_argument("--from-csv", type=Path, metavar="FILE",
-                       help="UTF-8 CSV with a document_id column (and optionally branch_id)")
-    draft.add_argument("--out", type=Path, metavar="FILE",
-                       help="also write the table to FILE.csv or FILE.parquet")
-    draft.add_argument("--resume", action="store_true",
-                       help="copy pairs already ok in the ledger instead of sending them")
-    _connection_options(draft)
-    draft.add_argument("--concurrency", type=int, default=8, metavar="N",
-                       help="requests in flight, 1 to 64 (default 8)")
-    draft.add_argument("--rate", type=_rate, default=RateLimit(), metavar="N/SECONDS",
-                       help="client-side rate limit, e.g. 60/60 (Omni's default) or off")
-
-    _lifecycle_parsers(sub)
-    res = _sub(sub, "results", "read results back from the ledger",
-               "Show the ledger's rows, newest first, or write them to a file. Exit code 1 "
-               "when nothing matched.", "omni-nb results --last --limit 50")
-    which = res.add_mutually_exclusive_group()
-    which.add_argument("--run", metavar="RUN_ID", help="one batch's rows (its run id)")
-    which.add_argument("--last", action="store_true", help="the latest batch's rows")
-    res.add_argument("--since", metavar="ISO",
-                     help="rows requested at or after this time, e.g. 2026-11-27T09:30 (UTC)")
-    res.add_argument("--limit", type=int, default=15, metavar="N",
-                     help="rows to print (default 15; --out writes all)")
-    res.add_argument("--ledger", type=Path, metavar="PATH",
-                     help="read this ledger file (default: OMNI_NB_LEDGER or the usual one)")
-    res.add_argument("--out", type=Path, metavar="FILE",
-                     help="write every matching row to FILE.csv or FILE.parquet")
-
+    for name, (summary, description, example) in _COMMANDS.items():
+        command: _Parser = sub.add_parser(
+            name, help=summary, description=textwrap.fill(description, 88),
+            epilog=f"{_ENVIRONMENT}\nexample:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_options(command, name, {"rate": _rate})
     sub.add_parser("sandbox", help="serve the local Omni stand-in (see omni-nb sandbox --help)",
                    add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``omni-nb``.
+    """Entry point of ``omni-nb``: the exit code (see the module docstring).
 
     Example:
-        >>> # omni-nb demo
+        >>> main(["results", "--limit", "0"])
+        2
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["sandbox"]:
@@ -190,15 +166,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except ConfigError as exc:
-        print(f"omni-nb: {_MISSING.get(exc.missing or '', str(exc))}", file=sys.stderr)
+        said = _MISSING.get(exc.missing or "", in_words(str(exc), "cli"))
+        print(f"omni-nb: {said}", file=sys.stderr)
         return 2
     except LedgerError as exc:
         # Refused before anything was sent: a settings problem (2). A write that failed
         # mid-batch stopped items that were due (1); the table was printed first.
         print(f"omni-nb: LedgerError: {exc}", file=sys.stderr)
         return 2 if exc.result is None else 1
-    except OmniError as exc:
-        print(f"omni-nb: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except OmniError as exc:  # the Python layer's keyword= said as this command's options
+        print(f"omni-nb: {type(exc).__name__}: {in_words(str(exc), 'cli')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
@@ -220,18 +197,18 @@ def _run_with_bar(items: list[Any], branch: str | None, settings: Any, options: 
     logs) that says when the budget holds sending back, for how long, and the ETA."""
     from .batch import CREATE_DRAFT, run_batch
     from .batch.budget import budget_for
-    from .progress.live import LiveProgress
+    from .progress import TextProgress
 
     bar = None
     if sys.stderr.isatty():
-        bar = LiveProgress(len(items), mode="text",
-                           budget=budget_for(settings, options.rate_limit))
+        bar = TextProgress(len(items), budget=budget_for(settings, options.rate_limit),
+                           tick=1.0)
     try:
         return run_batch(CREATE_DRAFT, items, branch, settings=settings, options=options,
                          progress=bar)
     finally:
         if bar is not None:
-            bar.close()
+            bar.finish()
 
 
 def _print_table(table: Any, limit: int = 15, *, newest_first: bool = False) -> None:
@@ -239,41 +216,6 @@ def _print_table(table: Any, limit: int = 15, *, newest_first: bool = False) -> 
 
     print(text_view(table, limit, newest_first=newest_first,
                     hint=" (--limit N shows more; --out FILE writes them all)"))
-
-
-def _lifecycle_parsers(sub: Any) -> None:
-    discard = _sub(sub, "discard", "discard (archive) drafts, or undo a whole run",
-                   "Discard the active draft of each document given (as asked), or undo a run "
-                   "(--run): only the drafts that run made are discarded; a draft that existed "
-                   "before it or was replaced since is skipped. Shows what it will discard and "
-                   "asks first; --yes skips the question (needed without a terminal). Exit "
-                   "code 0 when every row is ok, 1 otherwise.",
-                   "omni-nb discard --run 3f2a9c0e1b7d")
-    discard.add_argument("documents", nargs="*", metavar="DOC",
-                         help="document ids whose active draft to discard")
-    discard.add_argument("--run", metavar="RUN_ID", help="undo this run (see results --last)")
-    discard.add_argument("--from-csv", type=Path, metavar="FILE",
-                         help="UTF-8 CSV with a document_id column (and optionally branch_id)")
-    discard.add_argument("--branch", metavar="UUID",
-                         help="the branch's draft, for documents without their own")
-    discard.add_argument("--yes", action="store_true", help="discard without asking")
-    discard.add_argument("--out", type=Path, metavar="FILE",
-                         help="also write the table to FILE.csv or FILE.parquet")
-    _connection_options(discard)
-    discard.add_argument("--concurrency", type=int, default=8, metavar="N",
-                         help="requests in flight, 1 to 64 (default 8)")
-    discard.add_argument("--rate", type=_rate, default=RateLimit(), metavar="N/SECONDS",
-                         help="client-side rate limit, e.g. 60/60 (Omni's default) or off")
-    drafts = _sub(sub, "drafts", "list the drafts of documents",
-                  "List each document's drafts (active ones; --archived adds archived ones). "
-                  "Exit code 1 when a listing failed.", "omni-nb drafts doc-a doc-b --archived")
-    drafts.add_argument("documents", nargs="*", metavar="DOC", help="document ids")
-    drafts.add_argument("--from-csv", type=Path, metavar="FILE",
-                        help="UTF-8 CSV with a document_id column")
-    drafts.add_argument("--archived", action="store_true", help="archived drafts too")
-    drafts.add_argument("--out", type=Path, metavar="FILE",
-                        help="also write the listing to FILE.csv or FILE.parquet")
-    _connection_options(drafts)
 
 
 def _check_out(out: Path | None) -> None:
@@ -303,10 +245,12 @@ def _write(table: Any, out: Path) -> None:
     print(f"wrote {len(table)} rows to {out}")
 
 
-def _read_csv(path: Path) -> list[tuple[object, object]]:
-    """``(document_id, branch_id)`` pairs of a UTF-8 CSV; one-line usage errors otherwise.
-
-    A short line gives a None id: the batch makes it an ``invalid`` row naming its item.
+def _read_csv(path: Path, document_col: str = "document_id",
+              branch_col: str | None = None) -> list[tuple[object, object]]:
+    """``(document_id, branch_id)`` pairs of a UTF-8 CSV, from its ``document_col`` column
+    and its ``branch_col`` one (default ``branch_id``, if present); one-line usage errors
+    otherwise. A short line gives a None id: the batch makes it an ``invalid`` row naming
+    its item.
     """
     try:
         text = path.read_bytes().decode("utf-8-sig")  # -sig: Excel's byte-order mark
@@ -325,10 +269,14 @@ def _read_csv(path: Path) -> list[tuple[object, object]]:
     twice = sorted({name for name in header if header.count(name) > 1})
     if twice:
         raise _Usage(f"--from-csv {path}: the header names {', '.join(twice)} more than once")
-    if "document_id" not in header:
-        raise _Usage(f"--from-csv {path}: no document_id column (header: {header})")
-    doc_at = header.index("document_id")
-    branch_at = header.index("branch_id") if "branch_id" in header else None
+    for column, flag in ((document_col, "--document-col"), (branch_col, "--branch-col")):
+        if column is not None and column not in header:
+            raise _Usage(f"--from-csv {path}: no {column} column (header: {header}; "
+                         f"{flag} COL names another)")
+    doc_at = header.index(document_col)
+    if branch_col is None and "branch_id" in header:
+        branch_col = "branch_id"
+    branch_at = header.index(branch_col) if branch_col is not None else None
     pairs: list[tuple[object, object]] = []
     for row in rows[1:]:
         if not row:
@@ -343,16 +291,14 @@ def _draft(args: argparse.Namespace) -> int:
     from .batch import BatchOptions
 
     _check_out(args.out)
-    items: list[Any] = list(args.documents)
-    if args.from_csv is not None:
-        items += _read_csv(args.from_csv)
+    items = _items(args)
     if not items:
         raise _Usage("omni-nb draft: give document ids or --from-csv FILE")
     settings = _cli_settings(args)
-    options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate,
+    options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate_limit,
                            resume=args.resume)
     try:
-        table = _run_with_bar(items, args.branch, settings, options)
+        table = _run_with_bar(items, args.branch_id, settings, options)
     except LedgerError as failed:
         _print_unrecorded(failed, args.out)
         raise
@@ -391,7 +337,7 @@ def _print_run(table: Any, ledger: Path | None) -> None:
     again = f" --ledger {path}" if ledger is not None and path is not None else ""
     print(f"\nrun {run_id}: every row is in the ledger at {where}")
     if path is not None:
-        print(f"read it back with: omni-nb results --run {run_id}{again}")
+        print(f"read it back with: omni-nb results --run-id {run_id}{again}")
 
 
 def _results(args: argparse.Namespace) -> int:
@@ -402,7 +348,7 @@ def _results(args: argparse.Namespace) -> int:
         raise _Usage(f"--limit must be at least 1, not {args.limit}")
     if args.ledger is not None and not args.ledger.is_file():
         raise _Usage(f"--ledger {args.ledger}: no such file")
-    run_id = args.run
+    run_id = args.run_id
     if args.last:
         run_id = open_ledger(args.ledger).latest_run()
         if run_id is None:
@@ -420,26 +366,26 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _items(args: argparse.Namespace) -> list[Any]:
-    items: list[Any] = list(args.documents)
+    items: list[Any] = list(args.items)
     if args.from_csv is not None:
-        items += _read_csv(args.from_csv)
+        items += _read_csv(args.from_csv, args.document_col, args.branch_col)
     return items
 
 
 def _discard(args: argparse.Namespace) -> int:
-    from .batch import BatchOptions, discard_with
+    from .batch import BatchOptions
     from .table import plural
 
     _check_out(args.out)
     items = _items(args)
-    if bool(items) == (args.run is not None):
-        raise _Usage("omni-nb discard: give document ids, --from-csv FILE, or --run RUN_ID "
+    if bool(items) == (args.run_id is not None):
+        raise _Usage("omni-nb discard: give document ids, --from-csv FILE, or --run-id RUN_ID "
                       "(one of them)")
     settings = _cli_settings(args)
-    options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate)
-    kw: dict[str, Any] = dict(run_id=args.run, branch_id=args.branch, settings=settings,
+    options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate_limit)
+    kw: dict[str, Any] = dict(run_id=args.run_id, branch_id=args.branch_id, settings=settings,
                               options=options)
-    plan: Any = discard_with(items or None, dry_run=True, **kw)
+    plan: Any = _discarding(items, kw, dry_run=True)
     messages = plan["message"].astype(str)
     going = int(messages.str.startswith("would discard").sum())
     print(plan[["input", "document_id", "branch_id", "message"]].to_string(index=False))
@@ -453,7 +399,7 @@ def _discard(args: argparse.Namespace) -> int:
             print("nothing discarded")
             return 1
     try:
-        table: Any = discard_with(items or None, **kw)
+        table: Any = _discarding(items, kw, dry_run=False)
     except LedgerError as failed:
         _print_unrecorded(failed, args.out)
         raise
@@ -464,6 +410,13 @@ def _discard(args: argparse.Namespace) -> int:
     return 0 if (table["status"] == "ok").all() else 1
 
 
+def _discarding(items: list[Any], kw: dict[str, Any], *, dry_run: bool) -> Any:
+    """The one call of the batch's discard (the rehearsal and the real one)."""
+    from .batch import discard_with
+
+    return discard_with(items or None, dry_run=dry_run, **kw)
+
+
 def _drafts(args: argparse.Namespace) -> int:
     from .batch import BatchOptions, list_with
 
@@ -471,7 +424,7 @@ def _drafts(args: argparse.Namespace) -> int:
     items = _items(args)
     if not items:
         raise _Usage("omni-nb drafts: give document ids or --from-csv FILE")
-    listing = list_with(items, include_archived=args.archived, settings=_cli_settings(args),
+    listing = list_with(items, include_archived=args.include_archived, settings=_cli_settings(args),
                         options=BatchOptions())
     columns = ["document_id", "draft_id", "branch_name", "draft_status", "created_at",
                "status", "message"]

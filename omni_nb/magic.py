@@ -2,11 +2,11 @@
 
 ::
 
-    %omni_draft DOC [DOC ...] [--branch UUID] [-o VAR] [--from VAR]
+    %omni_draft DOC [DOC ...] [--branch-id UUID] [-o VAR] [--from VAR]
                 [--instance NAME [--playground] | --base-url URL]
-                [--concurrency N] [--rate N/SECONDS|off] [--max-retries N] [--resume]
+                [--concurrency N] [--rate-limit N/SECONDS|off] [--max-retries N] [--resume]
                 [--dry-run] [--document-col COL] [--branch-col COL] [--background]
-    %omni_draft --discard (DOC ... | --from TABLE | --run RUN_ID) [--dry-run] [-o VAR]
+    %omni_draft --discard (DOC ... | --from TABLE | --run-id RUN_ID) [--dry-run] [-o VAR]
     %omni_draft --list DOC ... [--include-archived] [-o VAR]
 
     %%omni_draft [same options]
@@ -18,16 +18,18 @@ Input (exactly one source): document ids on the line, one per cell line (``docum
 (column ``document_id``, optional ``branch_id``; ``--document-col``/``--branch-col`` rename
 them) or a list of ids / ``(id, branch)`` pairs from the user namespace.
 
-Options:
+Options (each defined once, with the CLI's, in :mod:`omni_nb.options`: one spelling derived
+from the Python keyword, ``--branch-id`` for ``branch_id=``; the older ``--branch``, ``--run``
+and ``--rate`` still work):
 
-``--branch UUID``         branch for every document without its own
+``--branch-id UUID``      branch for every document without its own
 ``-o VAR``                store the results table in ``VAR`` and print a one-line summary
                           (without it the table is returned, so it displays)
 ``--from VAR``            take the documents from a variable
 ``--instance NAME``       ``acme`` -> ``https://acme.omniapp.co/api`` (``--playground``: the
                           playground domain); ``--base-url URL`` gives the API root instead
 ``--concurrency N``       requests in flight (default ``OmniNB.concurrency``, 8)
-``--rate N/SECONDS``      client-side limit, e.g. ``60/60`` (Omni's default) or ``off``
+``--rate-limit N/SECONDS`` client-side limit, e.g. ``60/60`` (Omni's default) or ``off``
                           (default ``OmniNB.rate``)
 ``--max-retries N``       retries of a 429, 5xx or dropped connection (default 6; 0 fails
                           fast, and ``--resume`` later sends only what is not ok yet)
@@ -35,7 +37,7 @@ Options:
 ``--dry-run``             validate every input and show what would be sent; sends nothing
 ``--discard``             discard (archive) drafts instead of creating them: of the
                           documents given (as asked), or, with ``--from TABLE`` (a results
-                          table) or ``--run RUN_ID``, only the drafts that run made (each is
+                          table) or ``--run-id RUN_ID``, only the drafts that run made (each is
                           listed first; a draft that existed before or was replaced since is
                           ``skipped``); with ``--dry-run``, what would happen (GETs only)
 ``--list``                the documents' drafts (``--include-archived``: archived ones too),
@@ -47,7 +49,7 @@ Options:
 The token is never an option (it would be saved in the notebook): it comes from
 ``omni_nb.login()`` (a getpass prompt, kept in the kernel only), ``OMNI_API_TOKENS``,
 ``OMNI_API_TOKEN`` / ``OMNI_API_KEY``, in that order. Several API keys (more throughput:
-each has its own rate budget, ``--rate`` is per key) come the same ways:
+each has its own rate budget, ``--rate-limit`` is per key) come the same ways:
 ``omni_nb.login(tokens=[...])`` (or several typed at its prompt, comma-separated) or
 ``OMNI_API_TOKENS=key1,key2``; the table's ``key`` column names the key of each row.
 
@@ -66,7 +68,8 @@ Behaviour, decided here:
 * **Expansion.** IPython expands ``$var`` and ``{expr}`` on the magic's line. The cell body
   is expanded too, line by line after comments are stripped (a document id can never
   contain ``$``, ``{`` or ``}``, so nothing valid is changed; ``$$`` is a literal ``$``).
-* **Progress.** A live bar for more than one document (see :mod:`omni_nb._live`); none for one.
+* **Progress.** A live bar for more than one document (see :mod:`omni_nb.progress`); none for
+  one.
 * **Settings** users tweak are traitlets of ``OmniNB`` (``%config OmniNB``):
   ``autoload`` (read by the start-up file), ``concurrency``, ``rate``, ``progress``
   (``auto``, ``widget``, ``text``, ``off``).
@@ -75,8 +78,8 @@ Importing this module (``%load_ext omni_nb``) imports no pandas, httpx or ipywid
 load on the first ``%omni_draft``.
 
 Example:
-    >>> # %load_ext omni_nb
-    >>> # %omni_draft doc-0001 doc-0002 -o results
+    In a notebook: ``%load_ext omni_nb`` (or the start-up file), then
+    ``%omni_draft doc-0001 doc-0002 -o results``.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ from traitlets.config import Configurable
 
 from ._text import quoted
 from .errors import DraftsFailedError, LedgerError
+from .options import MAGIC, argument_specs, in_words, spelling
 from .ratelimit import RateLimit
 
 __all__ = ["OmniMagics", "OmniNB", "register", "unregister"]
@@ -113,13 +117,13 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _MISSING_VALUE = object()
 #: A missing setting, said in the magic's words (config's own words speak Python).
 _MISSING = {
-    "api_root": "No Omni API root: add --instance NAME (--playground for a playground "
-                "instance) or --base-url URL, call omni_nb.login(instance=...), or set "
-                "OMNI_INSTANCE or OMNI_BASE_URL.",
+    "api_root": f"No Omni API root: add {spelling('instance', 'magic')} NAME "
+                f"({spelling('playground', 'magic')} for a playground instance) or "
+                f"{spelling('base_url', 'magic')} URL, call omni_nb.login(instance=...), or "
+                "set OMNI_INSTANCE or OMNI_BASE_URL.",
     "token": "No Omni API token: run omni_nb.login() in a cell (it prompts, and the token "
              "stays in this kernel, never in the notebook), or set OMNI_API_TOKEN.",
 }
-_MAGIC = "omni_draft"
 
 
 class OmniNB(Configurable):
@@ -136,7 +140,7 @@ class OmniNB(Configurable):
     ).tag(config=True)
     concurrency = Int(8, help="Default --concurrency of %omni_draft.").tag(config=True)
     rate = Unicode(
-        "60/60", help="Default --rate of %omni_draft: N/SECONDS, or 'off'."
+        "60/60", help="Default --rate-limit of %omni_draft: N/SECONDS, or 'off'."
     ).tag(config=True)
     progress = Enum(
         ["auto", "widget", "text", "off"], "auto",
@@ -189,56 +193,25 @@ def _check_typed(items: Sequence[_Item], *, documents: bool = True) -> None:
             raise UsageError(f"{item.where}: {exc}") from None
 
 
-_OPTIONS: tuple[Any, ...] = (
-    argument("documents", nargs="*", metavar="DOC", help="document ids (or identifier slugs)"),
-    argument("--branch", metavar="UUID", help="branch for every document without its own"),
-    argument("-o", "--output", metavar="VAR",
-             help="store the results table in VAR and print a one-line summary"),
-    argument("--from", dest="source", metavar="VAR",
-             help="take documents from a DataFrame or list in the user namespace"),
-    argument("--document-col", default="document_id", metavar="COL",
-             help="--from DataFrame column of document ids (default document_id)"),
-    argument("--branch-col", default=None, metavar="COL",
-             help="--from DataFrame column of branch ids (default branch_id, if present)"),
-    argument("--instance", metavar="NAME", help="Omni instance: acme -> acme.omniapp.co"),
-    argument("--playground", action="store_true", help="--instance is a playground instance"),
-    argument("--base-url", metavar="URL", help="API root, e.g. https://acme.omniapp.co/api"),
-    argument("--concurrency", type=int, default=None, metavar="N",
-             help="requests in flight (default: OmniNB.concurrency)"),
-    argument("--rate", default=None, metavar="N/SECONDS",
-             help="client-side rate limit, like 60/60, or off (default: OmniNB.rate)"),
-    argument("--max-retries", type=int, default=None, metavar="N",
-             help="retries of a 429, 5xx or dropped connection (default 6; 0: fail fast)"),
-    argument("--resume", action="store_true",
-             help="copy pairs already ok in the ledger instead of sending them again"),
-    argument("--dry-run", action="store_true",
-             help="validate and show what would be sent; send nothing"),
-    argument("--discard", action="store_true",
-             help="discard (archive) the drafts instead: of the documents given, or, for a "
-                  "results table (--from) or a run (--run), only the drafts that run made"),
-    argument("--run", metavar="RUN_ID", default=None,
-             help="with --discard: undo that run (its ok creates, carefully)"),
-    argument("--list", action="store_true",
-             help="list the documents' drafts instead (a DataFrame, one row per draft)"),
-    argument("--include-archived", action="store_true",
-             help="with --list: archived drafts too"),
-    argument("--background", action="store_true",
-             help="return at once with a live handle (.wait(), .cancel(), .table); the "
-                  "kernel stays free"),
-)
-
-
 def _with_options(func: _F) -> _F:
-    """Apply the magic's argparse options (IPython's decorators, untyped) in one typed step."""
+    """Apply the magic's options from :data:`omni_nb.options.OPTIONS` (IPython's decorators,
+    argparse underneath, untyped) in one typed step; ``%omni_draft?`` shows their help."""
     decorated: Any = func
-    for option in reversed(_OPTIONS):
-        decorated = option(decorated)
+    for flags, keywords in reversed(argument_specs(MAGIC)):
+        decorated = argument(*flags, **keywords)(decorated)
     return cast(_F, magic_arguments()(decorated))
 
 
 @magics_class
 class OmniMagics(Magics):
-    """The ``%omni_draft`` magic (see the module docstring)."""
+    """The ``%omni_draft`` magic (see the module docstring).
+
+    Example:
+        >>> from IPython.core.interactiveshell import InteractiveShell
+        >>> magics = OmniMagics(InteractiveShell.instance(), OmniNB())
+        >>> "--document-col" in magics.omni_draft.__doc__
+        True
+    """
 
     def __init__(self, shell: Any, settings: OmniNB) -> None:
         super().__init__(shell)
@@ -253,7 +226,7 @@ class OmniMagics(Magics):
         Line form::
 
             %omni_draft doc-0001
-            %omni_draft doc-0001 doc-0002 --branch 7c9e6679-7425-40de-944b-e07fc1f90ae7 -o res
+            %omni_draft doc-0001 doc-0002 --branch-id 7c9e6679-7425-40de-944b-e07fc1f90ae7 -o res
             %omni_draft --from docs --document-col identifier --resume -o res
             %omni_draft $doc {other_doc} --dry-run
 
@@ -283,16 +256,16 @@ class OmniMagics(Magics):
         if args.playground and args.instance is None:
             raise UsageError("--playground goes with --instance")
         options = self._options(args)
-        if args.branch is not None:
-            _check_typed([_Item("", args.branch, "--branch")], documents=False)
-        if args.discard or args.list or args.run is not None:
+        if args.branch_id is not None:
+            _check_typed([_Item("", args.branch_id, _say("branch_id"))], documents=False)
+        if args.discard or args.list or args.run_id is not None:
             return self._lifecycle(args, cell, options)
         pairs, labels, typed = self._inputs(args, cell)
         settings = self._settings(args)
         if args.dry_run:
             from .batch import CREATE_DRAFT, dry_run
 
-            frame = dry_run(CREATE_DRAFT, pairs, args.branch, api_root=settings.api_root,
+            frame = dry_run(CREATE_DRAFT, pairs, args.branch_id, api_root=settings.api_root,
                             labels=labels)
             return self._finish(args, frame)
         if typed:
@@ -327,11 +300,13 @@ class OmniMagics(Magics):
 
         if args.discard and args.list:
             raise UsageError("give --discard or --list, not both")
-        if args.run is not None and not args.discard:
-            raise UsageError("--run goes with --discard (it undoes that run)")
-        if args.run is not None and (args.documents or args.source or (cell or "").strip()):
-            raise UsageError("--run undoes a whole run: give no documents with it")
-        items, labels = self._lifecycle_inputs(args, cell) if args.run is None else (None, None)
+        run = _say("run_id")
+        if args.run_id is not None and not args.discard:
+            raise UsageError(f"{run} goes with --discard (it undoes that run)")
+        if args.run_id is not None and (args.items or args.from_ or (cell or "").strip()):
+            raise UsageError(f"{run} undoes a whole run: give no documents with it")
+        items, labels = (self._lifecycle_inputs(args, cell) if args.run_id is None
+                         else (None, None))
         settings = self._settings(args)
         table: Any
         try:
@@ -339,11 +314,11 @@ class OmniMagics(Magics):
                 table = list_with(items, include_archived=args.include_archived,
                                   settings=settings, options=options)
             else:
-                table = discard_with(items, run_id=args.run, branch_id=args.branch,
+                table = discard_with(items, run_id=args.run_id, branch_id=args.branch_id,
                                      dry_run=args.dry_run, settings=settings, options=options,
                                      labels=labels)
         except InvalidInputError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(in_words(str(exc), "magic")) from None
         except BatchInterrupted as stop:
             if args.output is None:
                 raise
@@ -363,10 +338,10 @@ class OmniMagics(Magics):
 
     def _lifecycle_inputs(self, args: Any, cell: str | None) -> tuple[Any, list[str] | None]:
         """A variable as it is (a results table is undone carefully), else the typed ids."""
-        if args.source is not None:
-            if args.source not in self._shell.user_ns:
-                raise UsageError(f"--from {args.source}: no such variable")
-            return self._shell.user_ns[args.source], None
+        if args.from_ is not None:
+            if args.from_ not in self._shell.user_ns:
+                raise UsageError(f"{_say('from_')} {args.from_}: no such variable")
+            return self._shell.user_ns[args.from_], None
         pairs, labels, typed = self._inputs(args, cell)
         _check_typed(typed)
         return pairs, labels
@@ -378,9 +353,9 @@ class OmniMagics(Magics):
         from .errors import InvalidInputError
 
         try:
-            planned = plan(pairs, branch_id=args.branch, labels=labels)
+            planned = plan(pairs, branch_id=args.branch_id, labels=labels)
         except InvalidInputError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(in_words(str(exc), "magic")) from None
         run = start(CREATE_DRAFT, planned, settings=settings, options=options)
         if args.output is None:
             return run
@@ -415,38 +390,38 @@ class OmniMagics(Magics):
 
         concurrency = self.settings.concurrency if args.concurrency is None else args.concurrency
         if concurrency < 1:
-            raise UsageError(f"--concurrency must be at least 1, not {concurrency}")
+            raise UsageError(f"{_say('concurrency')} must be at least 1, not {concurrency}")
         if args.max_retries is not None and args.max_retries < 0:
-            raise UsageError(f"--max-retries must be 0 or more, not {args.max_retries}")
-        rate_text = self.settings.rate if args.rate is None else args.rate
+            raise UsageError(f"{_say('max_retries')} must be 0 or more, not {args.max_retries}")
+        rate_text = self.settings.rate if args.rate_limit is None else args.rate_limit
         try:
             rate = RateLimit.parse(rate_text)
         except ValueError as exc:
-            raise UsageError(f"--rate: {exc}") from None
+            raise UsageError(f"{_say('rate_limit')}: {exc}") from None
         try:
             return BatchOptions(concurrency=concurrency, rate_limit=rate,
                                 retry=RetryPolicy.of(args.max_retries), resume=args.resume)
         except InvalidInputError as exc:
-            raise UsageError(f"--concurrency: {exc}") from None
+            raise UsageError(f"{_say('concurrency')}: {in_words(str(exc), 'magic')}") from None
 
     def _inputs(
         self, args: Any, cell: str | None
     ) -> tuple[list[tuple[object, object]], list[str], list[_Item]]:
         """(raw pairs, their labels, the typed items when they were typed)."""
-        sources = [bool(args.documents), cell is not None and bool(cell.strip()),
-                   args.source is not None]
+        sources = [bool(args.items), cell is not None and bool(cell.strip()),
+                   args.from_ is not None]
         if sum(sources) > 1:
             raise UsageError(
                 "give documents in one place: on the line, in the cell, or with --from VAR"
             )
-        if args.source is not None:
+        if args.from_ is not None:
             pairs = self._from_variable(args)
             return pairs, [f"item {n}" for n in range(1, len(pairs) + 1)], []
         if cell is not None and cell.strip():
             typed = _parse_cell(cell, self._expander())
         else:
             typed = [_Item(doc, None, f"argument {n}") for n, doc in
-                     enumerate(args.documents, start=1)]
+                     enumerate(args.items, start=1)]
         if not typed:
             raise UsageError(
                 "no documents: %omni_draft DOC [DOC ...], one per line in %%omni_draft, "
@@ -459,20 +434,21 @@ class OmniMagics(Magics):
         from .batch import pairs_of
         from .errors import InvalidInputError
 
-        name = args.source
+        name = args.from_
+        where = f"{_say('from_')} {name}"
         if name not in self._shell.user_ns:
-            raise UsageError(f"--from {name}: no such variable")
+            raise UsageError(f"{where}: no such variable")
         value = self._shell.user_ns[name]
         if isinstance(value, str | bytes):
-            raise UsageError(f"--from {name}: a single string; give a list or DataFrame")
+            raise UsageError(f"{where}: a single string; give a list or DataFrame")
         if hasattr(value, "tolist") and not hasattr(value, "columns"):  # a Series, an array
             value = value.tolist()
         try:
             pairs = pairs_of(value, args.document_col, args.branch_col)
-        except InvalidInputError as exc:
-            raise UsageError(f"--from {name}: {exc}") from None
+        except InvalidInputError as exc:  # "pass document_col=": said as --document-col
+            raise UsageError(f"{where}: {in_words(str(exc), 'magic')}") from None
         if not pairs:
-            raise UsageError(f"--from {name}: no documents (it is empty)")
+            raise UsageError(f"{where}: no documents (it is empty)")
         return pairs
 
     def _expander(self) -> Any:
@@ -502,7 +478,7 @@ class OmniMagics(Magics):
         bar = make_progress(self.shell, _count(pairs), wanted=self.settings.progress,
                             budget=budget_for(settings, options.rate_limit))
         try:
-            table = run_batch(CREATE_DRAFT, pairs, args.branch, settings=settings,
+            table = run_batch(CREATE_DRAFT, pairs, args.branch_id, settings=settings,
                               options=options, progress=bar, labels=labels)
         except BatchInterrupted as stop:
             if args.output is None:
@@ -513,7 +489,7 @@ class OmniMagics(Magics):
             self._keep_failed(args, failed)
         except InvalidInputError as exc:
             # The batch refuses the input as a whole (a bad default branch).
-            raise UsageError(str(exc)) from None
+            raise UsageError(in_words(str(exc), "magic")) from None
         finally:
             if bar is not None:
                 bar.close()
@@ -556,6 +532,11 @@ class OmniMagics(Magics):
         return table
 
 
+def _say(name: str) -> str:
+    """An option as the magic spells it in its messages (``--run-id`` for ``run_id``)."""
+    return spelling(name, "magic")
+
+
 def _is_table(value: object) -> bool:
     # A DataFrame (a table from an earlier run, say) is what -o is expected to replace.
     pd = sys.modules.get("pandas")
@@ -579,7 +560,7 @@ def register(ipython: Any) -> None:
     """Register ``%omni_draft`` and the ``OmniNB`` configurable (idempotent).
 
     Example:
-        >>> # omni_nb.magic.register(get_ipython())
+        ``omni_nb.magic.register(get_ipython())``, as ``%load_ext omni_nb`` does.
     """
     unregister(ipython)  # %reload_ext and a second %load_ext start clean
     settings = OmniNB(parent=ipython)
@@ -591,15 +572,15 @@ def unregister(ipython: Any) -> None:
     """Remove ``%omni_draft`` and the ``OmniNB`` configurable (IPython has no public API).
 
     Example:
-        >>> # omni_nb.magic.unregister(get_ipython())
+        ``omni_nb.magic.unregister(get_ipython())``, as ``%unload_ext omni_nb`` does.
     """
     magics = ipython.magics_manager.magics
     for kind in ("line", "cell"):
-        found = magics[kind].get(_MAGIC)
+        found = magics[kind].get(MAGIC)
         # By class name: after importlib.reload the old instances' class is another object.
         owner = getattr(found, "__self__", None)
         if owner is not None and type(owner).__name__ == OmniMagics.__name__:
-            del magics[kind][_MAGIC]
+            del magics[kind][MAGIC]
     ipython.magics_manager.registry.pop(OmniMagics.__name__, None)
     ipython.configurables[:] = [
         c for c in ipython.configurables if type(c).__name__ != OmniNB.__name__

@@ -81,7 +81,7 @@ def test_demo_runs_end_to_end_and_keeps_its_rows_apart(tmp_path: Path) -> None:
     assert str(demo) in out.stdout
     assert not real.exists()
     suggested = out.stdout.rsplit("read it back with: ", 1)[1].split()
-    assert suggested[:3] == ["omni-nb", "results", "--run"]
+    assert suggested[:3] == ["omni-nb", "results", "--run-id"]
     again = subprocess.run([*cli, *suggested[1:]], capture_output=True, text=True,
                            timeout=120, env=env)
     assert again.returncode == 0, again.stderr
@@ -161,3 +161,40 @@ def test_a_ledger_that_is_not_ours_is_one_line_and_exit_2(
     assert "OMNI_NB_LEDGER=off" in err
     assert env_sb.requests() == []
     assert path.read_bytes() == b"\x00\x01not sqlite" * 50
+
+
+def test_draft_reads_a_listing_csv_with_document_col(env_sb: sandbox.Sandbox,
+                                                     tmp_path: Path) -> None:
+    """A CSV of list_documents() (an ``identifier`` column) works with --document-col
+    identifier; --branch-col names the branch column; the old --branch spelling works too."""
+    branch = env_sb.branches[0].id
+    src = tmp_path / "docs.csv"
+    src.write_text(f"identifier,name,on\ndoc-0016,A,{branch}\ndoc-0017,B,\n", encoding="utf-8")
+    assert main(["draft", "--from-csv", str(src), "--document-col", "identifier",
+                 "--branch-col", "on", "--rate", "off"]) == 0
+    sent = sorted((r.document_id, r.branch_id or "") for r in env_sb.requests())
+    assert sent == [("doc-0016", branch), ("doc-0017", "")]
+
+
+def test_a_missing_branch_col_is_one_usage_line(env_sb: sandbox.Sandbox, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--branch-col naming no column: exit 2, one line naming it and --branch-col."""
+    src = tmp_path / "docs.csv"
+    src.write_text("document_id\ndoc-0018\n", encoding="utf-8")
+    assert main(["draft", "--from-csv", str(src), "--branch-col", "on"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no on column" in err
+    assert "--branch-col" in err
+    assert env_sb.requests() == []
+
+
+def test_an_unknown_run_is_named_in_the_cli_spelling(
+    env_sb: sandbox.Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The batch says run_id=; the command line says --run-id (its own spelling)."""
+    assert main(["discard", "--run", "nonexistent", "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "--run-id 'nonexistent'" in err
+    assert "run_id=" not in err
+    assert env_sb.requests() == []

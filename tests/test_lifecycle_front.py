@@ -74,7 +74,7 @@ def test_magic_lists_drafts(ip: InteractiveShell, env_sb: sandbox.Sandbox) -> No
 
 @pytest.mark.parametrize(
     ("line", "expected"),
-    [("--run abc", "--run goes with --discard"),
+    [("--run abc", "--run-id goes with --discard"),
      ("--discard --list doc-0001", "not both"),
      ("--discard --run abc doc-0001", "no documents with it"),
      ("--discard --run nonexistent", "nonexistent")],

@@ -99,6 +99,16 @@ def test_branch_option_applies_to_every_document(ip: InteractiveShell, sb: Any) 
     assert sorted(sent(sb)) == [("doc-0003", branch), ("doc-0004", branch)]
 
 
+def test_one_spelling_and_the_old_one_reach_the_batch_alike(ip: InteractiveShell, sb: Any) -> None:
+    """--branch-id (the one spelling, from branch_id=) and --branch (the old one) send the same
+    branch; --rate-limit and --rate both parse."""
+    branch = sb.branches[0].id
+    ip.run_line_magic("omni_draft", f"doc-0045 doc-0046 --branch-id {branch} --rate-limit off")
+    ip.run_line_magic("omni_draft", f"doc-0047 doc-0048 --branch {branch} --rate off")
+    assert {b for _, b in sent(sb)} == {branch}
+    assert len(sent(sb)) == 4
+
+
 def test_bad_branch_option_is_a_usage_error(ip: InteractiveShell, sb: Any) -> None:
     """A --branch that is not a UUID fails with UsageError before anything is sent."""
     with pytest.raises(UsageError, match="--branch"):

@@ -18,7 +18,7 @@ from .._loop import submit
 from ..config import Settings
 from ..errors import LedgerError
 from ..progress.run_view import SHOWN_ROWS, RunView
-from ..progress.tally import Budget, Throttle, Ticker
+from ..progress.tally import Budget
 from ..rows import Row
 from . import run as engine
 from .budget import budget_for
@@ -55,10 +55,9 @@ class BatchRun:
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._future: concurrent.futures.Future[tuple[DraftResults, bool]] | None = None
-        self._view = RunView(total, budget)
-        self._throttle = Throttle(1.0)
-        # The view says why sending waits and the ETA: redrawn every second, rows or not.
-        self._ticker = Ticker(1.0, self._view.update)
+        # The view redraws at most once a second, and every second while sending waits (why,
+        # for how long, the ETA), rows or not; the newest rows come from here.
+        self._view = RunView(total, budget, rows_html=self._rows_html)
         self._finished = False
         self._end_lock = threading.Lock()
         #: Turns the results table into what the operation returns (None: the table).
@@ -115,10 +114,7 @@ class BatchRun:
     def _on_row(self, done: int, total: int, row: Row) -> None:
         with self._lock:
             self._rows.append(row)
-        self._view.tally.total = total
-        self._view.tally.add(done, row)
-        if self._throttle.due(final=done == total):
-            self._view.update(self._rows_html)
+        self._view.update(done, total, row)
 
     def _rows_html(self) -> str:
         from ..table import compact_html, frame_from_rows
@@ -133,14 +129,15 @@ class BatchRun:
         with self._end_lock:
             if self._finished:
                 return
-            self._ticker.stop()
             if future.cancelled() or future.exception() is not None:
                 self._view.finish(f"failed: {future.exception()!r}" if not future.cancelled()
                                   else "cancelled")
             else:
                 table, _ = future.result()
                 status = "cancelled" if self._cancel.is_set() else "done"
-                self._view.finish(status, lambda: _final_html(table))
+                # The whole table under the bar, rendered only if the view was ever shown.
+                self._view.finish(status, _final_html(table) if self._view.renderer.built
+                                  else None)
             self._finished = True
 
 

@@ -1,13 +1,24 @@
-"""Progress displays, one family: the tally they all count with, a text bar, a live bar.
+"""Progress displays, one family: one renderer per medium, one tally, one colour rule.
 
-* :mod:`.tally`: :class:`Tally` (done/total, counts per status, rate) and :class:`Throttle`
-  (redraw at most every N seconds): standard library only.
-* :mod:`.text`: :class:`TextProgress`, a one-line text bar (terminals, headless runs).
-* :mod:`.live`: :class:`LiveProgress`, the magic's display (a widget bar in a notebook front
-  end, text elsewhere) with a countdown while the rate limiter pauses.
+* :mod:`.tally`: :class:`Tally` (done/total, counts per status, rate), :class:`Throttle`
+  (redraw at most every N seconds), :class:`Ticker`: standard library only.
+* :mod:`.style`: the colour rule (a tone per row status, the bar's tone for a batch) and how
+  HTML and a terminal say a tone.
+* :mod:`.text`: :class:`TextProgress`, the text renderer (terminals, headless runs).
+* :mod:`.live`: :class:`WidgetProgress`, the widget renderer, and the magic's
+  :class:`~omni_nb.progress.live.LiveProgress`, which picks one of the two.
 
-The form (:mod:`omni_nb.widget`) draws its own widgets from a :class:`Tally` and a
-:class:`Throttle`.
+Both renderers share one interface: ``start(total, budget)``, ``update(done, total, row)``
+(also their call, so a renderer is a batch's ``progress=`` callback), ``tick()`` (redraw
+now), ``finish(status=None, ...)``.
+
+A front end with its own layout (the form) uses :class:`WidgetProgress` so: build one
+(``WidgetProgress(description="drafts", interval=form.redraw_interval)``), put its ``box``
+in the layout once, and for each batch call ``start(total, budget)``, pass the renderer as
+``progress=``, and call ``finish(status)`` when the batch returns (``"done"``, or
+``"cancelled"`` after a Cancel): the bar's value, colour and line, the ticker while sending
+waits, and the throttle are the renderer's. ipywidgets is imported only when ``box`` is
+first used.
 
 Example:
     >>> from omni_nb.progress import Tally
@@ -15,7 +26,8 @@ Example:
     '0/3'
 """
 
+from .live import WidgetProgress
 from .tally import Tally, Throttle
 from .text import TextProgress
 
-__all__ = ["Tally", "TextProgress", "Throttle"]
+__all__ = ["Tally", "TextProgress", "Throttle", "WidgetProgress"]

@@ -1,7 +1,8 @@
-"""The live view of a background batch: a bar, the summary, the newest rows, refreshed as
-answers arrive, and the batch's error or cancellation when it ends.
+"""The live view of a background batch: the widget renderer (a bar, the summary line and the
+newest rows, refreshed as answers arrive) and what IPython shows of it, text included, with
+the batch's error or cancellation when it ends.
 
-ipywidgets is imported only when a view is built (a handle shown in a notebook front end).
+ipywidgets is imported only when a view is shown in a front end that renders widgets.
 
 Example:
     >>> view = RunView(3)
@@ -11,74 +12,75 @@ Example:
 
 from __future__ import annotations
 
-import html
-import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .tally import Budget, Tally, line_for
+from ..rows import Row
+from .live import WidgetProgress
+from .tally import Budget, Tally
 
-__all__ = ["RunView"]
+__all__ = ["SHOWN_ROWS", "RunView"]
 
 #: Rows shown under the bar while a batch runs (the newest); the whole table is the handle's.
 SHOWN_ROWS = 20
 
 
 class RunView:
-    """Widgets drawn from a :class:`Tally` and an HTML rendering of the newest rows."""
+    """A background batch's :class:`WidgetProgress` (status ``running`` until it ends, one
+    redraw a second at most) and its text for where widgets do not render.
 
-    def __init__(self, total: int, budget: Budget | None = None) -> None:
-        self.tally = Tally(total)
-        self._budget = budget
-        self._lock = threading.Lock()
-        self._box: Any = None
-        self._status = "running"
+    Example:
+        >>> view = RunView(1, rows_html=lambda: "")
+        >>> view.finish("cancelled")
+        >>> view.mimebundle()["text/plain"]
+        'cancelled: 0/1'
+    """
 
-    def _widgets(self) -> Any:
-        with self._lock:
-            if self._box is None:
-                import ipywidgets as w
+    def __init__(self, total: int, budget: Budget | None = None,
+                 rows_html: Callable[[], str] | None = None, tick: float | None = 1.0) -> None:
+        #: What draws the view (the same renderer as the magic's bar).
+        self.renderer = WidgetProgress(total, budget=budget, status="running", interval=1.0,
+                                       tick=tick, rows_html=rows_html)
 
-                bar = w.IntProgress(value=0, min=0, max=max(self.tally.total, 1),
-                                    description="drafts")
-                label = w.HTML(value=html.escape(self._line()))
-                rows = w.HTML(value="")
-                self._box = w.VBox([w.HBox([bar, label]), rows])
-            return self._box
-
-    def _line(self) -> str:
-        budget = self._budget if self._status == "running" else None
-        return f"{self._status}: {line_for(self.tally, budget)}"
+    @property
+    def tally(self) -> Tally:
+        """What the view counts."""
+        return self.renderer.tally
 
     def mimebundle(self, **kwargs: Any) -> dict[str, Any]:
-        """What IPython shows: the live widget where a front end can render it, else text."""
-        text = f"background batch: {line_for(self.tally, self._budget)}" \
-            if self._status == "running" else self._line()
+        """What IPython shows: the live widget where a front end can render it, else text
+        (``kwargs``: IPython's include/exclude, which the view does not need)."""
+        running = self.renderer.status == "running"
+        text = self.renderer.text("background batch" if running else None)
         try:
-            bundle: dict[str, Any] = self._widgets()._repr_mimebundle_(**kwargs) or {}
+            bundle = self.renderer.mimebundle()
         except ImportError:  # no ipywidgets: the text line is the view
             bundle = {}
         bundle["text/plain"] = text
         return bundle
 
-    def update(self, rows_html: Callable[[], str] | None = None) -> None:
-        """Redraw the bar and the line, and the rows when given (built only if shown)."""
-        box = self._box
-        if box is None:
-            return
-        header, rows = box.children
-        bar, label = header.children
-        bar.max = max(self.tally.total, 1)
-        bar.value = self.tally.settled
-        label.value = html.escape(self._line())
-        if rows_html is not None:
-            rows.value = rows_html()
+    def update(self, done: int | None = None, total: int | None = None, row: Row | None = None,
+               rows_html: Callable[[], str] | None = None) -> None:
+        """Count one result (the renderer redraws when its throttle allows).
 
-    def finish(self, status: str, rows_html: Callable[[], str] | None = None) -> None:
-        """The batch ended: ``status`` is the final line's word (done, cancelled, failed:...)."""
-        self._status = status
-        self.update(rows_html)
-        if self._box is not None:
-            bar = self._box.children[0].children[0]
-            ok = status == "done" and self.tally.counts["ok"] == self.tally.done
-            bar.bar_style = "success" if ok else ("warning" if status == "done" else "danger")
+        Called without a result (the old ``update(rows_html)``: redraw now), it redraws, with
+        a DeprecationWarning: the renderer now counts, redraws and ticks on its own.
+        """
+        if done is None or total is None or row is None:
+            warnings.warn("RunView.update() without a result is deprecated: the view redraws "
+                          "on its own (renderer.tick() redraws now)", DeprecationWarning,
+                          stacklevel=2)
+            self.renderer.tick()
+            return
+        self.renderer.update(done, total, row)
+
+    def finish(self, status: str, html: str | Callable[[], str] | None = None) -> None:
+        """The batch ended: ``status`` is the final line's word (done, cancelled, failed:...);
+        ``html`` replaces the newest rows (the whole table, say). A callable (the old form)
+        still works, with a DeprecationWarning."""
+        if callable(html):
+            warnings.warn("RunView.finish(status, rows_html) with a callable is deprecated: "
+                          "pass the HTML", DeprecationWarning, stacklevel=2)
+            html = html() if self.renderer.built else None
+        self.renderer.finish(status, html)

@@ -17,7 +17,10 @@ from typing import NamedTuple, Protocol
 
 from ..rows import STATUSES, Row
 
-__all__ = ["Budget", "Hold", "Tally", "Throttle", "Ticker", "line_for"]
+__all__ = ["Budget", "Hold", "Paint", "Tally", "Throttle", "Ticker", "line_for"]
+
+#: Colours one status count of a line: ``paint(status, "ok 110")`` -> the text to show.
+Paint = Callable[[str, str], str]
 
 
 class Hold(NamedTuple):
@@ -127,21 +130,30 @@ class Tally:
             return None
         return remaining / per_second + (hold.seconds if hold else 0.0)
 
-    def line(self, hold: Hold | float | None = None, eta: float | None = None) -> str:
+    def line(self, hold: Hold | float | None = None, eta: float | None = None,
+             paint: Paint | None = None) -> str:
         """``120/300 12.3/s ok 110, not_found 10``, then why sending waits and the ETA.
+
+        ``paint(status, "ok 110")`` may colour each count (a display's medium: HTML, ANSI);
+        the rest of the line is digits and fixed words.
 
         Example:
             >>> t = Tally(total=2, clock=lambda: 10.0)
             >>> t.line(Hold("a 429 pause", 3.2), eta=75)
             '0/2 · waiting for a 429 pause: next send in 4 s · ETA 1 min 15 s'
+            >>> t.add(1, Row("d", None, "x", "ok", 200, "", 1, 0.1, 0, "a", "r"))
+            >>> t.line(paint=lambda status, text: f"[{text}]")
+            '1/2 0.0/s [ok 1]'
         """
+        say = paint or (lambda _status, text: text)
         if isinstance(hold, int | float):  # a bare countdown: a pause after a 429
             hold = Hold("a 429 pause", float(hold)) if hold > 0 else None
         with self._lock:
             parts = [f"{self.done - self.counts['cancelled']}/{self.total}"]
             if self.done:
                 parts.append(f"{self.rate():.1f}/s")
-            counts = ", ".join(f"{s} {self.counts[s]}" for s in STATUSES if self.counts[s])
+            counts = ", ".join(say(s, f"{s} {self.counts[s]}") for s in STATUSES
+                               if self.counts[s])
         if counts:
             parts.append(counts)
         text = " ".join(parts)
@@ -183,7 +195,7 @@ class Ticker:
             self._thread.join(timeout=2.0)
 
 
-def line_for(tally: Tally, budget: Budget | None) -> str:
+def line_for(tally: Tally, budget: Budget | None, paint: Paint | None = None) -> str:
     """The tally's line with what the budget says now: a hold, and the ETA it allows.
 
     Example:
@@ -191,9 +203,9 @@ def line_for(tally: Tally, budget: Budget | None) -> str:
         '0/2'
     """
     if budget is None or tally.done >= tally.total:
-        return tally.line()
+        return tally.line(paint=paint)
     hold = budget.held()
-    return tally.line(hold, tally.eta(budget.per_second(), hold))
+    return tally.line(hold, tally.eta(budget.per_second(), hold), paint)
 
 
 def _duration(seconds: float) -> str:

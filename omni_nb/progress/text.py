@@ -1,16 +1,19 @@
-"""A text progress bar for terminals and headless notebook runs (stdlib only).
-
-Shared by the command line and the magic; the widget draws its own bar from the same
-:class:`~omni_nb.progress.tally.Tally`.
+"""The one text progress renderer: terminals (the CLI, terminal IPython) and headless notebook
+runs (stdlib only). The widget renderer (:mod:`.live`) has the same interface and colour rule.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
+import time
+from collections.abc import Callable
 from typing import TextIO
 
 from ..rows import Row
-from .tally import Budget, Tally, Throttle, line_for
+from .style import outcome, paint_ansi, tone_of
+from .tally import Budget, Tally, Throttle, Ticker, line_for
 
 __all__ = ["TextProgress"]
 
@@ -19,7 +22,11 @@ class TextProgress:
     """``progress=`` callback drawing ``[#####-----] 120/300 ...`` on one line.
 
     Redraws at most every ``interval`` seconds (and always for the last item), so a 100k
-    batch does not flood a notebook's output.
+    batch does not flood a notebook's output. With ``tick`` (seconds) and a ``budget`` it
+    also redraws on its own while sending waits (the countdown changes, no result arrives).
+    ``colour``: ANSI colours by :mod:`.style`'s rule (default: when ``stream`` is a terminal
+    and ``NO_COLOR`` is not set). Interface shared with the widget renderer: :meth:`start`,
+    :meth:`update` (also the call), :meth:`tick`, :meth:`finish`.
 
     Example:
         >>> import io
@@ -32,35 +39,99 @@ class TextProgress:
 
     def __init__(
         self,
-        total: int,
+        total: int = 0,
         *,
         stream: TextIO | None = None,
         width: int = 24,
         interval: float = 0.2,
         budget: Budget | None = None,
         carriage_return: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        tick: float | None = None,
+        colour: bool | None = None,
     ) -> None:
-        self.tally = Tally(total)
         self._stream = stream if stream is not None else sys.stderr
         self._width = width
-        self._budget = budget
+        self._interval = interval
         self._cr = carriage_return
-        self._throttle = Throttle(interval)
+        self._clock = clock
+        self._every = tick
+        if colour is None:
+            colour = _is_terminal(self._stream) and "NO_COLOR" not in os.environ
+        self._colour = colour
+        self._lock = threading.Lock()
+        self._ticker: Ticker | None = None
+        self.start(total, budget)
 
-    def __call__(self, done: int, total: int, row: Row) -> None:
+    def start(self, total: int, budget: Budget | None = None) -> None:
+        """Begin (again) for a batch of ``total`` items; ``budget`` says when sending waits."""
+        self.stop_ticking()
+        self.tally = Tally(total, clock=self._clock)
+        self._budget = budget
+        self._throttle = Throttle(self._interval, clock=self._clock)
+        self._ended = False
+        if self._every is not None and budget is not None:
+            self._ticker = Ticker(self._every, self.tick)
+
+    def update(self, done: int, total: int, row: Row) -> None:
+        """Count one result; redraw when the throttle allows (always for the last)."""
         self.tally.total = total
         self.tally.add(done, row)
         if self._throttle.due(final=done == total):
-            self.draw(final=done == total)
+            with self._lock:
+                self.draw(final=done == total)
 
-    def draw(self, final: bool = False) -> None:
+    __call__ = update
+
+    def tick(self) -> None:
+        """Redraw now (the ticker's call: a wait's countdown and the ETA change)."""
+        with self._lock:
+            self.draw()
+
+    def finish(self, status: str | None = None) -> None:
+        """Stop ticking and end the line (``status``: how the batch ended, if not ``done``
+        as the counts say; a stopped batch's line is drawn final here)."""
+        self.stop_ticking()
+        stopped = status not in (None, "done")
+        with self._lock:
+            # Interrupted or stopped early: end the line honestly (again, in the stopped
+            # colour, when the last result was drawn before the batch failed).
+            if not self._ended or stopped:
+                self.draw(final=True, stopped=stopped)
+
+    def stop_ticking(self) -> None:
+        """Stop the ticker, if one runs."""
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
+
+    def draw(self, final: bool = False, *, stopped: bool = False) -> None:
         """Write the current line."""
         t = self.tally
         filled = int(self._width * t.settled / t.total) if t.total else self._width
-        bar = "#" * filled + "-" * (self._width - filled)
-        text = f"[{bar}] {line_for(t, None if final else self._budget)}"
+        held = not final and self._budget is not None and self._budget.held() is not None
+        bar = "#" * filled
+        paint = None
+        if self._colour:
+            bar = paint_ansi(outcome(t.counts, done=t.done, total=t.total, final=final,
+                                     held=held, stopped=stopped), bar)
+            paint = _ansi_count
+        bar += "-" * (self._width - filled)
+        text = f"[{bar}] {line_for(t, None if final else self._budget, paint)}"
         if self._cr:
             self._stream.write("\r" + text + ("\n" if final else ""))
         else:
             self._stream.write(text + "\n")
         self._stream.flush()
+        self._ended = final
+
+
+def _ansi_count(status: str, text: str) -> str:
+    return paint_ansi(tone_of(status), text)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a stream without a file (or a closed one)
+        return False

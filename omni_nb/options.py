@@ -1,0 +1,290 @@
+"""Every option of the front ends, defined once: the magic's and the CLI's parsers are built
+from :data:`OPTIONS` (standard library only; both front ends stand on it, never on each other).
+
+An option is named by its Python keyword, as :func:`omni_nb.create_drafts` and the other
+public functions spell it (``document_col``, ``include_archived``, ``rate_limit``...); a
+name only the front ends know (``output``, ``from_``, ``yes``...) is named the same way. Its
+one flag is derived from that name (:func:`flag_of`): ``--document-col``, ``--rate-limit``,
+``--from`` (a trailing ``_`` dodges a Python keyword). Spellings the front ends used before
+stay as aliases (``--rate``, ``--branch``, ``--run``, the CLI's ``--archived``) and parse to
+the same value. Adding an option to a front end is one entry here.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_options(parser, "drafts")
+    >>> args = parser.parse_args(["doc-a", "--archived", "--document-col", "identifier"])
+    >>> (args.items, args.include_archived, args.document_col)
+    (['doc-a'], True, 'identifier')
+    >>> spelling("document_col", "magic"), spelling("document_col", "python")
+    ('--document-col', 'document_col=')
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "CLI_COMMANDS", "MAGIC", "OPTIONS", "Option", "add_options", "argument_specs", "flag_of",
+    "in_words", "option", "options_for", "spelling",
+]
+
+#: The magic's one command; the CLI's commands that take options from the table.
+MAGIC = "omni_draft"
+CLI_COMMANDS = ("demo", "draft", "discard", "drafts", "results")
+
+Front = Literal["python", "magic", "cli"]
+Kind = Literal["text", "int", "float", "path", "flag", "rate", "many"]
+
+_TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "path": Path}
+
+
+def flag_of(name: str) -> str:
+    """The one flag spelling of a keyword name: dashes for underscores, ``--`` in front; a
+    trailing ``_`` (``from_``, dodging a Python keyword) is dropped.
+
+    Example:
+        >>> flag_of("include_archived"), flag_of("from_")
+        ('--include-archived', '--from')
+    """
+    return "--" + name.rstrip("_").replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One option of the front ends.
+
+    ``kind``: ``text``, ``int``, ``float``, ``path``, ``flag`` (on/off), ``rate`` (text the
+    front end converts: the CLI in its parser, the magic after it), ``many`` (the positional
+    document ids). ``default``: the CLI's (and Python's) default; ``setting``: the magic's
+    default is ``OmniNB.<setting>`` instead (the parser gives None). ``commands``: which take
+    it (:data:`MAGIC` and the CLI's commands). ``helps``: a command's own help text, where
+    the option means something a little different there. ``group``: CLI options that
+    exclude each other share a group name.
+
+    Example:
+        >>> option("rate_limit").aliases
+        ('--rate',)
+    """
+
+    name: str
+    help: str
+    commands: tuple[str, ...]
+    kind: Kind = "text"
+    metavar: str | None = None
+    default: object = None
+    aliases: tuple[str, ...] = ()
+    short: str | None = None
+    setting: str | None = None
+    group: str | None = None
+    helps: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def flag(self) -> str:
+        """The one spelling (``--document-col``); the positional ids have none (``DOC``)."""
+        return (self.metavar or "DOC") if self.kind == "many" else flag_of(self.name)
+
+    def help_for(self, command: str) -> str:
+        """The help text for ``command`` (its own, or the option's)."""
+        return self.helps.get(command, self.help)
+
+    def spec(self, command: str, types: Mapping[str, Callable[[str], Any]] | None = None,
+             ) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """``(flags, keywords)`` for ``add_argument`` (argparse's and IPython's alike).
+
+        Example:
+            >>> option("concurrency").spec("draft")[0]
+            ('--concurrency',)
+        """
+        kw: dict[str, Any] = {"help": self.help_for(command)}
+        if self.kind == "many":
+            return (self.name,), {**kw, "nargs": "*", "metavar": self.metavar or "DOC"}
+        flags = tuple(f for f in (self.short, self.flag, *self.aliases) if f)
+        kw["dest"] = self.name
+        if self.kind == "flag":
+            return flags, {**kw, "action": "store_true"}
+        kind_type = (types or {}).get(self.kind) or _TYPES.get(self.kind)
+        if kind_type is not None:
+            kw["type"] = kind_type
+        kw["metavar"] = self.metavar
+        kw["default"] = None if command == MAGIC and self.setting else self.default
+        return flags, kw
+
+
+def _o(name: str, text: str, *commands: str, **kw: Any) -> Option:
+    return Option(name, text, commands, **kw)
+
+
+_CLI_IDS = ("draft", "discard", "drafts")
+_CONNECT = (MAGIC, *_CLI_IDS)
+
+#: Every option, in the order the help lists them.
+OPTIONS: tuple[Option, ...] = (
+    _o("items", "document ids (or identifier slugs)", *_CONNECT, kind="many", helps={
+        "draft": "document ids or identifier slugs (or use --from-csv)",
+        "discard": "document ids whose active draft to discard", "drafts": "document ids"}),
+    _o("branch_id", "branch for every document without its own", MAGIC, "draft", "discard",
+       metavar="UUID", aliases=("--branch",),
+       helps={"discard": "the branch's draft, for documents without their own"}),
+    _o("output", "store the results table in VAR and print a one-line summary", MAGIC,
+       metavar="VAR", short="-o"),
+    _o("from_", "take documents from a DataFrame or list in the user namespace", MAGIC,
+       metavar="VAR"),
+    _o("from_csv", "UTF-8 CSV with a document_id column (and optionally branch_id; "
+       "--document-col/--branch-col name others)", *_CLI_IDS, kind="path", metavar="FILE"),
+    _o("document_col", "column of document ids in the --from-csv file (default document_id)",
+       *_CONNECT, metavar="COL", default="document_id",
+       helps={MAGIC: "--from DataFrame column of document ids (default document_id)"}),
+    _o("branch_col", "column of branch ids in the --from-csv file (default branch_id, if "
+       "present)", *_CONNECT, metavar="COL",
+       helps={MAGIC: "--from DataFrame column of branch ids (default branch_id, if present)"}),
+    _o("instance", "Omni instance name: acme -> https://acme.omniapp.co/api", *_CONNECT,
+       metavar="NAME", group="where"),
+    _o("base_url", "API root instead, e.g. https://acme.omniapp.co/api", *_CONNECT,
+       metavar="URL", group="where"),
+    _o("playground", "--instance is a playground instance (*.playground.exploreomni.dev)",
+       *_CONNECT, kind="flag"),
+    _o("concurrency", "requests in flight, 1 to 64 (default 8)", MAGIC, "draft", "discard",
+       "demo", kind="int", metavar="N", default=8, setting="concurrency",
+       helps={MAGIC: "requests in flight (default: OmniNB.concurrency)",
+              "demo": "requests in flight (default 8)"}),
+    _o("rate_limit", "client-side rate limit, e.g. 60/60 (Omni's default) or off", MAGIC,
+       "draft", "discard", kind="rate", metavar="N/SECONDS", default="60/60",
+       aliases=("--rate",), setting="rate",
+       helps={MAGIC: "client-side rate limit, like 60/60, or off (default: OmniNB.rate)"}),
+    _o("max_retries", "retries of a 429, 5xx or dropped connection (default 6; 0: fail fast)",
+       MAGIC, kind="int", metavar="N"),
+    _o("resume", "copy pairs already ok in the ledger instead of sending them again", MAGIC,
+       "draft", kind="flag"),
+    _o("dry_run", "validate and show what would be sent; send nothing", MAGIC, kind="flag"),
+    _o("discard", "discard (archive) the drafts instead: of the documents given, or, for a "
+       "results table (--from) or a run (--run-id), only the drafts that run made", MAGIC,
+       kind="flag"),
+    _o("run_id", "with --discard: undo that run (its ok creates, carefully)", MAGIC,
+       "discard", "results", metavar="RUN_ID", aliases=("--run",), group="which",
+       helps={"discard": "undo this run (see results --last)",
+              "results": "one batch's rows (its run id)"}),
+    _o("list", "list the documents' drafts instead (a DataFrame, one row per draft)", MAGIC,
+       kind="flag"),
+    _o("include_archived", "archived drafts too", MAGIC, "drafts", kind="flag",
+       aliases=("--archived",), helps={MAGIC: "with --list: archived drafts too"}),
+    _o("background", "return at once with a live handle (.wait(), .cancel(), .table); the "
+       "kernel stays free", MAGIC, kind="flag"),
+    _o("out", "also write the table to FILE.csv or FILE.parquet", *_CLI_IDS, "results",
+       kind="path", metavar="FILE",
+       helps={"drafts": "also write the listing to FILE.csv or FILE.parquet",
+              "results": "write every matching row to FILE.csv or FILE.parquet"}),
+    _o("yes", "discard without asking", "discard", kind="flag"),
+    _o("last", "the latest batch's rows", "results", kind="flag", group="which"),
+    _o("since", "rows requested at or after this time, e.g. 2026-11-27T09:30 (UTC)",
+       "results", metavar="ISO"),
+    _o("limit", "rows to print (default 15; --out writes all)", "results", kind="int",
+       metavar="N", default=15),
+    _o("ledger", "read this ledger file (default: OMNI_NB_LEDGER or the usual one)",
+       "results", "demo", kind="path", metavar="PATH",
+       helps={"demo": "where the demo's rows go (default: demo.sqlite3 beside the ledger)"}),
+    _o("documents", "how many sandbox documents (default 300; 3 failing ids are added)",
+       "demo", kind="int", metavar="N", default=300),
+    _o("latency", "sandbox answer latency (default 0.05)", "demo", kind="float",
+       metavar="SECONDS", default=0.05),
+)
+
+_BY_NAME = {o.name: o for o in OPTIONS}
+
+
+def option(name: str) -> Option:
+    """The table's entry for a keyword name (KeyError for a name it does not have).
+
+    Example:
+        >>> option("include_archived").flag
+        '--include-archived'
+    """
+    return _BY_NAME[name]
+
+
+def options_for(command: str) -> Iterator[Option]:
+    """The options ``command`` takes (:data:`MAGIC` or a CLI command), in table order.
+
+    Example:
+        >>> [o.name for o in options_for("demo")]
+        ['concurrency', 'ledger', 'documents', 'latency']
+    """
+    return (o for o in OPTIONS if command in o.commands)
+
+
+def argument_specs(command: str, types: Mapping[str, Callable[[str], Any]] | None = None,
+                   ) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """``(flags, keywords)`` of every option of ``command``, for ``add_argument`` (IPython's
+    ``magic_arguments.argument`` takes the same).
+
+    Example:
+        >>> flags, keywords = argument_specs("results")[0]
+        >>> flags, keywords["dest"], keywords["help"]
+        (('--run-id', '--run'), 'run_id', "one batch's rows (its run id)")
+    """
+    return [o.spec(command, types) for o in options_for(command)]
+
+
+def add_options(parser: argparse.ArgumentParser, command: str,
+                types: Mapping[str, Callable[[str], Any]] | None = None) -> None:
+    """Add ``command``'s options to an argparse parser (options of one ``group`` exclude
+    each other); ``types`` converts a kind the table leaves as text (the CLI's ``rate``).
+
+    Example:
+        >>> p = argparse.ArgumentParser()
+        >>> add_options(p, "draft", {"rate": str.upper})
+        >>> p.parse_args(["--rate", "off"]).rate_limit
+        'OFF'
+    """
+    groups: dict[str, Any] = {}
+    for opt in options_for(command):
+        target: Any = parser
+        if opt.group is not None:
+            if opt.group not in groups:
+                groups[opt.group] = parser.add_mutually_exclusive_group()
+            target = groups[opt.group]
+        flags, kw = opt.spec(command, types)
+        target.add_argument(*flags, **kw)
+
+
+def spelling(name: str, front: Front) -> str:
+    """How ``front`` spells a keyword in what it says: ``document_col=`` in Python, the
+    flag in the magic and the CLI (the same table builds both).
+
+    Example:
+        >>> spelling("rate_limit", "cli"), spelling("branch_id", "python")
+        ('--rate-limit', 'branch_id=')
+    """
+    if front == "python":
+        return f"{name}="
+    return _BY_NAME[name].flag if name in _BY_NAME else flag_of(name)
+
+
+_KEYWORD = re.compile(
+    r"(?<![\w-])(" + "|".join(re.escape(o.name) for o in OPTIONS if o.kind != "many")
+    + r")=(\S?)"
+)
+
+
+def in_words(text: str, front: Front) -> str:
+    """A message from the Python layer (``pass document_col=``) said in ``front``'s words
+    (``pass --document-col``): each ``keyword=`` of the table becomes its spelling.
+
+    Example:
+        >>> in_words("run_id='x': no such run (branch_col=)", "magic")
+        "--run-id 'x': no such run (--branch-col)"
+    """
+    if front == "python":
+        return text
+
+    def say(match: re.Match[str]) -> str:
+        after = match.group(2)
+        gap = " " if after and after not in ")],;." else ""
+        return spelling(match.group(1), front) + gap + after
+
+    return _KEYWORD.sub(say, text)
