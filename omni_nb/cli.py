@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_with_bar(items: list[Any], branch: str | None, settings: Any, options: Any) -> Any:
     """The batch, with a text bar on a terminal (redirected output stays clean for pipes and
     logs) that says when the budget holds sending back, for how long, and the ETA."""
-    from .batch import CREATE_DRAFT, run_batch
+    from .batch import create_drafts
     from .batch.budget import budget_for
     from .progress import TextProgress
 
@@ -204,8 +204,7 @@ def _run_with_bar(items: list[Any], branch: str | None, settings: Any, options: 
         bar = TextProgress(len(items), budget=budget_for(settings, options.rate_limit),
                            tick=1.0)
     try:
-        return run_batch(CREATE_DRAFT, items, branch, settings=settings, options=options,
-                         progress=bar)
+        return create_drafts(items, branch, settings=settings, options=options, progress=bar)
     finally:
         if bar is not None:
             bar.finish()
@@ -412,22 +411,22 @@ def _discard(args: argparse.Namespace) -> int:
 
 def _discarding(items: list[Any], kw: dict[str, Any], *, dry_run: bool) -> Any:
     """The one call of the batch's discard (the rehearsal and the real one)."""
-    from .batch import discard_with
+    from .batch import discard_drafts
 
-    return discard_with(items or None, dry_run=dry_run, **kw)
+    return discard_drafts(items or None, dry_run=dry_run, **kw)
 
 
 def _drafts(args: argparse.Namespace) -> int:
-    from .batch import BatchOptions, list_with
+    from .batch import list_drafts
+    from .rows import DRAFT_SHOWN
 
     _check_out(args.out)
     items = _items(args)
     if not items:
         raise _Usage("omni-nb drafts: give document ids or --from-csv FILE")
-    listing = list_with(items, include_archived=args.include_archived, settings=_cli_settings(args),
-                        options=BatchOptions())
-    columns = ["document_id", "draft_id", "branch_name", "draft_status", "created_at",
-               "status", "message"]
+    listing = list_drafts(items, include_archived=args.include_archived,
+                          settings=_cli_settings(args))
+    columns = list(DRAFT_SHOWN)
     print(listing[columns].to_string(index=False) if len(listing) else "no drafts")
     if args.out is not None:
         _write(listing, args.out)

@@ -263,10 +263,10 @@ class OmniMagics(Magics):
         pairs, labels, typed = self._inputs(args, cell)
         settings = self._settings(args)
         if args.dry_run:
-            from .batch import CREATE_DRAFT, dry_run
+            from .batch import create_drafts
 
-            frame = dry_run(CREATE_DRAFT, pairs, args.branch_id, api_root=settings.api_root,
-                            labels=labels)
+            frame = create_drafts(pairs, args.branch_id, dry_run=True, settings=settings,
+                                  options=options, labels=labels)
             return self._finish(args, frame)
         if typed:
             _check_typed(typed)
@@ -295,7 +295,7 @@ class OmniMagics(Magics):
     def _lifecycle(self, args: Any, cell: str | None, options: Any) -> Any:
         """``--discard`` (documents, a results table with ``--from``, or ``--run``) and
         ``--list``: the rest of a draft's life, with the same inputs and options."""
-        from .batch import BatchInterrupted, discard_with, list_with
+        from .batch import BatchInterrupted, discard_drafts, list_drafts
         from .errors import InvalidInputError
 
         if args.discard and args.list:
@@ -311,12 +311,12 @@ class OmniMagics(Magics):
         table: Any
         try:
             if args.list:
-                table = list_with(items, include_archived=args.include_archived,
-                                  settings=settings, options=options)
+                table = list_drafts(items, include_archived=args.include_archived,
+                                    settings=settings, options=options)
             else:
-                table = discard_with(items, run_id=args.run_id, branch_id=args.branch_id,
-                                     dry_run=args.dry_run, settings=settings, options=options,
-                                     labels=labels)
+                table = discard_drafts(items, run_id=args.run_id, branch_id=args.branch_id,
+                                       dry_run=args.dry_run, settings=settings,
+                                       options=options, labels=labels)
         except InvalidInputError as exc:
             raise UsageError(in_words(str(exc), "magic")) from None
         except BatchInterrupted as stop:
@@ -349,14 +349,14 @@ class OmniMagics(Magics):
     def _start(self, args: Any, pairs: list[tuple[object, object]], labels: list[str],
                settings: Any, options: Any) -> Any:
         """``--background``: the batch runs on; the handle is returned (or stored)."""
-        from .batch import CREATE_DRAFT, plan, start
+        from .batch import create_drafts
         from .errors import InvalidInputError
 
         try:
-            planned = plan(pairs, branch_id=args.branch_id, labels=labels)
+            run = create_drafts(pairs, args.branch_id, background=True, settings=settings,
+                                options=options, labels=labels)
         except InvalidInputError as exc:
             raise UsageError(in_words(str(exc), "magic")) from None
-        run = start(CREATE_DRAFT, planned, settings=settings, options=options)
         if args.output is None:
             return run
         self._shell.push({args.output: run})
@@ -470,7 +470,7 @@ class OmniMagics(Magics):
 
     def _send(self, args: Any, pairs: list[tuple[object, object]], labels: list[str],
               settings: Any, options: Any) -> Any:
-        from .batch import CREATE_DRAFT, BatchInterrupted, run_batch
+        from .batch import BatchInterrupted, create_drafts
         from .batch.budget import budget_for
         from .errors import InvalidInputError
         from .progress.live import make_progress
@@ -478,8 +478,8 @@ class OmniMagics(Magics):
         bar = make_progress(self.shell, _count(pairs), wanted=self.settings.progress,
                             budget=budget_for(settings, options.rate_limit))
         try:
-            table = run_batch(CREATE_DRAFT, pairs, args.branch_id, settings=settings,
-                              options=options, progress=bar, labels=labels)
+            table = create_drafts(pairs, args.branch_id, settings=settings, options=options,
+                                  progress=bar, labels=labels)
         except BatchInterrupted as stop:
             if args.output is None:
                 raise

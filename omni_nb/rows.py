@@ -133,9 +133,9 @@ DRAFT_COLUMNS = (
     "created_at", "updated_at", "created_by", "last_edited_by", "status", "message",
 )
 
-#: The listing's columns a display shows first (the DataFrame keeps them all).
+#: The listing's columns a display (the form, the CLI) shows first; the DataFrame keeps all.
 DRAFT_SHOWN = ("document_id", "draft_id", "branch_name", "draft_status", "out_of_date",
-               "created_at", "created_by", "message")
+               "created_at", "created_by", "status", "message")
 
 #: A dry run's columns, in order.
 DRY_RUN_COLUMNS = ("input", "document_id", "branch_id", "valid", "request", "message")

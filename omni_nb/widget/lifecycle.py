@@ -27,6 +27,7 @@ import ipywidgets as w
 from ..batch import BatchOptions, discard_drafts, list_drafts
 from ..config import Settings
 from ..errors import OmniError
+from ..rows import DRAFT_SHOWN
 from .connect import Connector
 from .live import run_live
 from .panel import RunPanel
@@ -38,12 +39,9 @@ if TYPE_CHECKING:
     from ..table import DraftResults
     from .form import DraftForm
 
-__all__ = ["DRAFT_COLUMNS", "AfterRun", "Lifecycle", "check_counts", "drafts_line",
-           "question"]
+__all__ = ["AfterRun", "Lifecycle", "check_counts", "drafts_line", "question"]
 
 #: The listing's columns "Show drafts" displays (the DataFrame keeps them all).
-DRAFT_COLUMNS = ("document_id", "draft_id", "branch_name", "draft_status", "out_of_date",
-                 "created_at", "created_by", "status", "message")
 _SHOWN_DRAFTS = 200  # rows of a listing drawn in the output area at most
 
 
@@ -376,7 +374,7 @@ def drafts_html(frame: pd.DataFrame) -> str:
         ...     "draft_status": ["active"], "status": ["ok"], "message": [""]}))
         True
     """
-    columns = [c for c in DRAFT_COLUMNS if c in frame.columns]
+    columns = [c for c in DRAFT_SHOWN if c in frame.columns]
     if "message" in columns and not (frame["message"].fillna("").astype(str) != "").any():
         columns.remove("message")
     view: Any = frame[columns].head(_SHOWN_DRAFTS)
