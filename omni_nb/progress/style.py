@@ -28,7 +28,8 @@ from typing import Literal
 
 from ..rows import STATUSES
 
-__all__ = ["ANSI", "CSS", "TONES", "Tone", "outcome", "paint_ansi", "paint_html", "tone_of"]
+__all__ = ["ANSI", "CSS", "TONES", "Tone", "ended", "outcome", "paint_ansi", "paint_html",
+           "tone_of"]
 
 Tone = Literal["", "success", "warning", "danger"]
 
@@ -42,7 +43,6 @@ CSS: dict[Tone, str] = {"": "inherit", "success": "#1a7f37", "warning": "#9a6700
 #: How a terminal says a tone (SGR colour codes).
 ANSI: dict[Tone, str] = {"": "", "success": "\x1b[32m", "warning": "\x1b[33m",
                          "danger": "\x1b[31m"}
-_RANK: dict[Tone, int] = {"": 0, "success": 1, "warning": 2, "danger": 3}
 
 
 def tone_of(status: str) -> Tone:
@@ -69,10 +69,24 @@ def outcome(counts: Mapping[str, int], *, done: int, total: int, final: bool,
     """
     if not final:
         return "warning" if held else ""
-    if stopped or done < total:
-        return "danger"
     tones = [tone_of(status) for status, n in counts.items() if n]
-    return max(tones, key=_RANK.__getitem__, default="success")
+    # A cancelled row is work not done: the batch reads as stopped, as a short one does.
+    stopped = stopped or done < total or "danger" in tones
+    return ended(all(t == "success" for t in tones), stopped=stopped)
+
+
+def ended(ok: bool, *, stopped: bool = False) -> Tone:
+    """The tone of a finished batch from its verdict: ``danger`` when it was stopped, else
+    ``success`` when every row was ok, else ``warning`` (the rule's last line, for a display
+    that judged its rows itself).
+
+    Example:
+        >>> ended(True), ended(False), ended(True, stopped=True)
+        ('success', 'warning', 'danger')
+    """
+    if stopped:
+        return "danger"
+    return "success" if ok else "warning"
 
 
 def paint_html(tone: Tone, text: str) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import ipywidgets as w
 
 from ..errors import APIConnectionError, AuthenticationError, OmniError
+from ..progress.style import ended
 from ..progress.tally import Budget, Tally, Throttle, Ticker, line_for
 from ..rows import Row
 
@@ -177,7 +178,7 @@ class RunPanel:
             >>> panel.finish(ok=True); panel.progress.bar_style
             'success'
         """
-        self.progress.bar_style = "success" if ok else ("danger" if cancelled else "warning")
+        self.progress.bar_style = ended(ok, stopped=cancelled)  # the one colour rule
 
     def report(self, table: DraftResults, *, cancelled: bool, label: str = "") -> None:
         """End a run on its results table: the bar's colour, and the summary as the status
