@@ -26,7 +26,7 @@ from omni_nb.progress.tally import Hold
 from omni_nb.ratelimit import Limiter
 from omni_nb.rows import Row
 
-from .conftest import MakeSandbox
+from ..conftest import MakeSandbox
 
 HistoryAccessor.enabled = False
 

@@ -38,10 +38,10 @@ from omni_nb.sandbox import RequestRecord, SandboxDocument
 # themselves, which no request can enumerate (the HTTP side is test_list_endpoints_*).
 from omni_nb.sandbox.state import DOC_PARAMS, MODEL_PARAMS
 
-from .conftest import MakeSandbox
+from ..conftest import MakeSandbox
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SPEC_DIR = Path(__file__).resolve().parent / "spec"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SPEC_DIR = Path(__file__).resolve().parents[1] / "spec"
 DRAFT_PATH = "/v1/documents/{documentId}/draft"
 HEX8 = re.compile(r"[0-9a-f]{8}")
 DOCUMENTED_BRANCHES = {

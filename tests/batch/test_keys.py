@@ -34,7 +34,7 @@ from omni_nb.ledger import SCHEMA_VERSION, Ledger, results
 from omni_nb.ratelimit import Limiter
 from omni_nb.rows import Row
 
-from .conftest import V0_CALLS_TABLE, FakeClock
+from ..conftest import V0_CALLS_TABLE, FakeClock
 
 ROOT = "https://acme.omniapp.co"
 DOCS = [f"doc-{i:04d}" for i in range(1, 70) if i % 10][:60]  # every 10th is not eligible
