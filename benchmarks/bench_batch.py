@@ -2,7 +2,7 @@
 same run.
 
     python benchmarks/bench_batch.py            # all four
-    python benchmarks/bench_batch.py --quick    # smaller sizes, for a smoke run
+    python benchmarks/bench_batch.py --quick    # all four on tiny sizes: the code paths (CI)
 
 1. throughput: create_drafts (16 concurrent, no limit, ledger on) vs a bare
    httpx.AsyncClient + asyncio.gather loop over the same sandbox. Target: >= 0.90.
@@ -186,19 +186,21 @@ def bench_ledger_load(n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes, one round: every code path in seconds (CI); the "
+                             "figures print but mean little")
     parser.add_argument("--only", choices=["throughput", "rate", "memory", "ledger"])
     args = parser.parse_args()
     q = args.quick
     print(f"machine: {machine()}  (peak RSS is ru_maxrss)")
     if args.only in (None, "throughput"):
-        bench_throughput(1000 if q else 5000, 3)
+        bench_throughput(100 if q else 5000, 1 if q else 3)
     if args.only in (None, "rate"):
-        bench_rate_limit(60 if q else 100, 20, 1.0 if q else 5.0)
+        bench_rate_limit(25 if q else 100, 10 if q else 20, 0.5 if q else 5.0)
     if args.only in (None, "memory"):
-        bench_memory(5_000 if q else 100_000)
+        bench_memory(300 if q else 100_000)
     if args.only in (None, "ledger"):
-        bench_ledger_load(10_000 if q else 100_000)
+        bench_ledger_load(2_000 if q else 100_000)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from omni_nb.batch.run import UNREACHABLE_STOP, _Batch
 from omni_nb.client import HostUnreachableError
 from omni_nb.ledger import results
 
-from .conftest import MakeSandbox
+from ..conftest import MakeSandbox
 
 
 def run(sb: sandbox.Sandbox, items: object, **kwargs: object) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from omni_nb import (
     sandbox,
 )
 
-from .conftest import MakeSandbox
+from ..conftest import MakeSandbox
 
 T = TypeVar("T")
 

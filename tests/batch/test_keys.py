@@ -34,7 +34,7 @@ from omni_nb.ledger import SCHEMA_VERSION, Ledger, results
 from omni_nb.ratelimit import Limiter
 from omni_nb.rows import Row
 
-from .conftest import V0_CALLS_TABLE, FakeClock
+from ..conftest import V0_CALLS_TABLE, FakeClock
 
 ROOT = "https://acme.omniapp.co"
 DOCS = [f"doc-{i:04d}" for i in range(1, 70) if i % 10][:60]  # every 10th is not eligible
@@ -113,8 +113,8 @@ def test_bad_pool_sends_nothing(sb: sandbox.Sandbox) -> None:
 
 def test_each_request_goes_on_a_key_and_every_key_is_used() -> None:
     """Three keys against a server limiting each to 10 per second: every row names one of the
-    three keys, each key carries a share, no request is refused for the rate, and the batch
-    ends well inside the least time one key alone would need (5 s)."""
+    three keys, each key carries a share, no request is refused for the rate, and the keys'
+    budgets hold the items back far less than one key's budget would."""
     with sandbox.serve(rate_limit=(10, 1.0)) as sb:
         pool = [sb.token, sb.add_token("editor"), sb.add_token("editor")]
         started = time.monotonic()
@@ -127,7 +127,11 @@ def test_each_request_goes_on_a_key_and_every_key_is_used() -> None:
     assert table["key"].value_counts().min() >= 10
     assert not [r for r in sent if r.status == 429]
     assert all(r.role == "editor" for r in sent)
-    assert took < 5.0, f"3 keys took {took:.2f} s; one key alone needs at least 5 s"
+    # Time the budgets held items back, not the batch's time (a busy machine stretches that):
+    # one budget for all would hold the 8 workers about 5 s each (~40 s), three about 1 s each
+    # (~8 s). Slowness only lowers it: a slow sender leaves the budgets room.
+    held = table["queued_s"].sum()
+    assert held < 20, f"budgets held items {held:.1f} s in all (batch took {took:.2f} s)"
 
 
 def test_a_refused_key_leaves_the_pool_and_the_batch_finishes() -> None:

@@ -20,7 +20,7 @@ from omni_nb.ledger import APPLICATION_ID, SCHEMA_VERSION, Ledger, open_ledger, 
 from omni_nb.rows import Row
 from omni_nb.table import frame_from_rows
 
-from .conftest import V0_LEDGER_SCHEMA
+from ..conftest import V0_LEDGER_SCHEMA
 
 ROOT_A = "https://a.omniapp.co/api"
 ROOT_B = "https://b.omniapp.co/api"

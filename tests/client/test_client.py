@@ -37,7 +37,7 @@ from omni_nb.client import HostUnreachableError
 from omni_nb.client.parse import parse_error_body, parse_retry_after
 from omni_nb.ratelimit import Limiter
 
-from .conftest import FakeClock, MakeSandbox
+from ..conftest import FakeClock, MakeSandbox
 
 
 def client_for(sb: sandbox.Sandbox, clock: FakeClock, **kwargs: object) -> OmniClient:
