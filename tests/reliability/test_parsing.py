@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 
 from omni_nb import Draft, OmniClient, OmniError, RetryPolicy
 
-# Private on purpose: the response classifier (_Core.interpret / draft_from / next_wait) is
+# Private on purpose: the response classifier (Core.interpret / draft_from / next_wait) is
 # internal to the client room, and feeding it raw answers directly is what lets Hypothesis
 # try thousands of them cheaply. The public path is checked too, below, through OmniClient
 # over an httpx.MockTransport.
-from omni_nb.client._core import ClientOptions, _Core
+from omni_nb.client._core import ClientOptions, Core
 from omni_nb.client.parse import parse_retry_after
 from omni_nb.config import resolve_settings
 
@@ -93,11 +93,11 @@ def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
 
 
-def _core() -> _Core:
+def _core() -> Core:
     settings = resolve_settings("https://acme.omniapp.co/api", "omni_osk_parse", environ={})
     options = ClientOptions(rate_limit=None, retry=RetryPolicy(max_retries=0), timeout=5.0,
                             rng=random.Random(0))
-    return _Core(settings=settings, options=options)
+    return Core(settings=settings, options=options)
 
 
 CORE = _core()
@@ -112,7 +112,7 @@ CORE = _core()
 def test_classifier_ends_in_a_draft_or_an_omni_error(
     status: int, headers: dict[str, str], body: bytes
 ) -> None:
-    """_Core.interpret / classify_error / draft_from turn any answer into a Draft or an
+    """Core.interpret / classify_error / draft_from turn any answer into a Draft or an
     OmniError with a bounded, one-line message."""
     headers.pop("content-encoding", None)  # decoding is httpx's job: see the transport test
     response = httpx.Response(status, headers=_raw(headers), content=body,

@@ -31,7 +31,7 @@ from omni_nb.widget.panel import RunPanel
 from omni_nb.widget.worker import Worker
 
 WAIT = 20.0  # seconds; a generous bound that only a hung test reaches
-WIDGET = Path(__file__).resolve().parents[1] / "omni_nb" / "widget"
+WIDGET = Path(__file__).resolve().parents[2] / "omni_nb" / "widget"
 
 
 def row(document_id: str, status: str = "ok", message: str = "") -> Row:
