@@ -34,6 +34,16 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 row``, ``2 rows``: a count and its noun, agreeing.
+
+    Example:
+        >>> plural(1, "row"), plural(0, "row"), plural(3, "more row")
+        ('1 row', '0 rows', '3 more rows')
+    """
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def quoted(value: object, limit: int = 60) -> str:
     """``repr(value)``, cut: how a message names the item it is about.
 

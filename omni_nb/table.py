@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ._text import one_line, plural
 from .errors import InvalidInputError
 from .rows import (
     DRAFT_COLUMNS,
@@ -435,16 +436,6 @@ def text_view(
     return f"{head}\n{shown}{more}"
 
 
-def plural(n: int, noun: str) -> str:
-    """``1 row``, ``2 rows``: a count and its noun, agreeing.
-
-    Example:
-        >>> plural(1, "row"), plural(0, "row"), plural(3, "more row")
-        ('1 row', '0 rows', '3 more rows')
-    """
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 # -- the compact display ----------------------------------------------------------------------
 
 _BRANCH_CHARS, _MESSAGE_CHARS = 8, 60
@@ -468,15 +459,10 @@ def _compact_frame(table: pd.DataFrame, *, cut: bool) -> pd.DataFrame:
             lambda b: b if not isinstance(b, str) else b[:_BRANCH_CHARS] + "…")
     if cut and "message" in view:
         view["message"] = view["message"].map(
-            lambda m: m if not isinstance(m, str) else _one_line(m, _MESSAGE_CHARS))
+            lambda m: m if not isinstance(m, str) else one_line(m, _MESSAGE_CHARS))
     if "elapsed s" in view:
         view["elapsed s"] = view["elapsed s"].round(3)
     return view
-
-
-def _one_line(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _bar_svg(counts: pd.Series, total: int, width: int = 240) -> str:
@@ -500,7 +486,7 @@ def _cell(column: str, value: Any) -> str:
     if column == "message":
         return (f'<td title="{html.escape(text)}" style="max-width:32em;white-space:nowrap;'
                 f'overflow:hidden;text-overflow:ellipsis;text-align:left">'
-                f"{html.escape(_one_line(text, 200))}</td>")
+                f"{html.escape(one_line(text, 200))}</td>")
     if column == "status":
         colour = STATUS_COLOURS.get(text, "inherit")
         return f'<td style="color:{colour};font-weight:600">{html.escape(text)}</td>'

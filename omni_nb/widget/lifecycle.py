@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
+from .._text import plural
 from ..batch import BatchOptions, discard_drafts, list_drafts
 from ..config import Settings
 from ..errors import OmniError
@@ -164,7 +165,7 @@ class AfterRun:
         self.pending = pending
         self.question.value = f"<b>{html.escape(line)}</b>" if line else ""
         if pending is not None:
-            self.confirm_button.description = f"Discard {_plural(pending.count, 'draft')}"
+            self.confirm_button.description = f"Discard {plural(pending.count, 'draft')}"
         self.question_row.layout.display = None if pending is not None else "none"
 
     # -- discard -----------------------------------------------------------------------------
@@ -224,7 +225,7 @@ class AfterRun:
             return None
         total = int((table["status"].astype(str) == "ok").sum())
         done = run_live(
-            self._panel, f"Discarding the drafts of {_plural(total, 'row')}…", total,
+            self._panel, f"Discarding the drafts of {plural(total, 'row')}…", total,
             settings, options,
             lambda progress: discard_drafts(table, settings=settings, options=options,
                                             progress=progress, cancel=cancel))
@@ -270,7 +271,7 @@ class AfterRun:
             return None
         count = len(dict.fromkeys(ids))
         frame = run_live(
-            self._panel, f"Listing the drafts of {_plural(count, 'document')}…", count,
+            self._panel, f"Listing the drafts of {plural(count, 'document')}…", count,
             settings, options,
             lambda progress: list_drafts(ids, include_archived=archived, settings=settings,
                                          options=options, progress=progress, cancel=cancel))
@@ -337,8 +338,8 @@ def question(counts: Counter[str] | dict[str, int], reasons: Counter[str] | dict
                     for reason, n in Counter(reasons).most_common(3))
     tail = f" ({why})" if why else ""
     if not found:
-        return f"Nothing to discard: {_plural(skipped, 'draft')} will be skipped{tail}."
-    head = f"Discard {_plural(found, 'draft')} this run created?"
+        return f"Nothing to discard: {plural(skipped, 'draft')} will be skipped{tail}."
+    head = f"Discard {plural(found, 'draft')} this run created?"
     return f"{head} {skipped} will be skipped{tail}." if skipped else head
 
 
@@ -356,12 +357,12 @@ def drafts_line(frame: pd.DataFrame) -> str:
     found = frame[frame["draft_id"].notna()]
     states = Counter(str(s) for s in found["draft_status"])
     parts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
-    documents = _plural(int(frame["document_id"].nunique()), "document")
-    line = f"{_plural(len(found), 'draft')} of {documents}" + (f": {parts}" if parts else "")
+    documents = plural(int(frame["document_id"].nunique()), "document")
+    line = f"{plural(len(found), 'draft')} of {documents}" + (f": {parts}" if parts else "")
     failed = frame[frame["status"].astype(str) != "ok"]
     if len(failed):
         kinds = ", ".join(sorted(set(failed["status"].astype(str))))
-        line += f"; {_plural(len(failed), 'listing')} failed ({kinds})"
+        line += f"; {plural(len(failed), 'listing')} failed ({kinds})"
     return line + "."
 
 
@@ -379,16 +380,7 @@ def drafts_html(frame: pd.DataFrame) -> str:
         columns.remove("message")
     view: Any = frame[columns].head(_SHOWN_DRAFTS)
     more = len(frame) - len(view)
-    tail = f"<p>… {_plural(more, 'more row')} in <code>form.drafts</code></p>" if more else ""
+    tail = f"<p>… {plural(more, 'more row')} in <code>form.drafts</code></p>" if more else ""
     table: str = view.to_html(index=False, na_rep="", escape=True, border=0)
     return f"<b>{html.escape(drafts_line(frame))}</b>{table}{tail}"
 
-
-def _plural(n: int, noun: str) -> str:
-    """``1 draft``, ``2 drafts``.
-
-    Example:
-        >>> _plural(1, "draft"), _plural(2, "draft")
-        ('1 draft', '2 drafts')
-    """
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

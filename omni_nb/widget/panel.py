@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import ipywidgets as w
 
+from .._text import one_line as _one_line
 from ..errors import APIConnectionError, AuthenticationError, OmniError
 from ..progress.style import ended
 from ..progress.tally import Budget, Tally, Throttle, Ticker, line_for
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from ..table import DraftResults
 
-__all__ = ["RunPanel", "one_line"]
+__all__ = ["RunPanel", "error_line", "one_line"]
 
 _LINE = 400  # characters at most in the status line
 _TICK = 1.0  # seconds between redraws while no result arrives (a wait's countdown moves)
@@ -91,7 +92,7 @@ class RunPanel:
         self.message.value = f'<span style="color:{color}">{html.escape(text)}</span>'
 
     def fail(self, problem: BaseException | str) -> None:
-        """Show ``problem`` as the error line (one line, see :func:`one_line`), kept in
+        """Show ``problem`` as the error line (one line, see :func:`error_line`), kept in
         ``error``.
 
         Example:
@@ -100,7 +101,7 @@ class RunPanel:
             >>> panel.error
             "Unexpected error: KeyError: 'x'"
         """
-        line = one_line(problem)
+        line = error_line(problem)
         self.error = line
         self.message.value = f'<span style="color:#cf222e">⚠ {html.escape(line)}</span>'
 
@@ -252,14 +253,14 @@ def notebook_html(frame: pd.DataFrame) -> str:
     return text
 
 
-def one_line(problem: BaseException | str) -> str:
+def error_line(problem: BaseException | str) -> str:
     """The form's error line for ``problem``: one line, at most 400 characters, saying what
     kind of trouble it is (a refused token, an unreachable host, a bug).
 
     Example:
-        >>> one_line(AuthenticationError(403, "Invalid bearer token"))
+        >>> error_line(AuthenticationError(403, "Invalid bearer token"))
         'The token was refused: AuthenticationError: HTTP 403: Invalid bearer token'
-        >>> one_line(KeyError("x"))
+        >>> error_line(KeyError("x"))
         "Unexpected error: KeyError: 'x'"
     """
     if isinstance(problem, BaseException):
@@ -273,5 +274,8 @@ def one_line(problem: BaseException | str) -> str:
         text = f"{prefix}{type(problem).__name__}: {problem}"
     else:
         text = problem
-    line = " ".join(text.split())
-    return line if len(line) <= _LINE else line[:_LINE - 1] + "…"
+    return _one_line(text, _LINE)
+
+
+#: The name :func:`error_line` had when the form kept it (``omni_nb.widget.form.one_line``).
+one_line = error_line
