@@ -155,8 +155,8 @@ def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext omni_nb``: register ``%omni_draft`` (heavy imports wait for first use).
 
     Example:
-        >>> from IPython.testing.globalipapp import get_ipython
-        >>> shell = get_ipython()
+        >>> from IPython.core.interactiveshell import InteractiveShell
+        >>> shell = InteractiveShell.instance()  # the running shell (a kernel's, a test's)
         >>> load_ipython_extension(shell)
         >>> "omni_draft" in shell.magics_manager.magics["line"]
         True
@@ -170,8 +170,8 @@ def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext omni_nb``: remove ``%omni_draft``.
 
     Example:
-        >>> from IPython.testing.globalipapp import get_ipython
-        >>> shell = get_ipython()
+        >>> from IPython.core.interactiveshell import InteractiveShell
+        >>> shell = InteractiveShell.instance()
         >>> load_ipython_extension(shell)
         >>> unload_ipython_extension(shell)
         >>> "omni_draft" in shell.magics_manager.magics["line"]
