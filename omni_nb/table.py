@@ -636,8 +636,8 @@ def cut_at_word(text: str, limit: int) -> str:
 # -- the compact display ----------------------------------------------------------------------
 
 _BRANCH_CHARS, _MESSAGE_CHARS = 8, 60
-#: The characters of a message a notebook cell shows (the rest on hover): what 22em holds.
-_CELL_CHARS = 44
+#: The characters of a message a notebook cell shows (the rest on hover).
+_CELL_CHARS = 38
 
 
 def _shown_rows(n: int) -> tuple[list[int], bool]:
@@ -698,17 +698,22 @@ def _cell(column: str, value: Any) -> str:
     if column == "branch_id":
         return f'<td title="{html.escape(text)}">{html.escape(text[:_BRANCH_CHARS])}…</td>'
     if column == "message":
-        # Cut at a word (the whole text on hover); the ellipsis style is the safety net for
-        # a narrow cell or a wide font.
-        return (f'<td title="{html.escape(text)}" style="max-width:22em;{_NOWRAP};'
-                f'overflow:hidden;text-overflow:ellipsis;text-align:left">'
-                f"{html.escape(cut_at_word(text, _CELL_CHARS))}</td>")
+        return _message_cell(text, _CELL_CHARS)
     if column == "status":
         colour = _WORD_COLOURS.get(text, "inherit")
         return f'<td style="color:{colour};font-weight:600">{html.escape(text)}</td>'
     if column == "elapsed_s":
         return f"<td>{float(value):.3f}</td>"
     return f'<td style="{_NOWRAP}">{html.escape(text)}</td>'
+
+
+def _message_cell(text: str, chars: int, style: str = "text-align:left") -> str:
+    """Text cut at a word to ``chars`` characters (the whole text on hover), in a cell of one
+    line at most as wide as those characters (about 0.55 em each in a notebook's font): the
+    ellipsis style is the safety net for wide letters, so the width is bounded either way."""
+    return (f'<td title="{html.escape(text)}" style="max-width:{chars * 0.58:.1f}em;'
+            f'{_NOWRAP};overflow:hidden;text-overflow:ellipsis;{style}">'
+            f"{html.escape(cut_at_word(text, chars))}</td>")
 
 
 def _legend(counts: Sequence[tuple[str, int]], total: int) -> str:
@@ -768,16 +773,35 @@ _DRAFT_HEADINGS = {
     "document_id": "document", "draft_id": "draft", "branch_id": "branch id",
     "branch_name": "branch", "draft_status": "draft status", "out_of_date": "out of date",
     "created_at": "created (UTC)", "updated_at": "updated (UTC)", "created_by": "created by",
-    "last_edited_by": "last edited by", "status": "listing", "message": "message",
+    "last_edited_by": "last edited by",
 }
 _LEFT = ' style="text-align:left"'
+#: The characters of a listing's text a cell shows (the whole on hover): what keeps the
+#: widest listing (long names, a failed listing) inside a 960 px cell.
+_NAME_CHARS = {"document_id": 16, "draft_id": 10, "branch_name": 14, "created_by": 16,
+               "status": 26}
 #: Omni's draft states, coloured as the statuses they resemble.
 _DRAFT_COLOURS = {"active": STATUS_COLOURS["ok"], "archived": STATUS_COLOURS["cancelled"]}
 
 
-def _listing_cell(column: str, value: Any) -> str:
-    if value is None or value is pd.NA or value is pd.NaT or (
-            isinstance(value, float) and math.isnan(value)):
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (
+        isinstance(value, float) and math.isnan(value))
+
+
+def _listing_cell(column: str, row: pd.Series) -> str:
+    value = row[column]
+    if column == "status":  # the listing's outcome: blank when it worked, else why not
+        status, message = str(value), "" if _missing(row.get("message")) else str(
+            row["message"])
+        if status == "ok" and not message:
+            return "<td></td>"
+        # The message in the status's colour (the summary names the statuses); both on hover.
+        cell = _message_cell(message or status, _NAME_CHARS["status"],
+                             f"text-align:left;color:{STATUS_COLOURS.get(status, 'inherit')}")
+        return cell.replace(f'title="{html.escape(message or status)}"',
+                            f'title="{html.escape(f"{status}: {message}")}"', 1)
+    if _missing(value):
         return "<td></td>"
     if isinstance(value, pd.Timestamp):  # to the minute; the exact time on hover
         exact = value.tz_convert("UTC").isoformat() if value.tzinfo else value.isoformat()
@@ -786,20 +810,21 @@ def _listing_cell(column: str, value: Any) -> str:
     if column == "out_of_date":
         return "<td>yes</td>" if bool(value) else "<td></td>"
     text = str(value)
-    if column in ("status", "draft_status"):
-        colour = (_DRAFT_COLOURS if column == "draft_status" else STATUS_COLOURS).get(
-            text, "inherit")
-        return f'<td style="color:{colour};font-weight:600">{html.escape(text)}</td>'
-    if column == "message":
-        return _cell("message", text)
+    if column == "draft_status":
+        return (f'<td style="color:{_DRAFT_COLOURS.get(text, "inherit")};font-weight:600">'
+                f"{html.escape(text)}</td>")
+    if column in _NAME_CHARS:
+        return _message_cell(text, _NAME_CHARS[column], "")
     return f'<td style="{_NOWRAP}">{html.escape(text)}</td>'
 
 
 def listing_html(frame: pd.DataFrame, *, summary: bool = True) -> str:
     """The drafts listing's notebook view, in the results table's compact style: its summary
     (unless ``summary=False``: a form says it in its status line), then the columns of
-    :data:`~omni_nb.rows.DRAFT_SHOWN` (the message only when some row has one), blanks where
-    there is no value, times to the minute (the exact time on hover). Escaped throughout.
+    :data:`~omni_nb.rows.DRAFT_SHOWN` (the listing's status and message as one column, only
+    when some listing failed), blanks where there is no value, times to the minute, long
+    names and messages cut at a word (the whole on hover), so it fits a 960 px cell. Escaped
+    throughout.
 
     Example:
         >>> page = listing_html(drafts_frame([("d", "x", None, None, "active", False, None,
@@ -807,9 +832,12 @@ def listing_html(frame: pd.DataFrame, *, summary: bool = True) -> str:
         >>> "1 draft of 1 document: 1 active." in page, "&lt;NA&gt;" in page, "<NA>" in page
         (True, False, False)
     """
-    columns = [c for c in DRAFT_SHOWN if c in frame.columns]
-    if "message" in columns and not (frame["message"].fillna("").astype(str) != "").any():
-        columns.remove("message")
+    # The listing's status and message are one column ("listing": why a listing failed),
+    # shown only when one did: the summary counts them either way.
+    columns = [c for c in DRAFT_SHOWN if c in frame.columns and c != "message"]
+    if "status" in columns and (frame["status"].astype(str) == "ok").all() and not (
+            "message" in frame.columns and frame["message"].fillna("").astype(str).any()):
+        columns.remove("status")
     total = len(frame)
     positions, cut = _shown_rows(total)
     body = []
@@ -817,12 +845,12 @@ def listing_html(frame: pd.DataFrame, *, summary: bool = True) -> str:
         if cut and i == len(positions) // 2:
             body.append(f'<tr><td colspan="{len(columns) + 1}">…</td></tr>')
         row = frame.iloc[pos]
-        cells = "".join(_listing_cell(c, row[c]) for c in columns)
+        cells = "".join(_listing_cell(c, row) for c in columns)
         body.append(f"<tr><th>{html.escape(str(frame.index[pos]))}</th>{cells}</tr>")
     # Each heading names its DataFrame column on hover (what code filters on).
     headings = "".join(
-        f'<th title="{c}"{_LEFT if c == "message" else ""}>'
-        f"{html.escape(_DRAFT_HEADINGS.get(c, c))}</th>" for c in columns)
+        f'<th title="status, message"{_LEFT}>listing</th>' if c == "status" else
+        f'<th title="{c}">{html.escape(_DRAFT_HEADINGS.get(c, c))}</th>' for c in columns)
     hidden = len([c for c in frame.columns if c not in columns])
     note = (f"{len(positions)} of {total} rows shown; " if cut else "") + (
         f"{plural(hidden, 'more column')} in the DataFrame" if hidden else "")

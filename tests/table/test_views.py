@@ -4,8 +4,17 @@ style (the HTML a notebook and the form show, the text the CLI prints)."""
 
 from __future__ import annotations
 
+import contextlib
 import html
+import json
+import os
 import re
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -223,7 +232,7 @@ def test_a_long_message_is_cut_at_a_word_with_the_whole_text_on_hover() -> None:
     assert shown.endswith("…")
     assert len(shown) <= 50
     assert message.startswith(shown[:-1])
-    assert message[len(shown) - 1] == " "  # the cut falls between two words
+    assert message[len(shown) - 1] in " ,;:"  # the cut falls between two words
 
 
 def test_cut_at_word_cuts_mid_word_only_when_one_word_fills_the_room() -> None:
@@ -255,7 +264,23 @@ def test_the_listing_is_compact_with_blanks_and_minute_times() -> None:
     assert 'title="2026-12-05T08:06:18+00:00"' in page
     assert ">2026-12-05 08:06</td>" in page
     assert _headings(page)[:3] == ["document", "draft", "branch"]
+    assert _headings(page)[-1] == "listing"  # status and message, one column
+    assert 'title="not_found: Document with identifier nope not found"' in page
     assert "class=\"omni-nb-drafts\"" in page
+
+
+def test_long_names_in_a_listing_are_cut_with_the_whole_on_hover() -> None:
+    """A long branch name or creator is cut at a word, whole on hover; every listing that
+    worked leaves no "listing" column (the summary says they worked)."""
+    branch = "feature/quarterly-revenue-dashboard-refresh"
+    page = listing_html(drafts_frame([("doc-0001", "a1b2c3d4", None, branch, "active", False,
+                                       None, None, "Alexandra Konstantinopoulou", None, "ok",
+                                       "")]))
+    cells = dict(re.findall(r'<td title="([^"]*)"[^>]*>([^<]*)</td>', page))
+    assert cells[branch].endswith("…")
+    assert len(cells[branch]) <= 14
+    assert cells["Alexandra Konstantinopoulou"] == "Alexandra…"
+    assert "listing" not in _headings(page)
 
 
 def test_a_listing_displays_compactly_wherever_it_is_shown(sb: sandbox.Sandbox) -> None:
@@ -293,3 +318,146 @@ def test_show_drafts_says_its_summary_once(sb: sandbox.Sandbox) -> None:
         assert 'class="omni-nb-drafts"' in shown
     finally:
         form.close()
+
+
+# -- in JupyterLab: the tables fit a 960 px cell ----------------------------------------------
+
+#: A notebook showing each kind of table: a discard (archived and skipped rows), a create
+#: run (the sandbox refuses doc-0010: a long message), a refused token, a misspelt instance,
+#: the widest rows the compact table and the listing can have, the magic's listing.
+BROWSER_CELLS = [
+    "import os\nimport omni_nb\nsb = omni_nb.sandbox.serve(documents=60, rate_limit=None)\n"
+    "os.environ.update(OMNI_BASE_URL=sb.base_url, OMNI_API_TOKEN=sb.token)\n"
+    "# Drafts made before the run (by more than the discard's clock-skew margin, 2 s): the\n"
+    "# discard below skips them.\n"
+    "import time\n"
+    "before = omni_nb.create_drafts(['doc-0001', 'doc-0002'], rate_limit=None, ledger='off')\n"
+    "time.sleep(2.5)",
+    "made = omni_nb.create_drafts([f'doc-{i:04d}' for i in range(1, 13)], rate_limit=None)\n"
+    "made",
+    "omni_nb.discard_drafts(made, rate_limit=None)",
+    "omni_nb.create_drafts([f'doc-{i:04d}' for i in range(20, 50)], token='omni_osk_wrong',\n"
+    "                      rate_limit=None)",
+    "omni_nb.create_drafts(['doc-0001', 'doc-0002', 'doc-0003'], rate_limit=None,\n"
+    "                      base_url='https://acme-typo.omniapp.invalid/api')",
+    "from omni_nb.rows import Row\nfrom omni_nb.table import frame_from_rows\n"
+    "words = 'Document is not eligible for publishing because ' * 6\n"
+    "frame_from_rows([Row(f'doc-{i:04d}', '0b1c2d3e-aaaa-bbbb-cccc-123456789abc', 'd93874a8',\n"
+    "                     status, 503, words, 10, 123.456, 0, 'https://a/api', 'r', action=a)\n"
+    "                 for i, (status, a) in enumerate([('network_error', 'discard'),\n"
+    "                                                  ('not_eligible', 'create')])])",
+    "from omni_nb.table import drafts_frame\nfrom datetime import datetime, UTC\n"
+    "now = datetime.now(UTC)\nname = 'feature/quarterly-revenue-dashboard-refresh'\n"
+    "drafts_frame([('quarterly-revenue-overview-2026', 'd93874a8', None, name, 'archived',\n"
+    "               True, now, now, 'Alexandra Konstantinopoulou', None, 'ok', ''),\n"
+    "              ('doc-0002', None, None, None, None, None, None, None, None, None,\n"
+    "               'server_error', 'Internal server error while listing the drafts ' * 3)])",
+    "%reload_ext omni_nb\n%omni_draft --list doc-0001 doc-0002 doc-0003 doc-0004 nope "
+    "--include-archived",
+]
+#: Where the screenshots go (not committed): the artifacts folder, or SCREENSHOTS_DIR.
+SHOTS = ("discard", "created", "refused-token", "misspelt-instance", "widest",
+         "widest-listing", "listing")
+FIT = """el => ({table: el.querySelector('table.dataframe').getBoundingClientRect().width,
+    area: el.clientWidth, overflow: el.scrollWidth - el.clientWidth,
+    rows: Array.from(el.querySelectorAll('table.dataframe tbody tr')).map(r => r.offsetHeight)})"""
+
+
+@pytest.mark.browser
+def test_every_table_fits_a_960px_cell_in_jupyterlab(tmp_path: Path) -> None:
+    """JupyterLab 1400 px wide with the file browser open: a discard, a refused token, a
+    misspelt instance and the listing each fit their output area and 960 px (the cell an
+    analyst had with a wider file browser), one line per row, with the words pinned above."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.front.test_browser import CHROMIUM, CHROMIUM_ARGS, missing_requirement
+
+    reason = missing_requirement()
+    if reason is not None:
+        pytest.skip(reason)
+    shots = Path(os.environ.get("SCREENSHOTS_DIR", Path(__file__).parents[2] / "artifacts"))
+    shots.mkdir(parents=True, exist_ok=True)
+    with _lab(tmp_path, BROWSER_CELLS) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        # Tall, so each table is drawn whole (JupyterLab draws only the cells in view).
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
+        try:
+            page.goto(url)
+            page.locator(".jp-StatusBar-Widget", has_text="(ipykernel) | Idle").first.wait_for()
+            page.locator("#jp-MainMenu").get_by_text("Run", exact=True).click()
+            page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+            cells = page.locator(".jp-Cell")
+            expect(cells.nth(len(BROWSER_CELLS) - 1).locator("table.dataframe")).to_have_count(1)
+            expected = {"discard": "existed before the run", "created": "not_eligible",
+                        "refused-token": "The token was refused", "misspelt-instance":
+                        "host acme-typo.omniapp.invalid not found", "widest": "network_error",
+                        "widest-listing": "server_error", "listing": "draft status"}
+            for name, n in zip(SHOTS, (2, 1, 3, 4, 5, 6, 7), strict=True):
+                area = cells.nth(n).locator(".jp-Cell-outputArea")
+                expect(area).to_contain_text(expected[name])
+                fit = area.evaluate(FIT)
+                print(f"{name}: table {fit['table']:.0f} px in a {fit['area']} px area")
+                cells.nth(n).screenshot(path=str(shots / f"i20-display-{name}.png"))
+                assert fit["table"] <= min(960, fit["area"]), (name, fit)
+                assert fit["overflow"] <= 1, (name, fit)
+                assert max(fit["rows"]) - min(fit["rows"]) <= 2, (name, fit)
+            page.screenshot(path=str(shots / "i20-display-lab.png"))
+        except Exception:
+            page.screenshot(path=str(shots / "i20-display-failure.png"))
+            raise
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def _lab(tmp_path: Path, sources: list[str]) -> Iterator[str]:
+    """JupyterLab on a free loopback port serving a notebook of ``sources``; yields its URL."""
+    from tests.front.test_browser import free_port
+
+    root = tmp_path / "root"
+    root.mkdir()
+    kernel = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": kernel},
+                "cells": [
+        {"cell_type": "code", "id": f"c{n}", "metadata": {}, "source": source,
+         "outputs": [], "execution_count": None} for n, source in enumerate(sources)]}
+    (root / "tables.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
+    settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")}
+    env.update(OMNI_NB_LEDGER=str(tmp_path / "ledger.sqlite3"),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    port, token = free_port(), secrets.token_hex(16)
+    with (tmp_path / "lab.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip",
+             "127.0.0.1", "--port", str(port), f"--IdentityProvider.token={token}",
+             f"--ServerApp.root_dir={root}",
+             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail("JupyterLab did not start:\n"
+                                    + (tmp_path / "lab.log").read_text()[-3000:])
+                    time.sleep(0.2)  # polling a server that is starting up
+            yield f"{base}/lab/tree/tables.ipynb?token={token}"
+        finally:
+            proc.terminate()  # the server shuts its kernels down on SIGTERM
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
