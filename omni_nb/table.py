@@ -120,8 +120,10 @@ class DraftResults(pd.DataFrame):
     def __repr__(self) -> str:
         if not self._is_results():
             return super().__repr__()
-        with pd.option_context("display.max_columns", len(SHOWN), "display.width", 160):
-            return f"{self.summary()}\n{_compact_frame(self, cut=True).__repr__()}"
+        line = headline(self)
+        head = f"{line}\n{shown_summary(self)}" if line else shown_summary(self)
+        with pd.option_context("display.max_columns", len(SHOWN) + 1, "display.width", 160):
+            return f"{head}\n{_compact_frame(self, cut=True).__repr__()}"
 
 
 def summarize(frame: pd.DataFrame) -> str:
@@ -520,7 +522,7 @@ def text_view(
     with pd.option_context("display.width", 160, "display.max_columns", len(columns)):
         shown = view.head(limit).to_string(index=False)
     hidden = len(table) - min(limit, len(table))
-    older = " (older)" if newest_first else ""
+    older = ": the older ones" if newest_first else ""
     more = f"\n… {plural(hidden, 'more row')} not shown{older}{hint}" if hidden else ""
     return f"{head}\n{shown}{more}"
 

@@ -109,6 +109,14 @@ def test_the_text_view_words_discards_and_names_the_action() -> None:
     assert "action" not in made
 
 
+def test_the_plain_text_repr_words_discards_as_the_html_does() -> None:
+    """repr() (a terminal, a saved notebook's text/plain) reads "archived" too."""
+    text = repr(frame_from_rows([_row("doc-01", action="discard")]))
+    assert text.splitlines()[0] == "1 row: 1 archived"
+    assert "archived" in text.splitlines()[2]
+    assert "discard" in text.splitlines()[2]
+
+
 def test_a_mixed_ledger_view_tells_creates_from_discards() -> None:
     """Creates and discards read back together: creates say ok, discards archived, each
     row names its action."""
@@ -145,7 +153,7 @@ def test_results_are_oldest_first_and_the_text_view_says_newest_first(tmp_path: 
     assert lines[0] == "3 rows: 3 ok (newest first)"
     assert "doc-03" in lines[2]
     assert "doc-01" not in view
-    assert lines[-1] == "… 2 more rows not shown (older)"
+    assert lines[-1] == "… 2 more rows not shown: the older ones"
 
 
 def test_cli_results_says_it_lists_the_newest_first(
