@@ -347,7 +347,13 @@ class DraftListing(pd.DataFrame):
 
     def summary(self) -> str:
         """Drafts, documents, how many active and archived, and the listings that failed
-        (:func:`listing_summary`)."""
+        (:func:`listing_summary`).
+
+        Example:
+            >>> drafts_frame([("d", "x", None, None, "active", False, None, None, None, None,
+            ...                "ok", "")]).summary()
+            '1 draft of 1 document: 1 active.'
+        """
         return listing_summary(self)
 
     def _is_listing(self) -> bool:
