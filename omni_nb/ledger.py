@@ -422,7 +422,8 @@ class Ledger:
         api_root: str | None = None,
     ) -> pd.DataFrame:
         """The ledger's rows as a results table (same columns and dtypes as a batch's), in
-        arrival order.
+        arrival order: oldest first, so ``.tail()`` holds the newest rows (``omni-nb results``
+        lists the newest first, and says so).
 
         Read in chunks that become the table's columns as they come (see
         :func:`omni_nb.table.frame_from_chunks`): a million rows take less time than
@@ -615,7 +616,9 @@ def results(
     *,
     ledger: str | Path | Ledger | None = None,
 ) -> pd.DataFrame:
-    """Read results back from the ledger, for later analysis.
+    """Read results back from the ledger, for later analysis: oldest first (arrival order),
+    so ``.tail()`` holds the newest rows, which ``omni-nb results`` lists first ("newest first"
+    in its summary line).
 
     ``since`` is a datetime or an ISO string (taken as UTC when it has no zone); it reads
     only its window, through an index, so a recent window of a large ledger comes back in

@@ -38,7 +38,15 @@ from ..errors import (
     UnexpectedResponseError,
 )
 from ..ratelimit import Limiter, RateLimit, pause_key, shared_limiter
-from .parse import body_text, origin, parse_error_body, parse_retry_after, snippet
+from .parse import (
+    body_text,
+    host_not_found,
+    name_not_resolved,
+    origin,
+    parse_error_body,
+    parse_retry_after,
+    snippet,
+)
 from .validate import check_branch_id, check_document_id
 
 __all__ = [
@@ -534,8 +542,13 @@ class Core:
             return self.timed_out()
         # httpx messages name the host and the OS error, never headers (redacted anyway).
         text = redact(str(exc), self.secrets()) or "(no detail)"
-        cls = HostUnreachableError if isinstance(exc, httpx.ConnectError) else APIConnectionError
-        return cls(f"{type(exc).__name__} talking to {self.origin}: {text}")
+        if not isinstance(exc, httpx.ConnectError):
+            return APIConnectionError(f"{type(exc).__name__} talking to {self.origin}: {text}")
+        if name_not_resolved(exc):
+            # A misspelt instance is the usual cause: say so in the user's terms (the host,
+            # the instance it names, what to check) before the resolver's own words.
+            return HostUnreachableError(host_not_found(self.origin, text))
+        return HostUnreachableError(f"ConnectError talking to {self.origin}: {text}")
 
     def timed_out(self) -> APITimeoutError:
         """The error for an attempt whose deadline passed (connected, no whole answer)."""

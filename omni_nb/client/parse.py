@@ -11,6 +11,7 @@ import email.utils
 import json
 import math
 import re
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC
@@ -19,7 +20,17 @@ from urllib.parse import urlsplit
 
 from .._text import one_line
 
-__all__ = ["body_text", "origin", "parse_error_body", "parse_retry_after", "snippet"]
+__all__ = ["body_text", "host_not_found", "instance_of", "name_not_resolved", "origin",
+           "parse_error_body", "parse_retry_after", "snippet"]
+
+#: The hosts of Omni's instances, by suffix: ``acme.omniapp.co`` is the instance ``acme``.
+_INSTANCE_SUFFIXES = (".omniapp.co", ".playground.exploreomni.dev")
+#: What resolvers say of a name they could not find, when only the text is left (a wrapped
+#: error, another platform's wording).
+_NAME_ERRORS = re.compile(
+    r"Name or service not known|nodename nor servname|getaddrinfo failed|"
+    r"No address associated with hostname|Temporary failure in name resolution|"
+    r"\[Errno (-2|-3|-5|8|11001|11004)\]", re.IGNORECASE)
 
 
 def parse_error_body(body: bytes, reason: str) -> tuple[str, Any]:
@@ -130,3 +141,55 @@ def snippet(body: bytes) -> str:
         '<html> <b>no</b>'
     """
     return one_line(body_text(body), 120)
+
+
+def name_not_resolved(error: BaseException) -> bool:
+    """True when ``error`` (or an error it was raised from) says a host name did not resolve:
+    a ``socket.gaierror`` in its chain, or a resolver's words in its text.
+
+    Example:
+        >>> name_not_resolved(OSError("[Errno -2] Name or service not known"))
+        True
+        >>> name_not_resolved(ConnectionRefusedError(111, "Connection refused"))
+        False
+    """
+    seen: set[int] = set()
+    found: BaseException | None = error
+    while found is not None and id(found) not in seen:
+        if isinstance(found, socket.gaierror) or _NAME_ERRORS.search(str(found)):
+            return True
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+    return False
+
+
+def instance_of(url: str) -> str | None:
+    """The Omni instance a URL names (``acme`` for ``https://acme.omniapp.co``), or None for
+    a host that is not an Omni instance's.
+
+    Example:
+        >>> instance_of("https://acme-typo.omniapp.co/api"), instance_of("http://127.0.0.1:9")
+        ('acme-typo', None)
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    for suffix in _INSTANCE_SUFFIXES:
+        if host.endswith(suffix) and len(host) > len(suffix):
+            return host[: -len(suffix)]
+    return None
+
+
+def host_not_found(url: str, detail: str) -> str:
+    """The message for a host name that did not resolve: the host, the instance it names (if
+    it is an Omni one) and what to check, then the resolver's own words.
+
+    Example:
+        >>> host_not_found("https://acme-typo.omniapp.co", "[Errno -2]")
+        "host acme-typo.omniapp.co not found: check the instance name 'acme-typo' ([Errno -2])"
+        >>> host_not_found("https://omni.example.internal", "[Errno -2]")
+        'host omni.example.internal not found: check the host in the base URL ([Errno -2])'
+    """
+    host = urlsplit(url).hostname or url
+    instance = instance_of(url)
+    check = (f"check the instance name {instance!r}" if instance is not None
+             else "check the host in the base URL")
+    return f"host {host} not found: {check} ({detail})"

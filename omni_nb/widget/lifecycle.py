@@ -20,7 +20,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
@@ -28,7 +28,6 @@ from .._text import plural
 from ..batch import BatchOptions, discard_drafts, list_drafts
 from ..config import Settings
 from ..errors import OmniError
-from ..rows import DRAFT_SHOWN
 from .connect import Connector
 from .live import run_live
 from .panel import RunPanel
@@ -41,10 +40,6 @@ if TYPE_CHECKING:
     from .form import DraftForm
 
 __all__ = ["AfterRun", "Lifecycle", "check_counts", "drafts_line", "question"]
-
-#: The listing's columns "Show drafts" displays (the DataFrame keeps them all).
-_SHOWN_DRAFTS = 200  # rows of a listing drawn in the output area at most
-
 
 @dataclass(frozen=True)
 class _Pending:
@@ -276,7 +271,8 @@ class AfterRun:
             lambda progress: list_drafts(ids, include_archived=archived, settings=settings,
                                          options=options, progress=progress, cancel=cancel))
         self.drafts = frame
-        self._panel.show(frame, drafts_html(frame))
+        # The summary is said once, in the status line below the table.
+        self._panel.show(frame, drafts_html(frame, summary=False))
         failed = bool((frame["status"].astype(str) != "ok").any())
         self._panel.finish(not (failed or cancel.is_set()))
         line = drafts_line(frame)
@@ -345,7 +341,7 @@ def question(counts: Counter[str] | dict[str, int], reasons: Counter[str] | dict
 
 def drafts_line(frame: pd.DataFrame) -> str:
     """The status line of a listing: drafts, documents, how many active and archived, and the
-    listings that failed.
+    listings that failed (:func:`omni_nb.table.listing_summary`).
 
     Example:
         >>> import pandas as pd
@@ -354,20 +350,15 @@ def drafts_line(frame: pd.DataFrame) -> str:
         ...     "status": ["ok", "ok", "not_found"]}))
         '2 drafts of 2 documents: 1 active, 1 archived; 1 listing failed (not_found).'
     """
-    found = frame[frame["draft_id"].notna()]
-    states = Counter(str(s) for s in found["draft_status"])
-    parts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
-    documents = plural(int(frame["document_id"].nunique()), "document")
-    line = f"{plural(len(found), 'draft')} of {documents}" + (f": {parts}" if parts else "")
-    failed = frame[frame["status"].astype(str) != "ok"]
-    if len(failed):
-        kinds = ", ".join(sorted(set(failed["status"].astype(str))))
-        line += f"; {plural(len(failed), 'listing')} failed ({kinds})"
-    return line + "."
+    from ..table import listing_summary  # a listing exists, so pandas is loaded
+
+    return listing_summary(frame)
 
 
-def drafts_html(frame: pd.DataFrame) -> str:
-    """The listing's main columns as an HTML table (escaped; the first rows only).
+def drafts_html(frame: pd.DataFrame, *, summary: bool = True) -> str:
+    """The listing as the magic's ``--list`` shows it (:func:`omni_nb.table.listing_html`):
+    the summary (unless ``summary=False``), then the main columns in the results table's
+    compact style. Escaped.
 
     Example:
         >>> import pandas as pd
@@ -375,12 +366,6 @@ def drafts_html(frame: pd.DataFrame) -> str:
         ...     "draft_status": ["active"], "status": ["ok"], "message": [""]}))
         True
     """
-    columns = [c for c in DRAFT_SHOWN if c in frame.columns]
-    if "message" in columns and not (frame["message"].fillna("").astype(str) != "").any():
-        columns.remove("message")
-    view: Any = frame[columns].head(_SHOWN_DRAFTS)
-    more = len(frame) - len(view)
-    tail = f"<p>… {plural(more, 'more row')} in <code>form.drafts</code></p>" if more else ""
-    table: str = view.to_html(index=False, na_rep="", escape=True, border=0)
-    return f"<b>{html.escape(drafts_line(frame))}</b>{table}{tail}"
+    from ..table import listing_html
 
+    return listing_html(frame, summary=summary)

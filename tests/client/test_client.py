@@ -647,3 +647,53 @@ def test_connect_failures_keep_their_schedule_after_other_errors() -> None:
         assert c._core.next_wait(dead, 1, 0.0, 1) is None
     with pytest.raises(ValueError, match="connect_retries"):
         RetryPolicy(connect_retries=-1)
+
+
+def _failing_connect(cause: OSError) -> httpx.MockTransport:
+    """A transport whose every connect fails as httpx reports it: a ConnectError raised from
+    the operating system's error."""
+
+    def connect(request: httpx.Request) -> httpx.Response:
+        try:
+            raise cause
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+
+    return httpx.MockTransport(connect)
+
+
+def test_a_misspelt_instance_is_named_with_what_to_check() -> None:
+    """A name that does not resolve: the message says the host was not found, names the
+    instance and says to check its name, then keeps the resolver's words."""
+    dns = socket.gaierror(-2, "Name or service not known")
+    with OmniClient("https://acme-typo.omniapp.co/api", "tok", limiter=Limiter(None),
+                    transport=_failing_connect(dns), sleep=lambda _s: None) as c, \
+            pytest.raises(HostUnreachableError) as info:
+        c.create_draft("doc-0001")
+    message = str(info.value)
+    assert message.startswith("host acme-typo.omniapp.co not found: check the instance name "
+                              "'acme-typo'")
+    assert "Name or service not known" in message
+    assert "ConnectError" not in message
+
+
+def test_an_unresolvable_base_url_says_to_check_its_host(make_sandbox: MakeSandbox) -> None:
+    """A base URL (not an Omni instance) whose name does not resolve, over a real resolver:
+    the message names the host and says to check the base URL, not an instance."""
+    url = _dead_hosts(make_sandbox)["no such name"]
+    with OmniClient(url, "tok", timeout=5, limiter=Limiter(None),
+                    sleep=lambda _s: None) as c, pytest.raises(HostUnreachableError) as info:
+        c.create_draft("doc-0001")
+    assert str(info.value).startswith(
+        "host omni-nb-test.invalid not found: check the host in the base URL (")
+
+
+def test_a_refused_connection_keeps_its_own_words() -> None:
+    """Refused is not "not found": the message stays the transport's, naming the origin."""
+    refused = ConnectionRefusedError(111, "Connection refused")
+    with OmniClient("https://acme.omniapp.co/api", "tok", limiter=Limiter(None),
+                    transport=_failing_connect(refused), sleep=lambda _s: None) as c, \
+            pytest.raises(HostUnreachableError) as info:
+        c.create_draft("doc-0001")
+    assert str(info.value).startswith("ConnectError talking to https://acme.omniapp.co: ")
+    assert "not found" not in str(info.value)

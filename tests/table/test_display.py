@@ -44,7 +44,7 @@ def test_message_is_one_line_with_the_full_text_on_hover(sb: sandbox.Sandbox) ->
     t = _table(sb)
     t.loc[2, "message"] = "line one\nline two " + "x" * 300
     page = t._repr_html_() or ""
-    cells = re.findall(r'<td title="([^"]*)" style="max-width:32em[^>]*>([^<]*)</td>', page)
+    cells = re.findall(r'<td title="([^"]*)" style="max-width:[^>]*>([^<]*)</td>', page)
     title, shown = next(c for c in cells if c[0].startswith("line one"))
     assert title.startswith("line one\nline two")
     assert len(title) > 300
