@@ -18,11 +18,11 @@ again, cutting a batch's clean-up short), so the coroutine runs as a plain async
 cancelled once, whose outcome reaches the caller through a future of our own; and
 ``BlockingPortalProvider`` stops the loop when its last user leaves: not one loop.
 
-Measured in one run (``python benchmarks/bench_loop.py``, 2 cores shared with other work,
-medians of 7 alternating rounds): a ``run_sync`` of a coroutine that returns at once costs
-about 150 us through the portal against 50 us through the hand-written thread (200 calls:
-30.8 vs 9.9 ms; ``portal.call`` alone is 60 us), paid once per batch; a 300-document
-``create_drafts`` against the sandbox took 457 vs 422 ms (1.08, within the rounds' spread).
+Measured against the hand-written loop thread it replaced (``benchmarks/bench_loop.py``, same
+run, 2 busy cores, medians of 7 rounds, two runs): 200 ``run_sync`` calls of a coroutine that
+returns at once took 30.8 vs 9.9 ms, then 15.8 vs 15.0 ms (``portal.call`` costs about 60 us,
+paid twice per ``run_sync``, so once or twice per batch); a 300-document ``create_drafts``
+against the sandbox took 457 vs 422 ms, then 407 vs 416 ms: no difference a batch shows.
 """
 
 from __future__ import annotations
