@@ -10,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +53,19 @@ def test_submitted_exception_is_the_futures() -> None:
 
     with pytest.raises(Boom, match="in the background"):
         submit(fail).result(timeout=WAIT)
+
+
+def test_a_factory_that_raises_reports_through_the_future() -> None:
+    """An error making the coroutine comes back like an error inside it."""
+
+    def broken() -> Coroutine[Any, Any, int]:
+        raise Boom("no coroutine")
+
+    future = submit(broken)
+    with pytest.raises(Boom, match="no coroutine"):
+        future.result(timeout=WAIT)
+    with pytest.raises(Boom, match="no coroutine"):
+        run_sync(broken)
 
 
 def _interrupt_main_thread() -> None:
