@@ -253,7 +253,8 @@ class DeadlineTransport(httpx.BaseTransport):
     """
 
     def __init__(
-        self, *, verify: ssl.SSLContext | str | bool = True, cert: Any = None,
+        self, *, verify: ssl.SSLContext | str | bool = True,
+        cert: str | tuple[str, str] | tuple[str, str, str] | None = None,
         trust_env: bool = True, limits: httpx.Limits | None = None,
         proxy: httpx.Proxy | str | None = None,
         network_backend: httpcore.NetworkBackend | None = None,
