@@ -126,20 +126,19 @@ class CallOutcome:
 
 
 class Deadline:
-    """One attempt's deadline: ``seconds`` from now for connecting, sending, the headers and
-    the body together.
+    """One attempt's deadline: ``seconds`` from now for looking the host up, connecting,
+    sending, the headers and the body together.
 
-    :meth:`timeouts` is what a twin hands httpx as the request's timeout: a mapping that
-    answers each phase (connect, write, read, pool) with the time *left* when the phase
-    starts, so no phase can run past the deadline on its own; :meth:`check` is called
-    between body chunks, where a trickling server would otherwise keep each read short and
-    the body endless.
+    The sync client holds each attempt to it through its transport
+    (:func:`omni_nb.client.transport.attempt_deadline`), the async client with
+    ``asyncio.timeout``; :meth:`check` is also called between body chunks, where a trickling
+    server would otherwise keep each read short and the body endless.
 
     Example:
         >>> d = Deadline(5.0)
         >>> 4.0 < d.remaining() <= 5.0
         True
-        >>> 4.0 < d.timeouts().get("read") <= 5.0
+        >>> 4.0 < d.timeouts()["read"] <= 5.0
         True
     """
 
@@ -166,25 +165,11 @@ class Deadline:
             raise httpx.ReadTimeout(f"attempt deadline of {self.seconds:g} s passed")
 
     def timeouts(self) -> dict[str, float | None]:
-        """The request's ``timeout`` extension: each phase gets the time left."""
-        return _Remaining(self)
-
-
-class _Remaining(dict[str, float | None]):
-    # httpcore reads ``request.extensions["timeout"].get(phase)`` as each phase starts
-    # (connect, write, read of the headers, read of the body, pool); answering with the time
-    # left makes the phases share one deadline. The plain dict underneath keeps the keys.
-    def __init__(self, deadline: Deadline) -> None:
-        full = deadline.seconds
-        super().__init__(connect=full, read=full, write=full, pool=full)
-        self._deadline = deadline
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._deadline.remaining() if key in self else default
-
-    def __getitem__(self, key: str) -> float | None:
-        super().__getitem__(key)  # KeyError for an unknown phase
-        return self._deadline.remaining()
+        """The request's ``timeout`` extension (httpx's documented per-phase timeouts): the
+        time left now, for each phase. A cap only: a phase that starts later would get the
+        same figure, so the deadline itself is kept by the client (see above)."""
+        left = self.remaining()
+        return {"connect": left, "read": left, "write": left, "pool": left}
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from ._core import (
     first_page_size as _page,
 )
 from .drafts import DraftRecord, discard_call, drafts_call, records_from
+from .transport import DeadlineTransport, attempt_deadline, proxy_mounts
 
 __all__ = ["OmniClient"]
 
@@ -43,6 +44,10 @@ class OmniClient(BaseClient):
     :func:`omni_nb.login`, then ``OMNI_BASE_URL`` / ``OMNI_INSTANCE`` and ``OMNI_API_TOKEN`` /
     ``OMNI_API_KEY``. Every client in the process with the same API root and token shares one
     rate budget.
+
+    Each attempt (name lookup, connect, request, headers, body) ends by ``timeout`` seconds,
+    through :class:`~omni_nb.client.transport.DeadlineTransport`; a ``transport`` given
+    here is used as it is (the deadline then holds between body chunks only).
 
     Example:
         >>> from omni_nb import sandbox
@@ -77,12 +82,16 @@ class OmniClient(BaseClient):
                           timeout=timeout, on_result=on_result, limiter=limiter, rng=rng),
         )
         self._sleep = sleep
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        mounts = None
+        if transport is None:
+            # Each attempt's deadline reaches the name lookup and every socket read through
+            # this transport; the environment's proxies go through one like it.
+            transport, mounts = DeadlineTransport(limits=limits), proxy_mounts(limits)
         self._http = httpx.Client(
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            **self._core.http_options(),
+            transport=transport, mounts=mounts, limits=limits, **self._core.http_options()
         )
 
     def __enter__(self) -> Self:
@@ -258,15 +267,16 @@ class OmniClient(BaseClient):
             state.held(held, waited)
             try:
                 deadline = core.deadline()
-                request = core.build(call, deadline)  # each phase gets the time left
+                request = core.build(call, deadline)
                 state.sending()
                 sent = time.monotonic()
-                response = self._http.send(request, stream=True)
-                core.limiter.observe(time.monotonic() - sent, response.status_code)
-                try:
-                    body = read_capped(response.iter_bytes(), deadline)
-                finally:
-                    response.close()
+                with attempt_deadline(deadline):  # lookup, connect, headers and body
+                    response = self._http.send(request, stream=True)
+                    core.limiter.observe(time.monotonic() - sent, response.status_code)
+                    try:
+                        body = read_capped(response.iter_bytes(), deadline)
+                    finally:
+                        response.close()
                 return core.interpret(response, body), state.attempt, response.status_code
             except httpx.HTTPError as exc:
                 error: OmniError = core.transport_error(exc)
