@@ -5,7 +5,7 @@ there. Patching asyncio (nest-asyncio) is global, its last release is archived a
 Python 3.12+/3.14; the maintained fork still patches globally. Instead the coroutine runs on
 one private event loop in a daemon thread: nothing global changes, it works the same in a
 script, a kernel, or after a user's own ``nest_asyncio.apply()``, and an interrupt in the
-caller's thread cancels the task promptly (tests/test_batch.py interrupts a running batch).
+caller's thread cancels the task promptly (tests/batch/test_batch.py interrupts a running batch).
 
 The loop and its thread come from anyio: a :class:`~anyio.from_thread.BlockingPortal` that
 ``anyio.run`` opens in a daemon thread and keeps for the life of the process, so every batch,

@@ -21,6 +21,8 @@ MAX_FUNCTION, MAX_CLASS, MAX_MODULE = 60, 300, 700
 ROOMS = {
     "pandas": ("omni_nb.table", "omni_nb._accessor"),
     "httpx": ("omni_nb.client",),
+    "httpcore": ("omni_nb.client.transport",),  # its public network-backend API only
+    "anyio": ("omni_nb._loop",),  # the blocking portal that runs every batch
     "ipywidgets": ("omni_nb.widget", "omni_nb.progress.live", "omni_nb.progress.run_view"),
     "IPython": ("omni_nb.magic", "omni_nb.progress.live"),
     "traitlets": ("omni_nb.magic", "omni_nb.widget"),

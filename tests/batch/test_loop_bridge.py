@@ -18,7 +18,7 @@ import pytest
 
 from omni_nb._loop import run_sync, submit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WAIT = 30.0  # generous: two busy cores
 
 
