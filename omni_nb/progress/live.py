@@ -42,7 +42,7 @@ from .tally import Budget, Paint, Snapshot, Tally, Throttle, Ticker, line_for
 from .text import TextProgress, is_terminal
 
 __all__ = ["LiveProgress", "WidgetProgress", "choose_mode", "current_shell", "make_progress",
-           "watching"]
+           "text_stream", "watching"]
 
 Mode = Literal["widget", "text", "off"]
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -69,7 +69,8 @@ def current_shell() -> Any:
     that never loaded it has no shell).
 
     Example:
-        >>> current_shell() is None  # doctests run outside IPython
+        >>> shell = current_shell()  # None in a script; the shell where IPython runs
+        >>> shell is None or hasattr(shell, "user_ns")
         True
     """
     ipython = sys.modules.get("IPython")
@@ -458,7 +459,7 @@ def make_progress(
     mode = choose_mode(shell, wanted)
     if mode == "off":
         return None
-    return LiveProgress(total, mode=mode, budget=budget)
+    return LiveProgress(total, mode=mode, budget=budget, stream=text_stream(shell))
 
 
 def watching(
@@ -470,8 +471,10 @@ def watching(
 
     * a kernel whose front end renders widgets: the widget bar, replaced by its static
       summary when the batch ends;
-    * a headless kernel (nbclient, papermill, ``nbconvert --execute``): a few text lines;
-    * a terminal (``stream``, default ``sys.stderr``, is one): the text bar, redrawn in place;
+    * a headless kernel (nbclient, papermill, ``nbconvert --execute``): a few text lines on
+      the cell's stdout;
+    * a terminal (``stream``, default :func:`text_stream`, is one): the text bar, redrawn
+      in place;
     * anything else (a script or a test with no terminal, a log): None, nothing is written
       (``force=True``, the caller's ``progress=True``: the text lines even there).
 
@@ -489,8 +492,21 @@ def watching(
         return None
     shell = shell if shell is not None else current_shell()
     mode = choose_mode(shell)
-    stream = stream if stream is not None else sys.stderr
+    stream = stream if stream is not None else text_stream(shell)
     if mode == "text" and not (force or _in_kernel(shell) or is_terminal(stream)):
         return None
     return LiveProgress(total, mode=mode, budget=budget, stream=stream)
+
+
+def text_stream(shell: Any) -> Any:
+    """Where a text bar writes: the cell's stdout in a kernel (a notebook shows stderr on
+    red, as an error; these lines are not one), stderr elsewhere (a terminal's pipes keep
+    their stdout for data).
+
+    Example:
+        >>> import sys
+        >>> text_stream(None) is sys.stderr
+        True
+    """
+    return sys.stdout if _in_kernel(shell) else sys.stderr
 

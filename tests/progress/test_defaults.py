@@ -67,7 +67,7 @@ def notebook(monkeypatch: pytest.MonkeyPatch) -> CapturingDisplayPublisher:
 
 @pytest.fixture
 def headless(monkeypatch: pytest.MonkeyPatch) -> CapturingDisplayPublisher:
-    """A kernel run by a headless executor (its stderr is the test's captured one, not a
+    """A kernel run by a headless executor (its streams are the test's captured ones, not a
     terminal); yields what it published."""
     return _kernel(monkeypatch, interactive=False)
 
@@ -158,9 +158,12 @@ def test_a_headless_notebook_gets_a_few_lines_not_one_per_redraw(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Executed by nbclient or papermill (a kernel, no widgets), a throttled batch writes a
-    few whole lines to the cell's stderr: no carriage return, nothing per redraw."""
+    few whole lines to the cell's stdout (not stderr: a notebook shows it on red, as an
+    error): no carriage return, nothing per redraw."""
     _create(sb, rate_limit=RateLimit(3, per=1))  # about a second of waiting on the budget
-    text = capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    text = captured.out
     assert headless.outputs == []
     assert "\r" not in text
     lines = text.splitlines()

@@ -81,6 +81,7 @@ def _assert_clean(nb: nbformat.NotebookNode) -> None:
         streams = [o for o in cell if o["output_type"] == "stream"]
         assert len(streams) <= 3, streams  # a few lines, not one output per redraw
         assert all("\r" not in o["text"] for o in streams)
+        assert [o for o in streams if o["name"] == "stderr"] == []  # nothing shown as an error
     # No widget view left: each display a batch made ends as its static summary.
     assert [o for o in flat if WIDGET in o.get("data", {})] == []
     size = len(json.dumps(outputs))
