@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import html as html_text
 import importlib.util
+import logging
 import sys
 import threading
 import time
@@ -45,6 +46,7 @@ __all__ = ["LiveProgress", "WidgetProgress", "choose_mode", "current_shell", "ma
            "text_stream", "watching"]
 
 Mode = Literal["widget", "text", "off"]
+log = logging.getLogger("omni_nb")
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
@@ -306,7 +308,10 @@ class WidgetProgress:
         from IPython import display as ipd
 
         update: Any = ipd.update_display  # untyped in IPython
-        update(self.static_bundle(), raw=True, display_id=self.display_id)
+        try:
+            update(self.static_bundle(), raw=True, display_id=self.display_id)
+        except Exception:  # a display that cannot be updated must not fail the batch
+            log.debug("progress: the display could not be updated", exc_info=True)
 
     def stop_ticking(self) -> None:
         """Stop the ticker, if one runs."""
