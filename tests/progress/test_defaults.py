@@ -301,3 +301,26 @@ def test_background_run_in_a_headless_notebook_builds_no_widget(
     assert all(WIDGET not in o["data"] for o in published.outputs)
     assert published.outputs[-1]["update"]
     assert published.outputs[-1]["data"]["text/plain"].startswith("done: 6/6")
+
+
+# -- the magic keeps its own choice ------------------------------------------------------------
+
+
+def test_the_magic_with_progress_off_shows_no_bar(
+    notebook: CapturingDisplayPublisher, sb: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """%omni_draft with progress off in JupyterLab: the batch it calls shows no widget bar
+    of its own (the magic passes progress=False when it draws nothing)."""
+    monkeypatch.setenv("OMNI_BASE_URL", sb.base_url)
+    monkeypatch.setenv("OMNI_API_TOKEN", sb.token)
+    monkeypatch.setenv("OMNI_NB_LEDGER", "off")
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "omni_nb")
+    shell.run_line_magic("config", "OmniNB.progress = 'off'")
+    try:
+        shell.run_line_magic("omni_draft", "doc-0001 doc-0002 doc-0003 -o made")
+    finally:
+        shell.config.pop("OmniNB", None)
+        shell.run_line_magic("reload_ext", "omni_nb")
+    assert (shell.user_ns["made"]["status"] == "ok").all()
+    assert [o for o in notebook.outputs if WIDGET in o["data"]] == []
