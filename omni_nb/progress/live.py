@@ -43,7 +43,7 @@ from .tally import Budget, Paint, Snapshot, Tally, Throttle, Ticker, line_for
 from .text import TextProgress, is_terminal
 
 __all__ = ["LiveProgress", "WidgetProgress", "choose_mode", "current_shell", "make_progress",
-           "text_stream", "watching"]
+           "static_html", "text_stream", "watching"]
 
 Mode = Literal["widget", "text", "off"]
 log = logging.getLogger("omni_nb")
