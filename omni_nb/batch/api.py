@@ -140,8 +140,8 @@ def _watched(resolved: Resolved, planned: Plan, sends: bool = True) -> Iterator[
     try:
         yield dataclasses.replace(resolved, progress=display)
     except BaseException as stop:
-        status = "interrupted" if isinstance(stop, KeyboardInterrupt | asyncio.CancelledError) \
-            else "failed"
+        interrupted = isinstance(stop, KeyboardInterrupt | asyncio.CancelledError)
+        status = "interrupted" if interrupted else "failed"
         raise
     finally:
         if display is not None:

@@ -4,9 +4,9 @@
 ``create_drafts(..., background=True)`` and ``%omni_draft ... --background`` return at once
 with a :class:`BatchRun`: the batch runs on the private event loop (:mod:`omni_nb._loop`),
 every row is committed to the ledger as always, the kernel stays free, and another batch on
-the same key shares its rate budget. Shown in a notebook, the handle is a live view (bar and newest
-rows from one snapshot), which becomes a static summary with the whole table when the batch
-ends (a saved notebook keeps no widget).
+the same key shares its rate budget. Shown in a notebook, the handle is a live view (the bar
+and the newest rows, drawn from one snapshot), which becomes a static summary with the whole
+table when the batch ends (a saved notebook keeps no widget).
 """
 
 from __future__ import annotations
