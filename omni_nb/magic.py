@@ -478,8 +478,9 @@ class OmniMagics(Magics):
         bar = make_progress(self.shell, _count(pairs), wanted=self.settings.progress,
                             budget=budget_for(settings, options.rate_limit))
         try:
+            # No bar (one document, or progress off): False, or the batch would pick its own.
             table = create_drafts(pairs, args.branch_id, settings=settings, options=options,
-                                  progress=bar, labels=labels)
+                                  progress=bar if bar is not None else False, labels=labels)
         except BatchInterrupted as stop:
             if args.output is None:
                 raise

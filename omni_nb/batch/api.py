@@ -6,6 +6,10 @@ its operation and items, and comes here: the items are planned once (checked, du
 folded), then the plan is shown (``dry_run=True``), started in the background
 (``background=True``, sync only) or run to the end.
 
+With no ``progress=`` a batch shows the display the magic would where a person watches (a
+widget bar in a notebook, a text bar on a terminal: :func:`omni_nb.progress.live.watching`),
+and nothing in a script with no terminal; ``progress=False`` shows nothing.
+
 The sync form runs the engine on the private event-loop thread (:mod:`omni_nb._loop`), so it
 works the same in a script, in a Jupyter cell (where a loop already runs in the main thread)
 and after ``nest_asyncio.apply()``, without patching asyncio.
@@ -21,9 +25,10 @@ same rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from .._loop import run_sync
@@ -32,6 +37,7 @@ from ..errors import InvalidInputError, LedgerError, reduce_exception
 from ..ledger import Ledger
 from . import run as engine
 from .background import BatchRun, start
+from .budget import budget_for
 from .keywords import BatchKeywords, Resolved, resolve
 from .ops import Operation, register
 from .plan import Plan, plan
@@ -111,13 +117,44 @@ def _plan(items: Any, branch_id: object, resolved: Resolved) -> Plan:
                 branch_col=resolved.branch_col, labels=resolved.labels)
 
 
+def _callback(resolved: Resolved) -> Progress | None:
+    """The caller's ``progress=`` as the engine takes it (None and False: no callback)."""
+    progress = resolved.progress
+    return progress if callable(progress) else None
+
+
+@contextlib.contextmanager
+def _watched(resolved: Resolved, planned: Plan, sends: bool = True) -> Iterator[Resolved]:
+    """``resolved`` with a progress display when the caller gave none (``progress=None``,
+    or ``True`` to have it even with no terminal) and the batch sends something: the
+    display a person watching expects (:func:`~omni_nb.progress.live.watching`), closed
+    when the batch ends, interrupted or not."""
+    if callable(resolved.progress) or resolved.progress is False or not sends:
+        yield resolved
+        return
+    from ..progress.live import watching
+
+    display = watching(len(planned.distinct), force=resolved.progress is True,
+                       budget=budget_for(resolved.settings, resolved.options.rate_limit))
+    status = None
+    try:
+        yield dataclasses.replace(resolved, progress=display)
+    except BaseException as stop:
+        interrupted = isinstance(stop, KeyboardInterrupt | asyncio.CancelledError)
+        status = "interrupted" if interrupted else "failed"
+        raise
+    finally:
+        if display is not None:
+            display.close(status)
+
+
 async def _run(op: Operation, planned: Plan, resolved: Resolved,
                options: BatchOptions) -> tuple[Any, bool]:
     """Run the plan: (what the operation returns, whether it was interrupted)."""
     try:
         table, interrupted = await engine.run(
             op, planned, settings=resolved.settings, options=options,
-            progress=resolved.progress, cancel=resolved.cancel,
+            progress=_callback(resolved), cancel=resolved.cancel,
         )
     except LedgerError as failed:
         if op.records and failed.result is not None:  # a write failed: still the last table
@@ -144,17 +181,18 @@ def run_resolved(
         raise InvalidInputError("dry_run=True and background=True: choose one")
     options = _prepared(op, resolved)
     planned = _plan(items, branch_id, resolved)  # bad input raises here, before anything
-    if dry_run:
-        return _rehearse(op, planned, resolved, options)
-    if background:
+    if background:  # the handle's own live view is its display
         return start(op, planned, settings=resolved.settings, options=options,
-                     progress=resolved.progress,
+                     progress=_callback(resolved),
                      on_table=_remember if op.records else None,
                      shape=lambda table: op.result(planned, table))
-    result, interrupted = run_sync(lambda: _run(op, planned, resolved, options))
-    if interrupted and resolved.cancel is None:
-        where = "omni_nb.batch.last_result()" if op.records else "this exception's .result"
-        raise BatchInterrupted(result, where)
+    with _watched(resolved, planned, sends=not dry_run or op.rehearsal() is not None) as shown:
+        if dry_run:
+            return _rehearse(op, planned, shown, options)
+        result, interrupted = run_sync(lambda: _run(op, planned, shown, options))
+        if interrupted and resolved.cancel is None:  # (inside: the display ends interrupted)
+            where = "omni_nb.batch.last_result()" if op.records else "this exception's .result"
+            raise BatchInterrupted(result, where)
     return result
 
 
@@ -173,17 +211,18 @@ async def arun_resolved(
     """
     options = _prepared(op, resolved)
     planned = _plan(items, branch_id, resolved)
-    if dry_run:
-        rehearsal = op.rehearsal()
-        if rehearsal is None:
-            return _rehearsal_frame(op, planned, resolved.settings.api_root, {}, False)
-        table, _ = await engine.run(rehearsal, planned, settings=resolved.settings,
-                                    options=_quiet(options), progress=resolved.progress)
-        return _rehearsal_frame(op, planned, resolved.settings.api_root,
-                                _decided(planned, table), True)
-    result, interrupted = await _run(op, planned, resolved, options)
-    if interrupted and resolved.cancel is None:
-        raise asyncio.CancelledError
+    rehearsal = op.rehearsal() if dry_run else None
+    if dry_run and rehearsal is None:
+        return _rehearsal_frame(op, planned, resolved.settings.api_root, {}, False)
+    with _watched(resolved, planned) as shown:
+        if rehearsal is not None:
+            table, _ = await engine.run(rehearsal, planned, settings=shown.settings,
+                                        options=_quiet(options), progress=_callback(shown))
+            return _rehearsal_frame(op, planned, shown.settings.api_root,
+                                    _decided(planned, table), True)
+        result, interrupted = await _run(op, planned, shown, options)
+        if interrupted and resolved.cancel is None:
+            raise asyncio.CancelledError
     return result
 
 
@@ -283,7 +322,7 @@ def _rehearse(op: Operation, planned: Plan, resolved: Resolved,
     if rehearsal is not None:
         table, _ = run_sync(lambda: engine.run(rehearsal, planned, settings=resolved.settings,
                                                options=_quiet(options),
-                                               progress=resolved.progress))
+                                               progress=_callback(resolved)))
         decided = _decided(planned, table)
     return _rehearsal_frame(op, planned, resolved.settings.api_root, decided,
                             rehearsal is not None)

@@ -4,7 +4,9 @@
 ``create_drafts(..., background=True)`` and ``%omni_draft ... --background`` return at once
 with a :class:`BatchRun`: the batch runs on the private event loop (:mod:`omni_nb._loop`),
 every row is committed to the ledger as always, the kernel stays free, and another batch on
-the same key shares its rate budget. Shown in a notebook, the handle is a live view.
+the same key shares its rate budget. Shown in a notebook, the handle is a live view (the bar
+and the newest rows, drawn from one snapshot), which becomes a static summary with the whole
+table when the batch ends (a saved notebook keeps no widget).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .._loop import submit
 from ..config import Settings
 from ..errors import LedgerError
-from ..progress.run_view import SHOWN_ROWS, RunView
+from ..progress.run_view import RunView, table_html
 from ..progress.tally import Budget
 from ..rows import Row
 from . import run as engine
@@ -56,8 +58,9 @@ class BatchRun:
         self._cancel = threading.Event()
         self._future: concurrent.futures.Future[tuple[DraftResults, bool]] | None = None
         # The view redraws at most once a second, and every second while sending waits (why,
-        # for how long, the ETA), rows or not; the newest rows come from here.
-        self._view = RunView(total, budget, rows_html=self._rows_html)
+        # for how long, the ETA), rows or not; it keeps the newest rows itself, so the bar
+        # and the rows under it are drawn from one snapshot.
+        self._view = RunView(total, budget)
         self._finished = False
         self._end_lock = threading.Lock()
         #: Turns the results table into what the operation returns (None: the table).
@@ -68,6 +71,11 @@ class BatchRun:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         return self._view.mimebundle(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        # IPython's display (and a cell ending in the handle): shown with a display id, so
+        # the end of the batch can put the static summary in its place.
+        self._view.show()
 
     @property
     def done(self) -> bool:
@@ -105,6 +113,9 @@ class BatchRun:
         except concurrent.futures.TimeoutError:
             return None
         self._ended(self._future)  # the done callback may not have run yet: same view now
+        # Again from this cell: a headless executor only hears the cell it is running, and
+        # the done callback's update may have gone out between cells.
+        self._view.renderer.replace_display()
         return table if self.shape is None else self.shape(table)
 
     def cancel(self) -> None:
@@ -115,13 +126,6 @@ class BatchRun:
         with self._lock:
             self._rows.append(row)
         self._view.update(done, total, row)
-
-    def _rows_html(self) -> str:
-        from ..table import compact_html, frame_from_rows
-
-        with self._lock:
-            newest = self._rows[-SHOWN_ROWS:]
-        return compact_html(frame_from_rows(newest)) if newest else ""
 
     def _ended(self, future: concurrent.futures.Future[tuple[DraftResults, bool]]) -> None:
         # Once, from the done callback or from wait(), whichever comes first; the other
@@ -135,16 +139,10 @@ class BatchRun:
             else:
                 table, _ = future.result()
                 status = "cancelled" if self._cancel.is_set() else "done"
-                # The whole table under the bar, rendered only if the view was ever shown.
-                self._view.finish(status, _final_html(table) if self._view.renderer.built
-                                  else None)
+                # The whole table under the bar (compact: at most pandas' max_rows are drawn),
+                # also for a view first shown after the end.
+                self._view.finish(status, table_html(table))
             self._finished = True
-
-
-def _final_html(table: DraftResults) -> str:
-    from ..table import compact_html
-
-    return compact_html(table)
 
 
 def start(

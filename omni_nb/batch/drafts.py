@@ -103,6 +103,13 @@ def create_drafts(
     ``background=True`` returns a :class:`~omni_nb.batch.BatchRun` at once (the kernel stays
     free; ``.wait()`` gives the table, ``.cancel()`` stops it).
 
+    Progress: with ``progress=None`` (the default) the batch shows what the magic shows where
+    a person watches: a live widget bar in a notebook (a static summary once it ends), a
+    text bar on a terminal, a few lines in a headless run (nbclient, papermill), and nothing
+    in a script or test with no terminal. ``progress=False`` shows nothing anywhere; a
+    callable ``(done, total, row)`` is called for each result instead (from the batch's
+    thread), and nothing else is shown.
+
     Example:
         >>> from omni_nb import sandbox
         >>> with sandbox.serve() as sb:

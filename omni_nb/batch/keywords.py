@@ -43,7 +43,8 @@ class SendKeywords(TypedDict, total=False):
     settings: Settings
     concurrency: int
     rate_limit: RateLimit | None
-    progress: Callable[[int, int, Row], None] | None
+    #: A callable ``(done, total, row)``; None: the display where a person watches; False: none.
+    progress: Callable[[int, int, Row], None] | bool | None
     max_retries: int | None
     retry: RetryPolicy | None
     timeout: float
@@ -80,7 +81,7 @@ class Resolved:
 
     settings: Settings
     options: BatchOptions
-    progress: Callable[[int, int, Row], None] | None = None
+    progress: Callable[[int, int, Row], None] | bool | None = None
     cancel: threading.Event | None = None
     document_col: str = "document_id"
     branch_col: str | None = None

@@ -20,6 +20,11 @@ in the layout once, and for each batch call ``start(total, budget)``, pass the r
 waits, and the throttle are the renderer's. ipywidgets is imported only when ``box`` is
 first used.
 
+A batch whose caller gave no ``progress=`` shows :func:`.live.watching`'s choice: the widget
+bar in a notebook front end, a text bar on a terminal, a few whole lines in a headless
+notebook run, nothing in a script with no terminal. A widget bar shown in a kernel ends as a
+static summary (HTML and text), so a saved notebook holds no widget whose model is gone.
+
 Example:
     >>> from omni_nb.progress import Tally
     >>> Tally(total=3).line()

@@ -17,7 +17,7 @@ from typing import NamedTuple, Protocol
 
 from ..rows import STATUSES, Row
 
-__all__ = ["Budget", "Hold", "Paint", "Tally", "Throttle", "Ticker", "line_for"]
+__all__ = ["Budget", "Hold", "Paint", "Snapshot", "Tally", "Throttle", "Ticker", "line_for"]
 
 #: Colours one status count of a line: ``paint(status, "ok 110")`` -> the text to show.
 Paint = Callable[[str, str], str]
@@ -51,11 +51,73 @@ class Budget(Protocol):
         ...
 
 
+class Snapshot(NamedTuple):
+    """A tally at one instant: every part of a display (the bar, its line, the rows under
+    it) is drawn from one snapshot, so they never disagree.
+
+    Example:
+        >>> s = Snapshot(done=1, total=2, counts={"ok": 1}, rate=0.5, rows=())
+        >>> s.settled, s.line()
+        (1, '1/2 0.5/s ok 1')
+    """
+
+    done: int
+    total: int
+    counts: dict[str, int]
+    rate: float
+    #: The newest rows (as many as the tally keeps; none unless asked), oldest first.
+    rows: tuple[Row, ...]
+
+    @property
+    def settled(self) -> int:
+        """Results that are final, not ``cancelled``: how far a bar may fill."""
+        return self.done - self.counts.get("cancelled", 0)
+
+    def eta(self, per_second: float | None, hold: Hold | None = None) -> float | None:
+        """Seconds until the batch is done, from the budget (see :meth:`Tally.eta`).
+
+        Example:
+            >>> Snapshot(0, 120, {}, 0.0, ()).eta(1.0)
+            120.0
+        """
+        remaining = self.total - self.done
+        if not per_second or remaining <= 0:
+            return None
+        return remaining / per_second + (hold.seconds if hold else 0.0)
+
+    def line(self, hold: Hold | float | None = None, eta: float | None = None,
+             paint: Paint | None = None) -> str:
+        """``120/300 12.3/s ok 110, not_found 10``, then why sending waits and the ETA (see
+        :meth:`Tally.line`).
+
+        Example:
+            >>> Snapshot(0, 2, {}, 0.0, ()).line(Hold("a 429 pause", 3.2), eta=75)
+            '0/2 · waiting for a 429 pause: next send in 4 s · ETA 1 min 15 s'
+        """
+        say = paint or (lambda _status, text: text)
+        if isinstance(hold, int | float):  # a bare countdown: a pause after a 429
+            hold = Hold("a 429 pause", float(hold)) if hold > 0 else None
+        parts = [f"{self.settled}/{self.total}"]
+        if self.done:
+            parts.append(f"{self.rate:.1f}/s")
+        counts = ", ".join(say(s, f"{s} {self.counts[s]}") for s in STATUSES
+                           if self.counts.get(s))
+        if counts:
+            parts.append(counts)
+        text = " ".join(parts)
+        if hold is not None and hold.seconds > 0:
+            text += f" · {hold.text()}"
+        if eta is not None:
+            text += f" · ETA {_duration(eta)}"
+        return text
+
+
 class Tally:
     """Counts per status and the rate, updated from the batch's callback.
 
     The rate is over the last ``window`` seconds, not since the start: a batch that waited a
-    minute for its budget shows what it does now.
+    minute for its budget shows what it does now. ``keep``: how many of the newest rows to
+    keep for a display that shows them (none by default).
 
     Example:
         >>> t = Tally(total=2, clock=lambda: 10.0)
@@ -65,7 +127,7 @@ class Tally:
     """
 
     def __init__(self, total: int, clock: Callable[[], float] = time.monotonic,
-                 window: float = 10.0) -> None:
+                 window: float = 10.0, keep: int = 0) -> None:
         self.total = total
         self.done = 0
         self.counts: Counter[str] = Counter()
@@ -73,6 +135,7 @@ class Tally:
         self._clock = clock
         self._start = clock()
         self._recent: deque[float] = deque()
+        self._newest: deque[Row] = deque(maxlen=keep)
         self._lock = threading.Lock()
 
     def add(self, done: int, row: Row) -> None:
@@ -81,6 +144,22 @@ class Tally:
             self.done = done
             self.counts[row.status] += 1
             self._recent.append(self._clock())
+            self._newest.append(row)
+
+    def snapshot(self) -> Snapshot:
+        """The counts, the rate and the newest rows at one instant (one lock).
+
+        Example:
+            >>> t = Tally(total=3, clock=lambda: 0.0, keep=1)
+            >>> t.add(1, Row("a", None, "x", "ok", 200, "", 1, 0.1, 0, "r", "r"))
+            >>> t.add(2, Row("b", None, "x", "ok", 200, "", 1, 0.1, 0, "r", "r"))
+            >>> s = t.snapshot()
+            >>> s.done, [r.document_id for r in s.rows]
+            (2, ['b'])
+        """
+        with self._lock:
+            return Snapshot(self.done, self.total, dict(self.counts), self._rate(),
+                            tuple(self._newest))
 
     @property
     def settled(self) -> int:
@@ -110,6 +189,11 @@ class Tally:
             >>> now[0] = 30.0; t.rate()  # nothing in the last 10 s
             0.0
         """
+        with self._lock:
+            return self._rate()
+
+    def _rate(self) -> float:
+        # Under the lock: the results of the last window over the window's length.
         now = self._clock()
         while self._recent and self._recent[0] <= now - self.window:
             self._recent.popleft()
@@ -125,10 +209,7 @@ class Tally:
             >>> t.eta(1.0)
             120.0
         """
-        remaining = self.total - self.done
-        if not per_second or remaining <= 0:
-            return None
-        return remaining / per_second + (hold.seconds if hold else 0.0)
+        return self.snapshot().eta(per_second, hold)
 
     def line(self, hold: Hold | float | None = None, eta: float | None = None,
              paint: Paint | None = None) -> str:
@@ -145,23 +226,7 @@ class Tally:
             >>> t.line(paint=lambda status, text: f"[{text}]")
             '1/2 0.0/s [ok 1]'
         """
-        say = paint or (lambda _status, text: text)
-        if isinstance(hold, int | float):  # a bare countdown: a pause after a 429
-            hold = Hold("a 429 pause", float(hold)) if hold > 0 else None
-        with self._lock:
-            parts = [f"{self.done - self.counts['cancelled']}/{self.total}"]
-            if self.done:
-                parts.append(f"{self.rate():.1f}/s")
-            counts = ", ".join(say(s, f"{s} {self.counts[s]}") for s in STATUSES
-                               if self.counts[s])
-        if counts:
-            parts.append(counts)
-        text = " ".join(parts)
-        if hold is not None and hold.seconds > 0:
-            text += f" · {hold.text()}"
-        if eta is not None:
-            text += f" · ETA {_duration(eta)}"
-        return text
+        return self.snapshot().line(hold, eta, paint)
 
 
 class Ticker:
@@ -195,17 +260,19 @@ class Ticker:
             self._thread.join(timeout=2.0)
 
 
-def line_for(tally: Tally, budget: Budget | None, paint: Paint | None = None) -> str:
-    """The tally's line with what the budget says now: a hold, and the ETA it allows.
+def line_for(tally: Tally | Snapshot, budget: Budget | None, paint: Paint | None = None) -> str:
+    """The line of a tally (or of one snapshot of it) with what the budget says now: a hold,
+    and the ETA it allows.
 
     Example:
         >>> line_for(Tally(total=2, clock=lambda: 0.0), None)
         '0/2'
     """
-    if budget is None or tally.done >= tally.total:
-        return tally.line(paint=paint)
+    snap = tally.snapshot() if isinstance(tally, Tally) else tally
+    if budget is None or snap.done >= snap.total:
+        return snap.line(paint=paint)
     hold = budget.held()
-    return tally.line(hold, tally.eta(budget.per_second(), hold), paint)
+    return snap.line(hold, snap.eta(budget.per_second(), hold), paint)
 
 
 def _duration(seconds: float) -> str:

@@ -15,7 +15,10 @@ from ..rows import Row
 from .style import outcome, paint_ansi, tone_of
 from .tally import Budget, Tally, Throttle, Ticker, line_for
 
-__all__ = ["TextProgress"]
+__all__ = ["LINE_INTERVAL", "TextProgress", "is_terminal"]
+
+#: Seconds between two lines where the line cannot be redrawn in place (not a terminal).
+LINE_INTERVAL = 60.0
 
 
 class TextProgress:
@@ -24,6 +27,11 @@ class TextProgress:
     Redraws at most every ``interval`` seconds (and always for the last item), so a 100k
     batch does not flood a notebook's output. With ``tick`` (seconds) and a ``budget`` it
     also redraws on its own while sending waits (the countdown changes, no result arrives).
+
+    On a terminal the line is redrawn in place (a carriage return). A stream that is not one
+    (a log, a pipe, a headless notebook's captured output) gets whole lines instead, at most
+    one every ``LINE_INTERVAL`` seconds and the last: a few lines for a long batch, never
+    one per redraw (``carriage_return=`` forces either way).
     ``colour``: ANSI colours by :mod:`.style`'s rule (default: when ``stream`` is a terminal
     and ``NO_COLOR`` is not set). Interface shared with the widget renderer: :meth:`start`,
     :meth:`update` (also the call), :meth:`tick`, :meth:`finish`.
@@ -45,19 +53,22 @@ class TextProgress:
         width: int = 24,
         interval: float = 0.2,
         budget: Budget | None = None,
-        carriage_return: bool = True,
+        carriage_return: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
         tick: float | None = None,
         colour: bool | None = None,
     ) -> None:
         self._stream = stream if stream is not None else sys.stderr
         self._width = width
-        self._interval = interval
+        if carriage_return is None:
+            carriage_return = is_terminal(self._stream)
         self._cr = carriage_return
+        # A line that cannot be redrawn in place stays in the output: few of them.
+        self._interval = interval if carriage_return else max(interval, LINE_INTERVAL)
         self._clock = clock
         self._every = tick
         if colour is None:
-            colour = _is_terminal(self._stream) and "NO_COLOR" not in os.environ
+            colour = is_terminal(self._stream) and "NO_COLOR" not in os.environ
         self._colour = colour
         self._lock = threading.Lock()
         self._ticker: Ticker | None = None
@@ -84,7 +95,10 @@ class TextProgress:
     __call__ = update
 
     def tick(self) -> None:
-        """Redraw now (the ticker's call: a wait's countdown and the ETA change)."""
+        """Redraw now (the ticker's call: a wait's countdown and the ETA change); where
+        lines cannot be redrawn in place, only when the throttle allows a new line."""
+        if not self._cr and not self._throttle.due():
+            return
         with self._lock:
             self.draw()
 
@@ -130,8 +144,15 @@ def _ansi_count(status: str, text: str) -> str:
     return paint_ansi(tone_of(status), text)
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def is_terminal(stream: object) -> bool:
+    """True when ``stream`` is a terminal (where a line can be redrawn in place).
+
+    Example:
+        >>> import io
+        >>> is_terminal(io.StringIO()), is_terminal(object())
+        (False, False)
+    """
     try:
-        return stream.isatty()
+        return bool(stream.isatty())  # type: ignore[attr-defined]
     except (AttributeError, ValueError):  # a stream without a file (or a closed one)
         return False

@@ -23,7 +23,9 @@ def test_background_returns_a_handle_that_completes(sb: sandbox.Sandbox) -> None
     assert len(results(run_id=table["run_id"].iloc[0])) == 20
     view = run._repr_mimebundle_()
     assert view["text/plain"].startswith("done: 20/20")
-    assert "application/vnd.jupyter.widget-view+json" in view
+    # Ended: the static summary with the whole table, no widget a saved notebook would lose.
+    assert "application/vnd.jupyter.widget-view+json" not in view
+    assert "<b>20 rows</b>" in view["text/html"]
 
 
 def test_bad_input_raises_at_the_call_not_in_the_background(sb: sandbox.Sandbox) -> None:

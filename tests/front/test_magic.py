@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import subprocess
 import sys
@@ -592,11 +593,16 @@ def test_widget_bar_says_why_and_how_long_sending_waits() -> None:
     assert progress.bar_style == "warning"  # one row failed
 
 
+class _Terminal(io.StringIO):
+    """A terminal, where the text bar redraws in place (a captured stream gets a few lines)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def test_text_bar_redraws_the_wait_without_new_results() -> None:
     """The text bar redraws the countdown on refresh (the ticker's call), no result needed."""
-    import io
-
-    out = io.StringIO()
+    out = _Terminal()
     budget = _Budget()
     budget.hold = Hold("the rate budget", 3.0)
     bar = LiveProgress(2, mode="text", budget=budget, stream=out, tick=None)
@@ -609,9 +615,7 @@ def test_text_bar_redraws_the_wait_without_new_results() -> None:
 
 def test_the_ticker_redraws_every_second_on_its_own() -> None:
     """With a budget, the bar redraws about once a second while no result arrives."""
-    import io
-
-    out = io.StringIO()
+    out = _Terminal()
     budget = _Budget()
     budget.hold = Hold("the rate budget", 30.0)
     bar = LiveProgress(2, mode="text", budget=budget, stream=out, tick=0.05)

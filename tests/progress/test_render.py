@@ -98,7 +98,7 @@ def test_both_renderers_end_in_the_same_colour(name: str) -> None:
     clock = Clock()
     bar = widget(2, clock)
     out = io.StringIO()
-    text = TextProgress(2, stream=out, clock=clock, colour=True)
+    text = TextProgress(2, stream=out, clock=clock, colour=True, carriage_return=True)
     for done, s in enumerate(statuses, start=1):
         bar.update(done, 2, row(s))
         text.update(done, 2, row(s))
@@ -250,7 +250,8 @@ def test_text_draws_one_line_per_redraw_throttled_and_the_last_always() -> None:
     """Carriage returns redraw one line; inside the interval a result is not drawn."""
     clock = Clock()
     out = io.StringIO()
-    text = TextProgress(3, stream=out, width=6, clock=clock, interval=1.0, colour=False)
+    text = TextProgress(3, stream=out, width=6, clock=clock, interval=1.0, colour=False,
+                        carriage_return=True)  # as on a terminal
     text.update(1, 3, row())
     clock.now += 0.1
     text.update(2, 3, row())
@@ -266,7 +267,8 @@ def test_text_tick_redraws_the_countdown() -> None:
     out = io.StringIO()
     budget = FakeBudget()
     budget.hold = Hold("the rate budget", 3.0)
-    text = TextProgress(2, stream=out, budget=budget, clock=Clock(), colour=False)
+    text = TextProgress(2, stream=out, budget=budget, clock=Clock(), colour=False,
+                        carriage_return=True)
     text.update(1, 2, row())
     before = out.getvalue().count("next send in 3 s")
     text.tick()
@@ -277,7 +279,8 @@ def test_text_finish_ends_a_stopped_line_honestly() -> None:
     """Stopped early: finish draws the final line (no wait, no ETA) and ends it."""
     out = io.StringIO()
     budget = FakeBudget()
-    text = TextProgress(4, stream=out, width=4, budget=budget, clock=Clock(), colour=False)
+    text = TextProgress(4, stream=out, width=4, budget=budget, clock=Clock(), colour=False,
+                        carriage_return=True)
     text.update(1, 4, row())
     text.finish("cancelled")
     last = out.getvalue().rsplit("\r", 1)[-1]
