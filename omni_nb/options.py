@@ -267,23 +267,28 @@ def spelling(name: str, front: Front) -> str:
 
 _KEYWORD = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(o.name) for o in OPTIONS if o.kind != "many")
-    + r")=(\S?)"
+    + r")=(True\b|\S?)"
 )
 
 
 def in_words(text: str, front: Front) -> str:
     """A message from the Python layer (``pass document_col=``) said in ``front``'s words
-    (``pass --document-col``): each ``keyword=`` of the table becomes its spelling.
+    (``pass --document-col``): each ``keyword=`` of the table becomes its spelling, and a
+    switch turned on (``resume=True``) its flag alone.
 
     Example:
         >>> in_words("run_id='x': no such run (branch_col=)", "magic")
         "--run-id 'x': no such run (--branch-col)"
+        >>> in_words("rerun with resume=True", "cli")
+        'rerun with --resume'
     """
     if front == "python":
         return text
 
     def say(match: re.Match[str]) -> str:
         after = match.group(2)
+        if after == "True" and _BY_NAME[match.group(1)].kind == "flag":
+            return spelling(match.group(1), front)
         gap = " " if after and after not in ")],;." else ""
         return spelling(match.group(1), front) + gap + after
 
