@@ -375,25 +375,25 @@ def _draft(args: argparse.Namespace) -> int:
         raise _Usage("omni-nb draft: give document ids or --from-csv FILE")
     settings = _cli_settings(args)
     options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate_limit,
-                           resume=args.resume)
+                           resume=args.resume, ledger=args.ledger)
     try:
         table = _run_with_bar(items, args.branch_id, settings, options)
     except LedgerError as failed:
-        _print_unrecorded(failed, args.out)
-        raise
+        raise _unrecorded(failed, args.out) from failed.__cause__
     _print_table(table)
     if args.out is not None:
         _write(table, args.out)
-    _print_run(table, None)
+    _print_run(table, args.ledger)
     return 0 if (table["status"] == "ok").all() else 1
 
 
-def _print_unrecorded(failed: LedgerError, out: Path | None) -> None:
+def _unrecorded(failed: LedgerError, out: Path | None) -> LedgerError:
     """A ledger write failed mid-batch: print every answered row that is not in the ledger
-    (its draft id is nowhere else once the command ends), and write ``--out`` if asked."""
+    (its draft id is nowhere else once the command ends), write ``--out`` if asked, and say
+    where the table went in the error (the Python layer names a variable)."""
     table = failed.result
     if table is None:
-        return
+        return failed
     lost = {(doc, branch) for doc, branch, _ in failed.unrecorded}
     branches = table["branch_id"].astype(object).where(table["branch_id"].notna(), None)
     shown = table[[pair in lost for pair in zip(table["document_id"], branches, strict=True)]]
@@ -402,6 +402,8 @@ def _print_unrecorded(failed: LedgerError, out: Path | None) -> None:
         _print_table(shown, len(shown))
     if out is not None:
         _write(table, out)
+    return failed.kept_in(f"in {out}" if out is not None else
+                          "gone when omni-nb ends (--out FILE keeps it)")
 
 
 def _print_run(table: Any, ledger: Path | None) -> None:
@@ -461,7 +463,8 @@ def _discard(args: argparse.Namespace, sigint: _Sigint) -> int:
         raise _Usage("omni-nb discard: give document ids, --from-csv FILE, or --run-id RUN_ID "
                       "(one of them)")
     settings = _cli_settings(args)
-    options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate_limit)
+    options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate_limit,
+                           ledger=args.ledger)
     kw: dict[str, Any] = dict(run_id=args.run_id, branch_id=args.branch_id, settings=settings,
                               options=options)
     plan: Any = _discarding(items, kw, dry_run=True)
@@ -479,12 +482,11 @@ def _discard(args: argparse.Namespace, sigint: _Sigint) -> int:
     try:
         table: Any = _discarding(items, kw, dry_run=False)
     except LedgerError as failed:
-        _print_unrecorded(failed, args.out)
-        raise
+        raise _unrecorded(failed, args.out) from failed.__cause__
     _print_table(table)
     if args.out is not None:
         _write(table, args.out)
-    _print_run(table, None)
+    _print_run(table, args.ledger)
     return 0 if (table["status"] == "ok").all() else 1
 
 
