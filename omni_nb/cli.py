@@ -6,8 +6,8 @@
     omni-nb draft DOC... [--branch-id UUID] [--from-csv FILE [--document-col COL]
                   [--branch-col COL]] [--out FILE.csv|.parquet] [--resume]
                   [--instance NAME | --base-url URL] [--concurrency N]
-                  [--rate-limit N/SECONDS|off]
-    omni-nb discard (DOC... | --from-csv FILE | --run-id ID) [--yes] [...]
+                  [--rate-limit N/SECONDS|off] [--ledger PATH]
+    omni-nb discard (DOC... | --from-csv FILE | --run-id ID) [--yes] [--ledger PATH] [...]
     omni-nb drafts DOC... [--include-archived] [...]
     omni-nb results [--run-id ID | --last] [--since ISO] [--out FILE]
     omni-nb sandbox [--port 8787]
@@ -19,7 +19,10 @@ derived from the Python keyword (``--document-col`` for ``document_col=``); olde
 Exit codes: 0 all rows ok, 1 some item failed (or ``results`` matched nothing, or a ledger
 write failed mid-batch: the rows not in the ledger are printed), 2 bad usage or settings (a
 ledger that cannot be used is refused before anything is sent), 130 interrupted. Every error
-is one line on stderr, never a traceback. The token
+is one line on stderr, never a traceback, and so is an interrupt (Ctrl-C, SIGINT): nothing more
+is sent, no question is asked, and the line names the run and how to read it back when rows
+were recorded; the check before a discard, interrupted, discards nothing. Messages name this
+command's options (``--base-url``, ``--resume``), never the Python keywords. The token
 comes from ``OMNI_API_TOKENS`` (several keys, comma-separated: each has its own rate budget,
 ``--rate-limit`` is per key), else ``OMNI_API_TOKEN`` / ``OMNI_API_KEY``, only: an option would
 leave it in the shell history.

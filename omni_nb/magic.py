@@ -25,7 +25,8 @@ and ``--rate`` still work):
 ``--branch-id UUID``      branch for every document without its own
 ``-o VAR``                store the results table in ``VAR`` and print a one-line summary
                           (without it the table is returned, so it displays)
-``--from VAR``            take the documents from a variable
+``--from VAR``            take the documents from a variable (a name only: assign an
+                          expression such as ``d["x"]`` to a variable first)
 ``--instance NAME``       ``acme`` -> ``https://acme.omniapp.co/api`` (``--playground``: the
                           playground domain); ``--base-url URL`` gives the API root instead
 ``--concurrency N``       requests in flight (default ``OmniNB.concurrency``, 8)
