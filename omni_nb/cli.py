@@ -523,7 +523,8 @@ def _drafts(args: argparse.Namespace) -> int:
     listing = list_drafts(items, include_archived=args.include_archived,
                           settings=_cli_settings(args))
     columns = list(DRAFT_SHOWN)
-    print(listing[columns].to_string(index=False) if len(listing) else "no drafts")
+    print(_in_cli_words(listing[columns]).to_string(index=False) if len(listing)
+          else "no drafts")
     if args.out is not None:
         _write(listing, args.out)
     return 0 if (listing["status"] == "ok").all() else 1

@@ -273,6 +273,11 @@ _KEYWORD = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(o.name) for o in OPTIONS if o.kind != "many")
     + r")=(True\b|\S?)"
 )
+#: A message about a connection setting opens with its name (config's ``base_url 'x' is not
+#: an http(s) URL``): the option it is about, said as a flag too.
+_SUBJECT = re.compile(
+    r"^(" + "|".join(re.escape(o.name) for o in OPTIONS if o.group == "where") + r")(?= )"
+)
 
 
 def in_words(text: str, front: Front) -> str:
@@ -280,7 +285,8 @@ def in_words(text: str, front: Front) -> str:
     (``pass --document-col``): each ``keyword=`` of the table becomes its spelling, and a
     switch turned on (``resume=True``) its flag alone. A keyword the front end has no option
     for stays as Python spells it (the magic has no ``--ledger``: ``ledger=PATH`` is still
-    true in a notebook, a flag it does not take would not be).
+    true in a notebook, a flag it does not take would not be). A message that opens with a
+    connection setting's name (``base_url 'x' is not...``) opens with its flag.
 
     Example:
         >>> in_words("run_id='x': no such run (branch_col=)", "magic")
@@ -289,9 +295,12 @@ def in_words(text: str, front: Front) -> str:
         'rerun with --resume'
         >>> in_words("use ledger=PATH", "magic"), in_words("use ledger=PATH", "cli")
         ('use ledger=PATH', 'use --ledger PATH')
+        >>> in_words("instance 'a.b' is not an instance name", "cli")
+        "--instance 'a.b' is not an instance name"
     """
     if front == "python":
         return text
+    text = _SUBJECT.sub(lambda match: spelling(match.group(1), front), text)
 
     def say(match: re.Match[str]) -> str:
         after, known = match.group(2), _BY_NAME[match.group(1)]

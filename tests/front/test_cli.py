@@ -210,6 +210,7 @@ def test_an_instance_that_looks_like_a_url_names_the_base_url_option(
     """--instance acme.omniapp.co: exit 2 and one line saying --base-url, never base_url."""
     assert main(["draft", "doc-0001", "--instance", "acme.omniapp.co"]) == 2
     err = capsys.readouterr().err
+    assert err.startswith("omni-nb: --instance 'acme.omniapp.co' is not an instance name")
     assert "pass it as --base-url" in err
     assert "base_url" not in err
     assert env_sb.requests() == []

@@ -727,6 +727,7 @@ def test_an_instance_that_looks_like_a_url_names_the_magics_base_url(
     """--instance acme.omniapp.co: the settings error says --base-url, not base_url."""
     with pytest.raises(ConfigError) as raised:
         ip.run_line_magic("omni_draft", "doc-0001 --instance acme.omniapp.co")
+    assert str(raised.value).startswith("--instance 'acme.omniapp.co' is not an instance name")
     assert "pass it as --base-url" in str(raised.value)
     assert "base_url" not in str(raised.value)
     assert sent(sb) == []
