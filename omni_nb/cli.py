@@ -470,7 +470,10 @@ def _discard(args: argparse.Namespace, sigint: _Sigint) -> int:
                            ledger=args.ledger)
     kw: dict[str, Any] = dict(run_id=args.run_id, branch_id=args.branch_id, settings=settings,
                               options=options)
-    plan: Any = _discarding(items, kw, dry_run=True)
+    try:
+        plan: Any = _discarding(items, kw, dry_run=True)
+    except KeyboardInterrupt:  # the check stopped and said so (BatchInterrupted)
+        sigint.seen = True
     if sigint.seen:  # the check stopped part-way: what it found is no basis to discard
         whose = f" of run {args.run_id}" if args.run_id is not None else ""
         raise _Stopped(f"interrupted while checking the drafts{whose}: nothing was discarded")

@@ -15,7 +15,8 @@ are kept (and are in the ledger), every other item gets status ``cancelled``, an
 :class:`BatchInterrupted` (a ``KeyboardInterrupt``) is raised carrying the result as
 ``.result``, so "Run all" stops and nothing is lost; with ``cancel=`` (a Cancel button) the
 result is returned instead. The async form re-raises ``CancelledError`` after recording the
-same rows.
+same rows. A dry run interrupted while it lists (a discard's check) raises the same way,
+with the listings' rows: half a check is nothing to act on.
 """
 
 from __future__ import annotations
@@ -177,8 +178,11 @@ async def arun_resolved(
         rehearsal = op.rehearsal()
         if rehearsal is None:
             return _rehearsal_frame(op, planned, resolved.settings.api_root, {}, False)
-        table, _ = await engine.run(rehearsal, planned, settings=resolved.settings,
-                                    options=_quiet(options), progress=resolved.progress)
+        table, interrupted = await engine.run(
+            rehearsal, planned, settings=resolved.settings, options=_quiet(options),
+            progress=resolved.progress)
+        if interrupted:
+            raise asyncio.CancelledError
         return _rehearsal_frame(op, planned, resolved.settings.api_root,
                                 _decided(planned, table), True)
     result, interrupted = await _run(op, planned, resolved, options)
@@ -281,9 +285,11 @@ def _rehearse(op: Operation, planned: Plan, resolved: Resolved,
     rehearsal = op.rehearsal()
     decided: dict[str, tuple[str, str]] = {}
     if rehearsal is not None:
-        table, _ = run_sync(lambda: engine.run(rehearsal, planned, settings=resolved.settings,
-                                               options=_quiet(options),
-                                               progress=resolved.progress))
+        table, interrupted = run_sync(lambda: engine.run(
+            rehearsal, planned, settings=resolved.settings, options=_quiet(options),
+            progress=resolved.progress))
+        if interrupted:  # half a check is no basis for what follows it ("Run all" stops)
+            raise BatchInterrupted(table, "this exception's .result")
         decided = _decided(planned, table)
     return _rehearsal_frame(op, planned, resolved.settings.api_root, decided,
                             rehearsal is not None)

@@ -272,3 +272,41 @@ def _run(op: Operation, docs: list[str], settings: Settings,
     return asyncio.run(run(op, plan(docs), settings=settings,
                            options=BatchOptions(concurrency=1, rate_limit=None),
                            progress=first_row, cancel=stop))
+
+
+def test_an_interrupted_dry_run_of_a_discard_fails_the_magics_cell(
+        env_sb: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """%omni_draft --discard --dry-run interrupted (a real SIGINT, the kernel's Interrupt)
+    while it lists: the cell fails with BatchInterrupted, so "Run all" stops before a real
+    discard; nothing but listings was sent, none after the signal but the one in flight."""
+    from IPython.core.history import HistoryAccessor
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from omni_nb.batch import BatchInterrupted
+
+    HistoryAccessor.enabled = False
+    made = create_drafts([f"doc-{i:04d}" for i in range(1, 7)], rate_limit=None)
+    budget = tmp_path_factory.mktemp("magic-budget") / "budget.sqlite3"
+    monkeypatch.setenv("OMNI_NB_BUDGET", str(budget))  # the setup's sends are not the magic's
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("reload_ext", "omni_nb")
+    shell.user_ns["made"] = made
+    env_sb.clear_requests()
+    at_signal: list[int] = []
+
+    def interrupt() -> None:  # the main thread waits in the batch: the signal lands there
+        _await(lambda: len(env_sb.requests()) >= 1, "the first listing")
+        at_signal.append(len(env_sb.requests()))
+        os.kill(os.getpid(), signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt, daemon=True)
+    interrupter.start()
+    with pytest.raises(BatchInterrupted):
+        shell.run_line_magic("omni_draft", "--discard --from made --dry-run "
+                                           "--rate-limit 1/60 --concurrency 1")
+    interrupter.join()
+    assert env_sb.wait_idle()
+    assert {r.method for r in env_sb.requests()} == {"GET"}
+    assert len(env_sb.requests()) <= at_signal[0] + 1
+    assert env_sb.archived_drafts() == []
