@@ -72,9 +72,9 @@ class _Stopped(KeyboardInterrupt):
 class _Sigint:
     """Ctrl-C while a command runs: a KeyboardInterrupt, as Python raises it, and noted.
 
-    The batch catches the interrupt to stop sending and hands back what it has, so a
-    rehearsal (the check before a discard) comes back as if it had finished: the note is
-    what tells the command not to go on to ask, or to send. A SIGINT ignored by whoever
+    The batch catches the interrupt to stop sending, then raises its own or hands back what
+    it has; the note is what tells the command, whichever it was, not to go on to ask or to
+    send after an interrupted check. A SIGINT ignored by whoever
     started the command (``nohup``) stays ignored; off the main thread (``main`` called from
     a worker thread) nothing can be installed, and the batch's own handling is all there is.
     """

@@ -138,7 +138,7 @@ def test_an_interrupted_draft_exits_130_with_its_run_id_and_sends_nothing_more(
     assert line.startswith("omni-nb: interrupted: 20 rows: 1 ok, 19 cancelled"), line
     run_id = line.rsplit("--run-id ", 1)[1]
     assert len(results(run_id=run_id)) == 20
-    assert env_sb.wait_idle()
+    assert env_sb.wait_idle(PATIENCE_S)
     assert len(env_sb.requests()) <= at_signal + 1  # the one in flight at most
 
 
@@ -167,7 +167,7 @@ def test_an_interrupted_check_before_a_discard_discards_nothing_and_asks_nothing
     assert child.one_line() == (f"omni-nb: interrupted while checking the drafts of run "
                                 f"{run_id}: nothing was discarded")
     assert "[y/N]" not in child.out
-    assert env_sb.wait_idle()
+    assert env_sb.wait_idle(PATIENCE_S)
     assert [r.method for r in env_sb.requests()] == ["GET"] * len(env_sb.requests())
     assert len(env_sb.requests()) <= at_signal + 1
     assert env_sb.archived_drafts() == []
@@ -192,7 +192,7 @@ def test_an_interrupted_discard_names_its_run(env_sb: sandbox.Sandbox,
     assert line.startswith("omni-nb: interrupted: 4 rows: 1 ok, 3 cancelled; run "), line
     discard_run = line.rsplit("--run-id ", 1)[1]
     assert set(results(run_id=discard_run)["action"]) == {"discard"}
-    assert env_sb.wait_idle()
+    assert env_sb.wait_idle(PATIENCE_S)
     assert len(env_sb.requests()) <= at_signal + 1
 
 
@@ -211,7 +211,7 @@ def test_an_interrupted_listing_is_one_line_and_exit_130(
     line = child.one_line()
     assert line.startswith("omni-nb: interrupted: "), line
     assert "not listed (a listing changes nothing)" in line
-    assert sb.wait_idle()
+    assert sb.wait_idle(PATIENCE_S)
     assert len(sb.requests()) <= at_signal + 8  # the default concurrency: those in flight
 
 
@@ -306,7 +306,7 @@ def test_an_interrupted_dry_run_of_a_discard_fails_the_magics_cell(
         shell.run_line_magic("omni_draft", "--discard --from made --dry-run "
                                            "--rate-limit 1/60 --concurrency 1")
     interrupter.join()
-    assert env_sb.wait_idle()
+    assert env_sb.wait_idle(PATIENCE_S)
     assert {r.method for r in env_sb.requests()} == {"GET"}
     assert len(env_sb.requests()) <= at_signal[0] + 1
     assert env_sb.archived_drafts() == []
