@@ -204,8 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args_list: list[str], sigint: _Sigint) -> int:
     """Run one command; every way it ends is one exit code, and any error one line."""
+    ledger: Path | None = None  # the ledger the command was told to use, for the read-back
     try:
         args = _parser().parse_args(args_list)
+        ledger = getattr(args, "ledger", None)
         commands: dict[str, Any] = {
             "demo": _demo, "draft": _draft, "results": _results, "drafts": _drafts,
             "discard": lambda a: _discard(a, sigint)}
@@ -231,7 +233,7 @@ def _main(args_list: list[str], sigint: _Sigint) -> int:
     except KeyboardInterrupt as exc:
         # A terminal echoed "^C" on the current line: the one line starts on its own.
         lead = "\n" if sys.stderr.isatty() else ""
-        print(f"{lead}omni-nb: {_interrupted(exc)}", file=sys.stderr)
+        print(f"{lead}omni-nb: {_interrupted(exc, ledger)}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # `omni-nb results | head`: the reader left; end quietly, as Python's docs advise.
@@ -243,9 +245,9 @@ def _main(args_list: list[str], sigint: _Sigint) -> int:
         return 1
 
 
-def _interrupted(exc: KeyboardInterrupt) -> str:
-    """The one line an interrupted command ends with: what was kept, and the run id to read
-    it back with where the run was recorded."""
+def _interrupted(exc: KeyboardInterrupt, ledger: Path | None) -> str:
+    """The one line an interrupted command ends with: what was kept, and the command that
+    reads the run back where it was recorded (``ledger``: one the command was given)."""
     result: Any = getattr(exc, "result", None)
     if isinstance(exc, _Stopped) or result is None:
         return str(exc) or "interrupted"
@@ -261,9 +263,11 @@ def _interrupted(exc: KeyboardInterrupt) -> str:
     from .ledger import open_ledger
 
     run_id = result["run_id"].iloc[0]
-    if open_ledger(None).path is None:
+    path = open_ledger(ledger).path
+    if path is None:
         return f"{said}; run {run_id} is in memory only (OMNI_NB_LEDGER=off)"
-    return f"{said}; run {run_id} is in the ledger: omni-nb results --run-id {run_id}"
+    again = f" --ledger {path}" if ledger is not None else ""
+    return f"{said}; run {run_id} is in the ledger: omni-nb results --run-id {run_id}{again}"
 
 
 def _run_with_bar(items: list[Any], branch: str | None, settings: Any, options: Any) -> Any:
@@ -573,7 +577,10 @@ def _demo(args: argparse.Namespace) -> int:
               "(every 10th not eligible, 5% transient 5xx, 1% dropped connections)")
         settings = resolve_settings(sb.base_url, sb.token)
         options = BatchOptions(concurrency=args.concurrency, rate_limit=limit, ledger=ledger)
-        table = _run_with_bar(docs, None, settings, options)
+        try:
+            table = _run_with_bar(docs, None, settings, options)
+        except KeyboardInterrupt as stop:  # its rows are in the demo's ledger, not the usual
+            raise _Stopped(_interrupted(stop, ledger)) from None
     _print_table(table)
     cols = ["document_id", "status", "http_status", "attempts", "message"]
     failed = table[table["status"] != "ok"]

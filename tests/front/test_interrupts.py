@@ -128,19 +128,21 @@ def _interrupted_after_first(sb: sandbox.Sandbox, child: Child,
 
 
 def test_an_interrupted_draft_exits_130_with_its_run_id_and_sends_nothing_more(
-        env_sb: sandbox.Sandbox, start: Start) -> None:
+        env_sb: sandbox.Sandbox, start: Start, tmp_path: Path) -> None:
     """`omni-nb draft` held back by its budget, interrupted: exit 130, one line naming the
     run (which the ledger holds, every row with it), and no request after the signal."""
     docs = [f"doc-{i:04d}" for i in range(1, 21)]
-    child = start(["draft", *docs, *HELD_BACK])
+    ledger = tmp_path / "given.sqlite3"
+    child = start(["draft", *docs, *HELD_BACK, "--ledger", str(ledger)])
     at_signal = _interrupted_after_first(env_sb, child)
     assert child.end() == 130, child.err
     line = child.one_line()
     # The first answer may still be on its way when the signal lands: then it is cancelled too.
     assert re.match(r"omni-nb: interrupted: 20 rows: (1 ok, 19|20) cancelled; run \w+ is in "
-                    r"the ledger: omni-nb results --run-id \w+$", line), line
-    run_id = line.rsplit("--run-id ", 1)[1]
-    assert len(results(run_id=run_id)) == 20
+                    r"the ledger: omni-nb results --run-id \w+ --ledger ", line), line
+    assert line.endswith(f" --ledger {ledger}")  # the read-back names the ledger given
+    run_id = line.split("--run-id ", 1)[1].split()[0]
+    assert len(results(run_id=run_id, ledger=ledger)) == 20
     assert env_sb.wait_idle(PATIENCE_S)
     assert len(env_sb.requests()) <= at_signal + 1  # the one in flight at most
 
