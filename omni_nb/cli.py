@@ -507,8 +507,11 @@ def _confirmed(question: str) -> bool:
                      "without asking")
     try:
         answer = input(f"{question} [y/N] ")
-    except (KeyboardInterrupt, EOFError):
+    except KeyboardInterrupt:
         raise _Stopped("interrupted: nothing was discarded") from None
+    except EOFError:  # Ctrl-D: no answer is a no
+        print()
+        return False
     return answer.strip().lower() in ("y", "yes")
 
 

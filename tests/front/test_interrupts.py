@@ -9,6 +9,7 @@ timeouts, and nothing asserts a speed.
 from __future__ import annotations
 
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -49,6 +50,21 @@ def _await(condition: Callable[[], object], what: str, timeout: float = PATIENCE
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+#: read(2) and write(2) as /proc/PID/syscall numbers them, by machine.
+SYSCALLS = {"x86_64": {"read": "0", "write": "1"}, "aarch64": {"read": "63", "write": "64"}}
+needs_proc = pytest.mark.skipif(
+    platform.machine() not in SYSCALLS or not Path("/proc/self/syscall").exists(),
+    reason="needs /proc/PID/syscall to see where the child waits")
+
+
+def _blocked_in(pid: int, call: str, fd: int) -> bool:
+    """Whether the process's main thread is in ``call`` (read or write) on ``fd``: a signal
+    that lands just before such a call is held until it returns (CPython runs handlers
+    between bytecodes), so a test signals once the child waits inside it."""
+    fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    return fields[:2] == [SYSCALLS[platform.machine()][call], hex(fd)]
 
 
 @pytest.fixture
@@ -220,6 +236,7 @@ def test_an_interrupted_listing_is_one_line_and_exit_130(
     assert len(sb.requests()) <= at_signal + 8  # the default concurrency: those in flight
 
 
+@needs_proc
 def test_interrupted_results_is_one_line_and_exit_130(env_sb: sandbox.Sandbox,
                                                       start: Start) -> None:
     """`omni-nb results` interrupted while it prints (its reader stopped reading, so the
@@ -231,6 +248,7 @@ def test_interrupted_results_is_one_line_and_exit_130(env_sb: sandbox.Sandbox,
     child = start(["results", "--limit", "5000"])
     assert child.process.stdout is not None
     child.process.stdout.readline()  # it prints: the rest fills the pipe, then it waits
+    _await(lambda: _blocked_in(child.process.pid, "write", 1), "a write to the full pipe")
     child.interrupt()
     assert child.end() == 130, child.err
     assert child.one_line() == "omni-nb: interrupted"
@@ -314,4 +332,31 @@ def test_an_interrupted_dry_run_of_a_discard_fails_the_magics_cell(
     assert env_sb.wait_idle(PATIENCE_S)
     assert {r.method for r in env_sb.requests()} == {"GET"}
     assert len(env_sb.requests()) <= at_signal[0] + 1
+    assert env_sb.archived_drafts() == []
+
+
+@needs_proc
+def test_an_interrupt_at_the_question_discards_nothing(
+        env_sb: sandbox.Sandbox, start: Start) -> None:
+    """Ctrl-C at "Discard 3 drafts? [y/N]": exit 130, one line, and no DELETE."""
+    made = create_drafts([f"doc-{i:04d}" for i in range(1, 4)], rate_limit=None)
+    controller, terminal = os.openpty()
+    try:
+        child = start(["discard", "--run-id", made["run_id"].iloc[0], "--rate-limit", "off"],
+                      stdin=terminal)
+        os.close(terminal)
+        assert child.process.stdout is not None
+        shown = b""
+        while b"[y/N]" not in shown:  # the check is done and the question is asked
+            chunk = os.read(child.process.stdout.fileno(), 4096)
+            assert chunk, f"no question asked: {shown.decode()}"
+            shown += chunk
+        _await(lambda: _blocked_in(child.process.pid, "read", 0), "the read of the answer")
+        child.interrupt()
+        assert child.end() == 130, child.err
+    finally:
+        os.close(controller)
+    assert child.one_line() == "omni-nb: interrupted: nothing was discarded"
+    assert env_sb.wait_idle(PATIENCE_S)
+    assert [r.method for r in env_sb.requests() if r.method == "DELETE"] == []
     assert env_sb.archived_drafts() == []
