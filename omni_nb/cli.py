@@ -6,8 +6,8 @@
     omni-nb draft DOC... [--branch-id UUID] [--from-csv FILE [--document-col COL]
                   [--branch-col COL]] [--out FILE.csv|.parquet] [--resume]
                   [--instance NAME | --base-url URL] [--concurrency N]
-                  [--rate-limit N/SECONDS|off]
-    omni-nb discard (DOC... | --from-csv FILE | --run-id ID) [--yes] [...]
+                  [--rate-limit N/SECONDS|off] [--ledger PATH]
+    omni-nb discard (DOC... | --from-csv FILE | --run-id ID) [--yes] [--ledger PATH] [...]
     omni-nb drafts DOC... [--include-archived] [...]
     omni-nb results [--run-id ID | --last] [--since ISO] [--out FILE]
     omni-nb sandbox [--port 8787]
@@ -19,7 +19,10 @@ derived from the Python keyword (``--document-col`` for ``document_col=``); olde
 Exit codes: 0 all rows ok, 1 some item failed (or ``results`` matched nothing, or a ledger
 write failed mid-batch: the rows not in the ledger are printed), 2 bad usage or settings (a
 ledger that cannot be used is refused before anything is sent), 130 interrupted. Every error
-is one line on stderr, never a traceback. The token
+is one line on stderr, never a traceback, and so is an interrupt (Ctrl-C, SIGINT): nothing more
+is sent, no question is asked, and the line names the run and how to read it back when rows
+were recorded; the check before a discard, interrupted, discards nothing. Messages name this
+command's options (``--base-url``, ``--resume``), never the Python keywords. The token
 comes from ``OMNI_API_TOKENS`` (several keys, comma-separated: each has its own rate budget,
 ``--rate-limit`` is per key), else ``OMNI_API_TOKEN`` / ``OMNI_API_KEY``, only: an option would
 leave it in the shell history.
@@ -40,8 +43,10 @@ import importlib.util
 import io
 import logging
 import os
+import signal
 import sys
 import textwrap
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +63,45 @@ log = logging.getLogger("omni_nb")
 
 class _Usage(Exception):
     """A usage problem: one line on stderr, exit code 2."""
+
+
+class _Stopped(KeyboardInterrupt):
+    """An interrupt the command has already said in one line (exit code 130)."""
+
+
+class _Sigint:
+    """Ctrl-C while a command runs: a KeyboardInterrupt, as Python raises it, and noted.
+
+    The batch catches the interrupt to stop sending, then raises its own or hands back what
+    it has; the note is what tells the command, whichever it was, not to go on to ask or to
+    send after an interrupted check. A SIGINT ignored by whoever
+    started the command (``nohup``) stays ignored; off the main thread (``main`` called from
+    a worker thread) nothing can be installed, and the batch's own handling is all there is.
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> _Sigint:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is not signal.SIG_IGN:
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handle)
+                self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            # None: a handler set outside Python; Python's own is the sane one to leave.
+            previous = self._previous if self._previous is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,11 +198,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sandbox import main as sandbox_main
 
         return sandbox_main(args_list[1:], prog="omni-nb sandbox")
+    with _Sigint() as sigint:
+        return _main(args_list, sigint)
+
+
+def _main(args_list: list[str], sigint: _Sigint) -> int:
+    """Run one command; every way it ends is one exit code, and any error one line."""
+    ledger: Path | None = None  # the ledger the command was told to use, for the read-back
     try:
         args = _parser().parse_args(args_list)
-        command = {"demo": _demo, "draft": _draft, "results": _results, "discard": _discard,
-                   "drafts": _drafts}[args.command]
-        code = command(args)
+        ledger = getattr(args, "ledger", None)
+        commands: dict[str, Any] = {
+            "demo": _demo, "draft": _draft, "results": _results, "drafts": _drafts,
+            "discard": lambda a: _discard(a, sigint)}
+        code: int = commands[args.command](args)
         sys.stdout.flush()  # here, so a closed pipe is caught below and not at exit
         return code
     except _Usage as exc:
@@ -172,15 +225,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LedgerError as exc:
         # Refused before anything was sent: a settings problem (2). A write that failed
         # mid-batch stopped items that were due (1); the table was printed first.
-        print(f"omni-nb: LedgerError: {exc}", file=sys.stderr)
+        print(f"omni-nb: LedgerError: {in_words(str(exc), 'cli')}", file=sys.stderr)
         return 2 if exc.result is None else 1
     except OmniError as exc:  # the Python layer's keyword= said as this command's options
         print(f"omni-nb: {type(exc).__name__}: {in_words(str(exc), 'cli')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        result = getattr(exc, "result", None)
-        if result is not None:
-            print(f"\ninterrupted: {result.summary()}", file=sys.stderr)
+        # A terminal echoed "^C" on the current line: the one line starts on its own.
+        lead = "\n" if sys.stderr.isatty() else ""
+        print(f"{lead}omni-nb: {_interrupted(exc, ledger)}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # `omni-nb results | head`: the reader left; end quietly, as Python's docs advise.
@@ -190,6 +243,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("omni-nb: unexpected error", exc_info=True)
         print(f"omni-nb: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def _interrupted(exc: KeyboardInterrupt, ledger: Path | None) -> str:
+    """The one line an interrupted command ends with: what was kept, and the command that
+    reads the run back where it was recorded (``ledger``: one the command was given)."""
+    result: Any = getattr(exc, "result", None)
+    if isinstance(exc, _Stopped) or result is None:
+        return str(exc) or "interrupted"
+    from .table import plural, summarize
+
+    if "run_id" not in result.columns:  # a listing: it records nothing and changes nothing
+        missing = int((result["status"] == "cancelled").sum())
+        return (f"interrupted: {plural(missing, 'document')} not listed "
+                "(a listing changes nothing)")
+    said = f"interrupted: {summarize(result)}"
+    if not len(result):
+        return said
+    from .ledger import open_ledger
+
+    run_id = result["run_id"].iloc[0]
+    path = open_ledger(ledger).path
+    if path is None:
+        return f"{said}; run {run_id} is in memory only (OMNI_NB_LEDGER=off)"
+    again = f" --ledger {path}" if ledger is not None else ""
+    return f"{said}; run {run_id} is in the ledger: omni-nb results --run-id {run_id}{again}"
 
 
 def _run_with_bar(items: list[Any], branch: str | None, settings: Any, options: Any) -> Any:
@@ -213,8 +291,17 @@ def _run_with_bar(items: list[Any], branch: str | None, settings: Any, options: 
 def _print_table(table: Any, limit: int = 15, *, newest_first: bool = False) -> None:
     from .table import text_view
 
-    print(text_view(table, limit, newest_first=newest_first,
+    print(text_view(_in_cli_words(table), limit, newest_first=newest_first,
                     hint=" (--limit N shows more; --out FILE writes them all)"))
+
+
+def _in_cli_words(table: Any) -> Any:
+    """The table with its messages in this command's words (``rerun with --resume``): rows
+    keep the Python layer's words in the ledger, where every front end reads them."""
+    if "message" not in table.columns or not len(table):
+        return table
+    return table.assign(message=table["message"].map(lambda m: in_words(m, "cli"),
+                                                      na_action="ignore"))
 
 
 def _check_out(out: Path | None) -> None:
@@ -295,25 +382,25 @@ def _draft(args: argparse.Namespace) -> int:
         raise _Usage("omni-nb draft: give document ids or --from-csv FILE")
     settings = _cli_settings(args)
     options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate_limit,
-                           resume=args.resume)
+                           resume=args.resume, ledger=args.ledger)
     try:
         table = _run_with_bar(items, args.branch_id, settings, options)
     except LedgerError as failed:
-        _print_unrecorded(failed, args.out)
-        raise
+        raise _unrecorded(failed, args.out) from failed.__cause__
     _print_table(table)
     if args.out is not None:
         _write(table, args.out)
-    _print_run(table, None)
+    _print_run(table, args.ledger)
     return 0 if (table["status"] == "ok").all() else 1
 
 
-def _print_unrecorded(failed: LedgerError, out: Path | None) -> None:
+def _unrecorded(failed: LedgerError, out: Path | None) -> LedgerError:
     """A ledger write failed mid-batch: print every answered row that is not in the ledger
-    (its draft id is nowhere else once the command ends), and write ``--out`` if asked."""
+    (its draft id is nowhere else once the command ends), write ``--out`` if asked, and say
+    where the table went in the error (the Python layer names a variable)."""
     table = failed.result
     if table is None:
-        return
+        return failed
     lost = {(doc, branch) for doc, branch, _ in failed.unrecorded}
     branches = table["branch_id"].astype(object).where(table["branch_id"].notna(), None)
     shown = table[[pair in lost for pair in zip(table["document_id"], branches, strict=True)]]
@@ -322,6 +409,8 @@ def _print_unrecorded(failed: LedgerError, out: Path | None) -> None:
         _print_table(shown, len(shown))
     if out is not None:
         _write(table, out)
+    return failed.kept_in(f"in {out}" if out is not None else
+                          "gone when omni-nb ends (--out FILE keeps it)")
 
 
 def _print_run(table: Any, ledger: Path | None) -> None:
@@ -371,7 +460,7 @@ def _items(args: argparse.Namespace) -> list[Any]:
     return items
 
 
-def _discard(args: argparse.Namespace) -> int:
+def _discard(args: argparse.Namespace, sigint: _Sigint) -> int:
     from .batch import BatchOptions
     from .table import plural
 
@@ -381,32 +470,49 @@ def _discard(args: argparse.Namespace) -> int:
         raise _Usage("omni-nb discard: give document ids, --from-csv FILE, or --run-id RUN_ID "
                       "(one of them)")
     settings = _cli_settings(args)
-    options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate_limit)
+    options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate_limit,
+                           ledger=args.ledger)
     kw: dict[str, Any] = dict(run_id=args.run_id, branch_id=args.branch_id, settings=settings,
                               options=options)
-    plan: Any = _discarding(items, kw, dry_run=True)
+    try:
+        plan: Any = _discarding(items, kw, dry_run=True)
+    except KeyboardInterrupt:  # the check stopped and said so (BatchInterrupted)
+        sigint.seen = True
+    if sigint.seen:  # the check stopped part-way: what it found is no basis to discard
+        whose = f" of run {args.run_id}" if args.run_id is not None else ""
+        raise _Stopped(f"interrupted while checking the drafts{whose}: nothing was discarded")
     messages = plan["message"].astype(str)
     going = int(messages.str.startswith("would discard").sum())
-    print(plan[["input", "document_id", "branch_id", "message"]].to_string(index=False))
+    shown = plan[["input", "document_id", "branch_id", "message"]]
+    print(_in_cli_words(shown).to_string(index=False))
     print(f"\n{plural(going, 'draft')} would be discarded, {len(plan) - going} not")
-    if going and not args.yes:
-        if not sys.stdin.isatty():
-            raise _Usage("omni-nb discard: no terminal to ask on: add --yes to discard "
-                         "without asking")
-        answer = input(f"Discard {plural(going, 'draft')}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing discarded")
-            return 1
+    if going and not args.yes and not _confirmed(f"Discard {plural(going, 'draft')}?"):
+        print("nothing discarded")
+        return 1
     try:
         table: Any = _discarding(items, kw, dry_run=False)
     except LedgerError as failed:
-        _print_unrecorded(failed, args.out)
-        raise
+        raise _unrecorded(failed, args.out) from failed.__cause__
     _print_table(table)
     if args.out is not None:
         _write(table, args.out)
-    _print_run(table, None)
+    _print_run(table, args.ledger)
     return 0 if (table["status"] == "ok").all() else 1
+
+
+def _confirmed(question: str) -> bool:
+    """The user's yes on the terminal (none: a usage error naming --yes)."""
+    if not sys.stdin.isatty():
+        raise _Usage("omni-nb discard: no terminal to ask on: add --yes to discard "
+                     "without asking")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except KeyboardInterrupt:
+        raise _Stopped("interrupted: nothing was discarded") from None
+    except EOFError:  # Ctrl-D: no answer is a no
+        print()
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _discarding(items: list[Any], kw: dict[str, Any], *, dry_run: bool) -> Any:
@@ -427,7 +533,8 @@ def _drafts(args: argparse.Namespace) -> int:
     listing = list_drafts(items, include_archived=args.include_archived,
                           settings=_cli_settings(args))
     columns = list(DRAFT_SHOWN)
-    print(listing[columns].to_string(index=False) if len(listing) else "no drafts")
+    print(_in_cli_words(listing[columns]).to_string(index=False) if len(listing)
+          else "no drafts")
     if args.out is not None:
         _write(listing, args.out)
     return 0 if (listing["status"] == "ok").all() else 1
@@ -473,7 +580,10 @@ def _demo(args: argparse.Namespace) -> int:
               "(every 10th not eligible, 5% transient 5xx, 1% dropped connections)")
         settings = resolve_settings(sb.base_url, sb.token)
         options = BatchOptions(concurrency=args.concurrency, rate_limit=limit, ledger=ledger)
-        table = _run_with_bar(docs, None, settings, options)
+        try:
+            table = _run_with_bar(docs, None, settings, options)
+        except KeyboardInterrupt as stop:  # its rows are in the demo's ledger, not the usual
+            raise _Stopped(_interrupted(stop, ledger)) from None
     _print_table(table)
     cols = ["document_id", "status", "http_status", "attempts", "message"]
     failed = table[table["status"] != "ok"]

@@ -614,7 +614,8 @@ def _instance_root(instance: str, playground: bool, source: str = "instance") ->
         raise ConfigError(f"{source} must be a string, not {type(instance).__name__}.")
     name = instance.strip().lower()
     if not _DNS_LABEL.match(name):
-        hint = " (it looks like a URL: pass it as base_url)" if ("/" in name or "." in name) else ""
+        url = "/" in name or "." in name
+        hint = " (it looks like a URL: pass it as base_url=)" if url else ""
         raise ConfigError(
             f"{source} {_safe(instance)} is not an instance name: use the subdomain only, "
             f"like 'acme' for https://acme.omniapp.co{hint}."

@@ -25,7 +25,8 @@ and ``--rate`` still work):
 ``--branch-id UUID``      branch for every document without its own
 ``-o VAR``                store the results table in ``VAR`` and print a one-line summary
                           (without it the table is returned, so it displays)
-``--from VAR``            take the documents from a variable
+``--from VAR``            take the documents from a variable (a name only: assign an
+                          expression such as ``d["x"]`` to a variable first)
 ``--instance NAME``       ``acme`` -> ``https://acme.omniapp.co/api`` (``--playground``: the
                           playground domain); ``--base-url URL`` gives the API root instead
 ``--concurrency N``       requests in flight (default ``OmniNB.concurrency``, 8)
@@ -264,9 +265,13 @@ class OmniMagics(Magics):
         settings = self._settings(args)
         if args.dry_run:
             from .batch import create_drafts
+            from .errors import InvalidInputError
 
-            frame = create_drafts(pairs, args.branch_id, dry_run=True, settings=settings,
-                                  options=options, labels=labels)
+            try:
+                frame = create_drafts(pairs, args.branch_id, dry_run=True, settings=settings,
+                                      options=options, labels=labels)
+            except InvalidInputError as exc:  # the batch refuses the input as a whole
+                raise UsageError(in_words(str(exc), "magic")) from None
             return self._finish(args, frame)
         if typed:
             _check_typed(typed)
@@ -288,9 +293,9 @@ class OmniMagics(Magics):
                 args.base_url, None, instance=args.instance, playground=args.playground or None
             )
         except ConfigError as exc:
-            if exc.missing in _MISSING:  # said with the magic's options, not Python keywords
-                raise ConfigError(_MISSING[exc.missing], missing=exc.missing) from None
-            raise
+            # Said with the magic's options, not Python keywords.
+            said = _MISSING.get(exc.missing or "") or in_words(str(exc), "magic")
+            raise ConfigError(said, missing=exc.missing) from None
 
     def _lifecycle(self, args: Any, cell: str | None, options: Any) -> Any:
         """``--discard`` (documents, a results table with ``--from``, or ``--run``) and
@@ -312,11 +317,14 @@ class OmniMagics(Magics):
         try:
             if args.list:
                 table = list_drafts(items, include_archived=args.include_archived,
-                                    settings=settings, options=options)
+                                    settings=settings, options=options,
+                                    document_col=args.document_col)
             else:
                 table = discard_drafts(items, run_id=args.run_id, branch_id=args.branch_id,
                                        dry_run=args.dry_run, settings=settings,
-                                       options=options, labels=labels)
+                                       options=options, labels=labels,
+                                       document_col=args.document_col,
+                                       branch_col=args.branch_col)
         except InvalidInputError as exc:
             raise UsageError(in_words(str(exc), "magic")) from None
         except BatchInterrupted as stop:
@@ -339,9 +347,7 @@ class OmniMagics(Magics):
     def _lifecycle_inputs(self, args: Any, cell: str | None) -> tuple[Any, list[str] | None]:
         """A variable as it is (a results table is undone carefully), else the typed ids."""
         if args.from_ is not None:
-            if args.from_ not in self._shell.user_ns:
-                raise UsageError(f"{_say('from_')} {args.from_}: no such variable")
-            return self._shell.user_ns[args.from_], None
+            return self._variable(args.from_), None
         pairs, labels, typed = self._inputs(args, cell)
         _check_typed(typed)
         return pairs, labels
@@ -436,9 +442,7 @@ class OmniMagics(Magics):
 
         name = args.from_
         where = f"{_say('from_')} {name}"
-        if name not in self._shell.user_ns:
-            raise UsageError(f"{where}: no such variable")
-        value = self._shell.user_ns[name]
+        value = self._variable(name)
         if isinstance(value, str | bytes):
             raise UsageError(f"{where}: a single string; give a list or DataFrame")
         if hasattr(value, "tolist") and not hasattr(value, "columns"):  # a Series, an array
@@ -450,6 +454,17 @@ class OmniMagics(Magics):
         if not pairs:
             raise UsageError(f"{where}: no documents (it is empty)")
         return pairs
+
+    def _variable(self, name: str) -> Any:
+        """The value of ``--from NAME``: a variable of the user namespace, never evaluated
+        (an expression on a magic's line would run code the user did not mean to run)."""
+        if not name.isidentifier():
+            flag = _say("from_")
+            raise UsageError(f"{flag} takes a variable name only, not {name}: assign it first "
+                             f"(ids = {name}) and pass {flag} ids")
+        if name not in self._shell.user_ns:
+            raise UsageError(f"{_say('from_')} {name}: no such variable")
+        return self._shell.user_ns[name]
 
     def _expander(self) -> Any:
         # IPython expands the magic's line but not a cell body; the body gets the same
@@ -508,7 +523,7 @@ class OmniMagics(Magics):
             if row["status"] == "invalid":
                 raise UsageError(str(row["message"]))
             if error is None:  # cancelled: the call was never answered
-                raise DraftsFailedError(f"not sent: {row['message']}")
+                raise DraftsFailedError(f"not sent: {in_words(row['message'], 'magic')}")
             raise error  # the client's own error, body and retry hint included
         if len(table) > 1 and not (table["status"] == "ok").any():
             where = f"stored in {args.output}" if args.output else "shown above"

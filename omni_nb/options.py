@@ -186,8 +186,12 @@ OPTIONS: tuple[Option, ...] = (
     _o("limit", "rows to print (default 15; --out writes all)", "results", kind="int",
        metavar="N", default=15),
     _o("ledger", "read this ledger file (default: OMNI_NB_LEDGER or the usual one)",
-       "results", "demo", kind="path", metavar="PATH",
-       helps={"demo": "where the demo's rows go (default: demo.sqlite3 beside the ledger)"}),
+       "results", "demo", "draft", "discard", kind="path", metavar="PATH",
+       helps={"demo": "where the demo's rows go (default: demo.sqlite3 beside the ledger)",
+              "draft": "record the rows in this ledger file (default: OMNI_NB_LEDGER or the "
+                       "usual one)",
+              "discard": "the ledger to read the run from and record the rows in (default: "
+                         "OMNI_NB_LEDGER or the usual one)"}),
     _o("documents", "how many sandbox documents (default 300; 3 failing ids are added)",
        "demo", kind="int", metavar="N", default=300),
     _o("latency", "sandbox answer latency (default 0.05)", "demo", kind="float",
@@ -267,23 +271,45 @@ def spelling(name: str, front: Front) -> str:
 
 _KEYWORD = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(o.name) for o in OPTIONS if o.kind != "many")
-    + r")=(\S?)"
+    + r")=(True\b|\S?)"
+)
+#: A message about a connection setting opens with its name (config's ``base_url 'x' is not
+#: an http(s) URL``): the option it is about, said as a flag too.
+_SUBJECT = re.compile(
+    r"^(" + "|".join(re.escape(o.name) for o in OPTIONS if o.group == "where") + r")(?= )"
 )
 
 
 def in_words(text: str, front: Front) -> str:
     """A message from the Python layer (``pass document_col=``) said in ``front``'s words
-    (``pass --document-col``): each ``keyword=`` of the table becomes its spelling.
+    (``pass --document-col``): each ``keyword=`` of the table becomes its spelling, and a
+    switch turned on (``resume=True``) its flag alone. A keyword the front end has no option
+    for stays as Python spells it (the magic has no ``--ledger``: ``ledger=PATH`` is still
+    true in a notebook, a flag it does not take would not be). A message that opens with a
+    connection setting's name (``base_url 'x' is not...``) opens with its flag.
 
     Example:
         >>> in_words("run_id='x': no such run (branch_col=)", "magic")
         "--run-id 'x': no such run (--branch-col)"
+        >>> in_words("rerun with resume=True", "cli")
+        'rerun with --resume'
+        >>> in_words("use ledger=PATH", "magic"), in_words("use ledger=PATH", "cli")
+        ('use ledger=PATH', 'use --ledger PATH')
+        >>> in_words("instance 'a.b' is not an instance name", "cli")
+        "--instance 'a.b' is not an instance name"
     """
     if front == "python":
         return text
+    text = _SUBJECT.sub(lambda match: spelling(match.group(1), front), text)
 
     def say(match: re.Match[str]) -> str:
-        after = match.group(2)
+        after, known = match.group(2), _BY_NAME[match.group(1)]
+        offered = (MAGIC in known.commands if front == "magic"
+                   else any(command != MAGIC for command in known.commands))
+        if not offered:
+            return match.group(0)
+        if after == "True" and known.kind == "flag":
+            return spelling(match.group(1), front)
         gap = " " if after and after not in ")],;." else ""
         return spelling(match.group(1), front) + gap + after
 

@@ -19,7 +19,8 @@ are kept (and are in the ledger), every other item gets status ``cancelled``, an
 :class:`BatchInterrupted` (a ``KeyboardInterrupt``) is raised carrying the result as
 ``.result``, so "Run all" stops and nothing is lost; with ``cancel=`` (a Cancel button) the
 result is returned instead. The async form re-raises ``CancelledError`` after recording the
-same rows.
+same rows. A dry run interrupted while it lists (a discard's check) raises the same way,
+with the listings' rows: half a check is nothing to act on.
 """
 
 from __future__ import annotations
@@ -216,8 +217,11 @@ async def arun_resolved(
         return _rehearsal_frame(op, planned, resolved.settings.api_root, {}, False)
     with _watched(resolved, planned) as shown:
         if rehearsal is not None:
-            table, _ = await engine.run(rehearsal, planned, settings=shown.settings,
-                                        options=_quiet(options), progress=_callback(shown))
+            table, interrupted = await engine.run(
+                rehearsal, planned, settings=shown.settings, options=_quiet(options),
+                progress=_callback(shown))
+            if interrupted:
+                raise asyncio.CancelledError
             return _rehearsal_frame(op, planned, shown.settings.api_root,
                                     _decided(planned, table), True)
         result, interrupted = await _run(op, planned, shown, options)
@@ -320,9 +324,11 @@ def _rehearse(op: Operation, planned: Plan, resolved: Resolved,
     rehearsal = op.rehearsal()
     decided: dict[str, tuple[str, str]] = {}
     if rehearsal is not None:
-        table, _ = run_sync(lambda: engine.run(rehearsal, planned, settings=resolved.settings,
-                                               options=_quiet(options),
-                                               progress=_callback(resolved)))
+        table, interrupted = run_sync(lambda: engine.run(
+            rehearsal, planned, settings=resolved.settings, options=_quiet(options),
+            progress=_callback(resolved)))
+        if interrupted:  # half a check is no basis for what follows it ("Run all" stops)
+            raise BatchInterrupted(table, "this exception's .result")
         decided = _decided(planned, table)
     return _rehearsal_frame(op, planned, resolved.settings.api_root, decided,
                             rehearsal is not None)

@@ -54,10 +54,23 @@ MAX_CONCURRENCY = 64
 UNREACHABLE_STOP = 3
 
 
-def _not_answered(action: str) -> str:
-    done = "archived the draft" if action == "discard" else "made the draft"
-    return (f"not sent, or interrupted in flight (the server may have {done}; rerun with "
-            "resume=True)")
+def _not_answered(op: Operation) -> str:
+    """Why an input the batch never got an answer for has no result, in the operation's
+    terms: only a call that changes something may have done it unseen, and only a create
+    is made good by ``resume`` (a listing or a dry run changed nothing)."""
+    if op.rehearsal() == op:
+        # A rehearsal is its own rehearsal: it lists and decides, and sends nothing else.
+        return ("not checked: the dry run stopped before this document's drafts were listed "
+                "(a dry run only lists: nothing was changed)")
+    if not op.records:
+        return "not listed: stopped before its answer came (a listing changes nothing)"
+    if op.action == "discard":
+        return ("not sent, or interrupted in flight (the server may have archived the draft; "
+                "the document's drafts listing shows whether it did)")
+    if op.action == "create":
+        return ("not sent, or interrupted in flight (the server may have made the draft; "
+                "rerun with resume=True)")
+    return f"not sent, or interrupted in flight (the server may have done its {op.action})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -293,7 +306,7 @@ async def run(
         todo = batch.resume(todo)
     interrupted = await batch.send(todo, cancel)
     leftover = [i for i, row in enumerate(batch.rows) if row is None]
-    reason = batch.stop_reason or _not_answered(op.action)
+    reason = batch.stop_reason or _not_answered(op)
     batch.finish_unsent(leftover, "cancelled", lambda _: reason)
     table = batch.table()
     if batch.write_failure is not None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -198,3 +200,55 @@ def test_an_unknown_run_is_named_in_the_cli_spelling(
     assert "--run-id 'nonexistent'" in err
     assert "run_id=" not in err
     assert env_sb.requests() == []
+
+
+# -- messages in the command line's own words -------------------------------------------------
+
+
+def test_an_instance_that_looks_like_a_url_names_the_base_url_option(
+        env_sb: sandbox.Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    """--instance acme.omniapp.co: exit 2 and one line saying --base-url, never base_url."""
+    assert main(["draft", "doc-0001", "--instance", "acme.omniapp.co"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("omni-nb: --instance 'acme.omniapp.co' is not an instance name")
+    assert "pass it as --base-url" in err
+    assert "base_url" not in err
+    assert env_sb.requests() == []
+
+
+def test_tables_the_cli_prints_say_resume_as_its_flag(
+        env_sb: sandbox.Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    """Rows an interrupt left unsent say "rerun with resume=True" in the ledger (Python's
+    words); omni-nb results shows them as "rerun with --resume"."""
+    from omni_nb.batch import CREATE_DRAFT, plan
+    from omni_nb.batch.run import BatchOptions, run
+    from omni_nb.config import resolve_settings
+
+    settings = resolve_settings(env_sb.base_url, env_sb.token)
+    stop = threading.Event()
+    stop.set()  # cancelled before the first send: every row is unsent
+    asyncio.run(run(CREATE_DRAFT, plan(["doc-0007"]), settings=settings,
+                    options=BatchOptions(rate_limit=None), cancel=stop))
+    assert main(["results", "--last"]) == 0
+    out = capsys.readouterr().out
+    assert "rerun with --resume" in out
+    assert "resume=True" not in out
+
+
+def test_a_ledger_refused_names_the_ledger_option_draft_takes(
+        env_sb: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A ledger that is not ours: the way out is said as --ledger PATH, an option draft
+    takes (and records in)."""
+    stranger = tmp_path / "stranger.sqlite3"
+    stranger.write_bytes(b"not a database at all")
+    monkeypatch.setenv("OMNI_NB_LEDGER", str(stranger))
+    assert main(["draft", "doc-0008", "--rate", "off"]) == 2
+    err = capsys.readouterr().err
+    assert "--ledger PATH" in err
+    assert "ledger=PATH" not in err
+    mine = tmp_path / "mine.sqlite3"
+    assert main(["draft", "doc-0008", "--rate", "off", "--ledger", str(mine)]) == 0
+    assert f"--ledger {mine}" in capsys.readouterr().out  # the read-back command names it
+    assert main(["results", "--ledger", str(mine), "--out", str(tmp_path / "r.csv")]) == 0
+    assert list(pd.read_csv(tmp_path / "r.csv")["document_id"]) == ["doc-0008"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.history import HistoryAccessor
@@ -130,3 +131,16 @@ def test_listing_records_nothing_and_typos_are_refused(env_sb: sandbox.Sandbox) 
         omni_nb.discard_drafts(["doc-0009"], ledgr="off")  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="resume"):
         omni_nb.list_drafts(["doc-0009"], resume=True)  # type: ignore[call-arg]
+
+
+def test_magic_list_and_discard_read_the_document_col(
+        ip: InteractiveShell, env_sb: sandbox.Sandbox) -> None:
+    """--list and --discard --from a frame use --document-col as a create does (a listing
+    of documents has "identifier", not "document_id")."""
+    ip.user_ns["docs"] = pd.DataFrame({"identifier": ["doc-0001", "doc-0002"]})
+    ip.run_line_magic("omni_draft", "--from docs --document-col identifier -o made")
+    listed = ip.run_line_magic("omni_draft", "--list --from docs --document-col identifier")
+    assert sorted(listed["document_id"]) == ["doc-0001", "doc-0002"]
+    ip.run_line_magic("omni_draft", "--discard --from docs --document-col identifier -o gone")
+    assert list(ip.user_ns["gone"]["status"]) == ["ok", "ok"]
+    assert sorted(_deletes(env_sb)) == ["doc-0001", "doc-0002"]

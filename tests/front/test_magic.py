@@ -696,3 +696,42 @@ def test_a_ledger_write_that_fails_mid_batch_keeps_the_table_in_o(
     for doc, _, draft in result.error_in_exec.unrecorded:
         assert made[doc] == draft
         assert f"{doc} (draft {draft})" in lines[0]
+
+
+# -- messages in the magic's own words ---------------------------------------------------------
+
+
+def test_from_an_expression_says_from_takes_a_variable_name(ip: InteractiveShell, sb: Any) -> None:
+    """--from other['a'] is one line saying --from takes a variable name only (and how to
+    give one), not "no such variable"; nothing is evaluated or sent."""
+    ip.user_ns["other"] = {"a": ["doc-0001"]}
+    with pytest.raises(UsageError) as raised:
+        ip.run_line_magic("omni_draft", "--from other['a']")
+    said = str(raised.value)
+    assert "--from takes a variable name only" in said
+    assert "no such variable" not in said
+    assert "\n" not in said
+    assert sent(sb) == []
+
+
+def test_a_frame_without_document_id_names_the_magics_option(ip: InteractiveShell) -> None:
+    """A DataFrame with no document_id column: the message names --document-col, never the
+    Python keyword, for a create, a dry run, a discard and a listing alike."""
+    ip.user_ns["docs"] = pd.DataFrame({"identifier": ["doc-0001"]})
+    for line in ("--from docs", "--from docs --dry-run", "--discard --from docs",
+                 "--list --from docs"):
+        with pytest.raises(UsageError) as raised:
+            ip.run_line_magic("omni_draft", line)
+        assert "pass --document-col" in str(raised.value), line
+        assert "document_col=" not in str(raised.value), line
+
+
+def test_an_instance_that_looks_like_a_url_names_the_magics_base_url(
+        ip: InteractiveShell, sb: Any) -> None:
+    """--instance acme.omniapp.co: the settings error says --base-url, not base_url."""
+    with pytest.raises(ConfigError) as raised:
+        ip.run_line_magic("omni_draft", "doc-0001 --instance acme.omniapp.co")
+    assert str(raised.value).startswith("--instance 'acme.omniapp.co' is not an instance name")
+    assert "pass it as --base-url" in str(raised.value)
+    assert "base_url" not in str(raised.value)
+    assert sent(sb) == []
