@@ -77,10 +77,10 @@ def register_action(action: str) -> str:
     ledger and shown as a category).
 
     Example:
-        >>> register_action("get_document")
-        'get_document'
-        >>> known_actions()[-1]
-        'get_document'
+        >>> register_action("publish_draft")
+        'publish_draft'
+        >>> known_actions().index("publish_draft") > known_actions().index("list")
+        True
     """
     if not (isinstance(action, str) and action and action.replace("_", "a").isalnum()
             and action == action.lower() and action.isascii()):
