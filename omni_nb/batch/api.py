@@ -178,7 +178,8 @@ async def arun_resolved(
         if rehearsal is None:
             return _rehearsal_frame(op, planned, resolved.settings.api_root, {}, False)
         table, _ = await engine.run(rehearsal, planned, settings=resolved.settings,
-                                    options=_quiet(options), progress=resolved.progress)
+                                    options=_quiet(options), progress=resolved.progress,
+                                    cancel=resolved.cancel)
         return _rehearsal_frame(op, planned, resolved.settings.api_root,
                                 _decided(planned, table), True)
     result, interrupted = await _run(op, planned, resolved, options)
@@ -283,7 +284,8 @@ def _rehearse(op: Operation, planned: Plan, resolved: Resolved,
     if rehearsal is not None:
         table, _ = run_sync(lambda: engine.run(rehearsal, planned, settings=resolved.settings,
                                                options=_quiet(options),
-                                               progress=resolved.progress))
+                                               progress=resolved.progress,
+                                               cancel=resolved.cancel))
         decided = _decided(planned, table)
     return _rehearsal_frame(op, planned, resolved.settings.api_root, decided,
                             rehearsal is not None)
