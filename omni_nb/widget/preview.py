@@ -13,7 +13,7 @@ Example:
     ...                 "would skip: existed before the run: draft 9f8e7d6c was created ..."]})
     >>> print(DiscardPreview.of(frame).text())
     Will archive 1 draft: doc-1 (draft 1a2b3c4d)
-    Will skip 1 draft:
+    Will skip 1 document:
       existed before the run: doc-2
 """
 
@@ -57,7 +57,8 @@ def reason_of(message: str) -> tuple[str, str]:
 @dataclass(frozen=True, slots=True)
 class DiscardPreview:
     """What a discard will do, from its check: ``archive`` holds (document, draft) pairs,
-    ``skip`` the documents it leaves alone, by reason (commonest first).
+    ``skip`` the documents it leaves alone (a draft it did not make, or none to archive), by
+    reason (commonest first).
 
     Example:
         >>> import pandas as pd
@@ -110,7 +111,7 @@ class DiscardPreview:
                  if self.archive else "Nothing will be archived."]
         skipped = sum(len(docs) for docs in self.skip.values())
         if skipped:
-            lines.append(f"Will skip {plural(skipped, 'draft')}:")
+            lines.append(f"Will skip {plural(skipped, 'document')}:")
             lines += [f"  {_SAID.get(r, r)}: {_listed(docs)}" for r, docs in self.skip.items()]
         return "\n".join(lines)
 
@@ -131,7 +132,7 @@ class DiscardPreview:
             items = "".join(
                 f"<li>{html.escape(_SAID.get(r, r))} ({len(docs)}): "
                 f"{html.escape(_listed(docs))}</li>" for r, docs in self.skip.items())
-            parts.append(f"<b>Will skip {plural(skipped, 'draft')}</b>, and why:"
+            parts.append(f"<b>Will skip {plural(skipped, 'document')}</b>, and why:"
                          f"<ul style='margin:2px 0'>{items}</ul>")
         parts.append("<small>Nothing is archived until you confirm. Each document's "
                      "reason: <code>form.lifecycle.checked</code>.</small>")

@@ -122,7 +122,7 @@ def test_the_discard_check_ends_in_a_short_list_of_what_is_archived_and_skipped(
         + ", ".join(f"doc-{i:04d} (draft {result.loc[i - 1, 'draft_id']})"
                     for i in range(5, 11) if i != 10)
         + f", doc-0011 (draft {result.loc[9, 'draft_id']}) and 8 more",
-        "Will skip 2 drafts:",
+        "Will skip 2 documents:",
         "  replaced since: doc-0003",
         "  no active draft: doc-0004",
     ]
