@@ -219,8 +219,8 @@ async def arun_resolved(
         if rehearsal is not None:
             table, interrupted = await engine.run(
                 rehearsal, planned, settings=shown.settings, options=_quiet(options),
-                progress=_callback(shown))
-            if interrupted:
+                progress=_callback(shown), cancel=resolved.cancel)
+            if interrupted and resolved.cancel is None:
                 raise asyncio.CancelledError
             return _rehearsal_frame(op, planned, shown.settings.api_root,
                                     _decided(planned, table), True)
@@ -326,8 +326,10 @@ def _rehearse(op: Operation, planned: Plan, resolved: Resolved,
     if rehearsal is not None:
         table, interrupted = run_sync(lambda: engine.run(
             rehearsal, planned, settings=resolved.settings, options=_quiet(options),
-            progress=_callback(resolved)))
-        if interrupted:  # half a check is no basis for what follows it ("Run all" stops)
+            progress=_callback(resolved), cancel=resolved.cancel))
+        if interrupted and resolved.cancel is None:
+            # Half a check is no basis for what follows it ("Run all" stops); a Cancel
+            # (cancel=) returns it, for the caller to say so.
             raise BatchInterrupted(table, "this exception's .result")
         decided = _decided(planned, table)
     return _rehearsal_frame(op, planned, resolved.settings.api_root, decided,

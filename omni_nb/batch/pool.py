@@ -66,6 +66,25 @@ class Key:
         """Seconds until this key has a slot for one more worker."""
         return self.client.limiter.next_send_in(ahead=self.in_flight)
 
+    def free_in(self) -> float:
+        """Seconds until this key may send (0: now), no slot taken. A key with no limit in
+        force and no pause sends at once: its budget is not read, which would cost a store
+        transaction per item of an unlimited batch.
+
+        Example:
+            >>> from types import SimpleNamespace
+            >>> from omni_nb.ratelimit import Limiter, RateLimit
+            >>> t = [0.0]
+            >>> lim = Limiter(RateLimit(1, 10.0), clock=lambda: t[0], margin=0.0)
+            >>> key = Key(SimpleNamespace(limiter=lim), 1, "k")
+            >>> key.free_in(), lim.acquire(lambda s: None), key.free_in()
+            (0.0, 0.0, 10.0)
+        """
+        limiter = self.client.limiter
+        if limiter.effective_limit is None and limiter.paused_until <= time.monotonic():
+            return 0.0
+        return limiter.next_send_in()
+
 
 class KeyPool:
     """The live keys of a batch (see the module docstring).
@@ -111,12 +130,15 @@ class KeyPool:
         return best[0], key
 
     async def ready(self) -> tuple[Key, float]:
-        """The key to send on and the seconds spent choosing it. With several keys whose
-        slots are all ahead, the choice is made again every :data:`REPICK_S` instead of once:
-        a worker committed to one key's slot seconds away would hold its item while another
-        key's window opened first, leaving that window short and the batch's last items
-        for one more window of the first key. The last pick returns without awaiting, so the
-        client's reservation follows it directly.
+        """The key to send on, once one may send now, and the seconds spent waiting for it.
+
+        The batch asks with its next item in hand and one worker at a time (the others wait
+        their turn), so every earlier send has taken its slot and the budget alone says how
+        long (the keys' own counts of workers do not). Among keys free now, the one with the
+        fewest requests in flight, then sent, goes (equally free keys take turns). While none
+        is free, the choice is made again every :data:`REPICK_S`: another key's window may
+        open first. It returns without awaiting once a key is free, so the client's claim of
+        the slot follows directly.
 
         Example:
             >>> import asyncio
@@ -132,11 +154,12 @@ class KeyPool:
         """
         waited = 0.0
         while True:
-            wait, key = self._soonest()
-            if wait <= REPICK_S:
+            scored = [((k.free_in(), k.in_flight, k.sent), k) for k in self.live]
+            (wait, _, _), key = min(scored, key=lambda pair: pair[0])
+            if wait <= 0:
                 return key, waited
             start = time.monotonic()
-            await asyncio.sleep(REPICK_S)
+            await asyncio.sleep(min(wait, REPICK_S))
             waited += time.monotonic() - start
 
     def refuse(self, key: Key, error: OmniError) -> bool:

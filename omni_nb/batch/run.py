@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from ..ratelimit import RateLimit
 from ..rows import Row
 from .ops import Operation
 from .plan import Plan, Planned
-from .pool import KeyPool
+from .pool import Key, KeyPool
 
 if TYPE_CHECKING:
     from ..table import DraftResults
@@ -134,6 +135,7 @@ class _Batch:
         self.unreachable = 0  # rows whose call never connected, while nothing answered
         self.write_failure: BaseException | None = None  # the ledger write that failed
         self.unrecorded: list[int] = []  # rows kept in memory only, after that failure
+        self.turn = asyncio.Lock()  # who takes the next item: FIFO, so first sends keep order
 
     def finish(self, index: int, row: Row) -> None:
         """Keep a row and tell the progress display (the caller has recorded it)."""
@@ -208,19 +210,20 @@ class _Batch:
     async def worker(self, pool: KeyPool, feed: Iterator[int],
                      cancel: threading.Event | None) -> None:
         """Send pairs, each on the key that can send soonest, until the feed is empty or the
-        batch stops."""
-        while not (self.stop_reason or (cancel is not None and cancel.is_set())):
-            i = self.next_item(feed)
-            if i is None:
+        batch stops. First sends follow input order (see :meth:`next_send`)."""
+        while not self.stopped(cancel):
+            nxt = await self.next_send(pool, feed, cancel)
+            if nxt is None:
                 return
-            key, chose_s = await pool.ready()
-            key.in_flight += 1
+            i, key, queued_s = nxt
+            # The turn is handed on when this task first yields: perform() claims the key's
+            # slot before its first await, so the next worker reads the budget with it taken.
             try:
                 row, error = await self.op.perform(key.client, self.inputs[i], self.run_id)
             finally:
                 key.in_flight -= 1
             key.sent += 1
-            row.queued_s += chose_s  # held back by the keys' budgets before its turn
+            row.queued_s += queued_s  # held back by the keys' budgets before its turn
             if isinstance(error, AuthenticationError) and pool.refuse(key, error):
                 self.again.append(i)  # another key answers it
                 continue
@@ -233,6 +236,34 @@ class _Batch:
                 which = "the token was" if len(pool.keys) == 1 else "every key of the pool was"
                 self.stop_reason = f"not sent: {which} refused ({error})"
             self.check_reachable(error, row.http_status)
+
+    def stopped(self, cancel: threading.Event | None) -> bool:
+        """True once the batch stops sending (a stop reason, or the caller's Cancel)."""
+        return bool(self.stop_reason) or (cancel is not None and cancel.is_set())
+
+    async def next_send(self, pool: KeyPool, feed: Iterator[int],
+                        cancel: threading.Event | None) -> tuple[int, Key, float] | None:
+        """The next item, the key it goes on and the seconds the budget held it; None when
+        the feed is empty or the batch stopped.
+
+        One worker at a time takes the next item and waits, holding the turn, until a key
+        can send it now. Workers that each took an item and then waited for a slot would
+        race for it (whoever woke first), and an interrupt would leave earlier items unsent
+        behind later ones sent: here the items never sent are always the input's last ones.
+        The hold counts from when the worker was free to send, as it did when each worker
+        waited with its own item."""
+        free_at = time.monotonic()
+        async with self.turn:
+            if self.stopped(cancel):
+                return None
+            i = self.next_item(feed)
+            if i is None:
+                return None
+            key, _ = await pool.ready()
+            if self.stopped(cancel):
+                return None  # stopped while waiting: the item stays unsent (its row says so)
+            key.in_flight += 1
+            return i, key, time.monotonic() - free_at
 
     def check_reachable(self, error: BaseException | None, http_status: int | None) -> None:
         """Stop the batch when its first :data:`UNREACHABLE_STOP` answers all failed to

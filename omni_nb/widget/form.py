@@ -280,8 +280,10 @@ class DraftForm:
 
     def discard(self, wait: bool = False, confirm: bool = False) -> pd.DataFrame | None:
         """The "Discard these drafts" button: undo the last run carefully (only drafts it
-        created). Without ``confirm`` it is a dry run (listings only, no DELETE) ending in
-        the confirmation line, and returns the dry-run table; with ``confirm=True`` it is
+        created). Without ``confirm`` it is a check (listings only, no DELETE, with progress
+        and Cancel) ending in a short list of what will be archived and what skipped and
+        why, and the confirmation line; it returns the dry-run table (also
+        ``form.lifecycle.checked``). With ``confirm=True`` it is
         the "Discard N drafts" button: the discard runs (with progress and Cancel) and
         returns its table, also ``form.discarded``. ``wait=False`` returns None at once.
 

@@ -2,8 +2,9 @@
 careful discard) and "Show drafts" (the drafts of the documents in the box).
 
 Nothing is discarded without the confirmation: pressing "Discard these drafts" sends only
-listings (a dry run of :func:`omni_nb.discard_drafts`) and asks, naming how many drafts
-will be discarded and how many skipped and why; "Discard N drafts" sends the DELETEs, "Keep
+listings (a dry run of :func:`omni_nb.discard_drafts`, with its own bar and Cancel), shows
+a short list of the drafts it will archive and of those it will skip and why
+(:mod:`.preview`), and asks; "Discard N drafts" sends the DELETEs, "Keep
 them" drops the question. The discard undoes the run carefully: a draft the run did not
 create (one that existed before it, one made since) is a ``skipped`` row, never archived.
 
@@ -31,6 +32,7 @@ from ..errors import OmniError
 from .connect import Connector
 from .live import run_live
 from .panel import RunPanel
+from .preview import DiscardPreview
 from .worker import Worker
 
 if TYPE_CHECKING:
@@ -59,8 +61,8 @@ class AfterRun:
     ``table()`` is the run to undo (the form's last create run; None: nothing to discard),
     ``ids()`` the documents whose drafts "Show drafts" lists. Jobs run on ``worker``'s queue
     after ``connector`` checked the connection; progress, tables and lines go to ``panel``.
-    ``discarded`` keeps the last discard's table, ``drafts`` the last listing, ``pending``
-    the discard waiting for its confirmation.
+    ``discarded`` keeps the last discard's table, ``checked`` the last check's (dry run),
+    ``drafts`` the last listing, ``pending`` the discard waiting for its confirmation.
 
     Example:
         >>> from omni_nb.batch import BatchOptions
@@ -87,6 +89,8 @@ class AfterRun:
         self.discarded: DraftResults | None = None
         #: The last "Show drafts" listing (None before the first).
         self.drafts: pd.DataFrame | None = None
+        #: The last discard check's dry-run table: each document's verdict in ``message``.
+        self.checked: pd.DataFrame | None = None
         self.discard_button = w.Button(description="Discard these drafts", icon="trash",
                                        disabled=True, layout=w.Layout(width="auto"),
                                        tooltip="undo the last run: a check first, then a "
@@ -187,9 +191,9 @@ class AfterRun:
         if confirm:
             return self._worker.start(
                 lambda cancel: self._discard(table, settings, options, cancel), wait=wait)
-        # The dry run sends listings only and takes no Cancel (nothing to stop sending).
+        # The check is a batch of listings: it has its bar and counts, and Cancel stops it.
         return self._worker.start(lambda cancel: self._check(table, settings, options, cancel),
-                                  wait=wait, batch=False)
+                                  wait=wait)
 
     def _setup(self) -> tuple[Settings, BatchOptions]:
         # Resolved once per job, in the kernel's thread: the job uses these.
@@ -200,14 +204,27 @@ class AfterRun:
         self._ask(None)
         if not self._connector.ready(settings, cancel):
             return None
-        self._panel.say(
-            "Checking which drafts the run created (listings only, nothing is sent)…")
-        frame = discard_drafts(table, dry_run=True, settings=settings, options=options)
-        self._panel.show(frame)
-        counts, reasons = check_counts(frame)
-        line = question(counts, reasons)
-        if counts["discard"]:
-            self._ask(_Pending(table, settings, options, counts["discard"]), line)
+        total = int((table["status"].astype(str) == "ok").sum())
+        frame = run_live(
+            self._panel, "Checking which drafts the run created (listings only, nothing is "
+            f"discarded): {plural(total, 'document')}…", total, settings, options,
+            lambda progress: discard_drafts(table, dry_run=True, settings=settings,
+                                            options=options, progress=progress,
+                                            cancel=cancel))
+        self.checked = frame
+        if cancel.is_set():
+            self._panel.finish(False, cancelled=True)
+            listed = self._panel.tally.settled if self._panel.tally is not None else 0
+            self._panel.say(f"Cancelled: the check listed {listed} of "
+                            f"{plural(total, 'document')}; nothing was discarded.")
+            return frame
+        preview = DiscardPreview.of(frame)
+        self._panel.show(frame, preview.html(), text=preview.text())
+        self._panel.finish(True)
+        line = question({"discard": len(preview.archive),
+                         "skipped": sum(preview.reasons().values())}, preview.reasons())
+        if preview.archive:
+            self._ask(_Pending(table, settings, options, len(preview.archive)), line)
             self._panel.say("Confirm below, or keep them.")
         else:
             self._panel.say(line, ok=True)
@@ -274,7 +291,7 @@ class AfterRun:
         # The summary is said once, in the status line below the table.
         self._panel.show(frame, drafts_html(frame, summary=False))
         failed = bool((frame["status"].astype(str) != "ok").any())
-        self._panel.finish(not (failed or cancel.is_set()))
+        self._panel.finish(not failed, cancelled=cancel.is_set())
         line = drafts_line(frame)
         self._panel.say(f"Cancelled: {line}" if cancel.is_set() else line, ok=not failed)
         return frame
@@ -308,16 +325,10 @@ def check_counts(frame: pd.DataFrame) -> tuple[Counter[str], Counter[str]]:
         >>> dict(counts), dict(why)
         ({'discard': 1, 'skipped': 1}, {'existed before the run': 1})
     """
-    counts: Counter[str] = Counter(discard=0, skipped=0)
-    reasons: Counter[str] = Counter()
-    for message in frame["message"].astype(str):
-        if message.startswith("would discard"):
-            counts["discard"] += 1
-            continue
-        counts["skipped"] += 1
-        why = message.removeprefix("would skip: ").removeprefix("would not send: ")
-        reasons[why.split(":", 1)[0].strip() or "no reason given"] += 1
-    return counts, reasons
+    preview = DiscardPreview.of(frame)
+    counts: Counter[str] = Counter(discard=len(preview.archive),
+                                   skipped=sum(preview.reasons().values()))
+    return counts, preview.reasons()
 
 
 def question(counts: Counter[str] | dict[str, int], reasons: Counter[str] | dict[str, int]

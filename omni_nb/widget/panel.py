@@ -75,6 +75,8 @@ class RunPanel:
         self.output = w.Output(layout=w.Layout(max_height="420px", overflow="auto"))
         #: The bar and the counts, side by side (the form lays the rest out).
         self.bar_row = w.HBox([self.progress, self.counts])
+        #: The counts of the last run :meth:`start` began (None before the first).
+        self.tally: Tally | None = None
 
     # -- the status line ---------------------------------------------------------------------
 
@@ -120,7 +122,7 @@ class RunPanel:
         self.progress.bar_style = ""
         self.progress.max = max(total, 1)
         self.progress.value = 0
-        tally = Tally(total)
+        tally = self.tally = Tally(total)
         self.counts.value = tally.line()
         self.say(doing)
         return tally
@@ -210,9 +212,11 @@ class RunPanel:
 
     # -- the output area ---------------------------------------------------------------------
 
-    def show(self, table: pd.DataFrame, html_text: str | None = None) -> None:
+    def show(self, table: pd.DataFrame, html_text: str | None = None, *,
+             text: str | None = None) -> None:
         """Show ``table`` in the output area (as ``html_text`` when given, else as a notebook
-        shows it), replacing what was there.
+        shows it; as ``text`` where no HTML is read, else the table's repr), replacing what
+        was there.
 
         Example:
             >>> from omni_nb.table import frame_from_rows
@@ -224,7 +228,7 @@ class RunPanel:
         # What Output.append_display_data does, without asking for an InteractiveShell (the
         # form also runs in scripts and tests); replacing ``outputs`` is safe from a thread.
         shown = html_text if html_text is not None else notebook_html(table)
-        bundle = {"text/plain": repr(table), "text/html": shown}
+        bundle = {"text/plain": repr(table) if text is None else text, "text/html": shown}
         self.output.outputs = (
             {"output_type": "display_data", "data": bundle, "metadata": {}},
         )

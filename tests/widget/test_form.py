@@ -532,7 +532,7 @@ def test_discard_asks_first_then_archives_only_the_runs_drafts(
         in life.question.value
     assert life.confirm_button.description == "Discard 4 drafts"
     assert life.question_row.layout.display is None
-    assert "would skip: existed before the run" in shown_text(form)
+    assert "existed before the run: doc-0003" in shown_text(form)
     life.keep_button.click()
     assert life.pending is None
     assert life.question_row.layout.display == "none"
