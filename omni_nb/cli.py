@@ -462,6 +462,7 @@ def _items(args: argparse.Namespace) -> list[Any]:
 
 def _discard(args: argparse.Namespace, sigint: _Sigint) -> int:
     from .batch import BatchOptions
+    from .batch.preview import DiscardPreview
     from .table import plural
 
     _check_out(args.out)
@@ -481,11 +482,10 @@ def _discard(args: argparse.Namespace, sigint: _Sigint) -> int:
     if sigint.seen:  # the check stopped part-way: what it found is no basis to discard
         whose = f" of run {args.run_id}" if args.run_id is not None else ""
         raise _Stopped(f"interrupted while checking the drafts{whose}: nothing was discarded")
-    messages = plan["message"].astype(str)
-    going = int(messages.str.startswith("would discard").sum())
-    shown = plan[["input", "document_id", "branch_id", "message"]]
-    print(_in_cli_words(shown).to_string(index=False))
-    print(f"\n{plural(going, 'draft')} would be discarded, {len(plan) - going} not")
+    # What will be archived and what skipped and why: a short list, not the requests.
+    preview = DiscardPreview.of(plan)
+    going = len(preview.archive)
+    print(preview.text())
     if going and not args.yes and not _confirmed(f"Discard {plural(going, 'draft')}?"):
         print("nothing discarded")
         return 1
@@ -532,9 +532,8 @@ def _drafts(args: argparse.Namespace) -> int:
         raise _Usage("omni-nb drafts: give document ids or --from-csv FILE")
     listing = list_drafts(items, include_archived=args.include_archived,
                           settings=_cli_settings(args))
-    columns = list(DRAFT_SHOWN)
-    print(_in_cli_words(listing[columns]).to_string(index=False) if len(listing)
-          else "no drafts")
+    print(_in_cli_words(listing[list(DRAFT_SHOWN)]).to_string(index=False, na_rep="")
+          if len(listing) else "no drafts")
     if args.out is not None:
         _write(listing, args.out)
     return 0 if (listing["status"] == "ok").all() else 1

@@ -68,18 +68,23 @@ _last: dict[str, Any] = {}
 
 class BatchInterrupted(KeyboardInterrupt):
     """The batch was interrupted; ``.result`` holds the table (received rows plus
-    ``cancelled`` ones), already in the ledger.
+    ``cancelled`` ones), already in the ledger under the run id the message names.
 
     Example:
+        >>> from omni_nb.rows import Row
         >>> from omni_nb.table import frame_from_rows
-        >>> str(BatchInterrupted(frame_from_rows([])))
-        'interrupted: 0 rows — the table is omni_nb.batch.last_result()'
+        >>> t = frame_from_rows([Row("d", None, None, "cancelled", None, "", 0, 0.0, 0, "r",
+        ...                         "3f2a9c0e1b7d")])
+        >>> str(BatchInterrupted(t, "in t"))
+        'interrupted: 1 row: 1 cancelled; run 3f2a9c0e1b7d — the table is in t'
     """
 
     def __init__(self, result: pd.DataFrame, where: str = "omni_nb.batch.last_result()") -> None:
         from ..table import summarize
 
-        super().__init__(f"interrupted: {summarize(result)} — the table is {where}")
+        runs = result["run_id"].dropna().unique() if "run_id" in result else ()
+        run = f"; run {runs[0]}" if len(runs) == 1 else ""  # what omni-nb results --run-id takes
+        super().__init__(f"interrupted: {summarize(result)}{run} — the table is {where}")
         self.result = result
 
     def _render_traceback_(self) -> list[str]:

@@ -27,12 +27,12 @@ import ipywidgets as w
 
 from .._text import plural
 from ..batch import BatchOptions, discard_drafts, list_drafts
+from ..batch.preview import DiscardPreview
 from ..config import Settings
 from ..errors import OmniError
 from .connect import Connector
 from .live import run_live
 from .panel import RunPanel
-from .preview import DiscardPreview
 from .worker import Worker
 
 if TYPE_CHECKING:

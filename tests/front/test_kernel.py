@@ -95,6 +95,9 @@ def test_interrupt_is_one_line_keeps_the_table_and_the_kernel(
     assert line.startswith("interrupted: 200 rows: ")
     assert "cancelled" in line
     assert line.endswith("the table is in big_t")
+    run_id = line.split("; run ", 1)[1].split(" ", 1)[0]  # the line names the run
+    out, _ = kernel.run("print(set(big_t.run_id))")
+    assert out.strip() == repr({run_id})
     out, more = kernel.run("print(len(big_t), sorted(set(big_t.status.astype(str))))")
     assert more == []
     assert out.startswith("200 ")

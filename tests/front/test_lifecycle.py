@@ -98,7 +98,8 @@ def test_cli_discard_asks_and_refuses_without_a_terminal(
     run_id = capsys.readouterr().out.split("\nrun ", 1)[1].split(":", 1)[0]
     assert main(["discard", "--run", run_id]) == 2
     out = capsys.readouterr()
-    assert "2 drafts would be discarded" in out.out
+    assert "Will archive 2 drafts: doc-0006 (draft " in out.out  # a short list, no requests
+    assert "DELETE" not in out.out
     assert "add --yes" in out.err
     assert _deletes(env_sb) == []
     assert main(["discard", "--run", run_id, "--yes", "--rate", "off"]) == 0

@@ -2,9 +2,10 @@
 it will skip, grouped by why, read from the check's dry-run table (one row per document it
 listed; each message says "would discard draft X" or why not).
 
-It replaces the dry-run table in the form's output area: an analyst deciding whether to
-confirm needs which documents lose a draft and why the others keep theirs, not the requests.
-The table itself stays in ``form.lifecycle.checked``.
+The form and ``omni-nb discard`` show it instead of the dry-run table before they ask: an
+analyst deciding whether to confirm needs which documents lose a draft and why the others
+keep theirs, not the requests. The table itself stays available (``form.lifecycle.checked``,
+``discard_drafts(..., dry_run=True)``).
 
 Example:
     >>> import pandas as pd
