@@ -122,7 +122,8 @@ def test_batch_interrupted_pickles_with_its_table() -> None:
     assert type(back) is BatchInterrupted
     assert isinstance(back, KeyboardInterrupt)
     assert str(back) == str(stop) == (
-        "interrupted: 2 rows: 1 ok, 1 cancelled — the table is omni_nb.batch.last_result()")
+        "interrupted: 2 rows: 1 ok, 1 cancelled; run r1 — the table is "
+        "omni_nb.batch.last_result()")
     result = back.result  # type: ignore[attr-defined]
     assert type(result) is type(table)
     pd.testing.assert_frame_equal(pd.DataFrame(result), pd.DataFrame(table))
