@@ -429,7 +429,7 @@ def _print_run(table: Any, ledger: Path | None) -> None:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from .ledger import open_ledger, results
+    from .ledger import reading
 
     _check_out(args.out)
     if args.limit < 1:
@@ -437,12 +437,15 @@ def _results(args: argparse.Namespace) -> int:
     if args.ledger is not None and not args.ledger.is_file():
         raise _Usage(f"--ledger {args.ledger}: no such file")
     run_id = args.run_id
-    if args.last:
-        run_id = open_ledger(args.ledger).latest_run()
-        if run_id is None:
-            print("omni-nb results: the ledger holds no batch yet", file=sys.stderr)
-            return 1
-    table = results(run_id=run_id, since=_since(args.since), ledger=args.ledger)
+    since = _since(args.since)
+    # Read-only where the ledger cannot be written (read-only media): reading writes nothing.
+    with reading(args.ledger) as ledger:
+        if args.last:
+            run_id = ledger.latest_run()
+            if run_id is None:
+                print("omni-nb results: the ledger holds no batch yet", file=sys.stderr)
+                return 1
+        table = ledger.results(run_id, since)
     if not len(table):
         print("omni-nb results: no rows matched", file=sys.stderr)
         return 1
