@@ -14,7 +14,10 @@
 
 Every option is defined once, in :mod:`omni_nb.options`, with the magic's: one spelling
 derived from the Python keyword (``--document-col`` for ``document_col=``); older spellings
-(``--branch``, ``--run``, ``--rate``, ``--archived``) still work.
+(``--branch``, ``--run``, ``--rate``, ``--archived``) still work. No option is silently
+ignored: one that means nothing with the others given (``--document-col`` without
+``--from-csv``, ``--playground`` without ``--instance``) is refused in one line naming the
+clash, exit code 2.
 
 Exit codes: 0 all rows ok, 1 some item failed (or ``results`` matched nothing, or a ledger
 write failed mid-batch: the rows not in the ledger are printed), 2 bad usage or settings (a
@@ -53,7 +56,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import ConfigError, LedgerError, OmniError
-from .options import add_options, in_words
+from .options import add_options, clash, in_words
 from .ratelimit import RateLimit
 
 __all__ = ["main"]
@@ -207,6 +210,9 @@ def _main(args_list: list[str], sigint: _Sigint) -> int:
     ledger: Path | None = None  # the ledger the command was told to use, for the read-back
     try:
         args = _parser().parse_args(args_list)
+        problem = clash(args.command, vars(args))  # no flag is silently ignored
+        if problem is not None:
+            raise _Usage(f"omni-nb {args.command}: {problem}")
         ledger = getattr(args, "ledger", None)
         commands: dict[str, Any] = {
             "demo": _demo, "draft": _draft, "results": _results, "drafts": _drafts,
