@@ -690,7 +690,8 @@ def reading(ledger: str | Path | Ledger | Settings | None = None) -> Iterator[Le
     any other. A ledger file that is not there and cannot be made reads as empty.
 
     Example:
-        >>> with reading("off") as led:
+        >>> import tempfile, os
+        >>> with reading(os.path.join(tempfile.mkdtemp(), "new.sqlite3")) as led:
         ...     led.latest_run() is None
         True
     """
