@@ -37,6 +37,7 @@ and ``--rate`` still work):
 ``--max-retries N``       retries of a 429, 5xx or dropped connection (default 6; 0 fails
                           fast, and ``--resume`` later sends only what is not ok yet)
 ``--resume``              copy pairs already ``ok`` in the ledger instead of sending them
+                          (not with ``--dry-run``, whose table would show them as sent)
 ``--dry-run``             validate every input and show what would be sent; sends nothing
 ``--discard``             discard (archive) drafts instead of creating them: of the
                           documents given (as asked), or, with ``--from TABLE`` (a results

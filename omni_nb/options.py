@@ -168,7 +168,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("max_retries", "retries of a 429, 5xx or dropped connection (default 6; 0: fail fast)",
        MAGIC, kind="int", metavar="N"),
     _o("resume", "copy pairs already ok in the ledger instead of sending them again", MAGIC,
-       "draft", kind="flag", excludes=("list",)),
+       "draft", kind="flag", excludes=("list", "dry_run")),  # a dry run shows every send
     _o("dry_run", "validate and show what would be sent; send nothing", MAGIC, kind="flag",
        excludes=("background",)),
     _o("discard", "discard (archive) the drafts instead: of the documents given, or, for a "
@@ -194,7 +194,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("since", "rows requested at or after this time, e.g. 2026-11-27T09:30 (UTC)",
        "results", metavar="ISO"),
     _o("limit", "rows to print (default 15; --out writes all)", "results", kind="int",
-       metavar="N", default=15),
+       metavar="N", default=15, excludes=("out",)),  # --out prints no rows to limit
     _o("ledger", "read this ledger file (default: OMNI_NB_LEDGER or the usual one)",
        "results", "demo", "draft", "discard", kind="path", metavar="PATH",
        helps={"demo": "where the demo's rows go (default: demo.sqlite3 beside the ledger)",

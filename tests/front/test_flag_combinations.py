@@ -75,6 +75,8 @@ def magic_refusals(mode: str, names: tuple[str, ...]) -> list[set[str]]:
                   if n in given]
     if {"dry_run", "background"} <= given:
         found.append({"--dry-run", "--background"})
+    if {"dry_run", "resume"} <= given:  # the dry run would show as sent what resume copies
+        found.append({"--dry-run", "--resume"})
     found += [{_flag(n), "--from"} for n in ("document_col", "branch_col")
               if n in given and "from_" not in given]
     if {"from_", "items"} <= given:
@@ -97,6 +99,8 @@ def cli_refusals(command: str, names: tuple[str, ...]) -> list[set[str]]:
         found.append({"--branch-id"})
     if command == "results" and {"run_id", "last"} <= given:
         found.append({"--run-id", "--last"})
+    if command == "results" and {"limit", "out"} <= given:
+        found.append({"--limit", "--out"})  # --out writes every row: nothing to limit
     return found
 
 
