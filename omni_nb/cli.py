@@ -50,12 +50,13 @@ import signal
 import sys
 import textwrap
 import threading
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import ConfigError, LedgerError, OmniError
+from .errors import ConfigError, LedgerError, LedgerWarning, OmniError
 from .options import add_options, clash, in_words
 from .ratelimit import RateLimit
 
@@ -445,13 +446,17 @@ def _results(args: argparse.Namespace) -> int:
     run_id = args.run_id
     since = _since(args.since)
     # Read-only where the ledger cannot be written (read-only media): reading writes nothing.
-    with reading(args.ledger) as ledger:
+    # What the read warns of (a -wal it cannot read there) is one line, as errors are.
+    with warnings.catch_warnings(record=True) as said, reading(args.ledger) as ledger:
+        warnings.simplefilter("always", LedgerWarning)
         if args.last:
             run_id = ledger.latest_run()
-            if run_id is None:
-                print("omni-nb results: the ledger holds no batch yet", file=sys.stderr)
-                return 1
-        table = ledger.results(run_id, since)
+        table = None if args.last and run_id is None else ledger.results(run_id, since)
+    for warning in said:
+        print(f"omni-nb: warning: {warning.message}", file=sys.stderr)
+    if table is None:
+        print("omni-nb results: the ledger holds no batch yet", file=sys.stderr)
+        return 1
     if not len(table):
         print("omni-nb results: no rows matched", file=sys.stderr)
         return 1

@@ -100,10 +100,11 @@ def test_results_reads_the_rows_still_in_a_wal_file_on_read_only_media(tmp_path:
 
 
 def test_a_wal_without_its_shm_on_read_only_media_reads_the_file_and_says_so(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     """SQLite cannot read a -wal without a -shm it can make: the main file is read alone,
-    with a warning that the newest rows may be missing (never an error)."""
+    with a warning that the newest rows may be missing (never an error; one line from the
+    CLI)."""
     source = written(tmp_path)
     wal = Path(f"{source}-wal")
     with sqlite3.connect(source) as conn:  # a -wal beside it, with one more row in it
@@ -119,7 +120,14 @@ def test_a_wal_without_its_shm_on_read_only_media_reads_the_file_and_says_so(
         assert _run("mount", "-o", "remount,ro", str(ro)).returncode == 0
         with pytest.warns(LedgerWarning, match="without its -wal file"):
             table = results(ledger=ro / source.name)
+        capsys.readouterr()
+        assert main(["results", "--ledger", str(ro / source.name)]) == 0
+        said = capsys.readouterr()
     assert set(table["run_id"]) >= {"run-a", "run-b"}
+    assert "run-a" in said.out
+    lines = said.err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("omni-nb: warning: ledger ")
 
 
 def test_an_older_schema_on_read_only_media_reads_its_missing_columns_as_defaults(
