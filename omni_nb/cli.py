@@ -14,7 +14,10 @@
 
 Every option is defined once, in :mod:`omni_nb.options`, with the magic's: one spelling
 derived from the Python keyword (``--document-col`` for ``document_col=``); older spellings
-(``--branch``, ``--run``, ``--rate``, ``--archived``) still work.
+(``--branch``, ``--run``, ``--rate``, ``--archived``) still work. No option is silently
+ignored: one that means nothing with the others given (``--document-col`` without
+``--from-csv``, ``--playground`` without ``--instance``) is refused in one line naming the
+clash, exit code 2.
 
 Exit codes: 0 all rows ok, 1 some item failed (or ``results`` matched nothing, or a ledger
 write failed mid-batch: the rows not in the ledger are printed), 2 bad usage or settings (a
@@ -47,13 +50,14 @@ import signal
 import sys
 import textwrap
 import threading
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import ConfigError, LedgerError, OmniError
-from .options import add_options, in_words
+from .errors import ConfigError, LedgerError, LedgerWarning, OmniError
+from .options import add_options, clash, in_words
 from .ratelimit import RateLimit
 
 __all__ = ["main"]
@@ -207,6 +211,9 @@ def _main(args_list: list[str], sigint: _Sigint) -> int:
     ledger: Path | None = None  # the ledger the command was told to use, for the read-back
     try:
         args = _parser().parse_args(args_list)
+        problem = clash(args.command, vars(args))  # no flag is silently ignored
+        if problem is not None:
+            raise _Usage(f"omni-nb {args.command}: {problem}")
         ledger = getattr(args, "ledger", None)
         commands: dict[str, Any] = {
             "demo": _demo, "draft": _draft, "results": _results, "drafts": _drafts,
@@ -429,7 +436,7 @@ def _print_run(table: Any, ledger: Path | None) -> None:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from .ledger import open_ledger, results
+    from .ledger import reading
 
     _check_out(args.out)
     if args.limit < 1:
@@ -437,12 +444,19 @@ def _results(args: argparse.Namespace) -> int:
     if args.ledger is not None and not args.ledger.is_file():
         raise _Usage(f"--ledger {args.ledger}: no such file")
     run_id = args.run_id
-    if args.last:
-        run_id = open_ledger(args.ledger).latest_run()
-        if run_id is None:
-            print("omni-nb results: the ledger holds no batch yet", file=sys.stderr)
-            return 1
-    table = results(run_id=run_id, since=_since(args.since), ledger=args.ledger)
+    since = _since(args.since)
+    # Read-only where the ledger cannot be written (read-only media): reading writes nothing.
+    # What the read warns of (a -wal it cannot read there) is one line, as errors are.
+    with warnings.catch_warnings(record=True) as said, reading(args.ledger) as ledger:
+        warnings.simplefilter("always", LedgerWarning)
+        if args.last:
+            run_id = ledger.latest_run()
+        table = None if args.last and run_id is None else ledger.results(run_id, since)
+    for warning in said:
+        print(f"omni-nb: warning: {warning.message}", file=sys.stderr)
+    if table is None:
+        print("omni-nb results: the ledger holds no batch yet", file=sys.stderr)
+        return 1
     if not len(table):
         print("omni-nb results: no rows matched", file=sys.stderr)
         return 1

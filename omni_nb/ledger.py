@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._sqlite import when_unlocked
 from .config import Settings, resolve_ledger
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from .client import CallOutcome
 
-__all__ = ["APPLICATION_ID", "Ledger", "open_ledger", "results"]
+__all__ = ["APPLICATION_ID", "Ledger", "open_ledger", "reading", "results"]
 
 
 #: Schema versions (``PRAGMA user_version``). Changes are additive only (columns added with a
@@ -142,9 +142,13 @@ def _foreign(path: Path) -> str | None:
     ``-wal`` file until a checkpoint. With no ``-wal`` beside it the file is complete, and
     ``immutable`` reads it without the ``-shm`` and ``-wal`` a WAL-mode reader would leave
     behind, so another program's directory is not touched either."""
-    quiet = "" if Path(f"{path}-wal").exists() else "&immutable=1"
+    wal = Path(f"{path}-wal").exists()
+    uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{quiet}", uri=True)
+        conn = sqlite3.connect(uri if wal else f"{uri}&immutable=1", uri=True)
+        if wal and not _opens(conn):  # a -wal with no -shm on read-only media: the file alone
+            conn.close()
+            conn = sqlite3.connect(f"{uri}&immutable=1", uri=True)
         try:
             app_id, version = (conn.execute(f"PRAGMA {name}").fetchone()[0]
                                for name in ("application_id", "user_version"))
@@ -163,6 +167,15 @@ def _foreign(path: Path) -> str | None:
     if not objects and version == 0:
         return None  # an empty database: nothing of anyone's to harm
     return _legacy_problem(objects, columns, version)
+
+
+def _opens(conn: sqlite3.Connection) -> bool:
+    """Whether a read-only connection can read (SQLite opens lazily, at the first read)."""
+    try:
+        conn.execute("PRAGMA application_id").fetchone()
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def _legacy_problem(objects: list[tuple[str, str, str]], columns: set[str],
@@ -194,6 +207,47 @@ def _check_writable(path: Path) -> None:
             raise _refused(path, f"cannot be written ({target} is read-only)")
 
 
+def _writable(path: Path) -> bool:
+    """Whether a ledger at ``path`` could be written: the file (if there) and its directory.
+    ``os.access`` answers for the media too (a read-only mount is read-only for root)."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:  # made on opening, if it can be
+        parent = parent.parent
+    return all(os.access(target, os.W_OK) for target in (path, parent) if target.exists())
+
+
+def _read_only(path: Path) -> tuple[sqlite3.Connection, str]:
+    """A read-only connection to the ledger at ``path`` and the column list to select.
+
+    Nothing is written: ``mode=ro``, no journal switch, no migration. ``immutable`` only
+    where no ``-wal`` file exists (then the file is complete, and no ``-shm`` is made
+    beside it); with a ``-wal``, SQLite reads it through the ``-shm``. Where there is no
+    ``-shm`` and none can be made (read-only media), the main file is read alone, with a
+    :class:`~omni_nb.errors.LedgerWarning`: the rows of the ``-wal`` are not in it. A ledger of
+    an older schema reads its missing columns as their defaults."""
+    _check_file(path)
+    wal = Path(f"{path}-wal").exists()
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri if wal else f"{uri}&immutable=1", uri=True,
+                           check_same_thread=False)
+    if wal and not _opens(conn):
+        conn.close()
+        warnings.warn(LedgerWarning(
+            f"ledger {path}: read without its -wal file (there is no -shm beside it and none "
+            "can be made here): its newest rows may be missing"), stacklevel=4)
+        conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False)
+    try:
+        present = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _refused(path, f"cannot be read ({exc})") from None
+    defaults = {name: decl.rpartition("DEFAULT ")[2] if "DEFAULT" in decl else "NULL"
+                for name, decl in _ADDED}
+    columns = ", ".join(name if name in present else f"{defaults[name]} AS {name}"
+                        for name in STORED_FIELDS)
+    return conn, columns
+
+
 def _storage_failure(exc: BaseException) -> bool:
     """A failure of the place (full, I/O error, locked past the timeout, read-only, corrupt),
     as opposed to a row the schema refuses (a bug, raised as is)."""
@@ -202,7 +256,8 @@ def _storage_failure(exc: BaseException) -> bool:
 
 
 class Ledger:
-    """A SQLite results store; ``path=None`` keeps it in memory for this process only.
+    """A SQLite results store; ``path=None`` keeps it in memory for this process only;
+    ``read_only=True`` reads an existing file and never writes to it (see :func:`reading`).
 
     Thread-safe: one connection per ledger, used under a lock (rows arrive from the batch's
     event-loop thread while a notebook cell may be reading).
@@ -213,9 +268,15 @@ class Ledger:
         True
     """
 
-    def __init__(self, path: Path | None, *, busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, path: Path | None, *, busy_timeout_s: float = 30.0,
+                 read_only: bool = False) -> None:
         self.path = path
         self._lock = threading.Lock()
+        #: What a read selects: the stored fields (a read-only older ledger: their defaults).
+        self._columns = _COLUMN_LIST
+        if read_only and path is not None:  # see reading(): writes fail, nothing is tried
+            self._conn, self._columns = _read_only(path)
+            return
         if path is not None:
             _check_file(path)  # before anything is written, the directory included
             _check_writable(path)
@@ -344,7 +405,7 @@ class Ledger:
         found: dict[tuple[str, str | None], Row] = {}
         with self._lock:
             cursor = self._conn.execute(
-                f"SELECT {_COLUMN_LIST} FROM calls WHERE status = 'ok' AND api_root = ? "
+                f"SELECT {self._columns} FROM calls WHERE status = 'ok' AND api_root = ? "
                 "ORDER BY id",
                 (api_root,),
             )
@@ -413,7 +474,7 @@ class Ledger:
             >>> Ledger(None).rows(run_id="nope")
             []
         """
-        sql, args = _select(run_id, since, api_root)
+        sql, args = _select(run_id, since, api_root, self._columns)
         with self._lock, _gc_paused():
             return self._conn.execute(sql, args).fetchall()
 
@@ -436,7 +497,7 @@ class Ledger:
         """
         from .table import frame_from_chunks
 
-        sql, args = _select(run_id, since, api_root)
+        sql, args = _select(run_id, since, api_root, self._columns)
         # The lock covers the build: the chunks come from this connection's cursor.
         with self._lock, _gc_paused():
             cursor = self._conn.execute(sql, args)
@@ -525,7 +586,8 @@ _CHUNK_ROWS = 1_000
 
 
 def _select(
-    run_id: str | None, since: datetime | None, api_root: str | None
+    run_id: str | None, since: datetime | None, api_root: str | None,
+    columns: str = _COLUMN_LIST,
 ) -> tuple[str, list[object]]:
     """The query for :meth:`Ledger.rows` and :meth:`Ledger.results`: the filters given, in
     arrival (``id``) order.
@@ -553,7 +615,7 @@ def _select(
     if api_root is not None:
         where.append("api_root = ?")
         args.append(api_root)
-    sql = f"SELECT {_COLUMN_LIST} FROM calls"
+    sql = f"SELECT {columns} FROM calls"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + (" ORDER BY +id" if since is not None else " ORDER BY id"), args
@@ -597,16 +659,55 @@ def open_ledger(ledger: str | Path | Ledger | Settings | None = None) -> Ledger:
         >>> open_ledger(resolve_settings("https://a.omniapp.co", "t", ledger="off")).path is None
         True
     """
-    location = ledger.ledger if isinstance(ledger, Settings) else resolve_ledger(ledger)
+    return cast(Ledger, _shared_ledger(_location(ledger)))
+
+
+def _location(ledger: str | Path | Ledger | Settings | None) -> Path | Ledger | None:
+    return ledger.ledger if isinstance(ledger, Settings) else resolve_ledger(ledger)
+
+
+def _shared_ledger(location: Path | Ledger | None, *, opened_only: bool = False,
+                   ) -> Ledger | None:
+    """The process's one Ledger for ``location``, opened if need be (``opened_only``: only
+    one already open, else None)."""
     if isinstance(location, Ledger):
         return location
     key = ":memory:" if location is None else str(location.resolve())
     with _shared_lock:
         found = _shared.get(key)
-        if found is None:
+        if found is None and not opened_only:
             found = Ledger(location)
             _shared[key] = found
         return found
+
+
+@contextmanager
+def reading(ledger: str | Path | Ledger | Settings | None = None) -> Iterator[Ledger]:
+    """The ledger to read (found as :func:`open_ledger` finds it), for the block: the
+    process's shared one where it is open or its place can be written (as before), else a
+    read-only connection that writes nothing, closed after the block, so a ledger on
+    read-only media (a read-only mount, a directory this user cannot write) reads back like
+    any other. A ledger file that is not there and cannot be made reads as empty.
+
+    Example:
+        >>> import tempfile, os
+        >>> with reading(os.path.join(tempfile.mkdtemp(), "new.sqlite3")) as led:
+        ...     led.latest_run() is None
+        True
+    """
+    location = _location(ledger)
+    if not isinstance(location, Path) or _writable(location):
+        yield cast(Ledger, _shared_ledger(location))
+        return
+    found = _shared_ledger(location, opened_only=True)
+    if found is not None:
+        yield found
+        return
+    reader = Ledger(location, read_only=True) if location.exists() else Ledger(None)
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 def results(
@@ -622,7 +723,8 @@ def results(
 
     ``since`` is a datetime or an ISO string (taken as UTC when it has no zone); it reads
     only its window, through an index, so a recent window of a large ledger comes back in
-    milliseconds.
+    milliseconds. A ledger on read-only media is read through a read-only connection
+    (:func:`reading`): nothing is written to read it.
 
     Example:
         >>> df = results(ledger="off")
@@ -635,4 +737,5 @@ def results(
         from datetime import UTC
 
         since = since.replace(tzinfo=UTC)
-    return open_ledger(ledger).results(run_id, since, api_root)
+    with reading(ledger) as store:  # read-only media too: nothing is written to read
+        return store.results(run_id, since, api_root)

@@ -6,8 +6,10 @@
                 [--instance NAME [--playground] | --base-url URL]
                 [--concurrency N] [--rate-limit N/SECONDS|off] [--max-retries N] [--resume]
                 [--dry-run] [--document-col COL] [--branch-col COL] [--background]
-    %omni_draft --discard (DOC ... | --from TABLE | --run-id RUN_ID) [--dry-run] [-o VAR]
-    %omni_draft --list DOC ... [--include-archived] [-o VAR]
+    %omni_draft --discard (DOC ... | --from TABLE | --run-id RUN_ID) [--dry-run | --background]
+                [-o VAR]
+    %omni_draft --list (DOC ... | --from VAR) [--include-archived] [--dry-run | --background]
+                [-o VAR]
 
     %%omni_draft [same options]
     doc-a
@@ -35,6 +37,7 @@ and ``--rate`` still work):
 ``--max-retries N``       retries of a 429, 5xx or dropped connection (default 6; 0 fails
                           fast, and ``--resume`` later sends only what is not ok yet)
 ``--resume``              copy pairs already ``ok`` in the ledger instead of sending them
+                          (not with ``--dry-run``, whose table would show them as sent)
 ``--dry-run``             validate every input and show what would be sent; sends nothing
 ``--discard``             discard (archive) drafts instead of creating them: of the
                           documents given (as asked), or, with ``--from TABLE`` (a results
@@ -42,10 +45,17 @@ and ``--rate`` still work):
                           listed first; a draft that existed before or was replaced since is
                           ``skipped``); with ``--dry-run``, what would happen (GETs only)
 ``--list``                the documents' drafts (``--include-archived``: archived ones too),
-                          a DataFrame, one row per draft
+                          a DataFrame, one row per draft; with ``--dry-run``, the GETs it
+                          would send (nothing is sent)
 ``--background``          return at once with a live handle (``.wait()``, ``.cancel()``,
-                          ``.table``, ``.done``); the kernel stays free; rows reach the
-                          ledger as always
+                          ``.table``, ``.done``), for a create, a ``--discard`` or a
+                          ``--list``; the kernel stays free; rows reach the ledger as always
+
+No flag is silently ignored: every combination works as the Python functions do
+(``--dry-run`` and ``--background`` as their ``dry_run=`` and ``background=``), or the line
+is refused in one line naming the clash (``--include-archived goes with --list``, ``give
+--dry-run or --background, not both``); the rules are the option table's
+(:func:`omni_nb.options.clash`).
 
 The token is never an option (it would be saved in the notebook): it comes from
 ``omni_nb.login()`` (a getpass prompt, kept in the kernel only), ``OMNI_API_TOKENS``,
@@ -104,7 +114,7 @@ from traitlets.config import Configurable
 
 from ._text import quoted
 from .errors import DraftsFailedError, LedgerError
-from .options import MAGIC, argument_specs, in_words, spelling
+from .options import MAGIC, argument_specs, clash, in_words, spelling
 from .ratelimit import RateLimit
 
 __all__ = ["OmniMagics", "OmniNB", "register", "unregister"]
@@ -251,15 +261,15 @@ class OmniMagics(Magics):
     # -- the one code path -----------------------------------------------------------------
 
     def _run(self, args: Any, cell: str | None) -> Any:
+        # Every flag works or the line is refused, before anything else (no silent flags).
+        problem = clash(MAGIC, vars(args))
+        if problem is not None:
+            raise UsageError(problem)
         args.output = self._output_name(args.output)
-        if args.instance is not None and args.base_url is not None:
-            raise UsageError("give --instance or --base-url, not both")
-        if args.playground and args.instance is None:
-            raise UsageError("--playground goes with --instance")
         options = self._options(args)
         if args.branch_id is not None:
             _check_typed([_Item("", args.branch_id, _say("branch_id"))], documents=False)
-        if args.discard or args.list or args.run_id is not None:
+        if args.discard or args.list:
             return self._lifecycle(args, cell, options)
         pairs, labels, typed = self._inputs(args, cell)
         settings = self._settings(args)
@@ -298,33 +308,28 @@ class OmniMagics(Magics):
             raise ConfigError(said, missing=exc.missing) from None
 
     def _lifecycle(self, args: Any, cell: str | None, options: Any) -> Any:
-        """``--discard`` (documents, a results table with ``--from``, or ``--run``) and
-        ``--list``: the rest of a draft's life, with the same inputs and options."""
+        """``--discard`` (documents, a results table with ``--from``, or ``--run-id``) and
+        ``--list``: the rest of a draft's life, with the same inputs and options, and
+        ``--dry-run`` and ``--background`` as :func:`omni_nb.discard_drafts` and
+        :func:`omni_nb.list_drafts` take them."""
         from .batch import BatchInterrupted, discard_drafts, list_drafts
         from .errors import InvalidInputError
 
-        if args.discard and args.list:
-            raise UsageError("give --discard or --list, not both")
-        run = _say("run_id")
-        if args.run_id is not None and not args.discard:
-            raise UsageError(f"{run} goes with --discard (it undoes that run)")
         if args.run_id is not None and (args.items or args.from_ or (cell or "").strip()):
-            raise UsageError(f"{run} undoes a whole run: give no documents with it")
+            raise UsageError(f"{_say('run_id')} undoes a whole run: give no documents with it")
         items, labels = (self._lifecycle_inputs(args, cell) if args.run_id is None
                          else (None, None))
         settings = self._settings(args)
+        common: dict[str, Any] = dict(dry_run=args.dry_run, background=args.background,
+                                      settings=settings, options=options,
+                                      document_col=args.document_col)
         table: Any
         try:
             if args.list:
-                table = list_drafts(items, include_archived=args.include_archived,
-                                    settings=settings, options=options,
-                                    document_col=args.document_col)
+                table = list_drafts(items, include_archived=args.include_archived, **common)
             else:
                 table = discard_drafts(items, run_id=args.run_id, branch_id=args.branch_id,
-                                       dry_run=args.dry_run, settings=settings,
-                                       options=options, labels=labels,
-                                       document_col=args.document_col,
-                                       branch_col=args.branch_col)
+                                       labels=labels, branch_col=args.branch_col, **common)
         except InvalidInputError as exc:
             raise UsageError(in_words(str(exc), "magic")) from None
         except BatchInterrupted as stop:
@@ -334,6 +339,8 @@ class OmniMagics(Magics):
             raise BatchInterrupted(stop.result, where=f"in {args.output}") from None
         except LedgerError as failed:
             self._keep_failed(args, failed)
+        if args.background:
+            return self._handle(args, table)
         return self._finish(args, table)
 
     def _keep_failed(self, args: Any, failed: LedgerError) -> NoReturn:
@@ -347,6 +354,8 @@ class OmniMagics(Magics):
     def _lifecycle_inputs(self, args: Any, cell: str | None) -> tuple[Any, list[str] | None]:
         """A variable as it is (a results table is undone carefully), else the typed ids."""
         if args.from_ is not None:
+            if args.items or (cell or "").strip():
+                raise UsageError(_ONE_PLACE)
             return self._variable(args.from_), None
         pairs, labels, typed = self._inputs(args, cell)
         _check_typed(typed)
@@ -363,6 +372,10 @@ class OmniMagics(Magics):
                                 options=options, labels=labels)
         except InvalidInputError as exc:
             raise UsageError(in_words(str(exc), "magic")) from None
+        return self._handle(args, run)
+
+    def _handle(self, args: Any, run: Any) -> Any:
+        """A background run's handle: returned, or stored in ``-o VAR`` with one line."""
         if args.output is None:
             return run
         self._shell.push({args.output: run})
@@ -417,9 +430,7 @@ class OmniMagics(Magics):
         sources = [bool(args.items), cell is not None and bool(cell.strip()),
                    args.from_ is not None]
         if sum(sources) > 1:
-            raise UsageError(
-                "give documents in one place: on the line, in the cell, or with --from VAR"
-            )
+            raise UsageError(_ONE_PLACE)
         if args.from_ is not None:
             pairs = self._from_variable(args)
             return pairs, [f"item {n}" for n in range(1, len(pairs) + 1)], []
@@ -546,6 +557,9 @@ class OmniMagics(Magics):
         if args.dry_run:
             print(summary)
         return table
+
+
+_ONE_PLACE = "give documents in one place: on the line, in the cell, or with --from VAR"
 
 
 def _say(name: str) -> str:

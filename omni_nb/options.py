@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
-    "CLI_COMMANDS", "MAGIC", "OPTIONS", "Option", "add_options", "argument_specs", "flag_of",
-    "in_words", "option", "options_for", "spelling",
+    "CLI_COMMANDS", "MAGIC", "OPTIONS", "Option", "add_options", "argument_specs", "clash",
+    "flag_of", "given", "in_words", "option", "options_for", "spelling",
 ]
 
 #: The magic's one command; the CLI's commands that take options from the table.
@@ -65,7 +65,10 @@ class Option:
     default is ``OmniNB.<setting>`` instead (the parser gives None). ``commands``: which take
     it (:data:`MAGIC` and the CLI's commands). ``helps``: a command's own help text, where
     the option means something a little different there. ``group``: CLI options that
-    exclude each other share a group name.
+    exclude each other share a group name. ``needs``: options of which it takes one (where
+    the command takes any of them: ``--include-archived`` means something with ``--list``
+    only); ``excludes``: options it cannot go with. :func:`clash` reads both, so no flag a
+    command takes is ever silently ignored: it works, or the line is refused naming why.
 
     Example:
         >>> option("rate_limit").aliases
@@ -83,6 +86,8 @@ class Option:
     setting: str | None = None
     group: str | None = None
     helps: Mapping[str, str] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
@@ -122,6 +127,9 @@ def _o(name: str, text: str, *commands: str, **kw: Any) -> Option:
 
 _CLI_IDS = ("draft", "discard", "drafts")
 _CONNECT = (MAGIC, *_CLI_IDS)
+#: Where a column option means something: documents read from a table (the magic's
+#: variable, the CLI's file); typed ids have no columns.
+_FROM = ("from_", "from_csv")
 
 #: Every option, in the order the help lists them.
 OPTIONS: tuple[Option, ...] = (
@@ -129,7 +137,7 @@ OPTIONS: tuple[Option, ...] = (
         "draft": "document ids or identifier slugs (or use --from-csv)",
         "discard": "document ids whose active draft to discard", "drafts": "document ids"}),
     _o("branch_id", "branch for every document without its own", MAGIC, "draft", "discard",
-       metavar="UUID", aliases=("--branch",),
+       metavar="UUID", aliases=("--branch",), excludes=("list",),
        helps={"discard": "the branch's draft, for documents without their own"}),
     _o("output", "store the results table in VAR and print a one-line summary", MAGIC,
        metavar="VAR", short="-o"),
@@ -138,17 +146,17 @@ OPTIONS: tuple[Option, ...] = (
     _o("from_csv", "UTF-8 CSV with a document_id column (and optionally branch_id; "
        "--document-col/--branch-col name others)", *_CLI_IDS, kind="path", metavar="FILE"),
     _o("document_col", "column of document ids in the --from-csv file (default document_id)",
-       *_CONNECT, metavar="COL", default="document_id",
+       *_CONNECT, metavar="COL", default="document_id", needs=_FROM,
        helps={MAGIC: "--from DataFrame column of document ids (default document_id)"}),
     _o("branch_col", "column of branch ids in the --from-csv file (default branch_id, if "
-       "present)", *_CONNECT, metavar="COL",
+       "present)", MAGIC, "draft", "discard", metavar="COL", needs=_FROM, excludes=("list",),
        helps={MAGIC: "--from DataFrame column of branch ids (default branch_id, if present)"}),
     _o("instance", "Omni instance name: acme -> https://acme.omniapp.co/api", *_CONNECT,
-       metavar="NAME", group="where"),
+       metavar="NAME", group="where", excludes=("base_url",)),
     _o("base_url", "API root instead, e.g. https://acme.omniapp.co/api", *_CONNECT,
        metavar="URL", group="where"),
     _o("playground", "--instance is a playground instance (*.playground.exploreomni.dev)",
-       *_CONNECT, kind="flag"),
+       *_CONNECT, kind="flag", needs=("instance",)),
     _o("concurrency", "requests in flight, 1 to 64 (default 8)", MAGIC, "draft", "discard",
        "demo", kind="int", metavar="N", default=8, setting="concurrency",
        helps={MAGIC: "requests in flight (default: OmniNB.concurrency)",
@@ -160,19 +168,21 @@ OPTIONS: tuple[Option, ...] = (
     _o("max_retries", "retries of a 429, 5xx or dropped connection (default 6; 0: fail fast)",
        MAGIC, kind="int", metavar="N"),
     _o("resume", "copy pairs already ok in the ledger instead of sending them again", MAGIC,
-       "draft", kind="flag"),
-    _o("dry_run", "validate and show what would be sent; send nothing", MAGIC, kind="flag"),
+       "draft", kind="flag", excludes=("list", "dry_run")),  # a dry run shows every send
+    _o("dry_run", "validate and show what would be sent; send nothing", MAGIC, kind="flag",
+       excludes=("background",)),
     _o("discard", "discard (archive) the drafts instead: of the documents given, or, for a "
        "results table (--from) or a run (--run-id), only the drafts that run made", MAGIC,
-       kind="flag"),
+       kind="flag", excludes=("list",)),
     _o("run_id", "with --discard: undo that run (its ok creates, carefully)", MAGIC,
        "discard", "results", metavar="RUN_ID", aliases=("--run",), group="which",
+       needs=("discard",),
        helps={"discard": "undo this run (see results --last)",
               "results": "one batch's rows (its run id)"}),
     _o("list", "list the documents' drafts instead (a DataFrame, one row per draft)", MAGIC,
        kind="flag"),
     _o("include_archived", "archived drafts too", MAGIC, "drafts", kind="flag",
-       aliases=("--archived",), helps={MAGIC: "with --list: archived drafts too"}),
+       aliases=("--archived",), needs=("list",), helps={MAGIC: "with --list: archived drafts too"}),
     _o("background", "return at once with a live handle (.wait(), .cancel(), .table); the "
        "kernel stays free", MAGIC, kind="flag"),
     _o("out", "also write the table to FILE.csv or FILE.parquet", *_CLI_IDS, "results",
@@ -184,7 +194,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("since", "rows requested at or after this time, e.g. 2026-11-27T09:30 (UTC)",
        "results", metavar="ISO"),
     _o("limit", "rows to print (default 15; --out writes all)", "results", kind="int",
-       metavar="N", default=15),
+       metavar="N", default=15, excludes=("out",)),  # --out prints no rows to limit
     _o("ledger", "read this ledger file (default: OMNI_NB_LEDGER or the usual one)",
        "results", "demo", "draft", "discard", kind="path", metavar="PATH",
        helps={"demo": "where the demo's rows go (default: demo.sqlite3 beside the ledger)",
@@ -254,6 +264,52 @@ def add_options(parser: argparse.ArgumentParser, command: str,
             target = groups[opt.group]
         flags, kw = opt.spec(command, types)
         target.add_argument(*flags, **kw)
+
+
+def given(command: str, values: Mapping[str, object]) -> list[str]:
+    """The options of ``command`` given a value of their own in ``values`` (a parsed
+    namespace's ``vars``): a switch turned on, ids, a value other than the default.
+
+    Example:
+        >>> given("drafts", {"items": ["a"], "include_archived": False,
+        ...                  "document_col": "document_id", "out": None})
+        ['items']
+    """
+    found = []
+    for opt in options_for(command):
+        value = values.get(opt.name)
+        default = opt.spec(command)[1].get("default")
+        # A default the parser converted (the CLI's rate) counts as given: no rule names it.
+        if value not in (None, False, [], default):
+            found.append(opt.name)
+    return found
+
+
+def clash(command: str, values: Mapping[str, object]) -> str | None:
+    """What is wrong with the options given to ``command`` (``values``: a parsed
+    namespace's ``vars``), in one line naming the flags, or None: an option given without
+    one of those it ``needs`` (among those the command takes), or with one it ``excludes``.
+
+    Example:
+        >>> clash(MAGIC, {"list": True, "dry_run": True})
+        >>> clash(MAGIC, {"include_archived": True, "items": ["a"]})
+        '--include-archived goes with --list'
+        >>> clash(MAGIC, {"discard": True, "dry_run": True, "background": True})
+        'give --dry-run or --background, not both'
+        >>> clash("draft", {"document_col": "identifier", "items": ["a"]})
+        '--document-col goes with --from-csv'
+    """
+    names = given(command, values)
+    offered = {opt.name for opt in options_for(command)}
+    for name in names:
+        opt = _BY_NAME[name]
+        needed = [other for other in opt.needs if other in offered]
+        if needed and not any(other in names for other in needed):
+            return f"{opt.flag} goes with {' or '.join(_BY_NAME[n].flag for n in needed)}"
+        for other in opt.excludes:
+            if other in names:
+                return f"give {opt.flag} or {_BY_NAME[other].flag}, not both"
+    return None
 
 
 def spelling(name: str, front: Front) -> str:
