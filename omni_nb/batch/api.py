@@ -82,7 +82,8 @@ class BatchInterrupted(KeyboardInterrupt):
     def __init__(self, result: pd.DataFrame, where: str = "omni_nb.batch.last_result()") -> None:
         from ..table import summarize
 
-        runs = result["run_id"].dropna().unique() if "run_id" in result else ()
+        runs: list[Any] = (result["run_id"].dropna().unique().tolist() if "run_id" in result
+                           else [])
         run = f"; run {runs[0]}" if len(runs) == 1 else ""  # what omni-nb results --run-id takes
         super().__init__(f"interrupted: {summarize(result)}{run} — the table is {where}")
         self.result = result
