@@ -213,6 +213,122 @@ def _with_options(func: _F) -> _F:
     return cast(_F, magic_arguments()(decorated))
 
 
+class Inputs:
+    """What a ``%omni_draft`` line or cell names in the user's namespace: the documents (typed
+    on the line, one per line of the cell, or ``--from VAR``), the ``-o`` variable, and the
+    ``$var``/``{expr}`` expansion of a cell's lines. It reads the namespace and evaluates no
+    expression.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> inputs = Inputs(SimpleNamespace(user_ns={"ids": ["doc-1", "doc-2"]}))
+        >>> inputs.variable("ids")
+        ['doc-1', 'doc-2']
+    """
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+
+    def for_lifecycle(self, args: Any, cell: str | None) -> tuple[Any, list[str] | None]:
+        """A variable as it is (a results table is undone carefully), else the typed ids."""
+        if args.from_ is not None:
+            if args.items or (cell or "").strip():
+                raise UsageError(_ONE_PLACE)
+            return self.variable(args.from_), None
+        pairs, labels, typed = self.pairs(args, cell)
+        _check_typed(typed)
+        return pairs, labels
+
+    def output_name(self, text: str | None) -> str | None:
+        """``-o NAME``: any Python variable name (normalised as Python does, so ``ﬁle`` is
+        ``file``), never a keyword; a warning before it hides a builtin or replaces a value
+        that is not a table."""
+        if text is None:
+            return None
+        name = unicodedata.normalize("NFKC", text)
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise UsageError(f"-o needs a Python variable name, not {quoted(text, 80)}")
+        current = self.shell.user_ns.get(name, _MISSING_VALUE)
+        if current is _MISSING_VALUE and hasattr(builtins, name):
+            print(f"Warning: -o {name} hides the builtin {name}() in this notebook "
+                  f"(del {name} brings it back)", file=sys.stderr)
+        elif current is not _MISSING_VALUE and not _is_table(current):
+            print(f"Warning: -o {name} replaces {name}, a {type(current).__name__}",
+                  file=sys.stderr)
+        return name
+
+    def pairs(
+        self, args: Any, cell: str | None
+    ) -> tuple[list[tuple[object, object]], list[str], list[_Item]]:
+        """(raw pairs, their labels, the typed items when they were typed)."""
+        sources = [bool(args.items), cell is not None and bool(cell.strip()),
+                   args.from_ is not None]
+        if sum(sources) > 1:
+            raise UsageError(_ONE_PLACE)
+        if args.from_ is not None:
+            pairs = self.from_variable(args)
+            return pairs, [f"item {n}" for n in range(1, len(pairs) + 1)], []
+        if cell is not None and cell.strip():
+            typed = _parse_cell(cell, self.expander())
+        else:
+            typed = [_Item(doc, None, f"argument {n}") for n, doc in
+                     enumerate(args.items, start=1)]
+        if not typed:
+            raise UsageError(
+                "no documents: %omni_draft DOC [DOC ...], one per line in %%omni_draft, "
+                "or --from VAR (see %omni_draft?)"
+            )
+        return [(i.document, i.branch) for i in typed], [i.where for i in typed], typed
+
+    def from_variable(self, args: Any) -> list[tuple[object, object]]:
+        """``--from VAR``: the variable's pairs, through the batch's own reading of input."""
+        from .batch import pairs_of
+        from .errors import InvalidInputError
+
+        name = args.from_
+        where = f"{_say('from_')} {name}"
+        value = self.variable(name)
+        if isinstance(value, str | bytes):
+            raise UsageError(f"{where}: a single string; give a list or DataFrame")
+        if hasattr(value, "tolist") and not hasattr(value, "columns"):  # a Series, an array
+            value = value.tolist()
+        try:
+            pairs = pairs_of(value, args.document_col, args.branch_col)
+        except InvalidInputError as exc:  # "pass document_col=": said as --document-col
+            raise UsageError(f"{where}: {in_words(str(exc), 'magic')}") from None
+        if not pairs:
+            raise UsageError(f"{where}: no documents (it is empty)")
+        return pairs
+
+    def variable(self, name: str) -> Any:
+        """The value of ``--from NAME``: a variable of the user namespace, never evaluated
+        (an expression on a magic's line would run code the user did not mean to run)."""
+        if not name.isidentifier():
+            flag = _say("from_")
+            raise UsageError(f"{flag} takes a variable name only, not {name}: assign it first "
+                             f"(ids = {name}) and pass {flag} ids")
+        if name not in self.shell.user_ns:
+            raise UsageError(f"{_say('from_')} {name}: no such variable")
+        return self.shell.user_ns[name]
+
+    def expander(self) -> Any:
+        # IPython expands the magic's line but not a cell body; the body gets the same
+        # $var / {expr} expansion here, against the user namespace only (shell.var_expand
+        # would also see this module's local variables).
+        formatter = DollarFormatter()
+        namespace = self.shell.user_ns
+
+        def expand(text: str) -> str:
+            if "$" not in text and "{" not in text:
+                return text
+            try:
+                return str(formatter.vformat(text, args=[], kwargs=namespace))
+            except Exception:
+                return text  # as IPython does for the line: leave it as typed
+
+        return expand
+
+
 @magics_class
 class OmniMagics(Magics):
     """The ``%omni_draft`` magic (see the module docstring).
@@ -228,6 +344,8 @@ class OmniMagics(Magics):
         super().__init__(shell)
         self.settings = settings
         self._shell: Any = shell  # Magics.shell is Optional in IPython's types
+        #: What the line or cell names in the user's namespace.
+        self.inputs = Inputs(shell)
 
     @_with_options
     @line_cell_magic
@@ -265,13 +383,13 @@ class OmniMagics(Magics):
         problem = clash(MAGIC, vars(args))
         if problem is not None:
             raise UsageError(problem)
-        args.output = self._output_name(args.output)
+        args.output = self.inputs.output_name(args.output)
         options = self._options(args)
         if args.branch_id is not None:
             _check_typed([_Item("", args.branch_id, _say("branch_id"))], documents=False)
         if args.discard or args.list:
             return self._lifecycle(args, cell, options)
-        pairs, labels, typed = self._inputs(args, cell)
+        pairs, labels, typed = self.inputs.pairs(args, cell)
         settings = self._settings(args)
         if args.dry_run:
             from .batch import create_drafts
@@ -317,7 +435,7 @@ class OmniMagics(Magics):
 
         if args.run_id is not None and (args.items or args.from_ or (cell or "").strip()):
             raise UsageError(f"{_say('run_id')} undoes a whole run: give no documents with it")
-        items, labels = (self._lifecycle_inputs(args, cell) if args.run_id is None
+        items, labels = (self.inputs.for_lifecycle(args, cell) if args.run_id is None
                          else (None, None))
         settings = self._settings(args)
         common: dict[str, Any] = dict(dry_run=args.dry_run, background=args.background,
@@ -351,16 +469,6 @@ class OmniMagics(Magics):
         self._shell.push({args.output: failed.result})
         raise failed.kept_in(f"in {args.output}") from failed.__cause__
 
-    def _lifecycle_inputs(self, args: Any, cell: str | None) -> tuple[Any, list[str] | None]:
-        """A variable as it is (a results table is undone carefully), else the typed ids."""
-        if args.from_ is not None:
-            if args.items or (cell or "").strip():
-                raise UsageError(_ONE_PLACE)
-            return self._variable(args.from_), None
-        pairs, labels, typed = self._inputs(args, cell)
-        _check_typed(typed)
-        return pairs, labels
-
     def _start(self, args: Any, pairs: list[tuple[object, object]], labels: list[str],
                settings: Any, options: Any) -> Any:
         """``--background``: the batch runs on; the handle is returned (or stored)."""
@@ -383,24 +491,6 @@ class OmniMagics(Magics):
               f"table, {args.output}.cancel() stops it)")
         return None
 
-    def _output_name(self, text: str | None) -> str | None:
-        """``-o NAME``: any Python variable name (normalised as Python does, so ``ﬁle`` is
-        ``file``), never a keyword; a warning before it hides a builtin or replaces a value
-        that is not a table."""
-        if text is None:
-            return None
-        name = unicodedata.normalize("NFKC", text)
-        if not name.isidentifier() or keyword.iskeyword(name):
-            raise UsageError(f"-o needs a Python variable name, not {quoted(text, 80)}")
-        current = self._shell.user_ns.get(name, _MISSING_VALUE)
-        if current is _MISSING_VALUE and hasattr(builtins, name):
-            print(f"Warning: -o {name} hides the builtin {name}() in this notebook "
-                  f"(del {name} brings it back)", file=sys.stderr)
-        elif current is not _MISSING_VALUE and not _is_table(current):
-            print(f"Warning: -o {name} replaces {name}, a {type(current).__name__}",
-                  file=sys.stderr)
-        return name
-
     def _options(self, args: Any) -> Any:
         """The batch options from the line and the ``OmniNB`` defaults (UsageError if bad)."""
         from .batch import BatchOptions
@@ -422,77 +512,6 @@ class OmniMagics(Magics):
                                 retry=RetryPolicy.of(args.max_retries), resume=args.resume)
         except InvalidInputError as exc:
             raise UsageError(f"{_say('concurrency')}: {in_words(str(exc), 'magic')}") from None
-
-    def _inputs(
-        self, args: Any, cell: str | None
-    ) -> tuple[list[tuple[object, object]], list[str], list[_Item]]:
-        """(raw pairs, their labels, the typed items when they were typed)."""
-        sources = [bool(args.items), cell is not None and bool(cell.strip()),
-                   args.from_ is not None]
-        if sum(sources) > 1:
-            raise UsageError(_ONE_PLACE)
-        if args.from_ is not None:
-            pairs = self._from_variable(args)
-            return pairs, [f"item {n}" for n in range(1, len(pairs) + 1)], []
-        if cell is not None and cell.strip():
-            typed = _parse_cell(cell, self._expander())
-        else:
-            typed = [_Item(doc, None, f"argument {n}") for n, doc in
-                     enumerate(args.items, start=1)]
-        if not typed:
-            raise UsageError(
-                "no documents: %omni_draft DOC [DOC ...], one per line in %%omni_draft, "
-                "or --from VAR (see %omni_draft?)"
-            )
-        return [(i.document, i.branch) for i in typed], [i.where for i in typed], typed
-
-    def _from_variable(self, args: Any) -> list[tuple[object, object]]:
-        """``--from VAR``: the variable's pairs, through the batch's own reading of input."""
-        from .batch import pairs_of
-        from .errors import InvalidInputError
-
-        name = args.from_
-        where = f"{_say('from_')} {name}"
-        value = self._variable(name)
-        if isinstance(value, str | bytes):
-            raise UsageError(f"{where}: a single string; give a list or DataFrame")
-        if hasattr(value, "tolist") and not hasattr(value, "columns"):  # a Series, an array
-            value = value.tolist()
-        try:
-            pairs = pairs_of(value, args.document_col, args.branch_col)
-        except InvalidInputError as exc:  # "pass document_col=": said as --document-col
-            raise UsageError(f"{where}: {in_words(str(exc), 'magic')}") from None
-        if not pairs:
-            raise UsageError(f"{where}: no documents (it is empty)")
-        return pairs
-
-    def _variable(self, name: str) -> Any:
-        """The value of ``--from NAME``: a variable of the user namespace, never evaluated
-        (an expression on a magic's line would run code the user did not mean to run)."""
-        if not name.isidentifier():
-            flag = _say("from_")
-            raise UsageError(f"{flag} takes a variable name only, not {name}: assign it first "
-                             f"(ids = {name}) and pass {flag} ids")
-        if name not in self._shell.user_ns:
-            raise UsageError(f"{_say('from_')} {name}: no such variable")
-        return self._shell.user_ns[name]
-
-    def _expander(self) -> Any:
-        # IPython expands the magic's line but not a cell body; the body gets the same
-        # $var / {expr} expansion here, against the user namespace only (shell.var_expand
-        # would also see this module's local variables).
-        formatter = DollarFormatter()
-        namespace = self._shell.user_ns
-
-        def expand(text: str) -> str:
-            if "$" not in text and "{" not in text:
-                return text
-            try:
-                return str(formatter.vformat(text, args=[], kwargs=namespace))
-            except Exception:
-                return text  # as IPython does for the line: leave it as typed
-
-        return expand
 
     def _send(self, args: Any, pairs: list[tuple[object, object]], labels: list[str],
               settings: Any, options: Any) -> Any:
