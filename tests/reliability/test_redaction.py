@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import collections
 import json
+import random
+import string
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,10 +21,11 @@ import pytest
 
 import omni_nb
 from omni_nb import OmniClient, OmniError, sandbox
+from omni_nb._text import redact_bytes
 from omni_nb.cli import main as cli_main
 
 from ..conftest import MakeSandbox
-from .test_secrets import POOL, Artefacts, readings, scanning
+from .test_secrets import POOL, Artefacts, readings, scanning, shows_a_run
 
 KEYS = POOL[:2]  # the pool: the key that sends first, and the other one
 
@@ -204,3 +207,45 @@ def test_the_magic_error_line_shows_no_echoed_key(
         produced.add(f"magic {status} table", ip.user_ns["t"].to_csv())
     for path in tmp_path.iterdir():
         produced.add(f"magic file {path.name}", path.read_bytes())
+
+
+# -- the redaction itself, without sockets ---------------------------------------------------
+
+
+def _disguise_at_random(key: str, rng: random.Random) -> str:
+    forms = (lambda c: c, lambda c: f"\\u{ord(c):04x}", lambda c: f"\\u{ord(c):04X}",
+             lambda c: f"%{ord(c):02x}", lambda c: f"&#{ord(c)};", lambda c: f"&#X{ord(c):x};",
+             lambda c: "&UnderBar;" if c == "_" else c,
+             lambda c: f"%25{ord(c):02X}", lambda c: f"&amp;#x{ord(c):x};",
+             lambda c: f"\\u0025{ord(c):02x}")
+    return "".join(rng.choice(forms)(c) for c in key)
+
+
+def test_no_disguise_leaves_a_run_of_a_key_in_any_decoding() -> None:
+    """Random keys of printable ASCII, each character disguised at random (one of ten forms,
+    nested ones included), echoed in a JSON message: after redact_bytes, neither the
+    JSON-decoded message nor its percent or HTML decodings hold twelve characters of a
+    key, and the body is still the JSON it was."""
+    rng = random.Random(19)
+    alphabet = string.ascii_letters + string.digits + "_-.~!$*+=:@"
+    for _ in range(500):
+        keys = tuple("omni_osk_" + "".join(rng.choices(alphabet, k=rng.randint(3, 40)))
+                     for _ in range(2))
+        echoed = " / ".join(_disguise_at_random(key, rng) for key in keys)
+        body = f'{{"error": "Bad Request", "message": "Bearer {echoed} is bad"}}'.encode()
+        message = json.loads(redact_bytes(body, keys))["message"]
+        assert message.startswith("Bearer [redacted]")
+        assert not shows_a_run(message, keys), (keys, echoed, message)
+
+
+def test_answers_without_a_key_are_left_as_they_are() -> None:
+    """An ordinary answer, escapes and all, comes back byte for byte; so does one holding
+    eleven characters of a key (less than a run)."""
+    key = POOL[0]
+    body = json.dumps({"records": [{"name": f"Q{i} & co \u00e9\n", "url": f"/x?a=%20{i}&b=2"}
+                                   for i in range(50)], "note": key[:11]}).encode()
+    assert redact_bytes(body, [key]) == body
+    utf16 = json.dumps({"message": "nothing to hide"}).encode("utf-16")
+    assert redact_bytes(utf16, [key]) == utf16
+    invalid = b'{"message": "\xff\xfe not UTF-8 ' + key.encode() + b'"}'
+    assert redact_bytes(invalid, [key]) == b'{"message": "\xff\xfe not UTF-8 [redacted]"}'
