@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from ..client import AsyncOmniClient, RetryPolicy
 from ..config import Settings
-from ..errors import KeyRefusedWarning, OmniError
+from ..errors import AuthenticationError, KeyRefusedWarning, OmniError
 from ..ratelimit import RateLimit
 
 __all__ = ["Key", "KeyPool"]
@@ -97,6 +97,7 @@ class KeyPool:
     def __init__(self, keys: list[Key]) -> None:
         self.keys = list(keys)
         self.live = list(keys)
+        self.refusal: OmniError | None = None  # the last refusal: why a key left
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -117,12 +118,36 @@ class KeyPool:
             yield cls(keys)
 
     def pick(self) -> Key:
-        """The live key that can send soonest (the pool is never empty when asked)."""
+        """The live key that can send soonest; raises :meth:`no_key_left` once every key
+        was refused."""
         return self._soonest()[1]
+
+    def no_key_left(self) -> AuthenticationError:
+        """What :meth:`ready` and :meth:`pick` raise once every key was refused: the last
+        refusal's status and words (a new error: the refusal itself is its row's error).
+
+        Example:
+            >>> pool = KeyPool([])
+            >>> pool.refusal = AuthenticationError(403, "Invalid bearer token")
+            >>> str(pool.no_key_left())
+            'HTTP 403: no key of the pool is left (the last one was refused: Invalid bearer token)'
+            >>> pool.pick()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            omni_nb.errors.AuthenticationError: HTTP 403: no key of the pool is left (...)
+        """
+        last = self.refusal
+        if isinstance(last, AuthenticationError):
+            status, why = last.status_code, f"the last one was refused: {last.message}"
+        else:
+            status, why = 401, "no key was given" if last is None else f"refused: {last}"
+        return AuthenticationError(status, f"no key of the pool is left ({why})")
 
     def _soonest(self) -> tuple[float, Key]:
         """The live key that can send soonest, and its wait (0 for a pool of one: its
         client's own reservation waits, so nothing is read from the budget here)."""
+        if not self.live:
+            raise self.no_key_left()
         if len(self.live) == 1:
             return 0.0, self.live[0]
         scored = [(key.soonest(), key) for key in self.live]
@@ -138,7 +163,8 @@ class KeyPool:
         fewest requests in flight, then sent, goes (equally free keys take turns). While none
         is free, the choice is made again every :data:`REPICK_S`: another key's window may
         open first. It returns without awaiting once a key is free, so the client's claim of
-        the slot follows directly.
+        the slot follows directly. Once every key was refused (the last one while this waited,
+        say), it raises :meth:`no_key_left`.
 
         Example:
             >>> import asyncio
@@ -154,6 +180,8 @@ class KeyPool:
         """
         waited = 0.0
         while True:
+            if not self.live:
+                raise self.no_key_left()
             scored = [((k.free_in(), k.in_flight, k.sent), k) for k in self.live]
             (wait, _, _), key = min(scored, key=lambda pair: pair[0])
             if wait <= 0:
@@ -164,6 +192,7 @@ class KeyPool:
 
     def refuse(self, key: Key, error: OmniError) -> bool:
         """Take a refused key out of the pool, with a warning; True while keys are left."""
+        self.refusal = error
         if key in self.live:
             self.live.remove(key)
             if len(self.keys) > 1:

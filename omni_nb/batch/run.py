@@ -233,9 +233,14 @@ class _Batch:
             self.keep([(i, row)])
             if isinstance(error, AuthenticationError):
                 # No key is left: every other call would be refused the same way.
-                which = "the token was" if len(pool.keys) == 1 else "every key of the pool was"
-                self.stop_reason = f"not sent: {which} refused ({error})"
+                self.stop_reason = self.stop_reason or self.refused_all(pool, error)
             self.check_reachable(error, row.http_status)
+
+    @staticmethod
+    def refused_all(pool: KeyPool, error: AuthenticationError) -> str:
+        """The reason the unsent rows give once no key is left."""
+        which = "the token was" if len(pool.keys) == 1 else "every key of the pool was"
+        return f"not sent: {which} refused ({error})"
 
     def stopped(self, cancel: threading.Event | None) -> bool:
         """True once the batch stops sending (a stop reason, or the caller's Cancel)."""
@@ -259,7 +264,13 @@ class _Batch:
             i = self.next_item(feed)
             if i is None:
                 return None
-            key, _ = await pool.ready()
+            try:
+                key, _ = await pool.ready()
+            except AuthenticationError as exc:
+                # The last key was refused while this item waited for one: it stays unsent
+                # and gets its cancelled row with the others.
+                self.stop_reason = self.stop_reason or self.refused_all(pool, exc)
+                return None
             if self.stopped(cancel):
                 return None  # stopped while waiting: the item stays unsent (its row says so)
             key.in_flight += 1

@@ -289,7 +289,7 @@ class AsyncOmniClient(BaseClient):
                     response = await self._http.send(request, stream=True)
                     core.limiter.observe(time.monotonic() - sent, response.status_code)
                     try:
-                        body = await aread_capped(response.aiter_bytes(), deadline)
+                        body = core.redacted(await aread_capped(response.aiter_bytes(), deadline))
                     finally:
                         await response.aclose()
                 return core.interpret(response, body), state.attempt, response.status_code

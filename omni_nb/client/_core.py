@@ -473,9 +473,10 @@ class Core:
     def interpret(self, response: httpx.Response, body: bytes) -> Any:
         """The parsed JSON of a usable 2xx, or raise the classified error.
 
-        The token is redacted from the body first: a server that echoes the request's
-        Authorization header must not put it in a message, a table or the ledger."""
-        body = redact_bytes(body, self.secrets())
+        Every key of the pool is redacted from the body first, read as JSON reads it and
+        in its escaped forms (:func:`omni_nb._text.redact`): a server that echoes the
+        request's Authorization header must not put it in a message, a table or the ledger."""
+        body = self.redacted(body)
         status = response.status_code
         if 200 <= status < 300:
             try:
@@ -489,10 +490,13 @@ class Core:
     def classify_error(self, response: httpx.Response, body: bytes) -> APIStatusError:
         """The typed error for a non-2xx answer (every shape of error body Omni sends)."""
         status = response.status_code
-        message, parsed = parse_error_body(body, response.reason_phrase or "")
+        # The reason phrase is the server's text too (the body was redacted by interpret).
+        reason = redact(response.reason_phrase or "", self.secrets())
+        message, parsed = parse_error_body(body, reason)
         if 300 <= status < 400:
             location = response.headers.get("location", "")
-            target = origin(str(response.url.join(location))) if location else "(no Location)"
+            target = (redact(origin(str(response.url.join(location))), self.secrets())
+                      if location else "(no Location)")
             return UnexpectedResponseError(
                 status,
                 f"redirected to {target}; not followed: the token is only sent to "
@@ -511,6 +515,21 @@ class Core:
         if cls is None:
             cls = ServerError if status >= 500 else UnexpectedResponseError
         return cls(status, message, body=parsed)
+
+    def redacted(self, body: bytes) -> bytes:
+        """An answer's body as the client keeps it: every key of the pool redacted, also in
+        its escaped forms. The twins read answers through this, so no frame of theirs holds
+        the raw bytes (a traceback that shows locals shows none); idempotent.
+
+        Example:
+            >>> from omni_nb.config import resolve_settings
+            >>> pool = ["omni_osk_k1", "omni_osk_k2"]
+            >>> s = resolve_settings("https://a.omniapp.co", tokens=pool, environ={})
+            >>> core = Core(settings=s, options=ClientOptions(limiter=Limiter(None)))
+            >>> core.redacted(b'{"message": "bad key \\\\u006fmni_osk_k2"}')
+            b'{"message": "bad key [redacted]"}'
+        """
+        return redact_bytes(body, self.secrets())
 
     def secrets(self) -> list[str]:
         """Every token this client may send (what must never come back into an output)."""

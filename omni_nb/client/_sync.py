@@ -274,7 +274,7 @@ class OmniClient(BaseClient):
                     response = self._http.send(request, stream=True)
                     core.limiter.observe(time.monotonic() - sent, response.status_code)
                     try:
-                        body = read_capped(response.iter_bytes(), deadline)
+                        body = core.redacted(read_capped(response.iter_bytes(), deadline))
                     finally:
                         response.close()
                 return core.interpret(response, body), state.attempt, response.status_code

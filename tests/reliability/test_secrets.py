@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import base64
 import collections
+import html
 import logging
 import pickle
+import re
 import secrets
 import traceback
+import urllib.parse
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,13 +59,55 @@ def _needles(token: str) -> tuple[str, ...]:
 
 
 NEEDLES = tuple(n for token in (*POOL, REFUSED) for n in _needles(token))
+#: No run of this many characters of a key may show anywhere (issue 19, point 7).
+RUN = 12
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _decoders() -> tuple[Any, ...]:
+    """How a reader could decode an artefact: JSON ``\\u`` escapes, percent-encoding, HTML
+    character references (the standard library's own decoders, not omni_nb's)."""
+    return (lambda t: _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), t),
+            urllib.parse.unquote, html.unescape)
+
+
+def readings(text: str, depth: int = 2) -> set[str]:
+    """``text`` and what each decoder, and each pair of them, makes of it."""
+    found, layer = {text}, {text}
+    for _ in range(depth):
+        layer = {decode(t) for t in layer for decode in _decoders()} - found
+        found |= layer
+    return found
+
+
+def runs_of(token: str) -> tuple[set[str], set[str]]:
+    """Every run of :data:`RUN` characters of ``token``, and anchors (its aligned runs of
+    half that) of which every such run holds one: a text holding no anchor holds no run."""
+    half = RUN // 2
+    runs = {token[i:i + RUN] for i in range(len(token) - RUN + 1)}
+    anchors = {token[i:i + half] for i in range(0, len(token) - half + 1, half)}
+    return runs, anchors
+
+
+def shows_a_run(text: str, tokens: tuple[str, ...]) -> bool:
+    """Whether ``text``, as stored or decoded, shows a run of :data:`RUN` characters of a
+    token."""
+    for reading in readings(text):
+        for token in tokens:
+            runs, anchors = runs_of(token)
+            if any(a in reading for a in anchors) and any(r in reading for r in runs):
+                return True
+    return False
 
 
 class Artefacts:
-    """Everything the scenarios produced, by name, to be scanned at the end."""
+    """Everything the scenarios produced, by name, to be scanned at the end: for the keys'
+    needles as they are, and (:meth:`disguised`) for any run of :data:`RUN` characters of a
+    key in what the artefact shows once its escapes are decoded."""
 
-    def __init__(self) -> None:
+    def __init__(self, tokens: tuple[str, ...] = (*POOL, REFUSED)) -> None:
         self.items: list[tuple[str, str | bytes]] = []
+        self.tokens = tokens
 
     def add(self, name: str, value: object) -> None:
         if isinstance(value, bytes | str):
@@ -89,7 +134,14 @@ class Artefacts:
                 raw = needle.encode() if isinstance(value, bytes) else needle
                 if raw in value:  # type: ignore[operator]
                     found.append(name)
-        return found
+        return found + self.disguised()
+
+    def disguised(self) -> list[str]:
+        """The artefacts showing a run of a key, as stored or once decoded (bytes read as
+        UTF-8: what SQLite files and pickles store text as)."""
+        return [f"{name} (a run of {RUN}, or escaped)" for name, value in self.items
+                if shows_a_run(value.decode("utf-8", "replace") if isinstance(value, bytes)
+                               else value, self.tokens)]
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +158,16 @@ def produced(
     figures: collections.Counter[str], caplog: pytest.LogCaptureFixture
 ) -> Iterator[Artefacts]:
     """Collects artefacts plus every DEBUG log record of the test, and scans them at the end."""
+    yield from scanning(figures, caplog, Artefacts())
+
+
+def scanning(figures: collections.Counter[str], caplog: pytest.LogCaptureFixture,
+             art: Artefacts) -> Iterator[Artefacts]:
+    """The body of a scanning fixture (:func:`produced`; test_redaction's, with its keys):
+    yields ``art`` to fill, then adds the test's DEBUG log records and asserts no leak."""
     caplog.set_level(logging.DEBUG)
     for name in ("omni_nb", "httpx", "httpcore", "omni_nb.sandbox"):
         caplog.set_level(logging.DEBUG, logger=name)
-    art = Artefacts()
     yield art
     records = caplog.get_records("call")  # in teardown, .records would be teardown's own
     for i, record in enumerate(records):
@@ -133,11 +191,29 @@ def test_the_scanner_finds_a_planted_token() -> None:
     art.add("bytes", b"x" + TOKEN.encode() + b"y")
     art.add("basic", base64.b64encode(TOKEN.encode()))
     art.add("clean", "nothing here")
-    assert art.leaks() == ["text", "text", "bytes", "bytes", "basic"]
+    assert art.leaks() == ["text", "text", "bytes", "bytes", "basic",
+                           "text (a run of 12, or escaped)", "bytes (a run of 12, or escaped)"]
     pool = Artefacts()
     for key in (*POOL[1:], REFUSED):
         pool.add("a pool key", f"x{key}y")
-    assert pool.leaks() == ["a pool key"] * 6  # each key, and each without its prefix
+    # each key, and each without its prefix
+    assert pool.leaks()[:6] == ["a pool key"] * 6
+
+
+def test_the_scanner_finds_a_run_of_a_key_and_its_escaped_forms() -> None:
+    """Twelve characters of a key, or the key JSON-escaped, percent-encoded, as HTML
+    references or in two of those at once, are found; eleven characters are not."""
+    token = POOL[1]
+    art = Artefacts()
+    art.add("run", f"...{token[7:19]}...")
+    art.add("short run", f"...{token[7:18]}...")
+    art.add("json", "".join(f"\\u{ord(c):04x}" for c in token))
+    art.add("percent", "".join(f"%{ord(c):02X}" for c in token))
+    art.add("html", "".join(f"&#{ord(c)};" for c in token))
+    art.add("percent of json", urllib.parse.quote("\\u006f" + token[1:], safe=""))
+    art.add("bytes", token[-12:].encode())
+    assert art.disguised() == [f"{name} (a run of 12, or escaped)" for name in
+                               ("run", "json", "percent", "html", "percent of json", "bytes")]
 
 
 def _client(base_url: str, **kwargs: Any) -> OmniClient:
