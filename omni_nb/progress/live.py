@@ -141,7 +141,8 @@ class WidgetProgress:
         self.description = description
         #: The word before the line (``running``, ``done``...), or None for none.
         self.status = status
-        self._interval = interval
+        #: Seconds between redraws while results arrive (the last one is always drawn).
+        self.interval = interval
         self._every = tick
         self._clock = clock
         self._rows_html = rows_html
@@ -258,7 +259,7 @@ class WidgetProgress:
         with self._lock:
             self.tally = Tally(total, clock=self._clock, keep=self._keep)
             self._budget = budget
-            self._throttle = Throttle(self._interval, clock=self._clock)
+            self._throttle = Throttle(self.interval, clock=self._clock)
             self._final = False
             self._stopped = False
             self._html: str | None = None

@@ -22,8 +22,9 @@ import ipywidgets as w
 
 from .._text import one_line as _one_line
 from ..errors import APIConnectionError, AuthenticationError, OmniError
+from ..progress.live import WidgetProgress
 from ..progress.style import ended
-from ..progress.tally import Budget, Tally, Throttle, Ticker, line_for
+from ..progress.tally import Budget, Tally
 from ..rows import Row
 
 if TYPE_CHECKING:
@@ -65,18 +66,35 @@ class RunPanel:
     """
 
     def __init__(self, redraw_interval: float = 0.1) -> None:
-        #: Seconds between progress redraws (the last result is always drawn).
-        self.redraw_interval = redraw_interval
         #: The last error line shown (None when the last line was no error).
         self.error: str | None = None
-        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="300px"))
-        self.counts = w.Label(value="")
+        #: The one widget progress renderer (the magic's and a background run's too): it
+        #: draws the bar and its line, counts, rate, waits and ETA, in the one colour rule.
+        self.renderer = WidgetProgress(0, description="", tick=_TICK,
+                                       interval=redraw_interval)
+        self.progress = self.renderer.bar
+        self.progress.layout.width = "300px"
+        self.counts = self.renderer.line
         self.message = w.HTML(value="")
         self.output = w.Output(layout=w.Layout(max_height="420px", overflow="auto"))
         #: The bar and the counts, side by side (the form lays the rest out).
-        self.bar_row = w.HBox([self.progress, self.counts])
+        self.bar_row = self.renderer.box
         #: The counts of the last run :meth:`start` began (None before the first).
         self.tally: Tally | None = None
+
+    @property
+    def redraw_interval(self) -> float:
+        """Seconds between progress redraws while results arrive (the last is always drawn).
+
+        Example:
+            >>> RunPanel(redraw_interval=0.5).redraw_interval
+            0.5
+        """
+        return self.renderer.interval
+
+    @redraw_interval.setter
+    def redraw_interval(self, seconds: float) -> None:
+        self.renderer.interval = seconds
 
     # -- the status line ---------------------------------------------------------------------
 
@@ -109,9 +127,10 @@ class RunPanel:
 
     # -- a run -------------------------------------------------------------------------------
 
-    def start(self, doing: str, total: int) -> Tally:
+    def start(self, doing: str, total: int, budget: Budget | None = None) -> Tally:
         """A run begins: the output is cleared, the bar empty, the status line says
-        ``doing``; returns the tally to count its results with.
+        ``doing``; returns the tally its results are counted in (with ``budget``, the line
+        says every second why sending waits and for how long).
 
         Example:
             >>> panel = RunPanel()
@@ -119,17 +138,13 @@ class RunPanel:
             (3, '<span style="color:inherit">Listing…</span>')
         """
         self.output.outputs = ()
-        self.progress.bar_style = ""
-        self.progress.max = max(total, 1)
-        self.progress.value = 0
-        tally = self.tally = Tally(total)
-        self.counts.value = tally.line()
+        self.renderer.start(total, budget)
+        tally = self.tally = self.renderer.tally
         self.say(doing)
         return tally
 
-    def update(self, tally: Tally, budget: Budget | None = None) -> None:
-        """Draw the bar and the counts from ``tally`` (and why sending waits, from
-        ``budget``).
+    def update(self, tally: Tally) -> None:
+        """Draw the bar and the counts from ``tally`` now (counts made elsewhere).
 
         Example:
             >>> panel, tally = RunPanel(), Tally(4, clock=lambda: 0.0)
@@ -137,9 +152,8 @@ class RunPanel:
             >>> panel.progress.max, panel.counts.value
             (4, '0/4')
         """
-        self.progress.max = max(tally.total, 1)
-        self.progress.value = tally.settled
-        self.counts.value = line_for(tally, budget)
+        self.renderer.tally = self.tally = tally
+        self.renderer.tick()
 
     def run(self, doing: str, total: int, work: Callable[[OnProgress], T],
             budget: Budget | None = None) -> T:
@@ -152,24 +166,15 @@ class RunPanel:
             >>> panel.run("Counting…", 0, lambda on_progress: "done")
             'done'
         """
-        tally = self.start(doing, total)
-        throttle = Throttle(self.redraw_interval)
-
-        def on_progress(done: int, total: int, row: Row) -> None:
-            # Runs in the batch's event-loop thread: count every result, redraw when the
-            # throttle allows (a resumed 100k batch must not flood the browser).
-            tally.total = total
-            tally.add(done, row)
-            if throttle.due(final=done == total):
-                self.update(tally, budget)
-
-        # Every second: why sending waits (the budget, a 429 pause), for how long, the ETA.
-        ticker = Ticker(_TICK, lambda: self.update(tally, budget))
+        self.start(doing, total, budget)
         try:
-            out = work(on_progress)
+            # The renderer counts every result and redraws when its throttle allows (a
+            # resumed 100k batch must not flood the browser), and every second while none
+            # arrives (why sending waits, for how long, the ETA).
+            out = work(self.renderer.update)
         finally:
-            ticker.stop()
-        self.update(tally)
+            self.renderer.stop_ticking()
+        self.renderer.tick()  # the last result, drawn
         return out
 
     def finish(self, ok: bool, *, cancelled: bool = False) -> None:

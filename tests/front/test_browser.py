@@ -232,5 +232,5 @@ def create_in_form(page: Any, expect: Any) -> None:
         cells = rows.nth(i).locator("td")
         expect(cells.nth(0)).to_have_text(doc)
         expect(cells.nth(3)).to_have_text("not_eligible" if doc.endswith("0") else "ok")
-    expect(page.locator(".widget-label", has_text=f"{len(DOCUMENTS)}/")).to_contain_text("ok 18")
+    expect(page.locator(".widget-html", has_text=f"{len(DOCUMENTS)}/")).to_contain_text("ok 18")
     expect(page.locator("button.widget-button", has_text="Create drafts")).to_be_enabled()

@@ -6,6 +6,7 @@ module of omni_nb.widget reaches another object's underscore names.
 from __future__ import annotations
 
 import ast
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +30,11 @@ from omni_nb.widget.lifecycle import AfterRun, Lifecycle
 from omni_nb.widget.live import run_live
 from omni_nb.widget.panel import RunPanel
 from omni_nb.widget.worker import Worker
+
+
+def line_text(value: str) -> str:
+    """The progress line as a reader sees it (the status counts are coloured spans)."""
+    return re.sub(r"<[^>]+>", "", value)
 
 WAIT = 20.0  # seconds; a generous bound that only a hung test reaches
 WIDGET = Path(__file__).resolve().parents[2] / "omni_nb" / "widget"
@@ -80,7 +86,7 @@ def test_panel_start_resets_bar_counts_and_output(panel: RunPanel) -> None:
     assert tally.total == 3
     assert panel.output.outputs == ()
     assert (panel.progress.bar_style, panel.progress.value, panel.progress.max) == ("", 0, 3)
-    assert panel.counts.value == "0/3"
+    assert line_text(panel.counts.value) == "0/3"
     assert "Creating drafts for 3 ids…" in panel.message.value
 
 
@@ -91,8 +97,8 @@ def test_panel_update_draws_the_tally(panel: RunPanel) -> None:
     tally.add(2, row("b", "not_found"))
     panel.update(tally)
     assert (panel.progress.value, panel.progress.max) == (2, 3)
-    assert panel.counts.value.startswith("2/3")
-    assert "ok 1, not_found 1" in panel.counts.value
+    assert line_text(panel.counts.value).startswith("2/3")
+    assert "ok 1, not_found 1" in line_text(panel.counts.value)
 
 
 def test_panel_run_throttles_redraws_and_draws_the_last_result(panel: RunPanel) -> None:
@@ -110,7 +116,7 @@ def test_panel_run_throttles_redraws_and_draws_the_last_result(panel: RunPanel) 
     assert panel.run("Working…", 3, work) == "finished"
     assert seen == [1, 1, 3]
     assert (panel.progress.value, panel.progress.max) == (3, 3)
-    assert panel.counts.value.startswith("3/3")
+    assert line_text(panel.counts.value).startswith("3/3")
 
 
 @pytest.mark.parametrize(("ok", "cancelled", "style"), [
@@ -531,3 +537,17 @@ def test_the_rule_catches_a_part_reaching_into_another() -> None:
 def test_no_widget_module_uses_another_objects_private_names(path: Path) -> None:
     """Parts talk through public methods, attributes and callbacks only."""
     assert foreign_private_uses(path.read_text(encoding="utf-8")) == []
+
+
+def test_panel_draws_with_the_one_widget_renderer(panel: RunPanel) -> None:
+    """The form's bar and line are the progress package's widget renderer (the magic's and a
+    background run's too), so they count, colour and wait the same way."""
+    from omni_nb.progress import WidgetProgress
+
+    assert isinstance(panel.renderer, WidgetProgress)
+    assert panel.progress is panel.renderer.bar and panel.counts is panel.renderer.line
+    tally = panel.start("Creating drafts for 2 ids…", 2)
+    panel.renderer.update(1, 2, row("a", "not_found"))
+    panel.renderer.update(2, 2, row("b"))
+    assert tally is panel.renderer.tally and tally.done == 2
+    assert "#9a6700" in panel.counts.value  # the colour rule's warning tone for not_found
