@@ -95,7 +95,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--documents", type=int, default=300)
+    parser.add_argument("--quick", action="store_true",
+                        help="the same paths on tiny sizes, once (CI checks it still runs)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.calls, args.documents = 1, 5, 5
     baseline = ThreadBridge()
     bridges: dict[str, Callable[..., Any]] = {"thread": baseline.run_sync,
                                               "portal": portal_run_sync}

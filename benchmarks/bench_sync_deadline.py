@@ -33,7 +33,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--quick", action="store_true",
+                        help="the same paths on tiny sizes, once (CI checks it still runs)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.calls = 1, 5
     figures: dict[str, list[float]] = {"httpx": [], "deadline": []}
     with sandbox.serve(documents=args.calls, rate_limit=None) as sb:
         docs = [f"doc-{i:04d}" for i in range(1, args.calls + 1)]
