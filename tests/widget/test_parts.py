@@ -545,9 +545,11 @@ def test_panel_draws_with_the_one_widget_renderer(panel: RunPanel) -> None:
     from omni_nb.progress import WidgetProgress
 
     assert isinstance(panel.renderer, WidgetProgress)
-    assert panel.progress is panel.renderer.bar and panel.counts is panel.renderer.line
+    assert panel.progress is panel.renderer.bar
+    assert panel.counts is panel.renderer.line
     tally = panel.start("Creating drafts for 2 ids…", 2)
     panel.renderer.update(1, 2, row("a", "not_found"))
     panel.renderer.update(2, 2, row("b"))
-    assert tally is panel.renderer.tally and tally.done == 2
+    assert tally is panel.renderer.tally
+    assert tally.done == 2
     assert "#9a6700" in panel.counts.value  # the colour rule's warning tone for not_found
