@@ -19,7 +19,7 @@ MAX_FUNCTION, MAX_CLASS, MAX_MODULE = 60, 300, 700
 
 #: Which rooms may import each third-party package (a module name or a package prefix).
 ROOMS = {
-    "pandas": ("omni_nb.table", "omni_nb._accessor"),
+    "pandas": ("omni_nb.table", "omni_nb.views", "omni_nb._accessor"),
     "httpx": ("omni_nb.client",),
     "httpcore": ("omni_nb.client.transport",),  # its public network-backend API only
     "anyio": ("omni_nb._loop",),  # the blocking portal that runs every batch
