@@ -98,7 +98,9 @@ def test_cli_discard_asks_and_refuses_without_a_terminal(
     run_id = capsys.readouterr().out.split("\nrun ", 1)[1].split(":", 1)[0]
     assert main(["discard", "--run", run_id]) == 2
     out = capsys.readouterr()
-    assert "Will archive 2 drafts: doc-0006 (draft " in out.out  # a short list, no requests
+    assert "Will archive 2 drafts: " in out.out  # a short list, no requests
+    assert "doc-0006 (draft " in out.out
+    assert "doc-0007 (draft " in out.out
     assert "DELETE" not in out.out
     assert "add --yes" in out.err
     assert _deletes(env_sb) == []
