@@ -15,33 +15,21 @@ that fit their output areas, one line per row.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import re
-import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ..jupyterlab import CHROMIUM, CHROMIUM_ARGS, serve
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "03-widget-form.ipynb"
 ARTIFACTS = REPO / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run",
-]
 DOCUMENTS = [f"doc-{i:04d}" for i in range(1, 21)]  # the sandbox refuses doc-0010, doc-0020
 #: Cells added to the copy: a results table displayed by a plain cell, and a filter of it.
 TABLE_CELLS = [
@@ -51,83 +39,18 @@ TABLE_CELLS = [
 ]
 
 
-def missing_requirement() -> str | None:
-    """Why the browser test cannot run here, or None."""
-    if not CHROMIUM.exists():
-        return "Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
-    for module in ("playwright", "jupyterlab"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (pip install -e '.[test]')"
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[str]:
     """A JupyterLab server on a free loopback port serving a copy of the notebook; yields
     the notebook's URL (with the server token)."""
-    reason = missing_requirement()
-    if reason is not None:
-        pytest.skip(reason)
-    root = tmp_path / "root"
-    root.mkdir()
     notebook = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
     notebook["cells"] += [
         {"cell_type": "code", "id": f"added-{n}", "metadata": {}, "source": source,
          "outputs": [], "execution_count": None}
         for n, source in enumerate(TABLE_CELLS)
     ]
-    (root / NOTEBOOK.name).write_text(json.dumps(notebook), encoding="utf-8")
-    settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    # No news or update toasts over the form (and no network calls for them).
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")}
-    env.update(
-        OMNI_NB_LEDGER=str(tmp_path / "ledger.sqlite3"),
-        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
-        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
-        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-    )
-    port, token = free_port(), secrets.token_hex(16)
-    log = (tmp_path / "lab.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-         "--ip", "127.0.0.1", "--port", str(port), f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail("JupyterLab did not start:\n"
-                                + (tmp_path / "lab.log").read_text()[-3000:])
-                time.sleep(0.2)  # polling a subprocess that is starting up
-        yield f"{base}/lab/tree/{NOTEBOOK.name}?token={token}"
-    finally:
-        proc.terminate()  # the server shuts its kernels down on SIGTERM
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with serve(tmp_path, {NOTEBOOK.name: notebook}) as url:
+        yield url.format(NOTEBOOK.name)
 
 
 # Measures, in the page, what a reader would see cut off.

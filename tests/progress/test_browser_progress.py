@@ -13,32 +13,19 @@ which, when one is missing. Screenshots go to ``artifacts/progress-*.png`` (igno
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
 import re
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ..jupyterlab import CHROMIUM, CHROMIUM_ARGS, serve
+
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run",
-]
 #: 20 documents at 5 every 5 s (the issue's case), then 25 in the background at the same rate.
 CELLS = [
     "import os\nimport omni_nb\n"
@@ -60,16 +47,6 @@ BAR_AND_TABLE = """el => {
 TABLE_CELL_PADDING = "el => parseFloat(getComputedStyle(el.querySelector('thead th')).paddingRight)"
 
 
-def missing_requirement() -> str | None:
-    """Why the browser test cannot run here, or None."""
-    if not CHROMIUM.exists():
-        return "Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
-    for module in ("playwright", "jupyterlab"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (pip install -e '.[test]')"
-    return None
-
-
 def _notebook() -> dict[str, Any]:
     return {
         "nbformat": 4, "nbformat_minor": 5,
@@ -84,56 +61,8 @@ def _notebook() -> dict[str, Any]:
 def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A JupyterLab server on a free loopback port; yields (its URL with the token, its root)
     with the notebook ``progress.ipynb`` in the root."""
-    reason = missing_requirement()
-    if reason is not None:
-        pytest.skip(reason)
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "progress.ipynb").write_text(json.dumps(_notebook()), encoding="utf-8")
-    settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")}
-    env.update(OMNI_NB_LEDGER=str(tmp_path / "ledger.sqlite3"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-               IPYTHONDIR=str(tmp_path / "ipython"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    token = secrets.token_hex(16)
-    log = (tmp_path / "lab.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-         "--ip", "127.0.0.1", "--port", str(port), f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail("JupyterLab did not start:\n"
-                                + (tmp_path / "lab.log").read_text()[-3000:])
-                time.sleep(0.2)  # polling a subprocess that is starting up
-        yield f"{base}/lab/tree/{{}}?token={token}", root
-    finally:
-        proc.terminate()  # the server shuts its kernels down on SIGTERM
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with serve(tmp_path, {"progress.ipynb": _notebook()}) as url:
+        yield url, tmp_path / "root"
 
 
 def _open(page: Any, url: str) -> Any:

@@ -6,14 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import html
-import json
 import os
 import re
-import secrets
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +31,8 @@ from omni_nb.table import (
     text_view,
 )
 from omni_nb.widget.panel import RunPanel
+
+from ..jupyterlab import code_notebook, serve
 
 
 def _row(doc: str, status: str = "ok", message: str = "", *, action: str = "create",
@@ -378,7 +374,7 @@ def test_every_table_fits_a_960px_cell_in_jupyterlab(tmp_path: Path) -> None:
     analyst had with a wider file browser), one line per row, with the words pinned above."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.front.test_browser import CHROMIUM, CHROMIUM_ARGS, missing_requirement
+    from ..jupyterlab import CHROMIUM, CHROMIUM_ARGS, missing_requirement
 
     reason = missing_requirement()
     if reason is not None:
@@ -422,50 +418,5 @@ def test_every_table_fits_a_960px_cell_in_jupyterlab(tmp_path: Path) -> None:
 @contextlib.contextmanager
 def _lab(tmp_path: Path, sources: list[str]) -> Iterator[str]:
     """JupyterLab on a free loopback port serving a notebook of ``sources``; yields its URL."""
-    from tests.front.test_browser import free_port
-
-    root = tmp_path / "root"
-    root.mkdir()
-    kernel = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": kernel},
-                "cells": [
-        {"cell_type": "code", "id": f"c{n}", "metadata": {}, "source": source,
-         "outputs": [], "execution_count": None} for n, source in enumerate(sources)]}
-    (root / "tables.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
-    settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")}
-    env.update(OMNI_NB_LEDGER=str(tmp_path / "ledger.sqlite3"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
-    port, token = free_port(), secrets.token_hex(16)
-    with (tmp_path / "lab.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip",
-             "127.0.0.1", "--port", str(port), f"--IdentityProvider.token={token}",
-             f"--ServerApp.root_dir={root}",
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail("JupyterLab did not start:\n"
-                                    + (tmp_path / "lab.log").read_text()[-3000:])
-                    time.sleep(0.2)  # polling a server that is starting up
-            yield f"{base}/lab/tree/tables.ipynb?token={token}"
-        finally:
-            proc.terminate()  # the server shuts its kernels down on SIGTERM
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with serve(tmp_path, {"tables.ipynb": code_notebook(sources)}) as url:
+        yield url.format("tables.ipynb")
