@@ -5,11 +5,9 @@ module of omni_nb.widget reaches another object's underscore names.
 
 from __future__ import annotations
 
-import ast
 import re
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -37,7 +35,6 @@ def line_text(value: str) -> str:
     return re.sub(r"<[^>]+>", "", value)
 
 WAIT = 20.0  # seconds; a generous bound that only a hung test reaches
-WIDGET = Path(__file__).resolve().parents[2] / "omni_nb" / "widget"
 
 
 def row(document_id: str, status: str = "ok", message: str = "") -> Row:
@@ -483,60 +480,6 @@ def test_old_entry_points_warn_and_still_work(sb: sandbox.Sandbox) -> None:
         assert old.pending is not None
     finally:
         form.close()
-
-
-# -- the rule that makes them parts ----------------------------------------------------------
-
-
-def _defined_names(tree: ast.Module) -> set[str]:
-    """Every name a module defines: functions, classes, assignments (self._x included),
-    parameters, imports' local names."""
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
-            names.add(node.attr)
-        elif isinstance(node, ast.arg):
-            names.add(node.arg)
-        elif isinstance(node, ast.alias):
-            names.add((node.asname or node.name).split(".")[0])
-    return names
-
-
-def foreign_private_uses(source: str) -> list[str]:
-    """``x._name`` where ``x`` is not ``self``/``cls`` and ``_name`` (not a dunder) is not
-    defined in the same module, as 'line: code'."""
-    tree = ast.parse(source)
-    defined = _defined_names(tree)
-    found = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
-            continue
-        if node.attr.startswith("__") and node.attr.endswith("__"):
-            continue
-        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
-            continue
-        if node.attr in defined:
-            continue
-        found.append(f"{node.lineno}: {ast.unparse(node)}")
-    return found
-
-
-def test_the_rule_catches_a_part_reaching_into_another() -> None:
-    """The check flags form._say and self._form._say, not self._say or a name defined in the
-    module (a checker that finds nothing would prove nothing)."""
-    source = ("class A:\n    def _mine(self): pass\n    def f(self, form):\n"
-              "        self._mine(); other._mine(); form._say('x'); self._form._draw()\n")
-    assert foreign_private_uses(source) == ["4: form._say", "4: self._form._draw"]
-
-
-@pytest.mark.parametrize("path", sorted(WIDGET.glob("*.py")), ids=lambda p: p.name)
-def test_no_widget_module_uses_another_objects_private_names(path: Path) -> None:
-    """Parts talk through public methods, attributes and callbacks only."""
-    assert foreign_private_uses(path.read_text(encoding="utf-8")) == []
 
 
 def test_panel_draws_with_the_one_widget_renderer(panel: RunPanel) -> None:
