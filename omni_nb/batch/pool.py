@@ -51,21 +51,6 @@ class Key:
     in_flight: int = 0
     sent: int = 0
 
-    def soonest(self) -> tuple[float, int, int]:
-        """Sort key: seconds until its budget lets it send once the batch's workers already
-        committed to it have sent, then requests in flight, then requests sent (so equally
-        free keys take turns).
-
-        Counting the committed workers matters at a window's end: with one slot left on a
-        key, every free worker would otherwise choose it, one would send and the rest wait
-        there for the key's next window, holding their items while the other keys' windows
-        open short of workers; the first key then ends the batch with one more window."""
-        return (self.wait(), self.in_flight, self.sent)
-
-    def wait(self) -> float:
-        """Seconds until this key has a slot for one more worker."""
-        return self.client.limiter.next_send_in(ahead=self.in_flight)
-
     def free_in(self) -> float:
         """Seconds until this key may send (0: now), no slot taken. A key with no limit in
         force and no pause sends at once: its budget is not read, which would cost a store
@@ -117,13 +102,8 @@ class KeyPool:
                 keys.append(Key(client, position, secret.key_id()))
             yield cls(keys)
 
-    def pick(self) -> Key:
-        """The live key that can send soonest; raises :meth:`no_key_left` once every key
-        was refused."""
-        return self._soonest()[1]
-
     def no_key_left(self) -> AuthenticationError:
-        """What :meth:`ready` and :meth:`pick` raise once every key was refused: the last
+        """What :meth:`ready` raises once every key was refused: the last
         refusal's status and words (a new error: the refusal itself is its row's error).
 
         Example:
@@ -131,7 +111,8 @@ class KeyPool:
             >>> pool.refusal = AuthenticationError(403, "Invalid bearer token")
             >>> str(pool.no_key_left())
             'HTTP 403: no key of the pool is left (the last one was refused: Invalid bearer token)'
-            >>> pool.pick()  # doctest: +ELLIPSIS
+            >>> import asyncio
+            >>> asyncio.run(pool.ready())  # doctest: +ELLIPSIS
             Traceback (most recent call last):
             ...
             omni_nb.errors.AuthenticationError: HTTP 403: no key of the pool is left (...)
@@ -142,17 +123,6 @@ class KeyPool:
         else:
             status, why = 401, "no key was given" if last is None else f"refused: {last}"
         return AuthenticationError(status, f"no key of the pool is left ({why})")
-
-    def _soonest(self) -> tuple[float, Key]:
-        """The live key that can send soonest, and its wait (0 for a pool of one: its
-        client's own reservation waits, so nothing is read from the budget here)."""
-        if not self.live:
-            raise self.no_key_left()
-        if len(self.live) == 1:
-            return 0.0, self.live[0]
-        scored = [(key.soonest(), key) for key in self.live]
-        best, key = min(scored, key=lambda pair: pair[0])
-        return best[0], key
 
     async def ready(self) -> tuple[Key, float]:
         """The key to send on, once one may send now, and the seconds spent waiting for it.

@@ -303,10 +303,10 @@ def test_an_old_ledger_gains_the_columns_in_place(tmp_path: Path) -> None:
     conn.close()
 
 
-def test_a_key_with_its_last_slot_taken_by_a_waiting_worker_is_not_chosen_again() -> None:
-    """Key A has one slot left in its window and one worker already committed to it; key B
-    opens 50 ms later. The next worker goes to B, not to wait a whole window on A (which
-    left B's window short and gave A one window more at the end of a batch)."""
+def test_ready_gives_the_key_that_may_send_now_and_takes_turns() -> None:
+    """Key B's window is full and key A has a slot: ready() gives A at once (no wait); with
+    both free, the key with fewer requests sent goes, so equally free keys take turns."""
+    import asyncio
     from types import SimpleNamespace
 
     from omni_nb.batch.pool import Key, KeyPool
@@ -315,15 +315,12 @@ def test_a_key_with_its_last_slot_taken_by_a_waiting_worker_is_not_chosen_again(
     a = Limiter(RateLimit(2, 2.0), clock=clock, margin=0.0)
     b = Limiter(RateLimit(2, 2.0), clock=clock, margin=0.0)
     b.acquire(clock.sleep)
-    b.acquire(clock.sleep)  # B: full until 1002.0
-    clock.now += 1.9
-    a.acquire(clock.sleep)  # A: one slot left, the one after it at 1003.9
-    clock.now += 0.05
+    b.acquire(clock.sleep)  # B: full until its window ends
     key_a = Key(SimpleNamespace(limiter=a), 1, "a")  # type: ignore[arg-type]
     key_b = Key(SimpleNamespace(limiter=b), 2, "b")  # type: ignore[arg-type]
-    pool = KeyPool([key_a, key_b])
-    assert pool.pick() is key_a  # free now
-    key_a.in_flight = 1  # a worker took A's last slot and has not sent yet
-    assert key_a.wait() == pytest.approx(1.95)
-    assert key_b.wait() == pytest.approx(0.05)
-    assert pool.pick() is key_b
+    pool = KeyPool([key_b, key_a])
+    assert key_b.free_in() > 0
+    assert asyncio.run(pool.ready()) == (key_a, 0.0)
+    clock.now += 2.5  # both windows over: both free
+    key_a.sent = 1
+    assert asyncio.run(pool.ready()) == (key_b, 0.0)

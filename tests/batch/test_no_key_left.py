@@ -162,4 +162,4 @@ def test_a_pool_refused_while_ready_waits_raises_the_refusal() -> None:
         warnings.simplefilter("ignore", KeyRefusedWarning)
         asyncio.run(scenario())
     with pytest.raises(AuthenticationError, match="no key of the pool is left"):
-        pool.pick()
+        asyncio.run(pool.ready())  # asked again, once no key is left
