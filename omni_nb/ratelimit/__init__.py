@@ -9,7 +9,9 @@ and handed to :func:`shared_limiter`). Layers, each usable alone:
 - :mod:`.limits`: :class:`RateLimit`, checked once.
 - :mod:`.log`: the pure maths on a key's send log (spacing, what a 429 teaches).
 - :mod:`.store`: the shared SQLite store (no token in it: a digest keys it).
-- :mod:`.limiter`: :class:`Limiter`, one per key per process, on the store or on its own.
+- :mod:`.link`: whether the store can be used now (faults pass: it is tried again).
+- :mod:`.limiter`: :class:`Limiter`, one per key per process, on the store or on its own,
+  and its :class:`Caller` s, one per client or batch, each with its own limit.
 """
 
 from __future__ import annotations
@@ -20,15 +22,19 @@ from pathlib import Path
 from types import EllipsisType
 
 from ..config import budget_path
-from .limiter import BudgetStoreWarning, Limiter
+from .limiter import BudgetStoreWarning, Caller, Limiter
 from .limits import RateLimit
-from .store import BudgetStore, StoreError, key_of
+from .store import BudgetStore, KeyState, LeaseView, StoreError, key_of
 
 __all__ = [
     "BudgetStore",
     "BudgetStoreWarning",
+    "Caller",
+    "KeyState",
+    "LeaseView",
     "Limiter",
     "RateLimit",
+    "StoreError",
     "open_store",
     "pause_key",
     "shared_limiter",
@@ -56,7 +62,7 @@ def open_store(path: Path | None) -> BudgetStore | None:
                 _stores[path] = BudgetStore(path)
             except StoreError as exc:
                 _stores[path] = None
-                warnings.warn(f"{exc}; each process keeps its own rate budget",
+                warnings.warn(f"{exc}; this process keeps a rate budget of its own",
                               BudgetStoreWarning, stacklevel=3)
         return _stores[path]
 
@@ -71,15 +77,16 @@ def shared_limiter(
     ``budget`` is the store's path (``Settings.budget``), or None for a budget of this
     process only; left out, it is :func:`omni_nb.config.budget_path`, read from the
     environment now. One limiter per key and store: settings naming another store for the
-    key get another limiter. Its limit is the one the newest client of the key asked for.
-    A pause after a 429 holds every caller of the key.
+    key get another limiter. ``limit`` is the limiter's anonymous caller's, set by the first
+    call only: a client takes a caller of its own (``shared_limiter(...).caller(limit)``),
+    so no caller changes another's limit. A pause after a 429 holds every caller of the key.
 
     Example:
         >>> a = shared_limiter("https://x/api", "f", RateLimit(), budget=None)
         >>> a is shared_limiter("https://x/api", "f", RateLimit(30, 60), budget=None)
         True
         >>> a.limit, a.shared
-        (RateLimit(requests=30, per=60.0), False)
+        (RateLimit(requests=60, per=60.0), False)
     """
     path = budget_path() if isinstance(budget, EllipsisType) else budget
     key = (api_root, token_fingerprint, path)
@@ -93,7 +100,6 @@ def shared_limiter(
                 limiter = _registry[key] = Limiter(
                     limit, store=store, key=key_of(api_root, token_fingerprint)
                 )
-    limiter.use(limit)
     return limiter
 
 

@@ -1,12 +1,31 @@
-"""The Limiter: one key's budget, in this process or shared through the budget store.
+"""The Limiter: one key's budget, in this process or shared through the budget store; and
+its callers, one per client or batch.
 
-A caller asks to send; the limiter claims a slot at *now* when the key's log allows it (one
-atomic step, in memory under a lock or in one SQLite transaction), else says how long to
-wait, and the caller sleeps and asks again. Nothing is reserved ahead, so the allowance in
-force when a request actually goes is the one that spaces it (the first window's slots are
-not fixed before any round trip is known), and a process killed while waiting holds
-nothing. Threads and any number of event loops share one limiter: it has no loop-bound
-primitive. The maths lives in :mod:`.log`.
+A caller asks to send; the limiter claims a slot at *now* when the key's log allows it, else
+says how long to wait, and the caller sleeps and asks again. Nothing is reserved ahead, so a
+process killed while waiting holds nothing. Threads and any number of event loops share one
+limiter: it has no loop-bound primitive. The maths lives in :mod:`.log`.
+
+The rule (see docs/rate-budget.md). Every *explicit* limit a live caller of the key set (any
+limit but None and ``RateLimit()``) is a lease every claim must fit, in this process and,
+through the store, in every other; a caller on None or ``RateLimit()`` holds back nobody but
+itself and never loosens an explicit limit. A lease is renewed by its caller's claims and
+polls and expires one window after they stop (:meth:`Caller.close` ends it at once).
+
+Steps. While any limit, pause or probe is in force for a claim, the claim is one atomic step
+on the store (at most the limit's rate). Otherwise the claim is made in memory and written to
+the store in a batch at most :data:`FLUSH_S` later (on the next claim, or by a timer; at close
+and at exit), and each batch refreshes the view of the key (leases, pause, learned limit), so a
+new lease elsewhere is seen within about that time; a caller taking a lease waits until every
+process writing in batches has written what it sent.
+
+Stamps. A claim is pending until the client says its request headers were written
+(:meth:`Caller.sent`, from httpx's ``trace`` extension): later claims are spaced from that
+moment, not from the claim (see :mod:`.log`). An answer with no stamp stamps it at the claim.
+
+Store faults (:mod:`.link`): a failed step makes this process send at most its *share* (each
+limit in force divided by the processes seen in the last window), with one
+:class:`BudgetStoreWarning`, and the store is tried again every quarter second.
 
 No maintained library fits: ``aiolimiter`` is a leaky bucket (a 2N burst) and async only;
 ``limits``/``pyrate-limiter`` share neither a budget across threads, loops and processes
@@ -16,43 +35,102 @@ with a common pause, nor learn from 429s.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import contextvars
 import math
+import os
+import socket
 import statistics
 import threading
 import time
+import uuid
 import warnings
-from collections import deque
-from collections.abc import Awaitable, Callable
+import weakref
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from . import log
 from .limits import RateLimit
-from .store import BudgetStore, StoreError
+from .link import LinkState, StoreLink
+from .store import BudgetStore, Entry, StoreError, deltas
 
-__all__ = ["BudgetStoreWarning", "Limiter"]
+__all__ = ["BudgetStoreWarning", "Caller", "Limiter"]
 
-FLOOR_S = 0.05  # scheduling on a busy machine shifts a send by a few tens of milliseconds
+FLOOR_S = log.FLOOR_S
 POLL_S = 0.25  # a waiter re-reads the shared store at least this often
+PENDING_POLL_S = 0.05  # while an unstamped claim holds the next send, waiters re-ask this often
+FLUSH_S = 0.1  # sends claimed with no limit in force reach the store at most this late
+DEFAULT_TIMEOUT_S = 30.0  # a claim's request is written within this, or it is counted then
 T = TypeVar("T")
+Step = Callable[[log.Budget, float, list[RateLimit], float], T]
 
-# The slot the current thread or task last claimed, for the answer it gets:
-# (limiter id, wall-clock send time, kind).
-_claimed: contextvars.ContextVar[tuple[int, float, int] | None] = contextvars.ContextVar(
-    "omni_nb_ratelimit_claim", default=None
-)
+
+@dataclass(slots=True, eq=False)
+class Claim:
+    """One slot a caller took: when, its deadline, its kind, its stamp once written."""
+
+    owner: Limiter
+    caller: Caller
+    claimed: float
+    deadline: float
+    kind: int
+    batched: bool  # made in memory (no limit in force), written with the next batch
+    at: float | None = None  # when its headers were written (None: still pending)
+
+    def entry(self) -> Entry:
+        """The log entry this claim is now."""
+        if self.at is None:
+            return self.deadline, self.kind | log.PENDING
+        return self.at, self.kind
+
+
+@dataclass(slots=True, eq=False)
+class Pair:
+    """A :meth:`Caller.paired` block: two slots at once, the second kept for the next ask."""
+
+    owner: Limiter
+    armed: bool = True
+    spare: Claim | None = None
+
+
+# The slot the current thread or task last claimed, for its stamp and its answer.
+_claimed: contextvars.ContextVar[Claim | None] = contextvars.ContextVar(
+    "omni_nb_ratelimit_claim", default=None)
+_pair: contextvars.ContextVar[Pair | None] = contextvars.ContextVar(
+    "omni_nb_ratelimit_pair", default=None)
+_LIVE: weakref.WeakSet[Limiter] = weakref.WeakSet()
 
 
 class BudgetStoreWarning(UserWarning):
-    """The shared budget store cannot be used: this process keeps its own budget."""
+    """The shared budget store cannot be used (now, or at this path): this process sends on
+    its share of the budget."""
+
+
+def holder_label() -> str:
+    """Who holds a lease, in words without any secret.
+
+    Example:
+        >>> holder_label().startswith("pid ")
+        True
+    """
+    return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+def _describe(lim: RateLimit) -> str:
+    return f"{lim.requests} per {lim.per:g} s"
 
 
 class Limiter:
     """A key's sliding-log budget; pass a fake ``clock`` to test it without sleeping.
 
-    ``limit=None`` spaces nothing until a 429 teaches a limit. ``margin`` fixes the base
-    allowance (seconds added to each window) instead of estimating it from round trips.
-    ``store`` and ``key`` share the budget with every process using the same store file.
+    ``limit`` is the limit of the limiter's own anonymous caller (its public send-side
+    methods); clients take a :meth:`caller` each. ``margin`` fixes the base allowance
+    (seconds added to each window) instead of estimating it from round trips. ``store`` and
+    ``key`` share the budget with every process using the same store file. With an injected
+    clock no timer runs: batched sends are written on the next step after :data:`FLUSH_S`.
 
     Example:
         >>> t = [0.0]
@@ -62,101 +140,470 @@ class Limiter:
     """
 
     def __init__(
-        self,
-        limit: RateLimit | None,
-        *,
-        clock: Callable[[], float] | None = None,
-        margin: float | None = None,
-        store: BudgetStore | None = None,
-        key: str = "",
+        self, limit: RateLimit | None, *, clock: Callable[[], float] | None = None,
+        margin: float | None = None, store: BudgetStore | None = None, key: str = "",
     ) -> None:
-        self.limit = limit
         self._clock = clock or time.time
         self._mono = clock or time.monotonic
+        self._timed = clock is None  # a real clock: a timer flushes an idle process
         self._margin = margin
-        self._store, self._key = store, key
+        self._link = None if store is None else StoreLink(store)
+        self._key = key
         self._budget = log.Budget()  # the per-process budget (and the store's last view)
         self._rtts: deque[float] = deque(maxlen=64)
         self._lock = threading.Lock()
-        self._hint, self._hint_at = -math.inf, -math.inf
         self._burst_at = self._last_claim = -math.inf  # first claim after an idle window
+        self._delta: Counter[Entry] = Counter()  # sends not yet written to the store
+        self._flushed_at = -math.inf
+        self._batching = False  # claimed in memory since the last batch was written
+        self._timer: threading.Timer | None = None
+        self._mine: deque[Claim] = deque()  # this process's claims in the horizon (a seed)
+        self._callers: weakref.WeakSet[Caller] = weakref.WeakSet()
+        self._gaps: deque[float] = deque(maxlen=4096)
+        self._label = holder_label()
+        # The limiter's own methods claim as before callers existed: a claim is a send.
+        self._anon = Caller(self, limit, pending=False)
+        self._callers.add(self._anon)
+        _LIVE.add(self)
 
-    # -- settings and views -------------------------------------------------------------------
+    # -- callers and views ----------------------------------------------------------------
+
+    def caller(self, limit: RateLimit | None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Caller:
+        """A caller of this key with its own ``limit`` (one per client and per batch); a
+        claim's request is counted at ``timeout`` after it at the latest.
+
+        Example:
+            >>> lim = Limiter(None)
+            >>> lim.caller(RateLimit(5, 2.0)).explicit, lim.caller(RateLimit()).explicit
+            (True, False)
+        """
+        made = Caller(self, limit, timeout=timeout)
+        self._callers.add(made)
+        return made
+
+    @property
+    def limit(self) -> RateLimit | None:
+        """The anonymous caller's limit (the one the limiter's own methods send under)."""
+        return self._anon.limit
+
+    @limit.setter
+    def limit(self, value: RateLimit | None) -> None:
+        self._anon.limit = value
 
     def use(self, limit: RateLimit | None) -> None:
-        """Count against ``limit`` from now on (the newest client of a key sets its limit).
+        """Set the anonymous caller's limit (clients have callers of their own).
 
         Example:
             >>> lim = Limiter(None)
             >>> lim.use(RateLimit(5, 1.0)); lim.limit
             RateLimit(requests=5, per=1.0)
         """
-        with self._lock:
-            self.limit = limit
-            self._hint = -math.inf
+        self._anon.limit = limit
 
     @property
     def shared(self) -> bool:
-        """True while the budget is shared through the store (False: this process only)."""
-        return self._store is not None
+        """True while the budget is shared through the store (False: this process only, or
+        the store is down and this process sends on its share)."""
+        return self._link is not None and self._link.up
+
+    def stamp_gaps(self) -> list[float]:
+        """Seconds from each recent claim to its stamp (the request's headers written).
+
+        Example:
+            >>> Limiter(None).stamp_gaps()
+            []
+        """
+        with self._lock:
+            return list(self._gaps)
+
+    def allowance(self) -> float:
+        """``J``, the seconds added to each window: the delay spread estimated from round
+        trips (twice the 10th percentile, at least :data:`FLOOR_S`; the key's, from the
+        store, before this process saw one) plus what 429s taught."""
+        with self._lock:
+            now, b = self._clock(), self._budget
+            return log.allowance(b, self._base(b), now, log.limits_in_force(b, self.limit, now))
+
+    def _base(self, b: log.Budget) -> float:
+        if self._margin is not None:
+            return self._margin
+        if not self._rtts:
+            return b.base or FLOOR_S
+        base = self._plain_base()
+        # A burst's first window goes over fresh connections (TCP and TLS set-up before the
+        # request is written), the next over warm ones: spacing the second window from the
+        # first, allow the longest round trip seen (set-up included) once.
+        if self._clock() < self._burst_at + 2.0 * log.window_of(
+                log.limits_in_force(b, self.limit, self._clock())):
+            base = max(base, max(self._rtts))
+        return base
+
+    def _plain_base(self) -> float:
+        low = statistics.quantiles(self._rtts, n=10)[0] if len(self._rtts) > 1 else self._rtts[0]
+        return max(FLOOR_S, 2.0 * low)
+
+    def _limits(self, caller: Caller, b: log.Budget, now: float) -> list[RateLimit]:
+        return log.limits_in_force(b, caller.limit, now)
+
+    def _batchable(self, caller: Caller, now: float) -> bool:
+        """No limit, pause or probe is in force for this caller (by the last view)."""
+        b = self._budget
+        return (caller.limit is None and b.paused_until <= now and b.probe is None
+                and not (b.learned and b.learned[2] > now)
+                and not any(lease[2] > now for lease in b.leases.values()))
+
+    # -- one atomic step on the budget ------------------------------------------------------
+
+    def _run(self, step: Step[T], caller: Caller) -> T:
+        """``step(budget, now, limits, allowance)`` under the lock, in the store's transaction
+        when it can be used, else on this process's budget with its share of every limit."""
+        with self._lock:
+            if self._link is not None:
+                done = self._on_store(step, caller)
+                if done is not None:
+                    return done[0]
+            b, now = self._budget, self._clock()
+            self._touch(b, now, caller)
+            limits = self._limits(caller, b, now)
+            allow = log.allowance(b, self._base(b), now, limits)
+            log.prune(b, now, log.horizon(limits, allow, b), log.MAX_KEPT)
+            if self._link is None:
+                return step(b, now, limits, allow)
+            before = list(b.sends)
+            result = step(b, now, self._share(limits, b, now), allow)
+            self._delta.update(deltas(before, b.sends))  # written when the store is back
+            return result
+
+    def _on_store(self, step: Step[T], caller: Caller) -> tuple[T] | None:
+        link = self._link
+        assert link is not None
+        now = self._clock()
+        state = link.ready(now)
+        if state is LinkState.DOWN:
+            return None
+        if state is LinkState.FRESH:
+            self._delta = self._seed(now)
+            warnings.warn(f"budget store {link.path} was deleted or replaced; it is made "
+                          "anew with this process's sends of the window", BudgetStoreWarning,
+                          stacklevel=5)
+
+        def apply(b: log.Budget) -> tuple[T]:
+            at = self._clock()
+            self._touch(b, at, caller, seed=state is LinkState.FRESH)
+            limits = self._limits(caller, b, at)
+            allow = log.allowance(b, self._base(b), at, limits)
+            log.prune(b, at, log.horizon(limits, allow, b), log.MAX_KEPT)
+            out = (step(b, at, limits, allow),)
+            self._budget = b
+            return out
+
+        try:
+            done = link.store.update(self._key, apply, delta=self._delta)
+        except StoreError as exc:
+            if link.failed(exc, now):
+                self._warn_share(caller, now)
+            return None
+        self._delta = Counter()
+        link.worked()
+        return done
+
+    def _touch(self, b: log.Budget, now: float, caller: Caller | None, seed: bool = False
+               ) -> None:
+        """Renew the caller's lease (every live one after a store was made anew), say this
+        process uses the key (and whether it writes in batches), share the allowance."""
+        renew = [c for c in self._callers if c.lease_until > now] if seed else []
+        if caller is not None and caller.explicit and not caller.closed:
+            renew.append(caller)
+        for c in renew:
+            assert c.limit is not None
+            c.lease_until = now + c.limit.per
+            b.leases[c.lease_id] = (c.limit.requests, c.limit.per, c.lease_until, self._label)
+        if self._link is not None:
+            until = now + 2 * FLUSH_S if self._batching else -math.inf
+            b.procs = {label: seen for label, seen in b.procs.items()
+                       if seen[0] > now - 2 * log.REFERENCE_WINDOW}
+            b.procs[self._label] = (now, until)
+        if self._rtts and self._margin is None:
+            b.base = self._plain_base()
+
+    def _seed(self, now: float) -> Counter[Entry]:
+        """This process's sends still in the horizon: what a store made anew starts with."""
+        keep = log.horizon(log.limits_in_force(self._budget, None, now), 1.0, self._budget)
+        return Counter(c.entry() for c in self._mine if c.claimed > now - keep)
+
+    def _share(self, limits: list[RateLimit], b: log.Budget, now: float) -> list[RateLimit]:
+        """Each limit divided by the processes seen in its last window (at least 1)."""
+        out = []
+        for lim in limits:
+            seen = sum(1 for at, _ in b.procs.values() if at > now - lim.per)
+            out.append(RateLimit(max(1, lim.requests // max(1, seen)), lim.per))
+        return out
+
+    def _warn_share(self, caller: Caller, now: float) -> None:
+        assert self._link is not None
+        b = self._budget
+        share = self._share(self._limits(caller, b, now), b, now)
+        words = ", ".join(_describe(lim) for lim in share) or "no limit in force"
+        warnings.warn(f"budget store {self._link.path} {self._link.reason}; this process "
+                      f"sends at most its share, {words}, until it can use it again",
+                      BudgetStoreWarning, stacklevel=6)
+
+    # -- batched writes ---------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write the sends claimed in memory to the store now (and refresh the key's view).
+
+        Example:
+            >>> Limiter(None).flush()
+        """
+        with self._lock:
+            self._flush(self._clock())
+
+    def _flush(self, now: float) -> None:
+        self._flushed_at = now
+        b = self._budget
+        keep = log.horizon(log.limits_in_force(b, None, now), 1.0, b)
+        if self._link is None:
+            log.prune(b, now, keep, log.MAX_KEPT)
+            return
+        while self._mine and self._mine[0].claimed < now - keep:
+            self._mine.popleft()
+        link = self._link
+        state = link.ready(now)
+        if state is LinkState.DOWN:
+            return
+        if state is LinkState.FRESH:
+            self._delta = self._seed(now)
+
+        def refresh(view: log.Budget) -> log.Budget:
+            self._touch(view, now, None, seed=state is LinkState.FRESH)
+            return view
+
+        try:
+            view = link.store.update(self._key, refresh, delta=+self._delta, sends=False,
+                                     forget_before=now - keep)
+        except StoreError as exc:
+            if link.failed(exc, now):
+                self._warn_share(self._anon, now)
+            return
+        link.worked()
+        self._budget, self._delta, self._batching = view, Counter(), False
+
+    def _after_batched(self, now: float) -> None:
+        self._batching = True
+        if self._timed and self._timer is None and self._link is not None:
+            self._timer = threading.Timer(FLUSH_S, self._timed_flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _timed_flush(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._delta or self._batching:
+                self._flush(self._clock())
+
+    # -- claims -------------------------------------------------------------------------------
+
+    def _take(self, caller: Caller | None = None) -> float:
+        """Claim a slot now, or the seconds to wait; remembers the claim for its stamp."""
+        who = caller or self._anon
+        pair = _pair.get()
+        if pair is not None and pair.owner is self and pair.spare is not None:
+            _claimed.set(pair.spare)  # the second slot of a pair: already claimed
+            pair.spare = None
+            return 0.0
+        two = pair is not None and pair.owner is self and pair.armed
+        now = self._clock()
+        with self._lock:
+            if now - self._flushed_at >= FLUSH_S and (self._delta or self._link is None
+                                                      or self._batching):
+                self._flush(now)
+            if self._batchable(who, now):
+                for _ in range(2 if two else 1):
+                    self._batched_claim(who, now, pair if two else None)
+                return 0.0
+        poll = min(POLL_S, who.limit.per / 2 if who.limit else POLL_S)
+        if self._link is not None and who.hint_until > now and now - who.hint_at < poll:
+            return min(who.hint_until - now, who.hint_at + poll - now)
+        return self._run(lambda b, at, limits, allow: self._claim_step(
+            who, b, at, limits, allow, pair if two else None), who)
+
+    def _batched_claim(self, who: Caller, now: float, pair: Pair | None) -> None:
+        claim = Claim(self, who, now, now + who.timeout, log.SENT, batched=True,
+                      at=None if who.pending else now)
+        if self._link is None:
+            self._budget.sends.append(claim.entry())
+        else:
+            self._delta[claim.entry()] += 1
+            self._mine.append(claim)
+            self._after_batched(now)
+        self._hand_out(claim, pair)
+
+    def _hand_out(self, claim: Claim, pair: Pair | None) -> None:
+        if pair is not None and pair.armed:
+            pair.armed = False
+            _claimed.set(claim)
+        elif pair is not None:
+            pair.spare = claim
+        else:
+            _claimed.set(claim)
+
+    def _claim_step(self, who: Caller, b: log.Budget, now: float, limits: list[RateLimit],
+                    allow: float, pair: Pair | None) -> float:
+        hold = max((until for label, (_, until) in b.procs.items() if label != self._label),
+                   default=-math.inf) if b.leases else -math.inf
+        wait = hold - now  # other processes' sends not written yet: wait for their batch
+        if wait <= 0 and pair is not None:
+            wait = log.earliest_after(b, now, limits, allow, 1) - now  # both slots fit
+        if wait <= 0:
+            for _ in range(2 if pair is not None else 1):
+                wait, kind = log.claim(b, now, limits, allow,
+                                       deadline=now + who.timeout if who.pending else None)
+                if kind < 0:
+                    break
+                claim = Claim(self, who, now, now + who.timeout, kind, batched=False,
+                              at=None if who.pending else now)
+                if self._link is not None:
+                    self._mine.append(claim)
+                self._hand_out(claim, pair)
+                if now - self._last_claim > log.window_of(limits):
+                    self._burst_at = now
+                self._last_claim = now
+        soon = math.inf
+        if log.trial_pending(b, now):
+            soon = log.TRIAL_POLL_S  # its answer may open the window: ask soon
+        if log.pending_binds(b, now, limits):
+            soon = min(soon, PENDING_POLL_S)  # its stamp may let the next one go sooner
+        wait = min(wait, soon)
+        nxt = max(now, hold, log.earliest(b, now, limits, allow))
+        who.hint_until, who.hint_at = min(nxt, now + soon), now
+        return max(0.0, wait)
+
+    # -- stamps and answers -------------------------------------------------------------------
+
+    def _mine_now(self) -> Claim | None:
+        claim = _claimed.get()
+        return claim if claim is not None and claim.owner is self else None
+
+    def _change(self, claim: Claim, edit: Callable[[log.Budget], object]) -> None:
+        """Apply ``edit`` to the key's log where this claim lives: the next batch, this
+        process's budget, or the store."""
+        if claim.batched and self._link is not None:
+            return  # the caller keeps the delta (see _restamp)
+        if self._link is None or not self._link.up:
+            with self._lock:
+                before = list(self._budget.sends) if self._link is not None else []
+                edit(self._budget)
+                if self._link is not None:
+                    self._delta.update(deltas(before, self._budget.sends))
+            return
+        self._run(lambda b, _now, _limits, _allow: edit(b), claim.caller)
+
+    def _restamp(self, claim: Claim, old: Entry) -> None:
+        if claim.batched and self._link is not None:
+            with self._lock:
+                self._delta[old] -= 1
+                if claim.at is not None:
+                    self._delta[claim.entry()] += 1
+
+    def _stamp(self, claim: Claim, at: float) -> None:
+        old = claim.entry()
+        claim.at = at
+        with self._lock:
+            self._gaps.append(at - claim.claimed)
+        self._restamp(claim, old)
+        self._change(claim, lambda b: log.stamp(b, claim.claimed, claim.deadline,
+                                                claim.kind, at))
+
+    def _sent(self, at: float | None) -> None:
+        claim = self._mine_now()
+        if claim is not None and claim.at is None:
+            self._stamp(claim, self._clock() if at is None else at)
+
+    def _unsent(self) -> None:
+        claim = self._mine_now()
+        if claim is None or claim.at is not None:
+            return
+        _claimed.set(None)
+        self._drop(claim)
+
+    def _drop(self, claim: Claim) -> None:
+        self._restamp(claim, claim.entry())
+        with contextlib.suppress(ValueError):
+            self._mine.remove(claim)
+        self._change(claim, lambda b: log.unstamp(b, claim.deadline, claim.kind))
+
+    def _answered(self) -> Claim | None:
+        """The caller's last claim, stamped at its claim time if no stamp came (a transport
+        without the trace extension)."""
+        claim = self._mine_now()
+        if claim is not None and claim.at is None:
+            self._stamp(claim, claim.claimed)
+        return claim
+
+    def _observe(self, caller: Caller, round_trip_s: float, status: int | None) -> None:
+        if round_trip_s >= 0:
+            with self._lock:
+                self._rtts.append(round_trip_s)
+        claim = self._answered()
+        if status == 429 or claim is None or claim.kind not in (log.PROBE, log.TRIAL):
+            return
+        sent_at, kind = claim.at or claim.claimed, claim.kind
+        self._run(lambda b, now, _limits, allow: log.on_accepted(b, sent_at, kind, now, allow),
+                  caller)
+        caller.hint_until = -math.inf
+
+    def _rejected(self, caller: Caller, retry_after: float | None) -> str:
+        claim = self._answered()
+        if claim is None:
+            return "unknown"
+        sent_at = claim.at or claim.claimed
+        lesson = self._run(lambda b, now, limits, allow: log.on_refused(
+            b, sent_at, now, limits, allow, retry_after), caller)
+        caller.hint_until = -math.inf
+        return lesson
+
+    def _pause(self, caller: Caller, seconds: float) -> None:
+        def step(b: log.Budget, now: float, _limits: list[RateLimit], _allow: float) -> None:
+            b.paused_until = max(b.paused_until, now + seconds)
+
+        self._run(step, caller)
+        for c in list(self._callers):
+            c.hint_until = -math.inf
+
+    def _end(self, caller: Caller) -> None:
+        leased = caller.lease_until > -math.inf
+        caller.closed, caller.lease_until = True, -math.inf
+
+        def step(b: log.Budget, _now: float, _limits: list[RateLimit], _allow: float) -> None:
+            b.leases.pop(caller.lease_id, None)
+
+        if leased:
+            self._run(step, caller)
+        with self._lock:
+            if self._delta or self._batching:
+                self._flush(self._clock())
+
+    # -- the anonymous caller (the limiter's own send-side methods) ---------------------------
 
     @property
     def effective_limit(self) -> RateLimit | None:
-        """The limit in force: the learned one while it holds, else the configured one."""
-        with self._lock:
-            b = self._budget
-            learned = b.learned if b.learned and b.learned[2] > self._clock() else None
-        return RateLimit(learned[0], learned[1]) if learned else self.limit
+        """The tightest limit in force for the anonymous caller (see
+        :attr:`Caller.effective_limit`)."""
+        return self._anon.effective_limit
 
     @property
     def learned_limit(self) -> RateLimit | None:
         """The limit learned from 429s, while it holds (None otherwise)."""
-        with self._lock:
-            learned = self._budget.learned
-            if learned is None or learned[2] <= self._clock():
-                return None
-        return RateLimit(learned[0], learned[1])
-
-    def allowance(self) -> float:
-        """``J``, the seconds added to each window: the delay spread estimated from round
-        trips (twice the 10th percentile, at least :data:`FLOOR_S`) plus what 429s taught."""
-        with self._lock:
-            now = self._clock()
-            return log.allowance(self._budget, self._base(),
-                                 now, log.limits_in_force(self._budget, self.limit, now))
-
-    def _base(self) -> float:
-        if self._margin is not None:
-            return self._margin
-        if not self._rtts:
-            return FLOOR_S
-        low = statistics.quantiles(self._rtts, n=10)[0] if len(self._rtts) > 1 else self._rtts[0]
-        base = max(FLOOR_S, 2.0 * low)
-        # A burst's first window goes over fresh connections (TCP and TLS set-up before the
-        # request is written), the next over warm ones: spacing the second window from the
-        # first, allow the longest round trip seen (set-up included) once.
-        if self._clock() < self._burst_at + 2.0 * self._window():
-            base = max(base, max(self._rtts))
-        return base
-
-    def _window(self) -> float:
-        learned = self._budget.learned
-        pers = [lim.per for lim in (self.limit,) if lim is not None]
-        return min([*pers, *([learned[1]] if learned else [])], default=log.REFERENCE_WINDOW)
+        return self._anon.learned_limit
 
     @property
     def paused_until(self) -> float:
         """The monotonic time before which nobody sends after a 429 (-inf when never paused)."""
-        with self._lock:
-            b = self._budget
-            until = max(b.paused_until, b.probe.next_at if b.probe else -math.inf)
-            if until == -math.inf:
-                return until
-            return self._mono() + (until - self._clock())
+        return self._anon.paused_until
 
     def next_send_in(self, ahead: int = 0) -> float:
-        """Seconds until this key could send (0 if now), after ``ahead`` callers already
-        waiting take the slots before it; no slot is taken.
+        """Seconds until the anonymous caller could send (see :meth:`Caller.next_send_in`).
 
         Example:
             >>> t = [0.0]
@@ -164,78 +611,176 @@ class Limiter:
             >>> lim.next_send_in(), lim.next_send_in(ahead=1), lim.next_send_in(ahead=2)
             (0.0, 0.0, 10.0)
         """
-
-        def peek(b: log.Budget, now: float, limits: list[RateLimit], allow: float) -> float:
-            return log.earliest_after(b, now, limits, allow, ahead) - now
-
-        return max(0.0, self._run(peek))
-
-    # -- one atomic step on the budget ------------------------------------------------------
-
-    def _run(self, step: Callable[[log.Budget, float, list[RateLimit], float], T]) -> T:
-        """``step(budget, now, limits, allowance)`` under the lock, in the store's transaction
-        when shared (falling back to this process's budget, with a warning, if it fails)."""
-        with self._lock:
-            base = self._base()
-
-            def apply(b: log.Budget) -> T:
-                now = self._clock()
-                limits = log.limits_in_force(b, self.limit, now)
-                allow = log.allowance(b, base, now, limits)
-                log.prune(b, now, log.horizon(limits, allow, b), log.most_kept(limits))
-                result = step(b, now, limits, allow)
-                self._budget = b
-                return result
-
-            if self._store is not None:
-                try:
-                    return self._store.update(self._key, apply)
-                except StoreError as exc:
-                    self._store = None
-                    warnings.warn(
-                        f"{exc}; this process keeps its own rate budget (other processes "
-                        "using the same key are not counted)", BudgetStoreWarning, stacklevel=4,
-                    )
-            return apply(self._budget)
-
-    def _take(self) -> float:
-        """Claim a slot now, or the seconds to wait; remembers the claim for the answer."""
-        if self._store is not None:
-            now = self._clock()
-            with self._lock:
-                if self._hint > now and now - self._hint_at < POLL_S:
-                    return min(self._hint - now, self._hint_at + POLL_S - now)
-
-        def step(b: log.Budget, now: float, limits: list[RateLimit], allow: float) -> float:
-            wait, kind = log.claim(b, now, limits, allow)
-            pending = log.trial_pending(b, now)  # its answer may open the window: ask soon
-            if wait > 0 and pending:
-                wait = min(wait, log.TRIAL_POLL_S)
-            if kind >= 0:
-                _claimed.set((id(self), now, kind))
-                if now - self._last_claim > log.window_of(limits):
-                    self._burst_at = now
-                self._last_claim = now
-            self._hint = log.earliest(b, now, limits, allow)
-            if pending:
-                self._hint = min(self._hint, now + log.TRIAL_POLL_S)
-            self._hint_at = now
-            return wait
-
-        return self._run(step)
-
-    # -- the client's side ------------------------------------------------------------------
+        return self._anon.next_send_in(ahead)
 
     def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
-        """Block until this caller may send; returns the seconds waited.
+        """Block until the anonymous caller may send; returns the seconds waited.
 
         Example:
             >>> Limiter(None).acquire()
             0.0
         """
+        return self._anon.acquire(sleep)
+
+    async def aacquire(
+        self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> float:
+        """Wait (without blocking the event loop) until the anonymous caller may send.
+
+        Example:
+            >>> import asyncio
+            >>> asyncio.run(Limiter(None).aacquire())
+            0.0
+        """
+        return await self._anon.aacquire(sleep)
+
+    def observe(self, round_trip_s: float, status: int | None = None) -> None:
+        """See :meth:`Caller.observe`."""
+        self._observe(self._anon, round_trip_s, status)
+
+    def rejected(self, retry_after: float | None = None) -> str:
+        """See :meth:`Caller.rejected`."""
+        return self._rejected(self._anon, retry_after)
+
+    def pause_for(self, seconds: float) -> None:
+        """Hold every caller of the key (every process sharing the store) for ``seconds``."""
+        self._pause(self._anon, seconds)
+
+    def sent(self, at: float | None = None) -> None:
+        """See :meth:`Caller.sent` (any caller's claim in this thread or task)."""
+        self._sent(at)
+
+    def unsent(self) -> None:
+        """See :meth:`Caller.unsent`."""
+        self._unsent()
+
+    def paired(self) -> contextlib.AbstractContextManager[None]:
+        """See :meth:`Caller.paired`."""
+        return self._anon.paired()
+
+    def holding(self) -> str | None:
+        """See :meth:`Caller.holding`."""
+        return self._anon.holding()
+
+    def close(self) -> None:
+        """End the anonymous caller's lease and write what is batched."""
+        self._end(self._anon)
+
+
+class Caller:
+    """One caller of a key (a client, a batch) with its own limit: the send-side methods the
+    clients use. An explicit limit (anything but None and ``RateLimit()``) is a lease every
+    caller of the key obeys while this one is alive; None or ``RateLimit()`` hold back only
+    this caller. Made by :meth:`Limiter.caller`.
+
+    Example:
+        >>> t = [0.0]
+        >>> lim = Limiter(None, clock=lambda: t[0], margin=0.0)
+        >>> strict, loose = lim.caller(RateLimit(1, 10.0)), lim.caller(None)
+        >>> strict.acquire(lambda s: None), loose.next_send_in(), loose.holding()
+        (0.0, 10.0, "another caller's 1 per 10 s")
+        >>> strict.close(); loose.next_send_in()
+        0.0
+    """
+
+    def __init__(self, limiter: Limiter, limit: RateLimit | None, *,
+                 timeout: float = DEFAULT_TIMEOUT_S, pending: bool = True) -> None:
+        self._limiter = limiter
+        self.limit = limit
+        self.timeout = timeout
+        self.pending = pending  # claims wait for their stamp (False: a claim is a send)
+        self.lease_id = uuid.uuid4().hex[:12]
+        self.lease_until = -math.inf  # when this caller's lease expires unless renewed
+        self.closed = False
+        self.hint_until = self.hint_at = -math.inf  # a waiter's cached answer (store only)
+
+    @property
+    def explicit(self) -> bool:
+        """True when this caller's limit holds every caller of the key (a lease)."""
+        return self.limit is not None and self.limit != RateLimit()
+
+    @property
+    def shared(self) -> bool:
+        """True while the key's budget is shared through the store."""
+        return self._limiter.shared
+
+    def _view(self) -> tuple[log.Budget, float, list[RateLimit]]:
+        lim = self._limiter
+        now = lim._clock()
+        return lim._budget, now, lim._limits(self, lim._budget, now)
+
+    @property
+    def effective_limit(self) -> RateLimit | None:
+        """The limit in force for this caller: the learned one while it holds, else the
+        tightest of every live lease and its own limit, by the key's last view; None when
+        there is none.
+
+        Example:
+            >>> Limiter(None).caller(RateLimit(5, 2.0)).effective_limit
+            RateLimit(requests=5, per=2.0)
+        """
+        with self._limiter._lock:
+            b, _, limits = self._view()  # an expired learned limit is dropped here
+            learned = b.learned
+        if learned is not None:
+            return RateLimit(learned[0], learned[1])
+        return min(limits, key=lambda lim: lim.requests / lim.per, default=None)
+
+    @property
+    def learned_limit(self) -> RateLimit | None:
+        """The limit learned from 429s, while it holds (None otherwise)."""
+        with self._limiter._lock:
+            b, now, _ = self._view()
+            learned = b.learned
+            if learned is None or learned[2] <= now:
+                return None
+        return RateLimit(learned[0], learned[1])
+
+    @property
+    def paused_until(self) -> float:
+        """The monotonic time before which nobody sends after a 429 (-inf when never paused)."""
+        lim = self._limiter
+        with lim._lock:
+            b = lim._budget
+            until = max(b.paused_until, b.probe.next_at if b.probe else -math.inf)
+            if until == -math.inf:
+                return until
+            return lim._mono() + (until - lim._clock())
+
+    def allowance(self) -> float:
+        """See :meth:`Limiter.allowance`."""
+        return self._limiter.allowance()
+
+    def next_send_in(self, ahead: int = 0) -> float:
+        """Seconds until this caller could send (0 if now), after ``ahead`` callers already
+        waiting take the slots before it; no slot is taken (the caller's lease is renewed).
+
+        Example:
+            >>> t = [0.0]
+            >>> c = Limiter(None, clock=lambda: t[0], margin=0.0).caller(RateLimit(1, 5.0))
+            >>> c.next_send_in(), c.next_send_in(ahead=1)
+            (0.0, 5.0)
+        """
+        lim = self._limiter
+        with lim._lock:
+            if lim._batchable(self, lim._clock()):
+                return 0.0
+
+        def peek(b: log.Budget, now: float, limits: list[RateLimit], allow: float) -> float:
+            return log.earliest_after(b, now, limits, allow, ahead) - now
+
+        return max(0.0, lim._run(peek, self))
+
+    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Block until this caller may send; returns the seconds waited.
+
+        Example:
+            >>> Limiter(None).caller(None).acquire()
+            0.0
+        """
         waited = 0.0
         while True:
-            delay = self._take()
+            delay = self._limiter._take(self)
             if delay <= 0:
                 return waited
             sleep(delay)
@@ -247,61 +792,129 @@ class Limiter:
         """Wait (without blocking the event loop) until this caller may send.
 
         Example:
-            >>> import asyncio
-            >>> asyncio.run(Limiter(None).aacquire())
+            >>> asyncio.run(Limiter(None).caller(None).aacquire())
             0.0
         """
         waited = 0.0
         while True:
-            delay = self._take()
+            delay = self._limiter._take(self)
             if delay <= 0:
                 return waited
             await sleep(delay)
             waited += delay
 
-    def _my_claim(self) -> tuple[float, int] | None:
-        claim = _claimed.get()
-        if claim is None or claim[0] != id(self):
-            return None
-        return claim[1], claim[2]
+    def sent(self, at: float | None = None) -> None:
+        """The slot this thread or task claimed last was written to the wire at wall-clock
+        ``at`` (``time.time()``; None: now): later claims are spaced from it. Called from the
+        httpx ``trace`` callback when the request headers are written.
+
+        Example:
+            >>> t = [100.0]
+            >>> c = Limiter(None, clock=lambda: t[0], margin=0.0).caller(RateLimit(1, 5.0))
+            >>> _ = c.acquire(lambda s: None); t[0] = 101.5; c.sent()
+            >>> c.next_send_in()
+            5.0
+        """
+        self._limiter._sent(at)
+
+    def unsent(self) -> None:
+        """The slot this thread or task claimed last never left (no connection, the headers
+        were never written): it is given back.
+
+        Example:
+            >>> c = Limiter(None).caller(RateLimit(1, 60.0))
+            >>> _ = c.acquire(lambda s: None); c.unsent(); c.next_send_in()
+            0.0
+        """
+        self._limiter._unsent()
+
+    @contextlib.contextmanager
+    def _pairing(self) -> Iterator[None]:
+        pair = Pair(self._limiter)
+        token = _pair.set(pair)
+        try:
+            yield
+        finally:
+            _pair.reset(token)
+            if pair.spare is not None:
+                self._limiter._drop(pair.spare)
+
+    def paired(self) -> contextlib.AbstractContextManager[None]:
+        """Inside the block the first acquire claims two slots at once (only when both fit
+        every limit) and the next acquire in the same thread or task uses the second at once;
+        a second slot not used when the block ends is given back.
+
+        Example:
+            >>> t = [0.0]
+            >>> c = Limiter(None, clock=lambda: t[0], margin=0.0).caller(RateLimit(2, 5.0))
+            >>> with c.paired():
+            ...     first, second = c.acquire(lambda s: None), c.next_send_in()
+            ...     third = c.acquire(lambda s: None)
+            >>> first, second, third, c.next_send_in()
+            (0.0, 5.0, 0.0, 5.0)
+        """
+        return self._pairing()
 
     def observe(self, round_trip_s: float, status: int | None = None) -> None:
         """Record an answer: its round trip (send to answer headers) estimates the delay
         spread; a ``status`` other than 429 to a probe ends a block (see :meth:`rejected`)."""
-        if round_trip_s >= 0:
-            with self._lock:
-                self._rtts.append(round_trip_s)
-        claim = self._my_claim()
-        if status == 429 or claim is None or claim[1] not in (log.PROBE, log.TRIAL):
-            return
-        sent_at, kind = claim
-        self._run(lambda b, now, _limits, allow: log.on_accepted(b, sent_at, kind, now, allow))
-        with self._lock:
-            self._hint = -math.inf
+        self._limiter._observe(self, round_trip_s, status)
 
     def rejected(self, retry_after: float | None = None) -> str:
         """Learn from a 429 to this caller's last send: "noise" (a near miss at the window's
         edge: the allowance widens), "tighter" (the server's limit is below ours: probing
         starts), "probe" (a probe was refused), "blind" (nothing of ours was in the window:
-        the caller's backoff should pace the retry) or "unknown" (no send of ours on record).
-        Every caller of the key, in every process sharing the store, follows what it taught.
+        the caller's backoff should pace the retry), "counted" or "unknown" (no send of ours
+        on record). Every caller of the key, in every process sharing the store, follows it.
         """
-        claim = self._my_claim()
-        if claim is None:
-            return "unknown"
-        sent_at = claim[0]
-        lesson = self._run(lambda b, now, limits, allow: log.on_refused(
-            b, sent_at, now, limits, allow, retry_after))
-        with self._lock:
-            self._hint = -math.inf
-        return lesson
+        return self._limiter._rejected(self, retry_after)
 
     def pause_for(self, seconds: float) -> None:
         """Hold every caller of the key (every process sharing the store) for ``seconds``."""
+        self._limiter._pause(self, seconds)
 
-        def step(b: log.Budget, now: float, _limits: list[RateLimit], _allow: float) -> None:
-            b.paused_until = max(b.paused_until, now + seconds)
+    def holding(self) -> str | None:
+        """What holds this caller back now, in words for the progress line ("another caller's
+        5 per 2 s", "a learned limit of 18 per 2 s", "a 429 pause"), by the key's last view;
+        None when nothing does.
 
-        self._run(step)
-        with self._lock:
-            self._hint = -math.inf
+        Example:
+            >>> Limiter(None).caller(RateLimit(5, 2.0)).holding() is None
+            True
+        """
+        lim = self._limiter
+        with lim._lock:
+            b, now, limits = self._view()
+            allow = log.allowance(b, lim._base(b), now, limits)
+            if b.paused_until > now:
+                return "a 429 pause"
+            if b.probe is not None and b.probe.next_at > now:
+                return "a probe of the server's limit"
+            when = {lim_: log.earliest(b, now, [lim_], allow) for lim_ in limits}
+            binding = max(when, key=lambda lim_: when[lim_], default=None)
+            if binding is None or when[binding] <= now:
+                return None
+            learned = b.learned
+            if learned is not None and (binding.requests, binding.per) == learned[:2]:
+                return f"a learned limit of {_describe(binding)}"
+            others = {(n, per) for i, (n, per, _, _) in b.leases.items() if i != self.lease_id}
+            if (binding.requests, binding.per) in others and binding != self.limit:
+                return f"another caller's {_describe(binding)}"
+            return f"this caller's {_describe(binding)}"
+
+    def close(self) -> None:
+        """End this caller's lease at once (a closed client, a finished batch).
+
+        Example:
+            >>> Limiter(None).caller(RateLimit(5, 2.0)).close()
+        """
+        self._limiter._end(self)
+
+
+@atexit.register
+def _flush_all() -> None:
+    for limiter in list(_LIVE):
+        if limiter._delta:
+            with warnings.catch_warnings(), contextlib.suppress(Exception):
+                warnings.simplefilter("ignore")  # at exit nobody is left to read it
+                limiter.flush()

@@ -36,6 +36,20 @@ geometrically until the window drains (never denser than about N in a window pas
 windows, :func:`_growth`); and a 429 under a learned limit that only the refused sends can
 explain (fewer than N accepted in the window, N or more with the refused) marks the key as
 counting them: from then on they count against the learned limit.
+
+Callers and leases. Every explicit limit a live caller of the key set is a *lease* in
+:attr:`Budget.leases` (requests, per, expires, holder): every claim, by any caller, must fit
+all of them, with the claimer's own non-explicit limit (``RateLimit()`` paces its own caller,
+counted over the key's sends) and the learned limit. A lease expires one of its windows after
+its caller last claimed or asked, so a caller that stopped holds nobody for long.
+
+Stamps. A claim adds a *pending* entry (kind | :data:`PENDING`, at its deadline). Until the
+client says the request's headers were written (:func:`stamp`), it counts as a send *now*
+(at most at its deadline): it may go at any moment, so no later claim counts on it being old.
+The stamp turns it into a send at the moment it was written; the server counts from there.
+
+Buckets. The store keeps sends as counts per :data:`BUCKET_S` time bucket, each at the
+bucket's latest time: spacing read from it errs late (safe) by at most one bucket.
 """
 
 from __future__ import annotations
@@ -48,14 +62,18 @@ from typing import Any, Literal
 from .limits import RateLimit
 
 __all__ = [
+    "BUCKET_S",
     "LEARNED_WINDOWS",
+    "PENDING",
     "PROBE_GROWTH",
     "REFUSED",
     "SENT",
     "TRIAL",
     "Budget",
+    "Lease",
     "Probe",
     "allowance",
+    "bucket_of",
     "claim",
     "earliest",
     "earliest_after",
@@ -64,22 +82,39 @@ __all__ = [
     "on_accepted",
     "on_refused",
     "prune",
+    "stamp",
+    "unstamp",
 ]
 
 # Kinds of log entries: counted, refused (not counted), a probe of a block, a trial of a
 # learned window (counted unless refused, like a probe).
 SENT, REFUSED, PROBE, TRIAL = 0, 1, 2, 3
+PENDING = 8  # a flag on a claim not yet written to the wire: its time is its deadline
+BUCKET_S = 0.001  # the store counts sends per 1 ms bucket
 LEARNED_WINDOWS = 20  # clean windows before a learned limit expires
 PROBE_GROWTH = 1.04  # each probe waits 4% longer than the last: the learned window is <= 1.04x
 REFINE_TOLERANCE = 0.01  # trials stop when the bracket is within 1% of the window or 3 J
 TRIAL_POLL_S = 0.02  # while a trial is out, the others re-ask this often (it may open the window)
+FLOOR_S = 0.05  # the least allowance: scheduling on a busy machine shifts a send that much
 REFERENCE_WINDOW = 60.0  # Omni's documented window: what counts as "recent" with no limit
 NEAR_MISS = 0.10  # a refusal within 10% of the window (plus the allowance) of the edge is noise
 MAX_WIDEN = 0.25  # the allowance never grows past a quarter of the window
-EXTRA_KEPT = 64  # sends kept beyond the largest limit (what a block is counted on)
+MAX_KEPT = 1_000_000  # every send within the horizon is kept: a block is counted on them all
 DECAY = 0.9  # the widening loses 10% for each clean window after two
 
 Lesson = Literal["noise", "tighter", "probe", "counted", "blind", "unknown"]
+#: An explicit limit of a live caller: (requests, per, expires at, holder).
+Lease = tuple[int, float, float, str]
+
+
+def bucket_of(at: float) -> int:
+    """The store's time bucket of ``at``.
+
+    Example:
+        >>> bucket_of(1.0), bucket_of(1.0009), bucket_of(1.001)
+        (1000, 1000, 1001)
+    """
+    return math.floor(at / BUCKET_S + 1e-9)
 
 
 @dataclass(slots=True)
@@ -108,6 +143,10 @@ class Budget:
     trial_at: float = -math.inf  # the send time of the last trial (one a window)
     trial_per: float = 0.0  # the window the trial in flight tries (0: none in flight)
     counts_refused: bool = False  # the server counts the requests it refuses (see on_refused)
+    leases: dict[str, Lease] = field(default_factory=dict)  # lease id -> its limit
+    base: float = 0.0  # the key's base allowance from round trips (0: none seen yet)
+    #: process label -> (last seen, writing sends in batches until): who uses the key.
+    procs: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def scalars(self) -> dict[str, Any]:
         """Everything but the sends, as JSON-able values (the store's ``keys.state``)."""
@@ -119,7 +158,8 @@ class Budget:
             "probe": None if probe is None else [probe.start, probe.count, probe.first,
                                                  probe.ceiling, probe.next_at, probe.lower],
             "trial": [self.floor, self.trial_at, self.trial_per],
-            "counts_refused": self.counts_refused,
+            "counts_refused": self.counts_refused, "base": self.base,
+            "procs": {label: list(seen) for label, seen in self.procs.items()},
         }
 
     @classmethod
@@ -138,16 +178,33 @@ class Budget:
                 float(probe[4]), float(probe[5])),
             floor=float(floor), trial_at=float(trial_at), trial_per=float(trial_per),
             counts_refused=bool(data.get("counts_refused", False)),
+            base=float(data.get("base", 0.0)),
+            procs={str(label): (float(seen[0]), float(seen[1]))
+                   for label, seen in data.get("procs", {}).items()},
         )
 
 
 def limits_in_force(b: Budget, configured: RateLimit | None, now: float) -> list[RateLimit]:
-    """The configured limit and the learned one (dropped once expired)."""
+    """Every live lease's limit, the caller's own (``configured``) and the learned one
+    (expired leases and an expired learned limit are dropped).
+
+    Example:
+        >>> b = Budget(leases={"a": (5, 2.0, 10.0, "x"), "b": (9, 9.0, 1.0, "y")})
+        >>> limits_in_force(b, RateLimit(), 5.0)
+        [RateLimit(requests=5, per=2.0), RateLimit(requests=60, per=60.0)]
+    """
     if b.learned is not None and b.learned[2] <= now:
         b.learned = None
         b.floor, b.trial_at, b.trial_per = 0.0, -math.inf, 0.0
         b.counts_refused = False
-    out = [] if configured is None else [configured]
+    for lease_id in [i for i, lease in b.leases.items() if lease[2] <= now]:
+        del b.leases[lease_id]
+    out: list[RateLimit] = []
+    for requests, per, _, _ in b.leases.values():
+        if RateLimit(requests, per) not in out:
+            out.append(RateLimit(requests, per))
+    if configured is not None and configured not in out:
+        out.append(configured)
     if b.learned is not None:
         out.append(RateLimit(b.learned[0], b.learned[1]))
     return out
@@ -185,7 +242,7 @@ def earliest(b: Budget, now: float, limits: list[RateLimit], allow: float) -> fl
         learned = b.learned is not None and (lim.requests, lim.per) == b.learned[:2]
         # Refusals count against the learned limit only: the configured one is a belief
         # about the server, the learned one what it was seen to do.
-        counted = _counted(b, learned=learned)
+        counted = _counted(b, learned=learned, now=now)
         if len(counted) >= lim.requests:
             oldest = counted[-lim.requests]
             trial = None
@@ -246,8 +303,10 @@ def trial_per(b: Budget, now: float, allow: float) -> float | None:
     return _middle(b)
 
 
-def claim(b: Budget, now: float, limits: list[RateLimit], allow: float) -> tuple[float, int]:
+def claim(b: Budget, now: float, limits: list[RateLimit], allow: float,
+          deadline: float | None = None) -> tuple[float, int]:
     """Take a send slot at ``now`` if the key may send: (0, kind), else (seconds to wait, -1).
+    With a ``deadline`` the slot is a pending entry (see :func:`stamp`), else a send at now.
 
     Example:
         >>> b = Budget()
@@ -268,8 +327,55 @@ def claim(b: Budget, now: float, limits: list[RateLimit], allow: float) -> tuple
         p.next_at = min(p.next_at, max(now, p.first + p.ceiling) + p.ceiling * 0.15)
     elif p is not None:
         kind = PROBE  # blind: any send after the pause may end it
-    b.sends.append((now, kind))
+    b.sends.append((now, kind) if deadline is None else (max(deadline, now), kind | PENDING))
     return 0.0, kind
+
+
+def stamp(b: Budget, claimed: float, deadline: float, kind: int, at: float) -> None:
+    """The pending claim made at ``claimed`` (due by ``deadline``) was written at ``at``.
+
+    Example:
+        >>> b = Budget()
+        >>> claim(b, 1.0, [], 0.0, deadline=31.0)
+        (0.0, 0)
+        >>> stamp(b, 1.0, 31.0, SENT, 1.2); b.sends
+        [(1.2, 0)]
+    """
+    unstamp(b, deadline, kind)
+    b.sends.append((at, kind))
+    if kind == TRIAL and b.trial_at == claimed:
+        b.trial_at = at
+
+
+def unstamp(b: Budget, deadline: float, kind: int) -> None:
+    """Drop the pending claim due by ``deadline`` (it never left, or it is being stamped).
+
+    Example:
+        >>> b = Budget(sends=[(31.0, SENT | PENDING)])
+        >>> unstamp(b, 31.0, SENT); b.sends
+        []
+    """
+    entry = (deadline, kind | PENDING)
+    for i in range(len(b.sends) - 1, -1, -1):
+        if b.sends[i] == entry or (b.sends[i][1] == entry[1]
+                                   and bucket_of(b.sends[i][0]) == bucket_of(deadline)):
+            del b.sends[i]
+            return
+
+
+def pending_binds(b: Budget, now: float, limits: list[RateLimit]) -> bool:
+    """True when a pending claim is what holds the next send: its stamp, when it comes,
+    may let the next one go sooner (the waiters re-ask soon).
+
+    Example:
+        >>> pending_binds(Budget(sends=[(31.0, SENT | PENDING)]), 1.0, [RateLimit(1, 10)])
+        True
+    """
+    for lim in limits:
+        entries = _entries(b, now=now)
+        if len(entries) >= lim.requests and entries[-lim.requests][1]:
+            return True
+    return False
 
 
 def _window_full(b: Budget, now: float, trial: float, allow: float) -> bool:
@@ -281,11 +387,27 @@ def _window_full(b: Budget, now: float, trial: float, allow: float) -> bool:
     return len(counted) >= n and counted[-n] + per + allow > now >= counted[-n] + trial
 
 
-def _counted(b: Budget, before: float = math.inf, learned: bool = False) -> list[float]:
+def _counted(b: Budget, before: float = math.inf, learned: bool = False,
+             now: float = math.inf) -> list[float]:
     """The send times the server counts: the accepted ones, and against the learned limit
-    (``learned``) the refused ones too when the server was seen to count them."""
+    (``learned``) the refused ones too when the server was seen to count them. A pending
+    claim counts at ``now`` (at most at its deadline): it may be written at any moment."""
+    return [at for at, _ in _entries(b, before, learned, now)]
+
+
+def _entries(b: Budget, before: float = math.inf, learned: bool = False,
+             now: float = math.inf) -> list[tuple[float, bool]]:
+    """(counted time, pending) of the counted entries, oldest first (see :func:`_counted`)."""
     every = learned and b.counts_refused
-    return [at for at, kind in b.sends if (every or kind != REFUSED) and at < before]
+    out = []
+    for at, kind in b.sends:
+        if every or kind != REFUSED:
+            pending = kind >= PENDING
+            t = min(now, at) if pending else at
+            if t < before:
+                out.append((t, pending))
+    out.sort()
+    return out
 
 
 def _growth(count: int) -> float:
@@ -320,10 +442,14 @@ def _counts_refusals(b: Budget, sent_at: float) -> bool:
 
 
 def _mark(b: Budget, sent_at: float, kind: int) -> None:
-    for i in range(len(b.sends) - 1, -1, -1):
-        if b.sends[i][0] == sent_at:
-            b.sends[i] = (sent_at, kind)
-            return
+    # The store keeps a bucket's latest time: failing the exact send, the one in its bucket.
+    for exact in (True, False):
+        for i in range(len(b.sends) - 1, -1, -1):
+            at, was = b.sends[i]
+            if was < PENDING and was != kind and (at == sent_at if exact
+                                  else bucket_of(at) == bucket_of(sent_at)):
+                b.sends[i] = (at, kind)
+                return
 
 
 def on_refused(
@@ -419,14 +545,20 @@ def on_accepted(
 
 
 def most_kept(limits: list[RateLimit]) -> int:
-    """How many sends are kept: every limit's N, and enough recent ones to count what a
-    server let through without a limit of ours (the store reads them all in each step)."""
-    return max((lim.requests for lim in limits), default=0) + EXTRA_KEPT
+    """How many sends are kept: every one within the horizon (a block is counted on all the
+    sends of its window, however many: a 500-a-minute key learns 500, not a cap).
+
+    Example:
+        >>> most_kept([RateLimit(5, 1.0)]) == MAX_KEPT
+        True
+    """
+    return MAX_KEPT
 
 
 def horizon(limits: list[RateLimit], allow: float, b: Budget) -> float:
     """How far back sends still matter."""
-    longest = max((lim.per for lim in limits), default=0.0)
+    longest = max([lim.per for lim in limits] + [lease[1] for lease in b.leases.values()],
+                  default=0.0)
     if b.probe is not None:
         longest = max(longest, b.probe.ceiling)
     return max(longest, REFERENCE_WINDOW) + allow + 1.0

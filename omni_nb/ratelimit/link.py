@@ -1,0 +1,111 @@
+"""A limiter's link to the budget store: usable, down for a while, or made anew.
+
+A store step that fails (locked past the busy timeout, an I/O error, the file deleted or
+replaced) does not drop the store for good: the link is *down*, is tried again every
+:data:`RETRY_S` (with a short busy timeout, so a locked store never stalls the callers for
+long) and is *up* again at the first step that works. A deleted or replaced file is opened
+anew (a fresh store: the limiter seeds it with its own sends of the window and its leases).
+A path that never held a usable store (a directory, another program's file, a read-only
+place) is refused when opened (:func:`omni_nb.ratelimit.open_store`) and never retried.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from enum import Enum
+
+from .store import BudgetStore, StoreError
+
+__all__ = ["RETRY_S", "LinkState", "StoreLink"]
+
+RETRY_S = 0.25  # a store that failed is tried again this often
+PATIENT_S, QUICK_S = 1.0, 0.05  # busy timeouts: while up, and while trying again
+
+
+class LinkState(Enum):
+    """What :meth:`StoreLink.ready` found."""
+
+    UP = "up"  # use the store
+    FRESH = "fresh"  # use the store, made anew: seed it first
+    DOWN = "down"  # do not try now: this process is on its share
+
+
+class StoreLink:
+    """One limiter's view of whether its store can be used now.
+
+    Example:
+        >>> import tempfile, os
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     link = StoreLink(BudgetStore(os.path.join(tmp, "b.sqlite3")))
+        ...     state = link.ready(0.0)
+        ...     link.close()
+        >>> state
+        <LinkState.UP: 'up'>
+    """
+
+    def __init__(self, store: BudgetStore, opener: Callable[[str], BudgetStore] = BudgetStore
+                 ) -> None:
+        self.store = store
+        self.path = store.path
+        self._open = opener
+        self.down_since = -math.inf  # -inf while up
+        self.reason = ""  # why it is down, in words
+        self._retry_at = -math.inf
+        self.outages = 0  # how many times it went down (each warned once)
+
+    @property
+    def up(self) -> bool:
+        """True unless the last step failed."""
+        return self.down_since == -math.inf
+
+    def ready(self, now: float) -> LinkState:
+        """Whether to try the store now; reopens a deleted or replaced file when it is time."""
+        if self.up:
+            return LinkState.UP
+        if now < self._retry_at:
+            return LinkState.DOWN
+        self._retry_at = now + RETRY_S
+        try:
+            moved = self.store.identity() != self._identity()
+        except OSError:
+            moved = True
+        if not moved:
+            return LinkState.UP
+        try:
+            fresh = self._open(str(self.path))
+        except StoreError:
+            return LinkState.DOWN
+        old, self.store = self.store, fresh
+        old.close()
+        return LinkState.FRESH
+
+    def _identity(self) -> tuple[int, int]:
+        # The identity the open connection was made on (the path may name another file now).
+        return self.store.opened
+
+    def failed(self, exc: StoreError, now: float) -> bool:
+        """Mark the link down after ``exc``; True when this starts an outage (warn once)."""
+        started = self.up
+        if started:
+            self.outages += 1
+            self.down_since = now
+            text = str(exc)
+            self.reason = ("is locked" if "locked" in text or "busy" in text
+                           else "was deleted or replaced" if "deleted" in text
+                           else f"cannot be used ({text})")
+            self.store.patience(QUICK_S)
+        self._retry_at = now + RETRY_S
+        return started
+
+    def worked(self) -> bool:
+        """Mark the link up after a step that worked; True when this ends an outage."""
+        if self.up:
+            return False
+        self.down_since = -math.inf
+        self.store.patience(PATIENT_S)
+        return True
+
+    def close(self) -> None:
+        """Close the store's connection."""
+        self.store.close()
