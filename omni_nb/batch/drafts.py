@@ -172,7 +172,7 @@ def create_draft(
     store = open_ledger(settings)
     key = min(settings.tokens, key=lambda secret: shared_limiter(
         settings.api_root, secret.fingerprint(), rate_limit,
-        budget=settings.budget).next_send_in())
+        budget=settings.budget).caller(rate_limit).next_send_in())
     with OmniClient(
         settings=settings.for_key(key), rate_limit=rate_limit, timeout=timeout,
         on_result=store.record_outcome,

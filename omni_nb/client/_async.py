@@ -96,8 +96,9 @@ class AsyncOmniClient(BaseClient):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (and end this client's hold on the key's budget)."""
         await self._http.aclose()
+        self._core.limiter.close()
 
     async def create_draft(self, document_id: str, branch_id: str | None = None) -> Draft:
         """Async :meth:`OmniClient.create_draft`.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import Settings, resolve_settings
-from ..ratelimit import Limiter
+from ..ratelimit import Caller, Limiter
 from ._core import ClientOptions, Core
 
 __all__ = ["BaseClient", "settings_for"]
@@ -45,8 +45,9 @@ class BaseClient:
         return self._core.settings.api_root
 
     @property
-    def limiter(self) -> Limiter:
-        """The rate limiter this client draws from (shared by every client of its key)."""
+    def limiter(self) -> Caller | Limiter:
+        """This client's caller of the key's rate limiter (the limiter is shared by every
+        client of its key), or the limiter it was given."""
         return self._core.limiter
 
     def __repr__(self) -> str:

@@ -37,7 +37,7 @@ from ..errors import (
     ServerError,
     UnexpectedResponseError,
 )
-from ..ratelimit import Limiter, RateLimit, pause_key, shared_limiter
+from ..ratelimit import Caller, Limiter, RateLimit, pause_key, shared_limiter
 from .parse import (
     body_text,
     host_not_found,
@@ -401,10 +401,13 @@ class Core:
         self.retry = options.retry
         self.timeout = options.timeout
         self.on_result = options.on_result
-        self.limiter = options.limiter or shared_limiter(
+        # The client's own caller of the key's limiter: its limit is a lease every caller
+        # of the key obeys while it is explicit (see omni_nb.ratelimit.limiter); an injected
+        # limiter is used through its own (anonymous) caller.
+        self.limiter: Caller | Limiter = options.limiter or shared_limiter(
             settings.api_root, settings.token.fingerprint(), options.rate_limit,
             budget=settings.budget,
-        )
+        ).caller(options.rate_limit, timeout=options.timeout)
         self.rng = options.rng or random.Random()
         self.origin = settings.origin
         self.key_id = settings.token.key_id()

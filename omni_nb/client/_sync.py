@@ -104,8 +104,9 @@ class OmniClient(BaseClient):
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (and end this client's hold on the key's budget)."""
         self._http.close()
+        self._core.limiter.close()
 
     def create_draft(self, document_id: str, branch_id: str | None = None) -> Draft:
         """Create (or get back) the draft of ``document_id`` on ``branch_id``.

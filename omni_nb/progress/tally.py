@@ -29,14 +29,18 @@ class Hold(NamedTuple):
     Example:
         >>> Hold("the rate budget", 41.2).text()
         'waiting for the rate budget: next send in 42 s'
+        >>> Hold("the rate budget", 3.0, "another caller's 5 per 2 s").text()
+        "waiting for the rate budget (held by another caller's 5 per 2 s): next send in 3 s"
     """
 
     reason: str  # "the rate budget", or "a 429 pause"
     seconds: float
+    by: str | None = None  # what holds the key: "another caller's 5 per 2 s", ...
 
     def text(self) -> str:
         """The words a display shows."""
-        return f"waiting for {self.reason}: next send in {math.ceil(self.seconds)} s"
+        held = f" (held by {self.by})" if self.by else ""
+        return f"waiting for {self.reason}{held}: next send in {math.ceil(self.seconds)} s"
 
 
 class Budget(Protocol):

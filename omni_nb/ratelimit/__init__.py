@@ -104,10 +104,12 @@ def shared_limiter(
 
 
 def pause_key(
-    api_root: str, token_fingerprint: str, seconds: float, *, unless: Limiter | None = None
+    api_root: str, token_fingerprint: str, seconds: float, *,
+    unless: Limiter | Caller | None = None,
 ) -> None:
     """After a 429, hold every caller of the key (if any client of it exists in this
-    process; through the store, every process), unless its limiter is ``unless``.
+    process; through the store, every process), unless its limiter is ``unless`` (or the
+    limiter of the caller ``unless``).
 
     Example:
         >>> pause_key("https://nobody/api", "f", 1.0)  # no limiter of that key: nothing to do
@@ -115,6 +117,7 @@ def pause_key(
     with _registry_lock:
         limiters = [limiter for (root, fingerprint, _), limiter in _registry.items()
                     if (root, fingerprint) == (api_root, token_fingerprint)]
+    skip = unless.limiter if isinstance(unless, Caller) else unless
     for limiter in limiters:
-        if limiter is not unless:
+        if limiter is not skip:
             limiter.pause_for(seconds)

@@ -37,100 +37,54 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import contextvars
 import math
-import os
-import socket
 import statistics
 import threading
 import time
 import uuid
 import warnings
 import weakref
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from typing import TypeVar
 
 from . import log
+from .claims import (
+    FLUSH_S,
+    LAST_CLAIM,
+    PAIR,
+    Claim,
+    Outbox,
+    Pair,
+    describe,
+    held_by,
+    holder_label,
+    share_of,
+)
 from .limits import RateLimit
 from .link import LinkState, StoreLink
-from .store import BudgetStore, Entry, StoreError, deltas
+from .store import BudgetStore, BudgetStoreWarning, StoreError
 
 __all__ = ["BudgetStoreWarning", "Caller", "Limiter"]
 
 FLOOR_S = log.FLOOR_S
 POLL_S = 0.25  # a waiter re-reads the shared store at least this often
 PENDING_POLL_S = 0.05  # while an unstamped claim holds the next send, waiters re-ask this often
-FLUSH_S = 0.1  # sends claimed with no limit in force reach the store at most this late
 DEFAULT_TIMEOUT_S = 30.0  # a claim's request is written within this, or it is counted then
 T = TypeVar("T")
 Step = Callable[[log.Budget, float, list[RateLimit], float], T]
-
-
-@dataclass(slots=True, eq=False)
-class Claim:
-    """One slot a caller took: when, its deadline, its kind, its stamp once written."""
-
-    owner: Limiter
-    caller: Caller
-    claimed: float
-    deadline: float
-    kind: int
-    batched: bool  # made in memory (no limit in force), written with the next batch
-    at: float | None = None  # when its headers were written (None: still pending)
-
-    def entry(self) -> Entry:
-        """The log entry this claim is now."""
-        if self.at is None:
-            return self.deadline, self.kind | log.PENDING
-        return self.at, self.kind
-
-
-@dataclass(slots=True, eq=False)
-class Pair:
-    """A :meth:`Caller.paired` block: two slots at once, the second kept for the next ask."""
-
-    owner: Limiter
-    armed: bool = True
-    spare: Claim | None = None
-
-
-# The slot the current thread or task last claimed, for its stamp and its answer.
-_claimed: contextvars.ContextVar[Claim | None] = contextvars.ContextVar(
-    "omni_nb_ratelimit_claim", default=None)
-_pair: contextvars.ContextVar[Pair | None] = contextvars.ContextVar(
-    "omni_nb_ratelimit_pair", default=None)
 _LIVE: weakref.WeakSet[Limiter] = weakref.WeakSet()
-
-
-class BudgetStoreWarning(UserWarning):
-    """The shared budget store cannot be used (now, or at this path): this process sends on
-    its share of the budget."""
-
-
-def holder_label() -> str:
-    """Who holds a lease, in words without any secret.
-
-    Example:
-        >>> holder_label().startswith("pid ")
-        True
-    """
-    return f"pid {os.getpid()} on {socket.gethostname()}"
-
-
-def _describe(lim: RateLimit) -> str:
-    return f"{lim.requests} per {lim.per:g} s"
 
 
 class Limiter:
     """A key's sliding-log budget; pass a fake ``clock`` to test it without sleeping.
 
     ``limit`` is the limit of the limiter's own anonymous caller (its public send-side
-    methods); clients take a :meth:`caller` each. ``margin`` fixes the base allowance
-    (seconds added to each window) instead of estimating it from round trips. ``store`` and
-    ``key`` share the budget with every process using the same store file. With an injected
-    clock no timer runs: batched sends are written on the next step after :data:`FLUSH_S`.
+    methods, whose claims are sends at once); clients take a :meth:`caller` each. ``margin``
+    fixes the base allowance (seconds added to each window) instead of estimating it from
+    round trips. ``store`` and ``key`` share the budget with every process using the same
+    store file. With an injected clock no timer runs: batched sends are written on the next
+    step after :data:`~omni_nb.ratelimit.claims.FLUSH_S`.
 
     Example:
         >>> t = [0.0]
@@ -153,11 +107,7 @@ class Limiter:
         self._rtts: deque[float] = deque(maxlen=64)
         self._lock = threading.Lock()
         self._burst_at = self._last_claim = -math.inf  # first claim after an idle window
-        self._delta: Counter[Entry] = Counter()  # sends not yet written to the store
-        self._flushed_at = -math.inf
-        self._batching = False  # claimed in memory since the last batch was written
-        self._timer: threading.Timer | None = None
-        self._mine: deque[Claim] = deque()  # this process's claims in the horizon (a seed)
+        self._outbox = Outbox()
         self._callers: weakref.WeakSet[Caller] = weakref.WeakSet()
         self._gaps: deque[float] = deque(maxlen=4096)
         self._label = holder_label()
@@ -233,17 +183,14 @@ class Limiter:
         # A burst's first window goes over fresh connections (TCP and TLS set-up before the
         # request is written), the next over warm ones: spacing the second window from the
         # first, allow the longest round trip seen (set-up included) once.
-        if self._clock() < self._burst_at + 2.0 * log.window_of(
-                log.limits_in_force(b, self.limit, self._clock())):
+        now = self._clock()
+        if now < self._burst_at + 2.0 * log.window_of(log.limits_in_force(b, self.limit, now)):
             base = max(base, max(self._rtts))
         return base
 
     def _plain_base(self) -> float:
         low = statistics.quantiles(self._rtts, n=10)[0] if len(self._rtts) > 1 else self._rtts[0]
         return max(FLOOR_S, 2.0 * low)
-
-    def _limits(self, caller: Caller, b: log.Budget, now: float) -> list[RateLimit]:
-        return log.limits_in_force(b, caller.limit, now)
 
     def _batchable(self, caller: Caller, now: float) -> bool:
         """No limit, pause or probe is in force for this caller (by the last view)."""
@@ -264,33 +211,28 @@ class Limiter:
                     return done[0]
             b, now = self._budget, self._clock()
             self._touch(b, now, caller)
-            limits = self._limits(caller, b, now)
+            limits = log.limits_in_force(b, caller.limit, now)
             allow = log.allowance(b, self._base(b), now, limits)
             log.prune(b, now, log.horizon(limits, allow, b), log.MAX_KEPT)
             if self._link is None:
                 return step(b, now, limits, allow)
             before = list(b.sends)
-            result = step(b, now, self._share(limits, b, now), allow)
-            self._delta.update(deltas(before, b.sends))  # written when the store is back
+            result = step(b, now, share_of(limits, b.procs, now), allow)
+            self._outbox.record(before, b.sends)  # written when the store is back
             return result
 
     def _on_store(self, step: Step[T], caller: Caller) -> tuple[T] | None:
         link = self._link
         assert link is not None
         now = self._clock()
-        state = link.ready(now)
+        state = self._outbox.ready(link, now, self._keep(now))
         if state is LinkState.DOWN:
             return None
-        if state is LinkState.FRESH:
-            self._delta = self._seed(now)
-            warnings.warn(f"budget store {link.path} was deleted or replaced; it is made "
-                          "anew with this process's sends of the window", BudgetStoreWarning,
-                          stacklevel=5)
 
         def apply(b: log.Budget) -> tuple[T]:
             at = self._clock()
             self._touch(b, at, caller, seed=state is LinkState.FRESH)
-            limits = self._limits(caller, b, at)
+            limits = log.limits_in_force(b, caller.limit, at)
             allow = log.allowance(b, self._base(b), at, limits)
             log.prune(b, at, log.horizon(limits, allow, b), log.MAX_KEPT)
             out = (step(b, at, limits, allow),)
@@ -298,52 +240,44 @@ class Limiter:
             return out
 
         try:
-            done = link.store.update(self._key, apply, delta=self._delta)
+            done = link.store.update(self._key, apply, delta=self._outbox.delta)
         except StoreError as exc:
             if link.failed(exc, now):
                 self._warn_share(caller, now)
             return None
-        self._delta = Counter()
+        self._outbox.written()
         link.worked()
         return done
+
+    def _keep(self, now: float) -> float:
+        b = self._budget
+        return log.horizon(log.limits_in_force(b, None, now), 1.0, b)
 
     def _touch(self, b: log.Budget, now: float, caller: Caller | None, seed: bool = False
                ) -> None:
         """Renew the caller's lease (every live one after a store was made anew), say this
         process uses the key (and whether it writes in batches), share the allowance."""
         renew = [c for c in self._callers if c.lease_until > now] if seed else []
-        if caller is not None and caller.explicit and not caller.closed:
+        if (caller is not None and caller.explicit and not caller.closed
+                and caller.lease_until > -math.inf):  # it claimed: a peek alone holds nobody
             renew.append(caller)
         for c in renew:
             assert c.limit is not None
             c.lease_until = now + c.limit.per
             b.leases[c.lease_id] = (c.limit.requests, c.limit.per, c.lease_until, self._label)
         if self._link is not None:
-            until = now + 2 * FLUSH_S if self._batching else -math.inf
+            until = now + 2 * FLUSH_S if self._outbox.batching else -math.inf
             b.procs = {label: seen for label, seen in b.procs.items()
                        if seen[0] > now - 2 * log.REFERENCE_WINDOW}
             b.procs[self._label] = (now, until)
         if self._rtts and self._margin is None:
             b.base = self._plain_base()
 
-    def _seed(self, now: float) -> Counter[Entry]:
-        """This process's sends still in the horizon: what a store made anew starts with."""
-        keep = log.horizon(log.limits_in_force(self._budget, None, now), 1.0, self._budget)
-        return Counter(c.entry() for c in self._mine if c.claimed > now - keep)
-
-    def _share(self, limits: list[RateLimit], b: log.Budget, now: float) -> list[RateLimit]:
-        """Each limit divided by the processes seen in its last window (at least 1)."""
-        out = []
-        for lim in limits:
-            seen = sum(1 for at, _ in b.procs.values() if at > now - lim.per)
-            out.append(RateLimit(max(1, lim.requests // max(1, seen)), lim.per))
-        return out
-
     def _warn_share(self, caller: Caller, now: float) -> None:
         assert self._link is not None
         b = self._budget
-        share = self._share(self._limits(caller, b, now), b, now)
-        words = ", ".join(_describe(lim) for lim in share) or "no limit in force"
+        share = share_of(log.limits_in_force(b, caller.limit, now), b.procs, now)
+        words = ", ".join(describe(lim) for lim in share) or "no limit in force"
         warnings.warn(f"budget store {self._link.path} {self._link.reason}; this process "
                       f"sends at most its share, {words}, until it can use it again",
                       BudgetStoreWarning, stacklevel=6)
@@ -360,236 +294,89 @@ class Limiter:
             self._flush(self._clock())
 
     def _flush(self, now: float) -> None:
-        self._flushed_at = now
-        b = self._budget
-        keep = log.horizon(log.limits_in_force(b, None, now), 1.0, b)
-        if self._link is None:
-            log.prune(b, now, keep, log.MAX_KEPT)
+        box, keep, link = self._outbox, self._keep(now), self._link
+        if link is None:
+            box.flushed_at = now
+            log.prune(self._budget, now, keep, log.MAX_KEPT)
             return
-        while self._mine and self._mine[0].claimed < now - keep:
-            self._mine.popleft()
-        link = self._link
-        state = link.ready(now)
-        if state is LinkState.DOWN:
-            return
-        if state is LinkState.FRESH:
-            self._delta = self._seed(now)
+        outages = link.outages
+        view = box.flush(link, self._key, now, keep,
+                         lambda b, seed: self._touch(b, now, None, seed=seed))
+        if view is not None:
+            self._budget = view
+        elif link.outages > outages:
+            self._warn_share(self._anon, now)
 
-        def refresh(view: log.Budget) -> log.Budget:
-            self._touch(view, now, None, seed=state is LinkState.FRESH)
-            return view
+    def _flush_if_due(self, now: float) -> None:
+        """Before a claim (under the lock): write the batch once it is due; a limiter of
+        this process only prunes its log as often."""
+        box = self._outbox
+        if box.due(now) or (self._link is None and now - box.flushed_at >= FLUSH_S):
+            self._flush(now)
 
-        try:
-            view = link.store.update(self._key, refresh, delta=+self._delta, sends=False,
-                                     forget_before=now - keep)
-        except StoreError as exc:
-            if link.failed(exc, now):
-                self._warn_share(self._anon, now)
-            return
-        link.worked()
-        self._budget, self._delta, self._batching = view, Counter(), False
-
-    def _after_batched(self, now: float) -> None:
-        self._batching = True
-        if self._timed and self._timer is None and self._link is not None:
-            self._timer = threading.Timer(FLUSH_S, self._timed_flush)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _timed_flush(self) -> None:
-        with self._lock:
-            self._timer = None
-            if self._delta or self._batching:
-                self._flush(self._clock())
-
-    # -- claims -------------------------------------------------------------------------------
-
-    def _take(self, caller: Caller | None = None) -> float:
-        """Claim a slot now, or the seconds to wait; remembers the claim for its stamp."""
-        who = caller or self._anon
-        pair = _pair.get()
-        if pair is not None and pair.owner is self and pair.spare is not None:
-            _claimed.set(pair.spare)  # the second slot of a pair: already claimed
-            pair.spare = None
-            return 0.0
-        two = pair is not None and pair.owner is self and pair.armed
-        now = self._clock()
-        with self._lock:
-            if now - self._flushed_at >= FLUSH_S and (self._delta or self._link is None
-                                                      or self._batching):
-                self._flush(now)
-            if self._batchable(who, now):
-                for _ in range(2 if two else 1):
-                    self._batched_claim(who, now, pair if two else None)
-                return 0.0
-        poll = min(POLL_S, who.limit.per / 2 if who.limit else POLL_S)
-        if self._link is not None and who.hint_until > now and now - who.hint_at < poll:
-            return min(who.hint_until - now, who.hint_at + poll - now)
-        return self._run(lambda b, at, limits, allow: self._claim_step(
-            who, b, at, limits, allow, pair if two else None), who)
-
-    def _batched_claim(self, who: Caller, now: float, pair: Pair | None) -> None:
-        claim = Claim(self, who, now, now + who.timeout, log.SENT, batched=True,
-                      at=None if who.pending else now)
+    def _batched(self, claim: Claim) -> None:
+        """Record a claim made in memory (under the lock)."""
         if self._link is None:
             self._budget.sends.append(claim.entry())
         else:
-            self._delta[claim.entry()] += 1
-            self._mine.append(claim)
-            self._after_batched(now)
-        self._hand_out(claim, pair)
+            self._outbox.batched(claim, self.flush, self._timed)
 
-    def _hand_out(self, claim: Claim, pair: Pair | None) -> None:
-        if pair is not None and pair.armed:
-            pair.armed = False
-            _claimed.set(claim)
-        elif pair is not None:
-            pair.spare = claim
-        else:
-            _claimed.set(claim)
-
-    def _claim_step(self, who: Caller, b: log.Budget, now: float, limits: list[RateLimit],
-                    allow: float, pair: Pair | None) -> float:
-        hold = max((until for label, (_, until) in b.procs.items() if label != self._label),
-                   default=-math.inf) if b.leases else -math.inf
-        wait = hold - now  # other processes' sends not written yet: wait for their batch
-        if wait <= 0 and pair is not None:
-            wait = log.earliest_after(b, now, limits, allow, 1) - now  # both slots fit
-        if wait <= 0:
-            for _ in range(2 if pair is not None else 1):
-                wait, kind = log.claim(b, now, limits, allow,
-                                       deadline=now + who.timeout if who.pending else None)
-                if kind < 0:
-                    break
-                claim = Claim(self, who, now, now + who.timeout, kind, batched=False,
-                              at=None if who.pending else now)
-                if self._link is not None:
-                    self._mine.append(claim)
-                self._hand_out(claim, pair)
-                if now - self._last_claim > log.window_of(limits):
-                    self._burst_at = now
-                self._last_claim = now
-        soon = math.inf
-        if log.trial_pending(b, now):
-            soon = log.TRIAL_POLL_S  # its answer may open the window: ask soon
-        if log.pending_binds(b, now, limits):
-            soon = min(soon, PENDING_POLL_S)  # its stamp may let the next one go sooner
-        wait = min(wait, soon)
-        nxt = max(now, hold, log.earliest(b, now, limits, allow))
-        who.hint_until, who.hint_at = min(nxt, now + soon), now
-        return max(0.0, wait)
-
-    # -- stamps and answers -------------------------------------------------------------------
-
-    def _mine_now(self) -> Claim | None:
-        claim = _claimed.get()
-        return claim if claim is not None and claim.owner is self else None
+    # -- stamps ----------------------------------------------------------------------------
 
     def _change(self, claim: Claim, edit: Callable[[log.Budget], object]) -> None:
-        """Apply ``edit`` to the key's log where this claim lives: the next batch, this
-        process's budget, or the store."""
-        if claim.batched and self._link is not None:
-            return  # the caller keeps the delta (see _restamp)
+        """Apply ``edit`` to the key's log where ``claim`` lives: this process's budget
+        (noting it for the store when the store is down), or the store."""
         if self._link is None or not self._link.up:
             with self._lock:
-                before = list(self._budget.sends) if self._link is not None else []
+                before = list(self._budget.sends)
                 edit(self._budget)
                 if self._link is not None:
-                    self._delta.update(deltas(before, self._budget.sends))
+                    self._outbox.record(before, self._budget.sends)
             return
         self._run(lambda b, _now, _limits, _allow: edit(b), claim.caller)
 
-    def _restamp(self, claim: Claim, old: Entry) -> None:
-        if claim.batched and self._link is not None:
-            with self._lock:
-                self._delta[old] -= 1
-                if claim.at is not None:
-                    self._delta[claim.entry()] += 1
-
-    def _stamp(self, claim: Claim, at: float) -> None:
+    def _settle(self, claim: Claim, at: float | None) -> None:
+        """Stamp ``claim`` at ``at``, or drop it (None): in the next batch if it was made in
+        memory, else where it lives."""
         old = claim.entry()
         claim.at = at
-        with self._lock:
-            self._gaps.append(at - claim.claimed)
-        self._restamp(claim, old)
-        self._change(claim, lambda b: log.stamp(b, claim.claimed, claim.deadline,
-                                                claim.kind, at))
-
-    def _sent(self, at: float | None) -> None:
-        claim = self._mine_now()
-        if claim is not None and claim.at is None:
-            self._stamp(claim, self._clock() if at is None else at)
-
-    def _unsent(self) -> None:
-        claim = self._mine_now()
-        if claim is None or claim.at is not None:
+        if at is not None:
+            with self._lock:
+                self._gaps.append(at - claim.claimed)
+        if claim.batched and self._link is not None:
+            with self._lock:
+                self._outbox.restamped(claim, old)
             return
-        _claimed.set(None)
-        self._drop(claim)
+        if at is None:
+            self._change(claim, lambda b: log.unstamp(b, claim.deadline, claim.kind))
+        else:
+            self._change(claim, lambda b: log.stamp(b, claim.claimed, claim.deadline,
+                                                    claim.kind, at))
 
     def _drop(self, claim: Claim) -> None:
-        self._restamp(claim, claim.entry())
-        with contextlib.suppress(ValueError):
-            self._mine.remove(claim)
-        self._change(claim, lambda b: log.unstamp(b, claim.deadline, claim.kind))
+        with self._lock:
+            self._outbox.drop(claim)
+        self._settle(claim, None)
 
     def _answered(self) -> Claim | None:
-        """The caller's last claim, stamped at its claim time if no stamp came (a transport
-        without the trace extension)."""
-        claim = self._mine_now()
-        if claim is not None and claim.at is None:
-            self._stamp(claim, claim.claimed)
+        """The last claim, stamped at its claim time if no stamp came (a transport without
+        the trace extension)."""
+        claim = LAST_CLAIM.get()
+        if claim is None or claim.owner is not self:
+            return None
+        if claim.at is None:
+            self._settle(claim, claim.claimed)
         return claim
-
-    def _observe(self, caller: Caller, round_trip_s: float, status: int | None) -> None:
-        if round_trip_s >= 0:
-            with self._lock:
-                self._rtts.append(round_trip_s)
-        claim = self._answered()
-        if status == 429 or claim is None or claim.kind not in (log.PROBE, log.TRIAL):
-            return
-        sent_at, kind = claim.at or claim.claimed, claim.kind
-        self._run(lambda b, now, _limits, allow: log.on_accepted(b, sent_at, kind, now, allow),
-                  caller)
-        caller.hint_until = -math.inf
-
-    def _rejected(self, caller: Caller, retry_after: float | None) -> str:
-        claim = self._answered()
-        if claim is None:
-            return "unknown"
-        sent_at = claim.at or claim.claimed
-        lesson = self._run(lambda b, now, limits, allow: log.on_refused(
-            b, sent_at, now, limits, allow, retry_after), caller)
-        caller.hint_until = -math.inf
-        return lesson
-
-    def _pause(self, caller: Caller, seconds: float) -> None:
-        def step(b: log.Budget, now: float, _limits: list[RateLimit], _allow: float) -> None:
-            b.paused_until = max(b.paused_until, now + seconds)
-
-        self._run(step, caller)
-        for c in list(self._callers):
-            c.hint_until = -math.inf
-
-    def _end(self, caller: Caller) -> None:
-        leased = caller.lease_until > -math.inf
-        caller.closed, caller.lease_until = True, -math.inf
-
-        def step(b: log.Budget, _now: float, _limits: list[RateLimit], _allow: float) -> None:
-            b.leases.pop(caller.lease_id, None)
-
-        if leased:
-            self._run(step, caller)
-        with self._lock:
-            if self._delta or self._batching:
-                self._flush(self._clock())
 
     # -- the anonymous caller (the limiter's own send-side methods) ---------------------------
 
+    def _take(self, caller: Caller | None = None) -> float:
+        """Claim a slot now for ``caller`` (the anonymous one), or the seconds to wait."""
+        return (caller or self._anon).take()
+
     @property
     def effective_limit(self) -> RateLimit | None:
-        """The tightest limit in force for the anonymous caller (see
-        :attr:`Caller.effective_limit`)."""
+        """See :attr:`Caller.effective_limit` (the anonymous caller's)."""
         return self._anon.effective_limit
 
     @property
@@ -636,23 +423,23 @@ class Limiter:
 
     def observe(self, round_trip_s: float, status: int | None = None) -> None:
         """See :meth:`Caller.observe`."""
-        self._observe(self._anon, round_trip_s, status)
+        self._anon.observe(round_trip_s, status)
 
     def rejected(self, retry_after: float | None = None) -> str:
         """See :meth:`Caller.rejected`."""
-        return self._rejected(self._anon, retry_after)
+        return self._anon.rejected(retry_after)
 
     def pause_for(self, seconds: float) -> None:
         """Hold every caller of the key (every process sharing the store) for ``seconds``."""
-        self._pause(self._anon, seconds)
+        self._anon.pause_for(seconds)
 
     def sent(self, at: float | None = None) -> None:
-        """See :meth:`Caller.sent` (any caller's claim in this thread or task)."""
-        self._sent(at)
+        """See :meth:`Caller.sent` (the last claim of this thread or task, any caller's)."""
+        self._anon.sent(at)
 
     def unsent(self) -> None:
         """See :meth:`Caller.unsent`."""
-        self._unsent()
+        self._anon.unsent()
 
     def paired(self) -> contextlib.AbstractContextManager[None]:
         """See :meth:`Caller.paired`."""
@@ -664,14 +451,14 @@ class Limiter:
 
     def close(self) -> None:
         """End the anonymous caller's lease and write what is batched."""
-        self._end(self._anon)
+        self._anon.close()
 
 
 class Caller:
     """One caller of a key (a client, a batch) with its own limit: the send-side methods the
     clients use. An explicit limit (anything but None and ``RateLimit()``) is a lease every
     caller of the key obeys while this one is alive; None or ``RateLimit()`` hold back only
-    this caller. Made by :meth:`Limiter.caller`.
+    this caller. Made by :meth:`Limiter.caller`; it owns its claims from claim to stamp.
 
     Example:
         >>> t = [0.0]
@@ -695,6 +482,11 @@ class Caller:
         self.hint_until = self.hint_at = -math.inf  # a waiter's cached answer (store only)
 
     @property
+    def limiter(self) -> Limiter:
+        """The key's limiter this caller claims from."""
+        return self._limiter
+
+    @property
     def explicit(self) -> bool:
         """True when this caller's limit holds every caller of the key (a lease)."""
         return self.limit is not None and self.limit != RateLimit()
@@ -707,7 +499,7 @@ class Caller:
     def _view(self) -> tuple[log.Budget, float, list[RateLimit]]:
         lim = self._limiter
         now = lim._clock()
-        return lim._budget, now, lim._limits(self, lim._budget, now)
+        return lim._budget, now, log.limits_in_force(lim._budget, self.limit, now)
 
     @property
     def effective_limit(self) -> RateLimit | None:
@@ -771,6 +563,83 @@ class Caller:
 
         return max(0.0, lim._run(peek, self))
 
+    # -- claims -------------------------------------------------------------------------------
+
+    def take(self) -> float:
+        """Claim a slot now (0.0), or say how many seconds to wait before asking again; the
+        claim is this thread's or task's last (for its stamp and its answer).
+
+        Example:
+            >>> Limiter(None).caller(None).take()
+            0.0
+        """
+        lim = self._limiter
+        if self.explicit and (self.closed or self.lease_until == -math.inf):
+            self.closed, self.lease_until = False, lim._clock()  # its claims hold the key
+        pair = PAIR.get()
+        if pair is not None and pair.owner is lim and pair.spare is not None:
+            LAST_CLAIM.set(pair.spare)  # the second slot of a pair: already claimed
+            pair.spare = None
+            return 0.0
+        two = pair if pair is not None and pair.owner is lim and pair.armed else None
+        now = lim._clock()
+        with lim._lock:
+            lim._flush_if_due(now)
+            if lim._batchable(self, now):
+                for _ in range(2 if two else 1):
+                    claim = Claim(lim, self, now, now + self.timeout, log.SENT, batched=True,
+                                  at=None if self.pending else now)
+                    lim._batched(claim)
+                    self._hand_out(claim, two)
+                return 0.0
+        poll = min(POLL_S, self.limit.per / 2 if self.limit else POLL_S)
+        if lim._link is not None and self.hint_until > now and now - self.hint_at < poll:
+            return min(self.hint_until - now, self.hint_at + poll - now)
+        return lim._run(lambda b, at, limits, allow: self._claim(b, at, limits, allow, two),
+                        self)
+
+    @staticmethod
+    def _hand_out(claim: Claim, pair: Pair | None) -> None:
+        if pair is not None and pair.armed:
+            pair.armed = False
+            LAST_CLAIM.set(claim)
+        elif pair is not None:
+            pair.spare = claim
+        else:
+            LAST_CLAIM.set(claim)
+
+    def _claim(self, b: log.Budget, now: float, limits: list[RateLimit], allow: float,
+               pair: Pair | None) -> float:
+        """The claim step (in the store's transaction, or on this process's budget)."""
+        lim = self._limiter
+        hold = max((until for label, (_, until) in b.procs.items() if label != lim._label),
+                   default=-math.inf) if b.leases else -math.inf
+        wait = hold - now  # other processes' sends not written yet: wait for their batch
+        if wait <= 0 and pair is not None:
+            wait = log.earliest_after(b, now, limits, allow, 1) - now  # both slots fit
+        if wait <= 0:
+            for _ in range(2 if pair is not None else 1):
+                wait, kind = log.claim(b, now, limits, allow,
+                                       deadline=now + self.timeout if self.pending else None)
+                if kind < 0:
+                    break
+                claim = Claim(lim, self, now, now + self.timeout, kind, batched=False,
+                              at=None if self.pending else now)
+                if lim._link is not None:
+                    lim._outbox.mine.append(claim)
+                self._hand_out(claim, pair)
+                if now - lim._last_claim > log.window_of(limits):
+                    lim._burst_at = now
+                lim._last_claim = now
+        soon = math.inf
+        if log.trial_pending(b, now):
+            soon = log.TRIAL_POLL_S  # its answer may open the window: ask soon
+        if log.pending_binds(b, now, limits):
+            soon = min(soon, PENDING_POLL_S)  # its stamp may let the next one go sooner
+        self.hint_until = min(max(now, hold, log.earliest(b, now, limits, allow)), now + soon)
+        self.hint_at = now
+        return max(0.0, min(wait, soon))
+
     def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
         """Block until this caller may send; returns the seconds waited.
 
@@ -780,7 +649,7 @@ class Caller:
         """
         waited = 0.0
         while True:
-            delay = self._limiter._take(self)
+            delay = self.take()
             if delay <= 0:
                 return waited
             sleep(delay)
@@ -797,45 +666,20 @@ class Caller:
         """
         waited = 0.0
         while True:
-            delay = self._limiter._take(self)
+            delay = self.take()
             if delay <= 0:
                 return waited
             await sleep(delay)
             waited += delay
 
-    def sent(self, at: float | None = None) -> None:
-        """The slot this thread or task claimed last was written to the wire at wall-clock
-        ``at`` (``time.time()``; None: now): later claims are spaced from it. Called from the
-        httpx ``trace`` callback when the request headers are written.
-
-        Example:
-            >>> t = [100.0]
-            >>> c = Limiter(None, clock=lambda: t[0], margin=0.0).caller(RateLimit(1, 5.0))
-            >>> _ = c.acquire(lambda s: None); t[0] = 101.5; c.sent()
-            >>> c.next_send_in()
-            5.0
-        """
-        self._limiter._sent(at)
-
-    def unsent(self) -> None:
-        """The slot this thread or task claimed last never left (no connection, the headers
-        were never written): it is given back.
-
-        Example:
-            >>> c = Limiter(None).caller(RateLimit(1, 60.0))
-            >>> _ = c.acquire(lambda s: None); c.unsent(); c.next_send_in()
-            0.0
-        """
-        self._limiter._unsent()
-
     @contextlib.contextmanager
     def _pairing(self) -> Iterator[None]:
         pair = Pair(self._limiter)
-        token = _pair.set(pair)
+        token = PAIR.set(pair)
         try:
             yield
         finally:
-            _pair.reset(token)
+            PAIR.reset(token)
             if pair.spare is not None:
                 self._limiter._drop(pair.spare)
 
@@ -855,10 +699,56 @@ class Caller:
         """
         return self._pairing()
 
+    # -- stamps and answers -------------------------------------------------------------------
+
+    def _last(self) -> Claim | None:
+        claim = LAST_CLAIM.get()
+        return claim if claim is not None and claim.owner is self._limiter else None
+
+    def sent(self, at: float | None = None) -> None:
+        """The slot this thread or task claimed last was written to the wire at wall-clock
+        ``at`` (``time.time()``; None: now): later claims are spaced from it. Called from the
+        httpx ``trace`` callback when the request headers are written.
+
+        Example:
+            >>> t = [100.0]
+            >>> c = Limiter(None, clock=lambda: t[0], margin=0.0).caller(RateLimit(1, 5.0))
+            >>> _ = c.acquire(lambda s: None); t[0] = 101.5; c.sent()
+            >>> c.next_send_in()
+            5.0
+        """
+        claim = self._last()
+        if claim is not None and claim.at is None:
+            self._limiter._settle(claim, self._limiter._clock() if at is None else at)
+
+    def unsent(self) -> None:
+        """The slot this thread or task claimed last never left (no connection, the headers
+        were never written): it is given back.
+
+        Example:
+            >>> c = Limiter(None).caller(RateLimit(1, 60.0))
+            >>> _ = c.acquire(lambda s: None); c.unsent(); c.next_send_in()
+            0.0
+        """
+        claim = self._last()
+        if claim is not None and claim.at is None:
+            LAST_CLAIM.set(None)
+            self._limiter._drop(claim)
+
     def observe(self, round_trip_s: float, status: int | None = None) -> None:
         """Record an answer: its round trip (send to answer headers) estimates the delay
         spread; a ``status`` other than 429 to a probe ends a block (see :meth:`rejected`)."""
-        self._limiter._observe(self, round_trip_s, status)
+        lim = self._limiter
+        if round_trip_s >= 0:
+            with lim._lock:
+                lim._rtts.append(round_trip_s)
+        claim = lim._answered()
+        if status == 429 or claim is None or claim.kind not in (log.PROBE, log.TRIAL):
+            return
+        sent_at, kind = claim.at or claim.claimed, claim.kind
+        lim._run(lambda b, now, _limits, allow: log.on_accepted(b, sent_at, kind, now, allow),
+                 self)
+        self.hint_until = -math.inf
 
     def rejected(self, retry_after: float | None = None) -> str:
         """Learn from a 429 to this caller's last send: "noise" (a near miss at the window's
@@ -867,11 +757,24 @@ class Caller:
         the caller's backoff should pace the retry), "counted" or "unknown" (no send of ours
         on record). Every caller of the key, in every process sharing the store, follows it.
         """
-        return self._limiter._rejected(self, retry_after)
+        claim = self._limiter._answered()
+        if claim is None:
+            return "unknown"
+        sent_at = claim.at or claim.claimed
+        lesson = self._limiter._run(lambda b, now, limits, allow: log.on_refused(
+            b, sent_at, now, limits, allow, retry_after), self)
+        self.hint_until = -math.inf
+        return lesson
 
     def pause_for(self, seconds: float) -> None:
         """Hold every caller of the key (every process sharing the store) for ``seconds``."""
-        self._limiter._pause(self, seconds)
+
+        def step(b: log.Budget, now: float, _limits: list[RateLimit], _allow: float) -> None:
+            b.paused_until = max(b.paused_until, now + seconds)
+
+        self._limiter._run(step, self)
+        for c in list(self._limiter._callers):
+            c.hint_until = -math.inf
 
     def holding(self) -> str | None:
         """What holds this caller back now, in words for the progress line ("another caller's
@@ -886,35 +789,33 @@ class Caller:
         with lim._lock:
             b, now, limits = self._view()
             allow = log.allowance(b, lim._base(b), now, limits)
-            if b.paused_until > now:
-                return "a 429 pause"
-            if b.probe is not None and b.probe.next_at > now:
-                return "a probe of the server's limit"
-            when = {lim_: log.earliest(b, now, [lim_], allow) for lim_ in limits}
-            binding = max(when, key=lambda lim_: when[lim_], default=None)
-            if binding is None or when[binding] <= now:
-                return None
-            learned = b.learned
-            if learned is not None and (binding.requests, binding.per) == learned[:2]:
-                return f"a learned limit of {_describe(binding)}"
-            others = {(n, per) for i, (n, per, _, _) in b.leases.items() if i != self.lease_id}
-            if (binding.requests, binding.per) in others and binding != self.limit:
-                return f"another caller's {_describe(binding)}"
-            return f"this caller's {_describe(binding)}"
+            return held_by(b, now, limits, allow, self.lease_id, self.limit)
 
     def close(self) -> None:
-        """End this caller's lease at once (a closed client, a finished batch).
+        """End this caller's lease at once (a closed client, a finished batch), and write
+        what this process batched.
 
         Example:
             >>> Limiter(None).caller(RateLimit(5, 2.0)).close()
         """
-        self._limiter._end(self)
+        lim = self._limiter
+        leased = self.lease_until > -math.inf
+        self.closed, self.lease_until = True, -math.inf
+
+        def step(b: log.Budget, _now: float, _limits: list[RateLimit], _allow: float) -> None:
+            b.leases.pop(self.lease_id, None)
+
+        if leased:
+            lim._run(step, self)
+        with lim._lock:
+            if lim._outbox.delta or lim._outbox.batching:
+                lim._flush(lim._clock())
 
 
 @atexit.register
 def _flush_all() -> None:
     for limiter in list(_LIVE):
-        if limiter._delta:
+        if limiter._outbox.delta:
             with warnings.catch_warnings(), contextlib.suppress(Exception):
                 warnings.simplefilter("ignore")  # at exit nobody is left to read it
                 limiter.flush()

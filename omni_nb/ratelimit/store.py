@@ -40,7 +40,8 @@ from . import log
 from .limits import RateLimit
 from .log import Budget, bucket_of
 
-__all__ = ["APP_ID", "BudgetStore", "KeyState", "LeaseView", "StoreError", "key_of"]
+__all__ = ["APP_ID", "BudgetStore", "BudgetStoreWarning", "KeyState", "LeaseView", "StoreError",
+           "key_of"]
 
 APP_ID = 0x6F6E6262  # "onbb"
 VERSION = 2
@@ -63,6 +64,11 @@ _CLEAR = tuple((f"SELECT key FROM {t}", f"DELETE FROM {t}")  # noqa: S608 - fixe
 _UPSERT = ("INSERT INTO buckets (key, bucket, kind, at, n) VALUES (?, ?, ?, ?, ?) "
            "ON CONFLICT (key, bucket, kind) DO UPDATE SET n = n + excluded.n, "
            "at = max(at, excluded.at)")
+
+
+class BudgetStoreWarning(UserWarning):
+    """The shared budget store cannot be used (now, or at this path): this process sends on
+    its share of the budget."""
 
 
 class StoreError(Exception):

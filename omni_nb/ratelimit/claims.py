@@ -1,0 +1,243 @@
+"""A claim (one slot a caller took) and what this process has not yet written to the store.
+
+:class:`Claim` follows one slot from its claim to its stamp (the request's headers written)
+or its drop (never sent); the current thread or task's last claim is :data:`LAST_CLAIM`.
+:class:`Outbox` holds the sends this process made that the store does not have yet: those
+claimed in memory while no limit was in force (written in batches), and any made while the
+store could not be used; and this process's claims of the horizon, which seed a store made
+anew.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import os
+import socket
+import threading
+import warnings
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import log
+from .limits import RateLimit
+from .link import LinkState, StoreLink
+from .store import BudgetStoreWarning, Entry, StoreError, deltas
+
+if TYPE_CHECKING:
+    from .limiter import Caller, Limiter
+
+__all__ = ["FLUSH_S", "LAST_CLAIM", "PAIR", "Claim", "Outbox", "Pair", "describe", "held_by",
+           "holder_label", "share_of"]
+
+FLUSH_S = 0.1  # sends claimed with no limit in force reach the store at most this late
+
+
+@dataclass(slots=True, eq=False)
+class Claim:
+    """One slot a caller took: when, its deadline, its kind, its stamp once written."""
+
+    owner: Limiter
+    caller: Caller
+    claimed: float
+    deadline: float
+    kind: int
+    batched: bool  # made in memory (no limit in force), written with the next batch
+    at: float | None = None  # when its headers were written (None: still pending)
+
+    def entry(self) -> Entry:
+        """The log entry this claim is now.
+
+        Example:
+            >>> Claim(None, None, 1.0, 31.0, log.SENT, False).entry()  # type: ignore[arg-type]
+            (31.0, 8)
+        """
+        if self.at is None:
+            return self.deadline, self.kind | log.PENDING
+        return self.at, self.kind
+
+
+@dataclass(slots=True, eq=False)
+class Pair:
+    """A paired block: two slots at once, the second kept for the next ask."""
+
+    owner: Limiter
+    armed: bool = True
+    spare: Claim | None = None
+
+
+#: The slot the current thread or task last claimed, for its stamp and its answer.
+LAST_CLAIM: contextvars.ContextVar[Claim | None] = contextvars.ContextVar(
+    "omni_nb_ratelimit_claim", default=None)
+#: The paired block the current thread or task is in.
+PAIR: contextvars.ContextVar[Pair | None] = contextvars.ContextVar(
+    "omni_nb_ratelimit_pair", default=None)
+
+
+def holder_label() -> str:
+    """Who holds a lease, in words without any secret.
+
+    Example:
+        >>> holder_label().startswith("pid ")
+        True
+    """
+    return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+def describe(lim: RateLimit) -> str:
+    """A limit in the progress line's words.
+
+    Example:
+        >>> describe(RateLimit(5, 2.0))
+        '5 per 2 s'
+    """
+    return f"{lim.requests} per {lim.per:g} s"
+
+
+def share_of(limits: list[RateLimit], procs: dict[str, tuple[float, float]], now: float
+             ) -> list[RateLimit]:
+    """Each limit divided by the processes seen in its last window, rounded down, at least 1:
+    what one process may send while it cannot use the store.
+
+    Example:
+        >>> share_of([RateLimit(20, 2.0)], {"a": (9.5, 0.0), "b": (9.0, 0.0)}, 10.0)
+        [RateLimit(requests=10, per=2.0)]
+    """
+    out = []
+    for lim in limits:
+        seen = sum(1 for at, _ in procs.values() if at > now - lim.per)
+        out.append(RateLimit(max(1, lim.requests // max(1, seen)), lim.per))
+    return out
+
+
+def held_by(b: log.Budget, now: float, limits: list[RateLimit], allow: float, lease_id: str,
+            own: RateLimit | None) -> str | None:
+    """What holds a caller (its lease ``lease_id``, its limit ``own``) back now, in words;
+    None when nothing does.
+
+    Example:
+        >>> b = log.Budget(sends=[(0.0, log.SENT)], leases={"x": (1, 5.0, 9.0, "pid 1")})
+        >>> held_by(b, 1.0, [RateLimit(1, 5.0)], 0.0, "me", None)
+        "another caller's 1 per 5 s"
+    """
+    if b.paused_until > now:
+        return "a 429 pause"
+    if b.probe is not None and b.probe.next_at > now:
+        return "a probe of the server's limit"
+    when = {one: log.earliest(b, now, [one], allow) for one in limits}
+    binding = max(when, key=lambda one: when[one], default=None)
+    if binding is None or when[binding] <= now:
+        return None
+    if b.learned is not None and (binding.requests, binding.per) == b.learned[:2]:
+        return f"a learned limit of {describe(binding)}"
+    others = {(n, per) for i, (n, per, _, _) in b.leases.items() if i != lease_id}
+    if (binding.requests, binding.per) in others and binding != own:
+        return f"another caller's {describe(binding)}"
+    return f"this caller's {describe(binding)}"
+
+
+class Outbox:
+    """Sends the store does not have yet (+n added, -n stamped or dropped), and this
+    process's claims of the horizon. Its owner's lock guards it.
+
+    Example:
+        >>> box = Outbox()
+        >>> box.add((1.0, log.SENT)); box.delta
+        Counter({(1.0, 0): 1})
+    """
+
+    def __init__(self) -> None:
+        self.delta: Counter[Entry] = Counter()
+        self.flushed_at = -math.inf
+        self.batching = False  # claimed in memory since the last batch was written
+        self.mine: deque[Claim] = deque()
+        self._timer: threading.Timer | None = None
+
+    def add(self, entry: Entry, n: int = 1) -> None:
+        """Count ``n`` more (or fewer) of ``entry`` to write."""
+        self.delta[entry] += n
+
+    def record(self, before: list[Entry], after: list[Entry]) -> None:
+        """What a change made to this process's log while the store was down."""
+        self.delta.update(deltas(before, after))
+
+    def batched(self, claim: Claim, flush: Callable[[], None], timed: bool) -> None:
+        """A claim made in memory: written with the next batch, by ``flush`` on a timer
+        (when ``timed``) if no claim comes first."""
+        self.add(claim.entry())
+        self.mine.append(claim)
+        self.batching = True
+        if timed and self._timer is None:
+            self._timer = threading.Timer(FLUSH_S, self._fire, (flush,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self, flush: Callable[[], None]) -> None:
+        self._timer = None
+        flush()
+
+    def restamped(self, claim: Claim, old: Entry) -> None:
+        """A batched claim was stamped (or dropped: ``claim.at`` still None)."""
+        self.add(old, -1)
+        if claim.at is not None:
+            self.add(claim.entry())
+
+    def due(self, now: float) -> bool:
+        """True when a batch is waiting and the last one went :data:`FLUSH_S` ago."""
+        return (bool(self.delta) or self.batching) and now - self.flushed_at >= FLUSH_S
+
+    def written(self) -> None:
+        """The batch reached the store."""
+        self.delta, self.batching = Counter(), False
+
+    def forget(self, before: float) -> None:
+        """Forget own claims made before ``before`` (out of every window)."""
+        while self.mine and self.mine[0].claimed < before:
+            self.mine.popleft()
+
+    def seed(self, since: float) -> None:
+        """A store made anew: write this process's claims since ``since`` instead."""
+        self.delta = Counter(c.entry() for c in self.mine if c.claimed > since)
+
+    def ready(self, link: StoreLink, now: float, keep: float) -> LinkState:
+        """Whether the store can be tried now; a store made anew gets this process's sends
+        of the last ``keep`` seconds (and, in the step, its live leases), with one warning."""
+        state = link.ready(now)
+        if state is LinkState.FRESH:
+            self.seed(now - keep)
+            warnings.warn(f"budget store {link.path} was deleted or replaced; it is made anew "
+                          "with this process's sends of the window", BudgetStoreWarning,
+                          stacklevel=7)
+        return state
+
+    def flush(self, link: StoreLink, key: str, now: float, keep: float,
+              touch: Callable[[log.Budget, bool], None]) -> log.Budget | None:
+        """Write the batch, forget sends older than ``keep`` seconds, and read the key's view
+        back (``touch`` marks it: this process's leases and presence); None when the store
+        cannot be used now (``link`` says why)."""
+        self.flushed_at = now
+        self.forget(now - keep)
+        state = self.ready(link, now, keep)
+        if state is LinkState.DOWN:
+            return None
+
+        def refresh(view: log.Budget) -> log.Budget:
+            touch(view, state is LinkState.FRESH)
+            return view
+
+        try:
+            view = link.store.update(key, refresh, delta=+self.delta, sends=False,
+                                     forget_before=now - keep)
+        except StoreError as exc:
+            link.failed(exc, now)
+            return None
+        link.worked()
+        self.written()
+        return view
+
+    def drop(self, claim: Claim) -> None:
+        """A claim that never left: no longer one of this process's sends."""
+        if claim in self.mine:
+            self.mine.remove(claim)
