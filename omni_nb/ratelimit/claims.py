@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .limiter import Caller, Limiter
 
 __all__ = ["FLUSH_S", "LAST_CLAIM", "PAIR", "Claim", "Outbox", "Pair", "describe", "held_by",
-           "holder_label", "share_of"]
+           "holder_label", "share_of", "warn_share"]
 
 FLUSH_S = 0.1  # sends claimed with no limit in force reach the store at most this late
 
@@ -112,6 +112,14 @@ def share_of(limits: list[RateLimit], procs: dict[str, tuple[float, float]], now
     return out
 
 
+def warn_share(link: StoreLink, share: list[RateLimit]) -> None:
+    """Say once per outage that this process now sends on its ``share``."""
+    words = ", ".join(describe(lim) for lim in share) or "no limit in force"
+    warnings.warn(f"budget store {link.path} {link.reason}; this process sends at most its "
+                  f"share, {words}, until it can use it again", BudgetStoreWarning,
+                  stacklevel=7)
+
+
 def held_by(b: log.Budget, now: float, limits: list[RateLimit], allow: float, lease_id: str,
             own: RateLimit | None) -> str | None:
     """What holds a caller (its lease ``lease_id``, its limit ``own``) back now, in words;
@@ -152,6 +160,7 @@ class Outbox:
         self.delta: Counter[Entry] = Counter()
         self.flushed_at = -math.inf
         self.batching = False  # claimed in memory since the last batch was written
+        self.announced = -math.inf  # the store knows this process may batch until then
         self.mine: deque[Claim] = deque()
         self._timer: threading.Timer | None = None
 

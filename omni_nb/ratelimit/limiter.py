@@ -56,10 +56,10 @@ from .claims import (
     Claim,
     Outbox,
     Pair,
-    describe,
     held_by,
     holder_label,
     share_of,
+    warn_share,
 )
 from .limits import RateLimit
 from .link import LinkState, StoreLink
@@ -104,6 +104,7 @@ class Limiter:
         self._link = None if store is None else StoreLink(store)
         self._key = key
         self._budget = log.Budget()  # the per-process budget (and the store's last view)
+        self._viewed_at = -math.inf
         self._rtts: deque[float] = deque(maxlen=64)
         self._lock = threading.Lock()
         self._burst_at = self._last_claim = -math.inf  # first claim after an idle window
@@ -236,7 +237,7 @@ class Limiter:
             allow = log.allowance(b, self._base(b), at, limits)
             log.prune(b, at, log.horizon(limits, allow, b), log.MAX_KEPT)
             out = (step(b, at, limits, allow),)
-            self._budget = b
+            self._budget, self._viewed_at = b, at
             return out
 
         try:
@@ -267,6 +268,7 @@ class Limiter:
             b.leases[c.lease_id] = (c.limit.requests, c.limit.per, c.lease_until, self._label)
         if self._link is not None:
             until = now + 2 * FLUSH_S if self._outbox.batching else -math.inf
+            self._outbox.announced = until
             b.procs = {label: seen for label, seen in b.procs.items()
                        if seen[0] > now - 2 * log.REFERENCE_WINDOW}
             b.procs[self._label] = (now, until)
@@ -276,11 +278,7 @@ class Limiter:
     def _warn_share(self, caller: Caller, now: float) -> None:
         assert self._link is not None
         b = self._budget
-        share = share_of(log.limits_in_force(b, caller.limit, now), b.procs, now)
-        words = ", ".join(describe(lim) for lim in share) or "no limit in force"
-        warnings.warn(f"budget store {self._link.path} {self._link.reason}; this process "
-                      f"sends at most its share, {words}, until it can use it again",
-                      BudgetStoreWarning, stacklevel=6)
+        warn_share(self._link, share_of(log.limits_in_force(b, caller.limit, now), b.procs, now))
 
     # -- batched writes ---------------------------------------------------------------------
 
@@ -303,23 +301,29 @@ class Limiter:
         view = box.flush(link, self._key, now, keep,
                          lambda b, seed: self._touch(b, now, None, seed=seed))
         if view is not None:
-            self._budget = view
+            self._budget, self._viewed_at = view, now
         elif link.outages > outages:
             self._warn_share(self._anon, now)
 
-    def _flush_if_due(self, now: float) -> None:
-        """Before a claim (under the lock): write the batch once it is due; a limiter of
-        this process only prunes its log as often."""
+    def _may_batch(self, caller: Caller, now: float) -> bool:
+        """Before a claim (under the lock): write the batch once due, read the key's view
+        again once it is :data:`FLUSH_S` old; True when ``caller`` may claim in memory."""
         box = self._outbox
-        if box.due(now) or (self._link is None and now - box.flushed_at >= FLUSH_S):
+        stale = now - (box.flushed_at if self._link is None else self._viewed_at) >= FLUSH_S
+        if box.due(now) or (stale and self._batchable(caller, now)):
             self._flush(now)
+        return self._batchable(caller, now)
 
     def _batched(self, claim: Claim) -> None:
         """Record a claim made in memory (under the lock)."""
         if self._link is None:
             self._budget.sends.append(claim.entry())
-        else:
-            self._outbox.batched(claim, self.flush, self._timed)
+            return
+        self._outbox.batched(claim, self.flush, self._timed)
+        if claim.claimed + FLUSH_S > self._outbox.announced:
+            # The store does not know yet that this process writes in batches: say so now,
+            # so a caller taking a lease elsewhere waits for this batch (see _touch).
+            self._flush(claim.claimed)
 
     # -- stamps ----------------------------------------------------------------------------
 
@@ -339,7 +343,7 @@ class Limiter:
         """Stamp ``claim`` at ``at``, or drop it (None): in the next batch if it was made in
         memory, else where it lives."""
         old = claim.entry()
-        claim.at = at
+        claim.at, claim.caller.hint_until = at, -math.inf  # its wait may be shorter now
         if at is not None:
             with self._lock:
                 self._gaps.append(at - claim.claimed)
@@ -555,7 +559,7 @@ class Caller:
         """
         lim = self._limiter
         with lim._lock:
-            if lim._batchable(self, lim._clock()):
+            if lim._may_batch(self, lim._clock()):
                 return 0.0
 
         def peek(b: log.Budget, now: float, limits: list[RateLimit], allow: float) -> float:
@@ -584,8 +588,7 @@ class Caller:
         two = pair if pair is not None and pair.owner is lim and pair.armed else None
         now = lim._clock()
         with lim._lock:
-            lim._flush_if_due(now)
-            if lim._batchable(self, now):
+            if lim._may_batch(self, now):
                 for _ in range(2 if two else 1):
                     claim = Claim(lim, self, now, now + self.timeout, log.SENT, batched=True,
                                   at=None if self.pending else now)
