@@ -237,7 +237,7 @@ class Outbox:
             return view
 
         try:
-            view = link.store.update(key, refresh, delta=+self.delta, sends=False,
+            view = link.store.update(key, refresh, delta=self.delta, sends=False,
                                      forget_before=now - keep)
         except StoreError as exc:
             link.failed(exc, now)

@@ -111,7 +111,9 @@ class Limiter:
         self._outbox = Outbox()
         self._callers: weakref.WeakSet[Caller] = weakref.WeakSet()
         self._gaps: deque[float] = deque(maxlen=4096)
-        self._label = holder_label()
+        # Who uses the key: a lease's holder, in words; and this limiter among them.
+        self._holder = holder_label()
+        self._label = f"{self._holder} #{uuid.uuid4().hex[:6]}"
         # The limiter's own methods claim as before callers existed: a claim is a send.
         self._anon = Caller(self, limit, pending=False)
         self._callers.add(self._anon)
@@ -228,6 +230,7 @@ class Limiter:
         now = self._clock()
         state = self._outbox.ready(link, now, self._keep(now))
         if state is LinkState.DOWN:
+            self._warn_share(caller, now)
             return None
 
         def apply(b: log.Budget) -> tuple[T]:
@@ -243,8 +246,8 @@ class Limiter:
         try:
             done = link.store.update(self._key, apply, delta=self._outbox.delta)
         except StoreError as exc:
-            if link.failed(exc, now):
-                self._warn_share(caller, now)
+            link.failed(exc, now)
+            self._warn_share(caller, now)
             return None
         self._outbox.written()
         link.worked()
@@ -265,7 +268,7 @@ class Limiter:
         for c in renew:
             assert c.limit is not None
             c.lease_until = now + c.limit.per
-            b.leases[c.lease_id] = (c.limit.requests, c.limit.per, c.lease_until, self._label)
+            b.leases[c.lease_id] = (c.limit.requests, c.limit.per, c.lease_until, self._holder)
         if self._link is not None:
             until = now + 2 * FLUSH_S if self._outbox.batching else -math.inf
             self._outbox.announced = until
@@ -277,6 +280,8 @@ class Limiter:
 
     def _warn_share(self, caller: Caller, now: float) -> None:
         assert self._link is not None
+        if not self._link.should_warn():  # once per outage
+            return
         b = self._budget
         warn_share(self._link, share_of(log.limits_in_force(b, caller.limit, now), b.procs, now))
 
@@ -297,13 +302,12 @@ class Limiter:
             box.flushed_at = now
             log.prune(self._budget, now, keep, log.MAX_KEPT)
             return
-        outages = link.outages
         view = box.flush(link, self._key, now, keep,
                          lambda b, seed: self._touch(b, now, None, seed=seed))
-        if view is not None:
-            self._budget, self._viewed_at = view, now
-        elif link.outages > outages:
+        if view is None:
             self._warn_share(self._anon, now)
+        else:
+            self._budget, self._viewed_at = view, now
 
     def _may_batch(self, caller: Caller, now: float) -> bool:
         """Before a claim (under the lock): write the batch once due, read the key's view

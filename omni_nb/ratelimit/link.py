@@ -52,7 +52,8 @@ class StoreLink:
         self.down_since = -math.inf  # -inf while up
         self.reason = ""  # why it is down, in words
         self._retry_at = -math.inf
-        self.outages = 0  # how many times it went down (each warned once)
+        self.outages = 0  # how many times it went down
+        self._warned = self._reopened = False
 
     @property
     def up(self) -> bool:
@@ -67,7 +68,7 @@ class StoreLink:
             return LinkState.DOWN
         self._retry_at = now + RETRY_S
         try:
-            moved = self.store.identity() != self._identity()
+            moved = self.store.identity() != self.store.opened
         except OSError:
             moved = True
         if not moved:
@@ -75,28 +76,37 @@ class StoreLink:
         try:
             fresh = self._open(str(self.path))
         except StoreError:
+            self._reopened = False  # it cannot be made anew now: this outage is a real one
             return LinkState.DOWN
         old, self.store = self.store, fresh
         old.close()
         return LinkState.FRESH
 
-    def _identity(self) -> tuple[int, int]:
-        # The identity the open connection was made on (the path may name another file now).
-        return self.store.opened
-
-    def failed(self, exc: StoreError, now: float) -> bool:
-        """Mark the link down after ``exc``; True when this starts an outage (warn once)."""
-        started = self.up
-        if started:
+    def failed(self, exc: StoreError, now: float) -> None:
+        """Mark the link down after ``exc``; a deleted or replaced file is opened anew at the
+        next step (no wait: the store is not busy, it is gone)."""
+        if self.up:
             self.outages += 1
             self.down_since = now
+            self._warned = False
             text = str(exc)
+            gone = "deleted" in text
+            self._reopened = gone  # made anew at the next step, it is no outage to speak of
             self.reason = ("is locked" if "locked" in text or "busy" in text
-                           else "was deleted or replaced" if "deleted" in text
+                           else "was deleted or replaced" if gone
                            else f"cannot be used ({text})")
             self.store.patience(QUICK_S)
+            if gone:
+                self._retry_at = now
+                return
         self._retry_at = now + RETRY_S
-        return started
+
+    def should_warn(self) -> bool:
+        """True once per outage (but not for a deleted file about to be made anew)."""
+        if self.up or self._warned or self._reopened:
+            return False
+        self._warned = True
+        return True
 
     def worked(self) -> bool:
         """Mark the link up after a step that worked; True when this ends an outage."""

@@ -161,6 +161,8 @@ class BudgetStore:
         """A directory, or a symlink to anything but an existing store, is not ours to use."""
         if self.path.is_dir():
             raise StoreError(f"budget store {self.path} is a directory; it is left as is")
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            raise StoreError(f"budget store {self.path} is read-only; it is left as is")
         if self.path.is_symlink():
             target = self.path.resolve()
             if not target.is_file() or target.stat().st_size == 0:
@@ -279,7 +281,8 @@ class BudgetStore:
             conn.execute("INSERT OR REPLACE INTO keys (key, state) VALUES (?, ?)",
                          (key, json.dumps(budget.scalars())))
         _save_leases(conn, key, leases, budget.leases)
-        _save_sends(conn, key, deltas(loaded, budget.sends) if sends else delta)
+        _save_sends(conn, key, deltas(loaded, budget.sends) if sends
+                    else Counter({entry: n for entry, n in delta.items() if n}))
         if forget_before is not None:
             conn.execute("DELETE FROM buckets WHERE key = ? AND at < ?", (key, forget_before))
         return result
