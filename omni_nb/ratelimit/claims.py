@@ -14,6 +14,7 @@ import contextvars
 import math
 import os
 import socket
+import statistics
 import threading
 import warnings
 from collections import Counter, deque
@@ -29,7 +30,8 @@ from .store import BudgetStoreWarning, Entry, StoreError, deltas
 if TYPE_CHECKING:
     from .limiter import Caller, Limiter
 
-__all__ = ["FLUSH_S", "LAST_CLAIM", "PAIR", "Claim", "Outbox", "Pair", "describe", "held_by",
+__all__ = ["FLUSH_S", "LAST_CLAIM", "PAIR", "Claim", "Outbox", "Pair", "RoundTrips", "describe",
+           "held_by",
            "holder_label", "share_of", "warn_share"]
 
 FLUSH_S = 0.1  # sends claimed with no limit in force reach the store at most this late
@@ -114,6 +116,8 @@ def share_of(limits: list[RateLimit], procs: dict[str, tuple[float, float]], now
 
 def warn_share(link: StoreLink, share: list[RateLimit]) -> None:
     """Say once per outage that this process now sends on its ``share``."""
+    if not link.should_warn():
+        return
     words = ", ".join(describe(lim) for lim in share) or "no limit in force"
     warnings.warn(f"budget store {link.path} {link.reason}; this process sends at most its "
                   f"share, {words}, until it can use it again", BudgetStoreWarning,
@@ -144,6 +148,57 @@ def held_by(b: log.Budget, now: float, limits: list[RateLimit], allow: float, le
     if (binding.requests, binding.per) in others and binding != own:
         return f"another caller's {describe(binding)}"
     return f"this caller's {describe(binding)}"
+
+
+class RoundTrips:
+    """The base allowance ``J`` from round trips: twice their 10th percentile (the network
+    part; the application's time does not count), at least :data:`~.log.FLOOR_S`, or a fixed
+    ``margin``; before any round trip, the key's (from the store).
+
+    Example:
+        >>> trips = RoundTrips(None)
+        >>> trips.base(0.0, 0.0, 60.0), trips.base(0.2, 0.0, 60.0)
+        (0.05, 0.2)
+        >>> for rtt in (0.05, 0.06, 0.3): trips.add(rtt)
+        >>> round(trips.base(0.0, 1000.0, 60.0), 3)
+        0.088
+    """
+
+    def __init__(self, margin: float | None) -> None:
+        self.margin = margin
+        self.rtts: deque[float] = deque(maxlen=64)
+        self.burst_at = self.last_claim = -math.inf  # first claim after an idle window
+
+    def add(self, round_trip_s: float) -> None:
+        """One more round trip (send to answer headers)."""
+        self.rtts.append(round_trip_s)
+
+    def claimed(self, now: float, window: float) -> None:
+        """A claim at ``now``: the first after an idle ``window`` starts a burst."""
+        if now - self.last_claim > window:
+            self.burst_at = now
+        self.last_claim = now
+
+    def shared(self) -> float | None:
+        """What this process tells the key its allowance is (None: nothing to tell)."""
+        if self.margin is not None or not self.rtts:
+            return None
+        low = statistics.quantiles(self.rtts, n=10)[0] if len(self.rtts) > 1 else self.rtts[0]
+        return max(log.FLOOR_S, 2.0 * low)
+
+    def base(self, key_base: float, now: float, window: float) -> float:
+        """``J`` at ``now`` for the tightest ``window`` in force."""
+        if self.margin is not None:
+            return self.margin
+        base = self.shared()
+        if base is None:
+            return key_base or log.FLOOR_S
+        # A burst's first window goes over fresh connections (TCP and TLS set-up before the
+        # request is written), the next over warm ones: spacing the second window from the
+        # first, allow the longest round trip seen (set-up included) once.
+        if now < self.burst_at + 2.0 * window:
+            base = max(base, max(self.rtts))
+        return base
 
 
 class Outbox:
@@ -222,7 +277,8 @@ class Outbox:
         return state
 
     def flush(self, link: StoreLink, key: str, now: float, keep: float,
-              touch: Callable[[log.Budget, bool], None]) -> log.Budget | None:
+              touch: Callable[[log.Budget, bool], None], again: bool = True
+              ) -> log.Budget | None:
         """Write the batch, forget sends older than ``keep`` seconds, and read the key's view
         back (``touch`` marks it: this process's leases and presence); None when the store
         cannot be used now (``link`` says why)."""
@@ -241,10 +297,21 @@ class Outbox:
                                      forget_before=now - keep)
         except StoreError as exc:
             link.failed(exc, now)
+            if again and link.gone:  # deleted or replaced: made anew, in this same flush
+                return self.flush(link, key, now, keep, touch, again=False)
             return None
         link.worked()
         self.written()
         return view
+
+    def announce(self, b: log.Budget, label: str, now: float) -> None:
+        """Say in the key's state that this process (``label``) uses the key, and until when
+        it may have sends not yet written (a caller taking a lease waits until then)."""
+        until = now + 2 * FLUSH_S if self.batching else -math.inf
+        self.announced = until
+        b.procs = {name: seen for name, seen in b.procs.items()
+                   if seen[0] > now - 2 * log.REFERENCE_WINDOW}
+        b.procs[label] = (now, until)
 
     def drop(self, claim: Claim) -> None:
         """A claim that never left: no longer one of this process's sends."""

@@ -38,7 +38,6 @@ import asyncio
 import atexit
 import contextlib
 import math
-import statistics
 import threading
 import time
 import uuid
@@ -56,6 +55,7 @@ from .claims import (
     Claim,
     Outbox,
     Pair,
+    RoundTrips,
     held_by,
     holder_label,
     share_of,
@@ -100,14 +100,12 @@ class Limiter:
         self._clock = clock or time.time
         self._mono = clock or time.monotonic
         self._timed = clock is None  # a real clock: a timer flushes an idle process
-        self._margin = margin
         self._link = None if store is None else StoreLink(store)
         self._key = key
         self._budget = log.Budget()  # the per-process budget (and the store's last view)
         self._viewed_at = -math.inf
-        self._rtts: deque[float] = deque(maxlen=64)
+        self._trips = RoundTrips(margin)
         self._lock = threading.Lock()
-        self._burst_at = self._last_claim = -math.inf  # first claim after an idle window
         self._outbox = Outbox()
         self._callers: weakref.WeakSet[Caller] = weakref.WeakSet()
         self._gaps: deque[float] = deque(maxlen=4096)
@@ -178,22 +176,9 @@ class Limiter:
             return log.allowance(b, self._base(b), now, log.limits_in_force(b, self.limit, now))
 
     def _base(self, b: log.Budget) -> float:
-        if self._margin is not None:
-            return self._margin
-        if not self._rtts:
-            return b.base or FLOOR_S
-        base = self._plain_base()
-        # A burst's first window goes over fresh connections (TCP and TLS set-up before the
-        # request is written), the next over warm ones: spacing the second window from the
-        # first, allow the longest round trip seen (set-up included) once.
         now = self._clock()
-        if now < self._burst_at + 2.0 * log.window_of(log.limits_in_force(b, self.limit, now)):
-            base = max(base, max(self._rtts))
-        return base
-
-    def _plain_base(self) -> float:
-        low = statistics.quantiles(self._rtts, n=10)[0] if len(self._rtts) > 1 else self._rtts[0]
-        return max(FLOOR_S, 2.0 * low)
+        return self._trips.base(b.base, now, log.window_of(log.limits_in_force(b, self.limit,
+                                                                                now)))
 
     def _batchable(self, caller: Caller, now: float) -> bool:
         """No limit, pause or probe is in force for this caller (by the last view)."""
@@ -224,7 +209,7 @@ class Limiter:
             self._outbox.record(before, b.sends)  # written when the store is back
             return result
 
-    def _on_store(self, step: Step[T], caller: Caller) -> tuple[T] | None:
+    def _on_store(self, step: Step[T], caller: Caller, again: bool = True) -> tuple[T] | None:
         link = self._link
         assert link is not None
         now = self._clock()
@@ -247,6 +232,8 @@ class Limiter:
             done = link.store.update(self._key, apply, delta=self._outbox.delta)
         except StoreError as exc:
             link.failed(exc, now)
+            if again and link.gone:  # deleted or replaced: made anew, in this same step
+                return self._on_store(step, caller, again=False)
             self._warn_share(caller, now)
             return None
         self._outbox.written()
@@ -270,18 +257,12 @@ class Limiter:
             c.lease_until = now + c.limit.per
             b.leases[c.lease_id] = (c.limit.requests, c.limit.per, c.lease_until, self._holder)
         if self._link is not None:
-            until = now + 2 * FLUSH_S if self._outbox.batching else -math.inf
-            self._outbox.announced = until
-            b.procs = {label: seen for label, seen in b.procs.items()
-                       if seen[0] > now - 2 * log.REFERENCE_WINDOW}
-            b.procs[self._label] = (now, until)
-        if self._rtts and self._margin is None:
-            b.base = self._plain_base()
+            self._outbox.announce(b, self._label, now)
+        if (base := self._trips.shared()) is not None:
+            b.base = base
 
     def _warn_share(self, caller: Caller, now: float) -> None:
         assert self._link is not None
-        if not self._link.should_warn():  # once per outage
-            return
         b = self._budget
         warn_share(self._link, share_of(log.limits_in_force(b, caller.limit, now), b.procs, now))
 
@@ -635,9 +616,7 @@ class Caller:
                 if lim._link is not None:
                     lim._outbox.mine.append(claim)
                 self._hand_out(claim, pair)
-                if now - lim._last_claim > log.window_of(limits):
-                    lim._burst_at = now
-                lim._last_claim = now
+                lim._trips.claimed(now, log.window_of(limits))
         soon = math.inf
         if log.trial_pending(b, now):
             soon = log.TRIAL_POLL_S  # its answer may open the window: ask soon
@@ -748,7 +727,7 @@ class Caller:
         lim = self._limiter
         if round_trip_s >= 0:
             with lim._lock:
-                lim._rtts.append(round_trip_s)
+                lim._trips.add(round_trip_s)
         claim = lim._answered()
         if status == 429 or claim is None or claim.kind not in (log.PROBE, log.TRIAL):
             return

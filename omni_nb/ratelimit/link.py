@@ -21,6 +21,7 @@ __all__ = ["RETRY_S", "LinkState", "StoreLink"]
 
 RETRY_S = 0.25  # a store that failed is tried again this often
 PATIENT_S, QUICK_S = 1.0, 0.05  # busy timeouts: while up, and while trying again
+GONE = "was deleted or replaced"
 
 
 class LinkState(Enum):
@@ -54,6 +55,11 @@ class StoreLink:
         self._retry_at = -math.inf
         self.outages = 0  # how many times it went down
         self._warned = self._reopened = False
+
+    @property
+    def gone(self) -> bool:
+        """True while down because the file was deleted or replaced."""
+        return not self.up and self.reason == GONE
 
     @property
     def up(self) -> bool:
@@ -93,7 +99,7 @@ class StoreLink:
             gone = "deleted" in text
             self._reopened = gone  # made anew at the next step, it is no outage to speak of
             self.reason = ("is locked" if "locked" in text or "busy" in text
-                           else "was deleted or replaced" if gone
+                           else GONE if gone
                            else f"cannot be used ({text})")
             self.store.patience(QUICK_S)
             if gone:

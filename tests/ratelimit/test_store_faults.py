@@ -1,0 +1,138 @@
+"""Store faults pass: a locked, deleted or replaced store is tried again and sharing resumes;
+meanwhile a process sends at most its share; a path that is not a store is never touched."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import warnings
+from pathlib import Path
+
+import pytest
+
+from omni_nb import RateLimit
+from omni_nb.ratelimit import BudgetStore, BudgetStoreWarning, Caller, Limiter, open_store
+from omni_nb.ratelimit.link import RETRY_S
+
+from .test_ratelimit import FakeClock
+
+
+def _two(path: Path, clock: FakeClock, limit: RateLimit) -> tuple[Limiter, Limiter]:
+    """Two "processes" that each made one send (so each sees the other)."""
+    a, b = (Limiter(None, clock=clock, margin=0.0, store=BudgetStore(path), key="k")
+            for _ in range(2))
+    for lim in (a, b, a):
+        caller = lim.caller(limit)
+        caller.acquire(clock.sleep)
+        caller.sent()
+    return a, b
+
+
+def test_a_locked_store_means_the_share_then_sharing_resumes(tmp_path: Path) -> None:
+    """Another connection holds the store's write lock: one warning naming the store and
+    the share (20 per 60 s over the 2 processes seen: 10); at most the share is sent
+    meanwhile; once the lock is gone, sharing resumes at the next retry and what was sent
+    meanwhile is in the store."""
+    path, clock = tmp_path / "b.sqlite3", FakeClock()
+    a, _ = _two(path, clock, RateLimit(20, 60.0))  # 3 sends in the window
+    caller = a.caller(RateLimit(20, 60.0))
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.warns(BudgetStoreWarning) as caught:
+            _send_seven(caller, clock)
+        assert caller.next_send_in() > 59  # 3 + 7: its share of the window is used
+        assert [str(w.message) for w in caught] == [
+            f"budget store {path} is locked; this process sends at most its share, "
+            "10 per 60 s, until it can use it again"]
+        assert not a.shared
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    clock.now += RETRY_S
+    assert caller.next_send_in() == 0.0  # shared again: the whole 20 per 60 s, 10 used
+    assert a.shared
+    with _Reader(path) as reader:
+        assert reader.sends() == 3 + 7  # the sends made while it was locked are there
+
+
+def _send_seven(caller: Caller, clock: FakeClock) -> None:
+    for _ in range(7):
+        assert caller.acquire(clock.sleep) == 0.0
+        caller.sent()
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self.store = BudgetStore(path)
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.close()
+
+    def sends(self) -> int:
+        return int(self.store.update("k", lambda b: len(b.sends)))
+
+
+def test_a_deleted_store_is_made_anew_with_this_process_sends(tmp_path: Path) -> None:
+    """The store file deleted mid-batch: the next step makes it anew, seeded with this
+    process's sends of the window and its lease, with one warning; the other process finds
+    the new store and counts them."""
+    path, clock = tmp_path / "b.sqlite3", FakeClock()
+    a, b = _two(path, clock, RateLimit(5, 10.0))
+    strict = a.caller(RateLimit(5, 10.0))
+    for _ in range(3):
+        strict.acquire(clock.sleep)
+        strict.sent()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with pytest.warns(BudgetStoreWarning, match="deleted or replaced; it is made anew") as w:
+        strict.acquire(clock.sleep)
+    assert len(w) == 1
+    assert path.exists()
+    assert a.shared
+    with _Reader(path) as reader:
+        [state] = reader.store.snapshot(now=clock.now)
+    assert [lease.limit for lease in state.leases] == [RateLimit(5, 10.0)]  # a's, live
+    assert state.sends == 2  # a's claim of now, and its send of now: the window's
+    other = b.caller(None)
+    with pytest.warns(BudgetStoreWarning, match="made anew"):  # b finds it gone too
+        assert other.next_send_in() == 0.0
+    assert b.shared
+    assert other.effective_limit == RateLimit(5, 10.0)  # a's lease holds b too
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink", "read-only"])
+def test_a_path_that_is_not_a_store_is_refused_untouched(tmp_path: Path, kind: str) -> None:
+    """A directory, a symlink to another program's file, a read-only file: one warning
+    naming the path, nothing written (bytes and mtime unchanged), and a budget of the
+    process's own that still sends."""
+    path = tmp_path / "b.sqlite3"
+    if kind == "directory":
+        path.mkdir()
+        target = path
+    elif kind == "symlink":
+        target = tmp_path / "notes.txt"
+        target.write_text("another program's notes\n")
+        path.symlink_to(target)
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes read-only files")
+        BudgetStore(path).close()
+        path.chmod(0o444)
+        target = path
+    before = (target.stat().st_mtime_ns, target.read_bytes() if target.is_file() else b"")
+    with pytest.warns(BudgetStoreWarning, match=str(path)) as caught:
+        store = open_store(path)
+    assert store is None
+    assert len(caught) == 1
+    lim = Limiter(RateLimit(2, 10.0), store=store, key="k")
+    assert lim.acquire() == 0.0
+    assert not lim.shared
+    after = (target.stat().st_mtime_ns, target.read_bytes() if target.is_file() else b"")
+    assert after == before
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert open_store(path) is None  # warned once per path
