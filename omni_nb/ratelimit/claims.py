@@ -233,6 +233,11 @@ class Outbox:
         self.add(claim.entry())
         self.mine.append(claim)
         self.batching = True
+        self.arm(flush, timed)
+
+    def arm(self, flush: Callable[[], None], timed: bool) -> None:
+        """Have ``flush`` called :data:`FLUSH_S` from now (when ``timed``: a real clock), so
+        an idle process still writes what it holds."""
         if timed and self._timer is None:
             self._timer = threading.Timer(FLUSH_S, self._fire, (flush,))
             self._timer.daemon = True

@@ -295,8 +295,8 @@ class Limiter:
         again once it is :data:`FLUSH_S` old; True when ``caller`` may claim in memory."""
         box = self._outbox
         stale = now - (box.flushed_at if self._link is None else self._viewed_at) >= FLUSH_S
-        if box.due(now) or (stale and self._batchable(caller, now)):
-            self._flush(now)
+        if (box.due(now) or stale) and self._batchable(caller, now):
+            self._flush(now)  # (a claim by step writes the batch with it)
         return self._batchable(caller, now)
 
     def _batched(self, claim: Claim) -> None:
@@ -317,7 +317,7 @@ class Limiter:
         (noting it for the store when the store is down), or the store."""
         if self._link is None or not self._link.up:
             with self._lock:
-                before = list(self._budget.sends)
+                before = list(self._budget.sends) if self._link is not None else []
                 edit(self._budget)
                 if self._link is not None:
                     self._outbox.record(before, self._budget.sends)
@@ -325,17 +325,19 @@ class Limiter:
         self._run(lambda b, _now, _limits, _allow: edit(b), claim.caller)
 
     def _settle(self, claim: Claim, at: float | None) -> None:
-        """Stamp ``claim`` at ``at``, or drop it (None): in the next batch if it was made in
-        memory, else where it lives."""
-        old = claim.entry()
+        """Stamp ``claim`` at ``at``, or drop it (None). A send the store has is changed with
+        the next step or batch (at most :data:`FLUSH_S` later: until then it counts as sent
+        now, which errs late), a probe or a trial at once (its answer is matched on its
+        stamp); without the store, this process's budget is."""
+        old, link = claim.entry(), self._link
         claim.at, claim.caller.hint_until = at, -math.inf  # its wait may be shorter now
-        if at is not None:
-            with self._lock:
+        with self._lock:
+            if at is not None:
                 self._gaps.append(at - claim.claimed)
-        if claim.batched and self._link is not None:
-            with self._lock:
+            if link is not None and (claim.batched or (link.up and claim.kind == log.SENT)):
                 self._outbox.restamped(claim, old)
-            return
+                self._outbox.arm(self.flush, self._timed)
+                return
         if at is None:
             self._change(claim, lambda b: log.unstamp(b, claim.deadline, claim.kind))
         else:

@@ -371,11 +371,8 @@ def pending_binds(b: Budget, now: float, limits: list[RateLimit]) -> bool:
         >>> pending_binds(Budget(sends=[(31.0, SENT | PENDING)]), 1.0, [RateLimit(1, 10)])
         True
     """
-    for lim in limits:
-        entries = _entries(b, now=now)
-        if len(entries) >= lim.requests and entries[-lim.requests][1]:
-            return True
-    return False
+    entries = _entries(b, now=now) if limits else []
+    return any(len(entries) >= lim.requests and entries[-lim.requests][1] for lim in limits)
 
 
 def _window_full(b: Budget, now: float, trial: float, allow: float) -> bool:
