@@ -129,7 +129,8 @@ class Limiter:
             (True, False)
         """
         made = Caller(self, limit, timeout=timeout)
-        self._callers.add(made)
+        with self._lock:  # read under the lock when a store made anew is seeded
+            self._callers.add(made)
         return made
 
     @property
@@ -761,8 +762,9 @@ class Caller:
             b.paused_until = max(b.paused_until, now + seconds)
 
         self._limiter._run(step, self)
-        for c in list(self._limiter._callers):
-            c.hint_until = -math.inf
+        with self._limiter._lock:
+            for c in self._limiter._callers:
+                c.hint_until = -math.inf
 
     def holding(self) -> str | None:
         """What holds this caller back now, in words for the progress line ("another caller's
