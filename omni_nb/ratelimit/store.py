@@ -210,8 +210,11 @@ class BudgetStore:
     def _check_foreign(self) -> None:
         """Refuse, without writing a byte, a file that is not this store."""
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
+            # One read transaction: another process creating the store commits its tables and
+            # its application id together, and must not be seen half-way.
+            conn.execute("BEGIN")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
@@ -267,7 +270,7 @@ class BudgetStore:
         loaded: list[Entry] = []
         if sends:
             for at, kind, n in conn.execute(
-                    "SELECT at, kind, n FROM buckets WHERE key = ? ORDER BY at", (key,)):
+                    "SELECT at, kind, n FROM buckets WHERE key = ? ORDER BY bucket", (key,)):
                 loaded.extend([(float(at), int(kind))] * max(0, int(n)))
         entries = list(loaded)
         if sends:
@@ -284,7 +287,9 @@ class BudgetStore:
         _save_sends(conn, key, deltas(loaded, budget.sends) if sends
                     else Counter({entry: n for entry, n in delta.items() if n}))
         if forget_before is not None:
-            conn.execute("DELETE FROM buckets WHERE key = ? AND at < ?", (key, forget_before))
+            # By bucket, the table's order: no scan of the key's rows.
+            conn.execute("DELETE FROM buckets WHERE key = ? AND bucket < ?",
+                         (key, bucket_of(forget_before)))
         return result
 
     def snapshot(self, now: float | None = None) -> list[KeyState]:
