@@ -3,6 +3,7 @@ meanwhile a process sends at most its share; a path that is not a store is never
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import warnings
@@ -13,6 +14,7 @@ import pytest
 from omni_nb import RateLimit
 from omni_nb.ratelimit import BudgetStore, BudgetStoreWarning, Caller, Limiter, open_store
 from omni_nb.ratelimit.link import RETRY_S
+from omni_nb.ratelimit.store import APP_ID
 
 from .test_ratelimit import FakeClock
 
@@ -136,3 +138,47 @@ def test_a_path_that_is_not_a_store_is_refused_untouched(tmp_path: Path, kind: s
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert open_store(path) is None  # warned once per path
+
+
+def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A store an older omni_nb made: opened, upgraded to version 2 (its old send rows are
+    left and ignored), and used."""
+    path = tmp_path / "b.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE keys (key TEXT PRIMARY KEY, state TEXT NOT NULL)")
+        conn.execute("CREATE TABLE sends (key TEXT NOT NULL, at REAL NOT NULL, "
+                     "kind INTEGER NOT NULL)")
+        conn.execute("INSERT INTO sends VALUES ('k', 1.0, 0)")
+        conn.execute(f"PRAGMA application_id={APP_ID}")
+        conn.execute("PRAGMA user_version=1")
+    store = BudgetStore(path)
+    assert store.update("k", lambda b: len(b.sends)) == 0
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_snapshot_shows_each_key_by_digest_and_clear_drops_it(tmp_path: Path) -> None:
+    """snapshot(): a key's leases (limit, holder, expiry), learned limit, pause, sends in the
+    window and processes, by digest and never the token; clear() drops a key's state."""
+    clock = FakeClock()
+    path = tmp_path / "b.sqlite3"
+    a = Limiter(None, clock=clock, margin=0.0, store=BudgetStore(path), key="digest-a")
+    caller = a.caller(RateLimit(5, 2.0))
+    for _ in range(3):
+        caller.acquire(clock.sleep)
+        caller.sent()
+    a.pause_for(1.0)
+    store = BudgetStore(path)
+    [state] = store.snapshot(now=clock.now)
+    assert state.key == "digest-a"
+    assert [(lease.limit, lease.holder.startswith("pid ")) for lease in state.leases] == [
+        (RateLimit(5, 2.0), True)]
+    assert state.sends == 3
+    assert state.paused_until == pytest.approx(clock.now + 1.0)
+    assert state.processes == 1
+    assert state.learned is None
+    assert store.clear("other") == 0
+    assert store.clear("digest-a") == 1
+    assert store.snapshot(now=clock.now) == []
+    store.close()
