@@ -222,6 +222,8 @@ class Outbox:
     def add(self, entry: Entry, n: int = 1) -> None:
         """Count ``n`` more (or fewer) of ``entry`` to write."""
         self.delta[entry] += n
+        if not self.delta[entry]:
+            del self.delta[entry]  # a claim stamped before it was written: nothing to write
 
     def record(self, before: list[Entry], after: list[Entry]) -> None:
         """What a change made to this process's log while the store was down."""
