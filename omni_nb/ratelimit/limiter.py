@@ -135,12 +135,7 @@ class Limiter:
 
     @property
     def limit(self) -> RateLimit | None:
-        """The anonymous caller's limit (the one the limiter's own methods send under).
-
-        Example:
-            >>> Limiter(RateLimit(5, 2.0)).limit
-            RateLimit(requests=5, per=2.0)
-        """
+        """The anonymous caller's limit (the one the limiter's own methods send under)."""
         return self._anon.limit
 
     @limit.setter
@@ -160,12 +155,7 @@ class Limiter:
     @property
     def shared(self) -> bool:
         """True while the budget is shared through the store (False: this process only, or
-        the store is down and this process sends on its share).
-
-        Example:
-            >>> Limiter(None).shared
-            False
-        """
+        the store is down and this process sends on its share)."""
         return self._link is not None and self._link.up
 
     def stamp_gaps(self) -> list[float]:
@@ -181,12 +171,7 @@ class Limiter:
     def allowance(self) -> float:
         """``J``, the seconds added to each window: the delay spread estimated from round
         trips (twice the 10th percentile, at least :data:`FLOOR_S`; the key's, from the
-        store, before this process saw one) plus what 429s taught.
-
-        Example:
-            >>> Limiter(None).allowance(), Limiter(None, margin=0.2).allowance()
-            (0.05, 0.2)
-        """
+        store, before this process saw one) plus what 429s taught."""
         with self._lock:
             now, b = self._clock(), self._budget
             return log.allowance(b, self._base(b), now, log.limits_in_force(b, self.limit, now))
@@ -490,33 +475,17 @@ class Caller:
 
     @property
     def limiter(self) -> Limiter:
-        """The key's limiter this caller claims from.
-
-        Example:
-            >>> lim = Limiter(None)
-            >>> lim.caller(None).limiter is lim
-            True
-        """
+        """The key's limiter this caller claims from."""
         return self._limiter
 
     @property
     def explicit(self) -> bool:
-        """True when this caller's limit holds every caller of the key (a lease).
-
-        Example:
-            >>> [Limiter(None).caller(x).explicit for x in (None, RateLimit(), RateLimit(5, 2))]
-            [False, False, True]
-        """
+        """True when this caller's limit holds every caller of the key (a lease)."""
         return self.limit is not None and self.limit != RateLimit()
 
     @property
     def shared(self) -> bool:
-        """True while the key's budget is shared through the store.
-
-        Example:
-            >>> Limiter(None).caller(None).shared  # no store: this process only
-            False
-        """
+        """True while the key's budget is shared through the store."""
         return self._limiter.shared
 
     def _view(self) -> tuple[log.Budget, float, list[RateLimit]]:
@@ -543,12 +512,7 @@ class Caller:
 
     @property
     def learned_limit(self) -> RateLimit | None:
-        """The limit learned from 429s, while it holds (None otherwise).
-
-        Example:
-            >>> Limiter(None).caller(None).learned_limit is None
-            True
-        """
+        """The limit learned from 429s, while it holds (None otherwise)."""
         with self._limiter._lock:
             b, now, _ = self._view()
             learned = b.learned
@@ -558,15 +522,7 @@ class Caller:
 
     @property
     def paused_until(self) -> float:
-        """The monotonic time before which nobody sends after a 429 (-inf when never paused).
-
-        Example:
-            >>> t = [0.0]
-            >>> c = Limiter(None, clock=lambda: t[0]).caller(None)
-            >>> c.paused_until; c.pause_for(5.0); c.paused_until
-            -inf
-            5.0
-        """
+        """The monotonic time before which nobody sends after a 429 (-inf when never paused)."""
         lim = self._limiter
         with lim._lock:
             b = lim._budget
@@ -576,12 +532,7 @@ class Caller:
             return lim._mono() + (until - lim._clock())
 
     def allowance(self) -> float:
-        """See :meth:`Limiter.allowance`.
-
-        Example:
-            >>> Limiter(None).caller(None).allowance()
-            0.05
-        """
+        """See :meth:`Limiter.allowance`."""
         return self._limiter.allowance()
 
     def next_send_in(self, ahead: int = 0) -> float:
@@ -775,14 +726,7 @@ class Caller:
 
     def observe(self, round_trip_s: float, status: int | None = None) -> None:
         """Record an answer: its round trip (send to answer headers) estimates the delay
-        spread; a ``status`` other than 429 to a probe ends a block (see :meth:`rejected`).
-        A claim with no stamp yet is stamped at its claim time.
-
-        Example:
-            >>> c = Limiter(None).caller(None)
-            >>> _ = c.acquire(); c.observe(0.2, 200); c.allowance()
-            0.4
-        """
+        spread; a ``status`` other than 429 to a probe ends a block (see :meth:`rejected`)."""
         lim = self._limiter
         if round_trip_s >= 0:
             with lim._lock:
@@ -801,14 +745,6 @@ class Caller:
         starts), "probe" (a probe was refused), "blind" (nothing of ours was in the window:
         the caller's backoff should pace the retry), "counted" or "unknown" (no send of ours
         on record). Every caller of the key, in every process sharing the store, follows it.
-
-        Example:
-            >>> t = [0.0]
-            >>> c = Limiter(None, clock=lambda: t[0], margin=0.0).caller(None)
-            >>> c.rejected()  # no claim of this task
-            'unknown'
-            >>> _ = c.acquire(lambda s: None); c.rejected()  # nothing of ours in the window
-            'blind'
         """
         claim = self._limiter._answered()
         if claim is None:
@@ -820,14 +756,7 @@ class Caller:
         return lesson
 
     def pause_for(self, seconds: float) -> None:
-        """Hold every caller of the key (every process sharing the store) for ``seconds``.
-
-        Example:
-            >>> t = [0.0]
-            >>> lim = Limiter(None, clock=lambda: t[0])
-            >>> lim.caller(None).pause_for(3.0); lim.caller(RateLimit(5, 2)).next_send_in()
-            3.0
-        """
+        """Hold every caller of the key (every process sharing the store) for ``seconds``."""
 
         def step(b: log.Budget, now: float, _limits: list[RateLimit], _allow: float) -> None:
             b.paused_until = max(b.paused_until, now + seconds)
