@@ -133,6 +133,8 @@ def held_by(b: log.Budget, now: float, limits: list[RateLimit], allow: float, le
         >>> b = log.Budget(sends=[(0.0, log.SENT)], leases={"x": (1, 5.0, 9.0, "pid 1")})
         >>> held_by(b, 1.0, [RateLimit(1, 5.0)], 0.0, "me", None)
         "another caller's 1 per 5 s"
+        >>> held_by(b, 1.0, [RateLimit(1, 5.0)], 0.0, "x", RateLimit(1, 5.0))
+        'its own limit of 1 per 5 s'
     """
     if b.paused_until > now:
         return "a 429 pause"
@@ -147,7 +149,7 @@ def held_by(b: log.Budget, now: float, limits: list[RateLimit], allow: float, le
     others = {(n, per) for i, (n, per, _, _) in b.leases.items() if i != lease_id}
     if (binding.requests, binding.per) in others and binding != own:
         return f"another caller's {describe(binding)}"
-    return f"this caller's {describe(binding)}"
+    return f"its own limit of {describe(binding)}"
 
 
 class RoundTrips:
