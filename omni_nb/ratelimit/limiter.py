@@ -296,6 +296,15 @@ class Limiter:
             self._hint = -math.inf
         return lesson
 
+    def sent(self, at: float | None = None) -> None:
+        """The claim this thread or task made last was written to the wire at ``at``
+        (``time.time()``; None: now)."""
+        # interface: implemented by the rate budget
+
+    def unsent(self) -> None:
+        """The claim this thread or task made last never left: drop it."""
+        # interface: implemented by the rate budget
+
     def pause_for(self, seconds: float) -> None:
         """Hold every caller of the key (every process sharing the store) for ``seconds``."""
 
