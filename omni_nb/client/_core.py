@@ -50,6 +50,7 @@ from .parse import (
 from .validate import check_branch_id, check_document_id
 
 __all__ = [
+    "AttemptInterval",
     "Call",
     "CallOutcome",
     "ClientOptions",
@@ -86,6 +87,33 @@ class Draft:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptInterval:
+    """One attempt of a call that could have reached the application, in wall-clock seconds
+    (``time.time()``): from ``sent_at``, when its request headers began to be written (httpx's
+    ``trace`` extension; just before the send when the transport reports no trace), to
+    ``answered_at``, when the answer's headers arrived, or, for an attempt never answered
+    (dropped, timed out, cancelled in flight), its deadline: after that it cannot have done
+    anything more.
+
+    ``status`` is the answer's HTTP status (None: never answered). ``reached_app`` is False
+    for a 429 Omni's firewall answered (``X-Omni-Waf-Action: block``): the request stopped
+    there (such attempts stay in the log, flagged). An attempt that never left (no
+    connection, its headers never written) is not in the log at all.
+
+    Example:
+        >>> a = AttemptInterval(100.0, 100.25, 429, reached_app=False, answered=True)
+        >>> a.answered_at - a.sent_at, a.reached_app
+        (0.25, False)
+    """
+
+    sent_at: float
+    answered_at: float
+    status: int | None
+    reached_app: bool
+    answered: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CallOutcome:
     """One finished call, success or failure, as handed to an ``on_result`` hook.
 
@@ -96,7 +124,8 @@ class CallOutcome:
     ``key`` is the short name of the API key it was sent on (:meth:`Secret.key_id`).
     ``action`` is what the call did (its :attr:`Call.action`: ``create``, ``discard``,
     ``list``...), so whoever records it never has to guess; ``payload`` is the decoded
-    answer of a successful call (None after a failure).
+    answer of a successful call (None after a failure). ``attempt_log`` holds each attempt
+    that could have reached the application, in order (:class:`AttemptInterval`).
 
     Example:
         >>> o = CallOutcome("d", None, Draft("x", "d", None, 1), None, 200, 1, 0.1,
@@ -118,6 +147,7 @@ class CallOutcome:
     key: str | None = None
     action: str = "create"
     payload: Any = None
+    attempt_log: tuple[AttemptInterval, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -142,7 +172,7 @@ class Deadline:
         True
     """
 
-    __slots__ = ("at", "seconds")
+    __slots__ = ("at", "seconds", "wall_at")
 
     #: Never hand a socket 0 (non-blocking: an OS error, not a timeout): the smallest wait.
     FLOOR = 0.001
@@ -150,6 +180,7 @@ class Deadline:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.at = time.monotonic() + seconds
+        self.wall_at = time.time() + seconds  # the same moment on the wall clock
 
     def remaining(self) -> float:
         """Seconds left (at least :data:`FLOOR`)."""
@@ -353,6 +384,7 @@ class Attempts:
     first_sent: datetime | None = None
     unreachable: int = 0  # attempts that could not connect at all
     probed: int = 0  # 429s to the limiter's probes and trials (not counted as retries)
+    log: list[AttemptInterval] = field(default_factory=list)  # attempts that may have acted
 
     def held(self, since: float, waited: float) -> None:
         """Count the time since ``since`` (a perf_counter reading) as held by the budget: the
@@ -678,6 +710,7 @@ class Core:
             requested_at=state.first_sent or now(), api_root=self.settings.api_root,
             queued_s=state.queued, key=self.key_id, action=action,
             payload=None if isinstance(result, OmniError) else payload,
+            attempt_log=tuple(state.log),
         )
         if self.on_result is not None:
             self.on_result(outcome)
