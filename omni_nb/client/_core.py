@@ -216,9 +216,13 @@ class RetryPolicy:
     is retried at most ``connect_retries`` times (within ``max_retries``), after waits of
     ``connect_backoff`` * 2**n: a dead host fails in about a second, not in minutes.
 
-    A 429 to a send the rate limiter made to learn the server's window (a probe of a block
-    or a trial of a learned window, see :mod:`omni_nb.ratelimit.log`) is not the item's
-    failure: up to ``probe_retries`` of them do not count against ``max_retries``.
+    A 429 that is the rate budget's doing is not the item's failure: to a send the limiter
+    made to learn the server's window (a probe of a block or a trial of a learned window,
+    see :mod:`omni_nb.ratelimit.log`), into a window its refusals filled, or a near miss at
+    the edge of a window under a limit the client and the server agree on (the budget's
+    own timing error). Up to ``probe_retries`` of them do not count against
+    ``max_retries``: the item is sent again when the budget allows, within the bound below,
+    and never ends ``rate_limited`` for them.
 
     **Bound.** Each attempt has one deadline, the client's ``timeout``, for connecting,
     sending, the headers and the whole body together. A call therefore ends within
@@ -383,7 +387,7 @@ class Attempts:
     queued: float = 0.0
     first_sent: datetime | None = None
     unreachable: int = 0  # attempts that could not connect at all
-    probed: int = 0  # 429s to the limiter's probes and trials (not counted as retries)
+    probed: int = 0  # 429s that are the budget's doing (not counted as retries)
     log: list[AttemptInterval] = field(default_factory=list)  # attempts that may have acted
 
     def held(self, since: float, waited: float) -> None:
@@ -623,11 +627,13 @@ class Core:
         # The limiter learns from every 429 (a near miss widens the allowance, a tighter
         # server starts probing, Retry-After says when), even one the call gives up on.
         lesson = self._learn(error) if isinstance(error, RateLimitError) else None
-        if lesson in ("probe", "counted") and state.probed < self.retry.probe_retries:
+        if lesson in _BUDGETS_DOING and state.probed < self.retry.probe_retries:
             # The limiter sent this attempt to learn where the server's window ends (a probe
-            # of a block, a trial of a learned window) or into a window its refusals filled
-            # (a server that counts them): the refusal is its doing, not the item's failure,
-            # so it does not use up a retry.
+            # of a block, a trial of a learned window), into a window its refusals filled
+            # (a server that counts them), or a hair too early under a limit both sides
+            # agree on (noise: the budget's own timing error, its allowance now wider): the
+            # refusal is the budget's doing, not the item's failure, so it does not use up
+            # a retry, and the item goes again when the budget says.
             state.probed += 1
             return 0.0
         wait = self.next_wait(error, state.attempt - state.probed, state.waited,
@@ -716,6 +722,9 @@ class Core:
             self.on_result(outcome)
         return outcome
 
+
+#: The limiter's lessons from a 429 that are its own doing (:meth:`Core.after_failure`).
+_BUDGETS_DOING = frozenset({"probe", "counted", "noise"})
 
 _ERROR_BY_STATUS: dict[int, type[APIStatusError]] = {
     400: NotEligibleError,
