@@ -80,9 +80,8 @@ class WireTrace:
         (100.0, 100.25, 200, True)
     """
 
-    __slots__ = ("_answered_mono", "_before", "_before_mono", "_clock", "_deadline", "_into",
-                 "_limiter", "_saw", "_traced", "_written_mono", "answered_at", "started_at",
-                 "status", "waf", "written_at")
+    __slots__ = ("_before", "_before_mono", "_clock", "_deadline", "_into", "_limiter",
+                 "_saw", "_traced", "answered_at", "started_at", "status", "waf", "written_at")
 
     def __init__(
         self, limiter: SendSide, deadline: Deadline, into: list[AttemptInterval], *,
@@ -93,8 +92,6 @@ class WireTrace:
         self._before = clock()  # the send time when the transport reports none
         self._before_mono = time.perf_counter()
         self._saw = False  # any trace event on this attempt (the transport traces)
-        self._written_mono: float | None = None
-        self._answered_mono: float | None = None
         self.started_at: float | None = None  # headers began to be written
         self.written_at: float | None = None  # headers written
         self.answered_at: float | None = None  # the answer's headers arrived
@@ -116,11 +113,9 @@ class WireTrace:
             self.started_at = self._clock()
         elif step == "send_request_headers.complete":
             self.written_at = self._clock()
-            self._written_mono = time.perf_counter()
             self._limiter.sent(self.written_at)
         elif step == "receive_response_headers.complete":
             self.answered_at = self._clock()
-            self._answered_mono = time.perf_counter()
 
     async def aevent(self, name: str, info: dict[str, Any]) -> None:
         """The async client's ``trace`` callback (httpx awaits it): :meth:`event`."""
@@ -128,17 +123,13 @@ class WireTrace:
 
     def answered(self, status: int, headers: httpx.Headers) -> None:
         """The response headers are in: note the status and tell the budget the round trip
-        (headers written to headers answered when both were traced; else from just before
-        the send, the pool wait and any connect included)."""
-        mono = time.perf_counter()
+        from just before the send (a fresh connection's set-up included, as the budget's
+        allowance expects)."""
+        round_trip = time.perf_counter() - self._before_mono
         if self.answered_at is None:
             self.answered_at = self._clock()
         self.status = status
         self.waf = status == 429 and headers.get(WAF_HEADER, "").strip().lower() == "block"
-        if self._written_mono is not None and self._answered_mono is not None:
-            round_trip = self._answered_mono - self._written_mono
-        else:
-            round_trip = mono - self._before_mono
         self._limiter.observe(round_trip, status)
 
     def left(self, error: BaseException | None) -> bool:
