@@ -51,7 +51,7 @@ class SendSide(Protocol):
         """That claim never left."""
 
     def observe(self, round_trip_s: float, status: int | None = None) -> None:
-        """An answer came, ``round_trip_s`` after the request was written."""
+        """An answer (``status``) came, ``round_trip_s`` after the send began."""
 
 
 class WireTrace:
