@@ -23,7 +23,9 @@ Cases (``--only``): ``processes`` 2 x 50 and 3 x 40 documents at 20 per 2 s, con
 1.5 s in by ``login()``, one call on ``OmniClient(rate_limit=None)``, ``DraftForm()``'s
 connect check, one call on ``OmniClient(rate_limit=RateLimit(50, 2))`` or a second
 background run at 20 per 2 s; ``lock`` a third process holding the store's write lock for 2 s
-during a two-process batch; ``deleted`` the store file deleted during a two-process batch;
+during a two-process batch; ``deleted`` the store file deleted during a two-process batch
+(both have it open, so on Linux they go on sharing the unlinked file); ``deleted-late`` the
+same with the second process starting 1 s after the deletion (it makes a new store);
 ``pool`` 3 keys at 20 per 2 s each, 240 documents.
 """
 
@@ -61,6 +63,8 @@ from omni_nb import (
     logout,
     sandbox,
 )
+from omni_nb.config import resolve_settings
+from omni_nb.ratelimit import shared_limiter
 
 #: The grace at the window's edge, as a share of the window: 0.25 s of a 2 s window.
 GRACE_SHARE = 1 / 8
@@ -120,10 +124,13 @@ class Outcome:
     gaps: list[float] | None = None
     notes: list[str] = field(default_factory=list)
 
-    def line(self) -> str:
+    def line(self, span: bool = True) -> str:
+        """One run in words; ``span=False`` leaves out the time (meaningless when a joiner's
+        own requests, at their own pace, are among the arrivals)."""
         bad = ", ".join(f"{n} {s}" for s, n in sorted(self.not_ok.items())) or "none"
         text = (f"429 answers {self.refused}, busiest window {self.busiest}, rows not ok: "
-                f"{bad}, span {self.ratio:.3f}x least; claim-to-write gap {gap_text(self.gaps)}")
+                f"{bad}" + (f", span {self.ratio:.3f}x least" if span else "")
+                + f"; claim-to-write gap {gap_text(self.gaps)}")
         return text + "".join(f"; {note}" for note in self.notes)
 
 
@@ -134,6 +141,16 @@ def gap_text(gaps: list[float] | None) -> str:
         return "none recorded"
     return (f"median {statistics.median(gaps) * 1000:.1f} ms, max {max(gaps) * 1000:.1f} ms "
             f"({len(gaps)} sends)")
+
+
+def limiter_gaps(sb: sandbox.Sandbox, limit: RateLimit | None) -> list[float] | None:
+    """This process's claim-to-write gaps on the sandbox's key (``Limiter.stamp_gaps()``),
+    None where the limiter does not record them. Call it once the key's batches are over."""
+    settings = resolve_settings(sb.base_url, sb.token)
+    limiter = shared_limiter(settings.api_root, settings.token.fingerprint(), limit,
+                             budget=settings.budget)
+    gaps = getattr(limiter, "stamp_gaps", None)
+    return None if gaps is None else [float(g) for g in gaps()]
 
 
 def outcome(sb: sandbox.Sandbox, limit: tuple[int, float], statuses: list[str],
@@ -193,13 +210,16 @@ def children(sb: sandbox.Sandbox, store: Path, parts: int, each: int,
                 proc.wait()
 
 
-def release(procs: list[subprocess.Popen[str]], ahead: float = 0.3) -> float:
+def release(procs: list[subprocess.Popen[str]], ahead: float = 0.3,
+            last_later: float = 0.0) -> float:
     """Tell every child to start at one wall-clock instant ``ahead`` seconds from now (so
-    each is asleep on it before it comes); returns that instant."""
+    each is asleep on it before it comes), the last one ``last_later`` seconds after the
+    others; returns that instant."""
     start_at = time.time() + ahead
-    for proc in procs:
+    for i, proc in enumerate(procs):
         assert proc.stdin is not None
-        proc.stdin.write(f"{start_at!r}\n")
+        later = last_later if i == len(procs) - 1 else 0.0
+        proc.stdin.write(f"{start_at + later!r}\n")
         proc.stdin.flush()
     return start_at
 
@@ -246,18 +266,20 @@ def delete_store(store: Path, at: float, notes: list[str]) -> None:
 def run_processes(parts: int, each: int, limit: tuple[int, float],
                   fault: str | None = None, fault_at: float = 1.5,
                   lock_seconds: float = 2.0) -> Outcome:
-    """One run: ``parts`` processes released at one instant; ``fault`` ("lock" or
-    "deleted") happens to the budget store ``fault_at`` seconds after the release."""
+    """One run: ``parts`` processes released at one instant; ``fault`` ("lock", "deleted"
+    or "deleted-late") happens to the budget store ``fault_at`` seconds after the release
+    ("deleted-late": the last process starts 1 s after the store is deleted)."""
     notes: list[str] = []
     with serve(limit) as sb, tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "budget.sqlite3"
         with children(sb, store, parts, each, limit) as procs:
-            start_at = release(procs)
+            late = fault_at + 1.0 if fault == "deleted-late" else 0.0
+            start_at = release(procs, last_later=late)
             helper = None
             if fault == "lock":
                 helper = threading.Thread(target=hold_lock,
                                           args=(store, start_at + fault_at, lock_seconds, notes))
-            elif fault == "deleted":
+            elif fault in ("deleted", "deleted-late"):
                 helper = threading.Thread(target=delete_store,
                                           args=(store, start_at + fault_at, notes))
             if helper is not None:
@@ -280,7 +302,8 @@ def bench_processes(runs: int, quick: bool) -> None:
 
 
 FAULTS = {"lock": "a third process holds the store's write lock",
-          "deleted": "the store file deleted"}
+          "deleted": "the store file deleted",
+          "deleted-late": "the second process starting 1 s after the store file is deleted"}
 
 
 def bench_store_faults(kinds: list[str], runs: int, quick: bool) -> None:
@@ -362,7 +385,7 @@ def run_join(limit: tuple[int, float], n: int, joiner: Callable[[sandbox.Sandbox
         joined = joiner(sb)
         table = run.wait(timeout=600)
         statuses = ([] if table is None else list(table["status"])) + joined
-        return outcome(sb, limit, statuses)
+        return outcome(sb, limit, statuses, limiter_gaps(sb, RateLimit(*limit)))
 
 
 def bench_join(quick: bool) -> None:
@@ -372,7 +395,7 @@ def bench_join(quick: bool) -> None:
             result = run_join(limit, n, joiner, after)
             print(f"join: a background batch of {n} at RateLimit({limit[0]}, {limit[1]:g}) on "
                   f"a {limit[0]}/{limit[1]:g} s server, {after:g} s in: {name}: "
-                  f"{result.line()} [target: 0 x 429, every row ok]", flush=True)
+                  f"{result.line(span=False)} [target: 0 x 429, every row ok]", flush=True)
 
 
 # -- a pool of keys ------------------------------------------------------------------------------
@@ -395,12 +418,15 @@ def bench_pool(quick: bool) -> None:
         print(f"pool: 3 keys at {limit[0]}/{limit[1]:g} s each, {n} documents: 429 answers "
               f"{refused}, busiest window of any key {sb.busiest_window(limit[1])}, rows not "
               f"ok {dict(bad) or 'none'}, span {(arrivals[-1] - arrivals[0]) / low:.3f}x least "
-              f"(one key's share, {n // 3}) [target: 0 x 429, <= 1.15x least]", flush=True)
+              f"(one key's share, {n // 3}); claim-to-write gap on the first key "
+              f"{gap_text(limiter_gaps(sb, RateLimit(*limit)))} "
+              "[target: 0 x 429, <= 1.15x least]", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--only", choices=["processes", "join", "lock", "deleted", "pool"])
+    parser.add_argument("--only", choices=["processes", "join", "lock", "deleted",
+                                           "deleted-late", "pool"])
     parser.add_argument("--runs", type=int, default=3,
                         help="runs of each process case (default 3; the target: 10)")
     parser.add_argument("--quick", action="store_true",

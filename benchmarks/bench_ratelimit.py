@@ -41,7 +41,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_batch import bare, machine
-from bench_company import GRACE_SHARE, bench_processes
+from bench_company import GRACE_SHARE, bench_processes, gap_text, limiter_gaps
 
 from omni_nb import RateLimit, create_drafts, sandbox
 
@@ -84,6 +84,7 @@ def bench_single(name: str, n: int, limit: tuple[int, float], latency: float, ji
             print(f"  rows not ok: {table.summary()}", flush=True)
         sb.wait_idle(10.0)
         report(name, took, n, limit, refused_of(sb), target, sb.busiest_window(limit[1]))
+        print(f"  claim-to-write gap {gap_text(limiter_gaps(sb, client_limit))}", flush=True)
     return took
 
 
