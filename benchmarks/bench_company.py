@@ -443,7 +443,10 @@ def main(argv: list[str] | None = None) -> None:
         bench_processes(runs, args.quick)
     if wanted("join"):
         bench_join(args.quick)
-    faults = [kind for kind in FAULTS if wanted(kind)]
+    # --quick leaves out "deleted": "deleted-late" runs the same code, and each process case
+    # costs seconds of interpreters importing everything.
+    faults = [kind for kind in FAULTS if wanted(kind)
+              and not (args.quick and args.only is None and kind == "deleted")]
     if faults:
         bench_store_faults(faults, runs, args.quick)
     if wanted("pool"):

@@ -198,7 +198,8 @@ def main() -> None:
                      "concurrency 8", 12 if q else 100, short, 0.02, 0.0, RateLimit(*short),
                      "target <= 1.05, 0 x 429", check=check, concurrency=8,
                      grace=short[1] * GRACE_SHARE)
-    if run("processes"):
+    # --quick leaves the process case to bench_company.py --quick, which runs the same code.
+    if args.only == "processes" or (args.only is None and not q):
         bench_processes(1 if q else args.runs, q)
     if run("threads"):
         bench_threads(3 if q else 8, 3 if q else 15, (5, 0.5) if q else (20, 5.0))
