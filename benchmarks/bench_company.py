@@ -15,7 +15,8 @@ of an eighth of the window at its edge (0.25 s of 2 s: it accepts a request whos
 within the grace), 20 ms latency, 429 + ``X-Omni-Waf-Action: block`` without Retry-After.
 Each process run starts its children, waits until every one has imported everything, then
 releases them at one wall-clock instant; each run has a fresh sandbox (a new API root, so a
-new key) and a fresh budget store. Where the limiter records its claim-to-write gaps
+new key) and a fresh budget store; batches run with ``ledger="off"`` (the ledger is measured
+by other benchmarks). Where the limiter records its claim-to-write gaps
 (``Limiter.stamp_gaps()``) their median and max are printed, else "not measured".
 
 Cases (``--only``): ``processes`` 2 x 50 and 3 x 40 documents at 20 per 2 s, concurrency 8;
