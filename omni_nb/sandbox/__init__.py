@@ -84,6 +84,12 @@ exact creation and archiving times)::
                            params={"include": "archived"}, headers=auth).json()
         assert listed[0]["createdBy"] == {"name": sb.editor_name}
 
+The rate window: :meth:`Sandbox.busiest_window` gives the most requests the rate limit
+accepted in any trailing window, on the server's own arrival times (what a client's rate
+budget is judged by). ``grace=S`` (``--grace S``) makes the window lenient at its edge, as
+some firewalls are: a request it would refuse is accepted when the arrival that has to leave
+the window for it leaves within S seconds.
+
 Tokens never appear in request records, reprs or log lines: records keep the
 caller's *role* only.
 

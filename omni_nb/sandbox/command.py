@@ -37,6 +37,13 @@ def _rate_limit_arg(text: str) -> tuple[int, float] | None:
     return limit
 
 
+def _grace_arg(text: str) -> float:
+    try:
+        return Settings(grace=float(text)).grace
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}") from None
+
+
 def _retry_after_arg(text: str) -> RetryAfter | None:
     value = text.strip().lower()
     if value == "seconds":
@@ -70,6 +77,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="per-token trailing-window limit, e.g. 60/60, or 'off'",
     )
     parser.add_argument(
+        "--grace",
+        type=_grace_arg,
+        default=0.0,
+        metavar="SECONDS",
+        help="accept a request the window would refuse when it frees within SECONDS (0)",
+    )
+    parser.add_argument(
         "--retry-after",
         type=_retry_after_arg,
         default="seconds",
@@ -90,7 +104,9 @@ def _banner(sb: Sandbox, args: argparse.Namespace) -> str:
         f"  viewer token : {sb.viewer_token}\n"
         f"  branches     : "
         + ", ".join(f"{b.name}={b.id}" for b in sb.branches)
-        + f"\n  rate limit   : {limit}\n"
+        + f"\n  rate limit   : {limit}"
+        + (f" (grace {args.grace:g} s)" if args.grace else "")
+        + "\n"
         "Use it from another shell:\n"
         f"  export OMNI_BASE_URL={sb.base_url}\n"
         f"  export OMNI_API_TOKEN={sb.token}\n"
@@ -121,6 +137,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m omni_nb.sandbox")
             latency_jitter=args.latency_jitter,
             rate_limit=args.rate_limit,
             retry_after=args.retry_after,
+            grace=args.grace,
             fail_rate=args.fail_rate,
             drop_rate=args.drop_rate,
             slow_rate=args.slow_rate,

@@ -476,6 +476,25 @@ class Sandbox:
         """
         return self._state.log.snapshot()
 
+    def busiest_window(self, per: float, token: str | None = None) -> int:
+        """The most requests the rate limit accepted in any trailing ``per``-second window.
+
+        Counted per token on the server's own arrival times (the last 100,000 accepted per
+        token, cleared logs or not); ``token=None``: the busiest of every token's. Only
+        accepted requests count, refused ones never do.
+
+        Example:
+
+            >>> import httpx
+            >>> with serve(documents=3, rate_limit=(2, 60.0), grace=0.25) as sb:
+            ...     auth = {"Authorization": f"Bearer {sb.token}"}
+            ...     codes = [httpx.post(f"{sb.base_url}/v1/documents/doc-0001/draft",
+            ...                         headers=auth).status_code for _ in range(3)]
+            ...     codes, sb.busiest_window(60.0), sb.busiest_window(60.0, sb.viewer_token)
+            ([200, 200, 429], 2, 0)
+        """
+        return self._state.limiter.busiest_window(per, token)
+
     def clear_requests(self) -> None:
         """Empty the request log.
 
@@ -510,6 +529,7 @@ class Sandbox:
         rate_limit: tuple[int, float] | Unset | None = UNSET,
         retry_after: RetryAfter | Unset | None = UNSET,
         count_refused: bool | Unset = UNSET,
+        grace: float | Unset = UNSET,
         fail_rate: float | Unset = UNSET,
         drop_rate: float | Unset = UNSET,
         slow_rate: float | Unset = UNSET,
@@ -533,6 +553,7 @@ class Sandbox:
                 ("rate_limit", rate_limit),
                 ("retry_after", retry_after),
                 ("count_refused", count_refused),
+                ("grace", grace),
                 ("fail_rate", fail_rate),
                 ("drop_rate", drop_rate),
                 ("slow_rate", slow_rate),
@@ -629,6 +650,7 @@ def serve(
     rate_limit: tuple[int, float] | None = (60, 60.0),
     retry_after: RetryAfter | None = "seconds",
     count_refused: bool = False,
+    grace: float = 0.0,
     fail_rate: float = 0.0,
     drop_rate: float = 0.0,
     slow_rate: float = 0.0,
@@ -643,7 +665,9 @@ def serve(
     not the GET routes); their rates are drawn independently per write in the
     order drop, 5xx, slow. A dropped or failed write changes nothing.
     ``count_refused=True`` counts refused requests in the rate window too (a firewall that
-    counts every arrival); by default only accepted ones count.
+    counts every arrival); by default only accepted ones count. ``grace=S`` accepts a
+    request the strict window would refuse when the arrival that has to leave the window
+    for it leaves within S seconds (a firewall lenient at the window's edge).
 
     Example::
 
@@ -656,6 +680,7 @@ def serve(
         rate_limit=rate_limit,
         retry_after=retry_after,
         count_refused=count_refused,
+        grace=grace,
         fail_rate=fail_rate,
         drop_rate=drop_rate,
         slow_rate=slow_rate,

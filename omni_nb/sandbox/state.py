@@ -108,13 +108,17 @@ class Settings:
     #: Refused requests count in the window too (a firewall that counts every arrival, so
     #: retrying into a block prolongs it); False: only accepted ones count, as by default.
     count_refused: bool = False
+    #: Seconds of leniency at the window's edge: a request the strict window would refuse
+    #: is accepted when the arrival that has to leave the window for it leaves within
+    #: ``grace`` seconds (a firewall that is lenient at the edge). 0: strict.
+    grace: float = 0.0
     fail_rate: float = 0.0
     drop_rate: float = 0.0
     slow_rate: float = 0.0
     slow_seconds: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("latency", "latency_jitter", "slow_seconds"):
+        for name in ("latency", "latency_jitter", "slow_seconds", "grace"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -285,29 +289,55 @@ def rate_text(requests: int, per: float) -> str:
 
 
 class RateLimiter:
-    """Omni's per-token limit: a trailing window of ``requests`` per ``per`` seconds."""
+    """Omni's per-token limit: a trailing window of ``requests`` per ``per`` seconds.
+
+    It also keeps the arrival time (its clock) of each request it accepted, per token (the
+    last :data:`ACCEPTED_KEPT`), so that a benchmark or a test can ask what the server let
+    through: :meth:`busiest_window`.
+
+    Example:
+
+        >>> now = [0.0]
+        >>> limiter = RateLimiter(clock=lambda: now[0])
+        >>> def accepted(at: float) -> bool:
+        ...     now[0] = at
+        ...     return limiter.check("t", Settings(rate_limit=(2, 1.0), grace=0.25)) is None
+        >>> [accepted(at) for at in (0.0, 0.5, 0.7, 0.8)]
+        [True, True, False, True]
+        >>> limiter.busiest_window(1.0), limiter.busiest_window(0.5)
+        (3, 2)
+    """
+
+    #: How many accepted arrivals are kept per token (older ones are forgotten first).
+    ACCEPTED_KEPT: Final = 100_000
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._windows: dict[str, collections.deque[float]] = {}
+        self._accepted: dict[str, collections.deque[float]] = {}
         self._clock = clock
 
     def check(self, token: str, settings: Settings) -> Reply | None:
         """None when ``token`` may make one more request now, else the 429 to answer."""
         if settings.rate_limit is None:
+            self._accept(token)
             return None
         requests, per = settings.rate_limit
-        now = self._clock()
         with self._lock:
+            # Read under the lock, so that each token's accepted arrivals stay in order.
+            now = self._clock()
             window = self._windows.setdefault(token, collections.deque())
             # A trailing window, not a bucket: a bucket that bursts N and
             # refills lets nearly 2N through in one window, Omni's WAF does not.
             while window and window[0] <= now - per:
                 window.popleft()
-            if len(window) < requests:
+            # The arrival that must leave the window before one more fits.
+            wait = window[-requests] + per - now if len(window) >= requests else 0.0
+            if wait <= settings.grace:
                 window.append(now)
+                self._accepted_of(token).append(now)
                 return None
-            wait = window[-requests] + per - now
+            wait -= settings.grace
             if settings.count_refused:
                 window.append(now)
         reply = error(429, f"Rate limit exceeded ({rate_text(requests, per)})")
@@ -319,6 +349,53 @@ class RateLimiter:
             when = math.ceil(time.time() + max(wait, 1.0))
             reply.headers.append(("Retry-After", email.utils.formatdate(when, usegmt=True)))
         return reply
+
+    def _accept(self, token: str) -> None:
+        with self._lock:
+            self._accepted_of(token).append(self._clock())
+
+    def _accepted_of(self, token: str) -> collections.deque[float]:
+        # Called with the lock held.
+        accepted = self._accepted.get(token)
+        if accepted is None:
+            accepted = self._accepted[token] = collections.deque(maxlen=self.ACCEPTED_KEPT)
+        return accepted
+
+    def busiest_window(self, per: float, token: str | None = None) -> int:
+        """The most accepted arrivals of ``token`` in any trailing ``per``-second window.
+
+        ``token=None``: the busiest of every token's (each counted on its own, as the server
+        counts them). Two arrivals exactly ``per`` apart are not in one window, as the
+        window is ``(now - per, now]``.
+
+        Example:
+
+            >>> now = [0.0]
+            >>> limiter = RateLimiter(clock=lambda: now[0])
+            >>> for at in (0.0, 0.5, 1.0, 1.2):
+            ...     now[0] = at
+            ...     _ = limiter.check("t", Settings(rate_limit=None))
+            >>> limiter.busiest_window(1.0), limiter.busiest_window(1.0, "other")
+            (3, 0)
+        """
+        if not (math.isfinite(per) and per > 0):
+            raise ValueError(f"per must be a finite number > 0, got {per!r}")
+        with self._lock:
+            if token is not None:
+                runs = [list(self._accepted.get(token, ()))]
+            else:
+                runs = [list(times) for times in self._accepted.values()]
+        return max((_busiest(times, per) for times in runs), default=0)
+
+
+def _busiest(times: Sequence[float], per: float) -> int:
+    """The most of ``times`` (ascending) within any half-open span shorter than ``per``."""
+    most = start = 0
+    for end, at in enumerate(times):
+        while at - times[start] >= per:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 class RequestLog:
