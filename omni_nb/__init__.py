@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     )
     from .client import AsyncOmniClient, CallOutcome, Draft, OmniClient, RetryPolicy
     from .ledger import Ledger, open_ledger, results
+    from .ratelimit.report import rate_budget
     from .session import login
     from .widget import DraftForm
 
@@ -85,6 +86,7 @@ _LAZY = {
     "DraftForm": ".widget",
     "sandbox": ".sandbox",
     "login": ".session",
+    "rate_budget": ".ratelimit.report",
 }
 
 __all__ = [
@@ -129,6 +131,7 @@ __all__ = [
     "login",
     "logout",
     "open_ledger",
+    "rate_budget",
     "register_operation",
     "results",
     "run_operation",

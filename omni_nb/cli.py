@@ -167,6 +167,11 @@ _COMMANDS = {
     "results": ("read results back from the ledger",
                 "Show the ledger's rows, newest first, or write them to a file. Exit code 1 "
                 "when nothing matched.", "omni-nb results --last --limit 50"),
+    "budget": ("show (or clear) each key's shared rate budget",
+               "Show each key's rate budget in the shared store: the explicit limits in force "
+               "and who holds them, a learned limit, a pause, the sends in the window, by the "
+               "key's short name (never the token). --clear drops a key's stale state first.",
+               "omni-nb budget --clear"),
 }
 
 
@@ -177,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                metavar="{demo,draft,discard,drafts,results,sandbox}")
+                                metavar="{demo,draft,discard,drafts,results,budget,sandbox}")
     for name, (summary, description, example) in _COMMANDS.items():
         command: _Parser = sub.add_parser(
             name, help=summary, description=textwrap.fill(description, 88),
@@ -217,7 +222,7 @@ def _main(args_list: list[str], sigint: _Sigint) -> int:
         ledger = getattr(args, "ledger", None)
         commands: dict[str, Any] = {
             "demo": _demo, "draft": _draft, "results": _results, "drafts": _drafts,
-            "discard": lambda a: _discard(a, sigint)}
+            "discard": lambda a: _discard(a, sigint), "budget": _budget}
         code: int = commands[args.command](args)
         sys.stdout.flush()  # here, so a closed pipe is caught below and not at exit
         return code
@@ -551,6 +556,23 @@ def _drafts(args: argparse.Namespace) -> int:
     if args.out is not None:
         _write(listing, args.out)
     return 0 if (listing["status"] == "ok").all() else 1
+
+
+def _budget(args: argparse.Namespace) -> int:
+    """Print each key's shared budget (after clearing, with --clear)."""
+    from .config import resolve_settings
+    from .ratelimit.report import rate_budget
+
+    try:
+        settings = resolve_settings(args.base_url, None, instance=args.instance,
+                                    playground=args.playground or None, budget=args.budget)
+    except ConfigError:
+        if args.base_url or args.instance:
+            raise
+        settings = None  # no key configured: every key is shown by digest
+    print(rate_budget(settings, clear=args.clear, every_key=args.all_keys,
+                      path=args.budget))
+    return 0
 
 
 def _cli_settings(args: argparse.Namespace) -> Any:

@@ -36,7 +36,7 @@ __all__ = [
 
 #: The magic's one command; the CLI's commands that take options from the table.
 MAGIC = "omni_draft"
-CLI_COMMANDS = ("demo", "draft", "discard", "drafts", "results")
+CLI_COMMANDS = ("demo", "draft", "discard", "drafts", "results", "budget")
 
 Front = Literal["python", "magic", "cli"]
 Kind = Literal["text", "int", "float", "path", "flag", "rate", "many"]
@@ -151,12 +151,12 @@ OPTIONS: tuple[Option, ...] = (
     _o("branch_col", "column of branch ids in the --from-csv file (default branch_id, if "
        "present)", MAGIC, "draft", "discard", metavar="COL", needs=_FROM, excludes=("list",),
        helps={MAGIC: "--from DataFrame column of branch ids (default branch_id, if present)"}),
-    _o("instance", "Omni instance name: acme -> https://acme.omniapp.co/api", *_CONNECT,
+    _o("instance", "Omni instance name: acme -> https://acme.omniapp.co/api", *_CONNECT, "budget",
        metavar="NAME", group="where", excludes=("base_url",)),
-    _o("base_url", "API root instead, e.g. https://acme.omniapp.co/api", *_CONNECT,
+    _o("base_url", "API root instead, e.g. https://acme.omniapp.co/api", *_CONNECT, "budget",
        metavar="URL", group="where"),
     _o("playground", "--instance is a playground instance (*.playground.exploreomni.dev)",
-       *_CONNECT, kind="flag", needs=("instance",)),
+       *_CONNECT, "budget", kind="flag", needs=("instance",)),
     _o("concurrency", "requests in flight, 1 to 64 (default 8)", MAGIC, "draft", "discard",
        "demo", kind="int", metavar="N", default=8, setting="concurrency",
        helps={MAGIC: "requests in flight (default: OmniNB.concurrency)",
@@ -202,6 +202,12 @@ OPTIONS: tuple[Option, ...] = (
                        "usual one)",
               "discard": "the ledger to read the run from and record the rows in (default: "
                          "OMNI_NB_LEDGER or the usual one)"}),
+    _o("budget", "the budget store to read (default: OMNI_NB_BUDGET or the usual one)",
+       "budget", kind="path", metavar="PATH"),
+    _o("clear", "drop the configured keys' stale state (leases, pause, learned limit, "
+       "sends) before showing", "budget", kind="flag"),
+    _o("all_keys", "with --clear: every key in the store, not only the configured ones",
+       "budget", kind="flag", needs=("clear",)),
     _o("documents", "how many sandbox documents (default 300; 3 failing ids are added)",
        "demo", kind="int", metavar="N", default=300),
     _o("latency", "sandbox answer latency (default 0.05)", "demo", kind="float",
