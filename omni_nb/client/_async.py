@@ -288,6 +288,7 @@ class AsyncOmniClient(BaseClient):
                 async with asyncio.timeout(deadline.remaining()):  # the whole attempt
                     response = await self._http.send(request, stream=True)
                     core.limiter.observe(time.monotonic() - sent, response.status_code)
+                    core.dated(response, time.monotonic() - sent)
                     try:
                         body = core.redacted(await aread_capped(response.aiter_bytes(), deadline))
                     finally:
@@ -299,6 +300,6 @@ class AsyncOmniClient(BaseClient):
                 error = core.timed_out()
             except OmniError as exc:
                 error = exc
-            wait = core.after_failure(error, state)
+            wait = core.after_failure(error, state, call)
             if wait:
                 await self._sleep(wait)

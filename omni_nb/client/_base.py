@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import Settings, resolve_settings
+from ..evidence import ServerClock
 from ..ratelimit import Limiter
 from ._core import ClientOptions, Core
 
@@ -48,6 +49,12 @@ class BaseClient:
     def limiter(self) -> Limiter:
         """The rate limiter this client draws from (shared by every client of its key)."""
         return self._core.limiter
+
+    @property
+    def server_clock(self) -> ServerClock:
+        """How far Omni's clock is from this machine's, bounded by the answers' ``Date``
+        headers so far (see :mod:`omni_nb.evidence`)."""
+        return self._core.clock
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(api_root={self.api_root!r}, "

@@ -37,6 +37,7 @@ from ..errors import (
     ServerError,
     UnexpectedResponseError,
 )
+from ..evidence import ServerClock
 from ..ratelimit import Limiter, RateLimit, pause_key, shared_limiter
 from .parse import (
     body_text,
@@ -248,6 +249,9 @@ class Call:
 
     ``path`` is already percent-encoded; ``body`` is sent as JSON when not None; ``action``
     is the word rows and the ledger use for what the call does (``create``, ``discard``...).
+    ``resend_lost=False`` gives up, instead of sending again, after an attempt whose answer
+    was lost (dropped, timed out, a 5xx) once it may have reached the server: for a call
+    that is not safe to repeat blindly (a discard), whose caller looks before it resends.
 
     Example:
         >>> Call("POST", "/v1/documents/doc-1/draft", {}).describe("https://a.omniapp.co/api")
@@ -259,6 +263,7 @@ class Call:
     body: dict[str, Any] | None = None
     params: dict[str, str] = field(default_factory=dict)
     action: str = "call"
+    resend_lost: bool = True
 
     def describe(self, api_root: str) -> str:
         """The request as one line (for dry runs): method, URL, JSON body."""
@@ -406,6 +411,7 @@ class Core:
             budget=settings.budget,
         )
         self.rng = options.rng or random.Random()
+        self.clock = ServerClock()  # Omni's clock against ours, from answers' Date headers
         self.origin = settings.origin
         self.key_id = settings.token.key_id()
 
@@ -535,6 +541,12 @@ class Core:
         """Every token this client may send (what must never come back into an output)."""
         return [secret.get_secret_value() for secret in self.settings.tokens]
 
+    def dated(self, response: httpx.Response, round_trip_s: float) -> None:
+        """Let :attr:`clock` bound Omni's clock by an answer's ``Date`` (sent
+        ``round_trip_s`` before now)."""
+        answered = time.time()
+        self.clock.saw(response.headers.get("date"), answered - round_trip_s, answered)
+
     def transport_error(self, exc: httpx.HTTPError) -> APIConnectionError:
         """The typed error for no answer at all: :class:`HostUnreachableError` when no
         connection was made (refused, DNS, TLS handshake: httpx raises ``ConnectError`` for
@@ -583,9 +595,14 @@ class Core:
 
     # -- retries -----------------------------------------------------------------------------
 
-    def after_failure(self, error: OmniError, state: Attempts) -> float:
+    def after_failure(self, error: OmniError, state: Attempts, call: Call | None = None,
+                      ) -> float:
         """Seconds to sleep before the next attempt (0 after a 429: the limiter holds
-        everyone instead), or raise ``error`` when the call gives up."""
+        everyone instead), or raise ``error`` when the call gives up (at once after a lost
+        answer of a call that must not be resent blindly, :attr:`Call.resend_lost`)."""
+        if call is not None and not call.resend_lost and _lost(error):
+            error.attempts = state.attempt
+            raise error
         if isinstance(error, HostUnreachableError):
             state.unreachable += 1
         # The limiter learns from every 429 (a near miss widens the allowance, a tighter
@@ -690,6 +707,13 @@ _ERROR_BY_STATUS: dict[int, type[APIStatusError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
 }
+
+
+def _lost(error: OmniError) -> bool:
+    """An attempt that may have reached the server whose answer says nothing of what it did
+    (a dropped connection, a timeout, a 5xx): not one that never connected."""
+    return (isinstance(error, APIConnectionError | ServerError)
+            and not isinstance(error, HostUnreachableError))
 
 
 def _is_bad_token(message: str) -> bool:

@@ -273,6 +273,7 @@ class OmniClient(BaseClient):
                 with attempt_deadline(deadline):  # lookup, connect, headers and body
                     response = self._http.send(request, stream=True)
                     core.limiter.observe(time.monotonic() - sent, response.status_code)
+                    core.dated(response, time.monotonic() - sent)
                     try:
                         body = core.redacted(read_capped(response.iter_bytes(), deadline))
                     finally:
@@ -282,6 +283,6 @@ class OmniClient(BaseClient):
                 error: OmniError = core.transport_error(exc)
             except OmniError as exc:
                 error = exc
-            wait = core.after_failure(error, state)
+            wait = core.after_failure(error, state, call)
             if wait:
                 self._sleep(wait)

@@ -16,6 +16,7 @@ with a common pause, nor learn from 429s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import math
 import statistics
@@ -23,7 +24,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 from . import log
@@ -295,6 +296,13 @@ class Limiter:
         with self._lock:
             self._hint = -math.inf
         return lesson
+
+    @contextlib.contextmanager
+    def paired(self) -> Iterator[None]:
+        """Inside the block, the first acquire claims two slots and the next one takes the
+        second (an undo's listing and its DELETE)."""
+        # interface: implemented by the rate budget
+        yield
 
     def pause_for(self, seconds: float) -> None:
         """Hold every caller of the key (every process sharing the store) for ``seconds``."""
