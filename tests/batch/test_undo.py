@@ -211,7 +211,8 @@ def test_a_delete_whose_answer_was_lost_is_listed_again_not_resent(
     row = undone.iloc[0]
     assert (row["status"], row["draft_id"], row["attempts"]) == (
         "ok", made.loc[0, "draft_id"], 1)
-    assert "answer was lost" in row["message"] and "archived it" in row["message"]
+    assert "answer was lost" in row["message"]
+    assert "archived it" in row["message"]
     assert [m for m, _ in methods(sb)].count("DELETE") == 1
     assert undone.errors == [None]
 
