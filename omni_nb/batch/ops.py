@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -35,7 +36,7 @@ from ..client import (
 from ..client import read_draft as _read_draft
 from ..client.drafts import records_from
 from ..errors import APIConnectionError, OmniError, ServerError
-from ..evidence import Evidence, judge
+from ..evidence import ALLOWANCE_S, Evidence, judge
 from ..rows import Row, message_of, now_us, register_action, status_of, to_us
 from .plan import Plan, Planned
 
@@ -54,13 +55,10 @@ __all__ = [
 
 Pair = tuple[str, str | None]
 
-#: How much earlier than a run's first send a draft's ``createdAt`` may be and still count as
-#: made by that run. The first send is our clock, ``createdAt`` Omni's: two NTP-synced clocks
-#: agree within tens of milliseconds, Omni truncates to milliseconds, and the server stamps a
-#: draft after the request arrives (later than our send). 2 s covers a laptop clock that has
-#: drifted for a day, at the price that a draft someone made less than 2 s before the run's
-#: first send for that very document would be taken for the run's.
-CLOCK_SKEW_S = 2.0
+#: The clock allowance an undo uses when no bound on Omni's clock was measured (no ``Date``
+#: header, or bounds that disagree): :data:`omni_nb.evidence.ALLOWANCE_S`. Kept under its
+#: older name; the measured bound replaces it whenever there is one.
+CLOCK_SKEW_S = ALLOWANCE_S
 
 
 class Operation:
@@ -241,6 +239,13 @@ class DiscardDraft(Operation):
     dry_run: bool = False
     skew_s: float = CLOCK_SKEW_S
     action: str = "discard"
+
+    def __post_init__(self) -> None:
+        if self.skew_s != CLOCK_SKEW_S:
+            warnings.warn(
+                "DiscardDraft(skew_s=...) has no effect: an undo compares createdAt in Omni's "
+                "time, with the clock bound measured from answers' Date headers "
+                "(omni_nb.evidence)", DeprecationWarning, stacklevel=3)
 
     def call(self, document_id: str, branch_id: str | None) -> Call:
         """``DELETE /v1/documents/{id}/draft`` with ``{}`` or ``{"branchId": ...}``, never
