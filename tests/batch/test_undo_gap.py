@@ -26,10 +26,14 @@ def pairing_claims_two() -> bool:
     """Whether the rate budget's paired claim takes two slots at once (the budget of the
     core branch); the interface alone lets each acquire wait for its own slot."""
     now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
     limiter = Limiter(RateLimit(2, 10.0), clock=lambda: now[0], margin=0.0)
-    limiter.acquire(lambda s: None)
+    limiter.acquire(sleep)
     with limiter.paired():
-        return limiter.acquire(lambda s: None) > 0  # one slot left: a pair must wait
+        return limiter.acquire(sleep) > 0  # one slot left: a pair of slots must wait
 
 
 class AnotherUser:
@@ -78,7 +82,8 @@ def test_the_delete_follows_its_listing_within_a_round_trip_under_a_tight_limit(
     answer (the issue measured a 10 s median), and no draft of the other user is archived."""
     kw = {"base_url": sb.base_url, "token": sb.token, "ledger": str(tmp_path / "l.sqlite3"),
           "retry": RetryPolicy(backoff=0.01, backoff_cap=0.05)}
-    made = omni_nb.create_drafts(DOCS, rate_limit=None, **kw)
+    # The run goes on a key of its own: the undo's key starts with its RateLimit(10, 10).
+    made = omni_nb.create_drafts(DOCS, rate_limit=None, **{**kw, "token": sb.add_token()})
     sb.clear_requests()
     with AnotherUser(sb, after=0.5) as other:
         undone = omni_nb.discard_drafts(run_id=made["run_id"].iloc[0],
