@@ -236,13 +236,12 @@ def evidence_of(outcome: CallOutcome) -> Evidence | None:
         >>> evidence_of(o) is None
         True
     """
-    log = getattr(outcome, "attempt_log", ())
-    if not log:
+    if not outcome.attempt_log:
         return None
     return Evidence(tuple(
         Attempt(int(a.sent_at * 1e6), int(a.answered_at * 1e6),
                 a.status if a.answered else None, a.reached_app)
-        for a in log))
+        for a in outcome.attempt_log))
 
 
 def status_of(error: BaseException) -> str:

@@ -5,6 +5,8 @@
 * :mod:`.drafts`: discarding and listing drafts (requests, typed records).
 * :mod:`._core`: everything the twins share (records, request building, classification,
   retry waits); :mod:`._sync` and :mod:`._async` do the I/O only.
+* :mod:`.stamps`: when each attempt was written to the wire and answered (httpx's ``trace``
+  extension), for the rate budget and the call's :class:`AttemptInterval` log.
 
 Example:
     >>> from omni_nb.client import OmniClient, check_document_id
@@ -14,6 +16,7 @@ Example:
 
 from ._async import AsyncOmniClient
 from ._core import (
+    AttemptInterval,
     Call,
     CallOutcome,
     Draft,
@@ -27,10 +30,12 @@ from ._core import (
 )
 from ._sync import OmniClient
 from .drafts import DraftRecord, drafts_request
+from .stamps import attempt_log_of
 from .validate import check_branch_id, check_document_id
 
 __all__ = [
     "AsyncOmniClient",
+    "AttemptInterval",
     "Call",
     "CallOutcome",
     "Draft",
@@ -39,6 +44,7 @@ __all__ = [
     "OmniClient",
     "Reader",
     "RetryPolicy",
+    "attempt_log_of",
     "check_branch_id",
     "check_document_id",
     "draft_call",

@@ -33,6 +33,7 @@ from ._core import (
     first_page_size as _page,
 )
 from .drafts import DraftRecord, discard_call, drafts_call, records_from
+from .stamps import WireTrace, keep_attempt_log
 
 __all__ = ["AsyncOmniClient"]
 
@@ -78,6 +79,9 @@ class AsyncOmniClient(BaseClient):
                           timeout=timeout, on_result=on_result, limiter=limiter, rng=rng),
         )
         self._sleep = sleep
+        # httpx's own transport reports trace events: an attempt that ends without writing
+        # its headers surely never left (another transport may not say).
+        self._traced = transport is None
         self._http = httpx.AsyncClient(
             transport=transport,
             limits=httpx.Limits(
@@ -257,6 +261,9 @@ class AsyncOmniClient(BaseClient):
             sent = await self._send(call, state)
         except OmniError as exc:
             sent = exc
+        except BaseException as exc:  # cancelled: the attempts that may have acted stay known
+            keep_attempt_log(exc, state.log)
+            raise
         return self._core.report(document_id, branch_id, sent, state, read, call.action)
 
     async def _walk(self, first: Call, limit: int | None = None) -> list[dict[str, Any]]:
@@ -284,15 +291,18 @@ class AsyncOmniClient(BaseClient):
                 deadline = core.deadline()
                 request = core.build(call, deadline)
                 state.sending()
-                sent = time.monotonic()
-                async with asyncio.timeout(deadline.remaining()):  # the whole attempt
-                    response = await self._http.send(request, stream=True)
-                    core.limiter.observe(time.monotonic() - sent, response.status_code)
-                    core.dated(response, time.monotonic() - sent)
-                    try:
-                        body = core.redacted(await aread_capped(response.aiter_bytes(), deadline))
-                    finally:
-                        await response.aclose()
+                wire = WireTrace(core.limiter, deadline, state.log, traced=self._traced)
+                request.extensions["trace"] = wire.aevent  # the moment it is written
+                with wire:
+                    async with asyncio.timeout(deadline.remaining()):  # the whole attempt
+                        response = await self._http.send(request, stream=True)
+                        wire.answered(response.status_code, response.headers)
+                        core.dated(response.headers, wire.interval())  # Omni's clock
+                        try:
+                            chunks = response.aiter_bytes()
+                            body = core.redacted(await aread_capped(chunks, deadline))
+                        finally:
+                            await response.aclose()
                 return core.interpret(response, body), state.attempt, response.status_code
             except httpx.HTTPError as exc:
                 error: OmniError = core.transport_error(exc)

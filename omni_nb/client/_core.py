@@ -51,6 +51,7 @@ from .parse import (
 from .validate import check_branch_id, check_document_id
 
 __all__ = [
+    "AttemptInterval",
     "Call",
     "CallOutcome",
     "ClientOptions",
@@ -87,6 +88,33 @@ class Draft:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptInterval:
+    """One attempt of a call that could have reached the application, in wall-clock seconds
+    (``time.time()``): from ``sent_at``, when its request headers began to be written (httpx's
+    ``trace`` extension; just before the send when the transport reports no trace), to
+    ``answered_at``, when the answer's headers arrived, or, for an attempt never answered
+    (dropped, timed out, cancelled in flight), its deadline: after that it cannot have done
+    anything more.
+
+    ``status`` is the answer's HTTP status (None: never answered). ``reached_app`` is False
+    for a 429 Omni's firewall answered (``X-Omni-Waf-Action: block``): the request stopped
+    there (such attempts stay in the log, flagged). An attempt that never left (no
+    connection, its headers never written) is not in the log at all.
+
+    Example:
+        >>> a = AttemptInterval(100.0, 100.25, 429, reached_app=False, answered=True)
+        >>> a.answered_at - a.sent_at, a.reached_app
+        (0.25, False)
+    """
+
+    sent_at: float
+    answered_at: float
+    status: int | None
+    reached_app: bool
+    answered: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CallOutcome:
     """One finished call, success or failure, as handed to an ``on_result`` hook.
 
@@ -97,7 +125,8 @@ class CallOutcome:
     ``key`` is the short name of the API key it was sent on (:meth:`Secret.key_id`).
     ``action`` is what the call did (its :attr:`Call.action`: ``create``, ``discard``,
     ``list``...), so whoever records it never has to guess; ``payload`` is the decoded
-    answer of a successful call (None after a failure).
+    answer of a successful call (None after a failure). ``attempt_log`` holds each attempt
+    that could have reached the application, in order (:class:`AttemptInterval`).
 
     Example:
         >>> o = CallOutcome("d", None, Draft("x", "d", None, 1), None, 200, 1, 0.1,
@@ -119,6 +148,7 @@ class CallOutcome:
     key: str | None = None
     action: str = "create"
     payload: Any = None
+    attempt_log: tuple[AttemptInterval, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -143,7 +173,7 @@ class Deadline:
         True
     """
 
-    __slots__ = ("at", "seconds")
+    __slots__ = ("at", "seconds", "wall_at")
 
     #: Never hand a socket 0 (non-blocking: an OS error, not a timeout): the smallest wait.
     FLOOR = 0.001
@@ -151,6 +181,7 @@ class Deadline:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.at = time.monotonic() + seconds
+        self.wall_at = time.time() + seconds  # the same moment on the wall clock
 
     def remaining(self) -> float:
         """Seconds left (at least :data:`FLOOR`)."""
@@ -186,9 +217,13 @@ class RetryPolicy:
     is retried at most ``connect_retries`` times (within ``max_retries``), after waits of
     ``connect_backoff`` * 2**n: a dead host fails in about a second, not in minutes.
 
-    A 429 to a send the rate limiter made to learn the server's window (a probe of a block
-    or a trial of a learned window, see :mod:`omni_nb.ratelimit.log`) is not the item's
-    failure: up to ``probe_retries`` of them do not count against ``max_retries``.
+    A 429 that is the rate budget's doing is not the item's failure: to a send the limiter
+    made to learn the server's window (a probe of a block or a trial of a learned window,
+    see :mod:`omni_nb.ratelimit.log`), into a window its refusals filled, or a near miss at
+    the edge of a window under a limit the client and the server agree on (the budget's
+    own timing error). Up to ``probe_retries`` of them do not count against
+    ``max_retries``: the item is sent again when the budget allows, within the bound below,
+    and never ends ``rate_limited`` for them.
 
     **Bound.** Each attempt has one deadline, the client's ``timeout``, for connecting,
     sending, the headers and the whole body together. A call therefore ends within
@@ -357,7 +392,8 @@ class Attempts:
     queued: float = 0.0
     first_sent: datetime | None = None
     unreachable: int = 0  # attempts that could not connect at all
-    probed: int = 0  # 429s to the limiter's probes and trials (not counted as retries)
+    probed: int = 0  # 429s that are the budget's doing (not counted as retries)
+    log: list[AttemptInterval] = field(default_factory=list)  # attempts that may have acted
 
     def held(self, since: float, waited: float) -> None:
         """Count the time since ``since`` (a perf_counter reading) as held by the budget: the
@@ -541,11 +577,10 @@ class Core:
         """Every token this client may send (what must never come back into an output)."""
         return [secret.get_secret_value() for secret in self.settings.tokens]
 
-    def dated(self, response: httpx.Response, round_trip_s: float) -> None:
-        """Let :attr:`clock` bound Omni's clock by an answer's ``Date`` (sent
-        ``round_trip_s`` before now)."""
-        answered = time.time()
-        self.clock.saw(response.headers.get("date"), answered - round_trip_s, answered)
+    def dated(self, headers: httpx.Headers, attempt: AttemptInterval) -> None:
+        """Let :attr:`clock` bound Omni's clock by an answer's ``Date``, stamped by Omni
+        between the attempt's send and its answer."""
+        self.clock.saw(headers.get("date"), attempt.sent_at, attempt.answered_at)
 
     def transport_error(self, exc: httpx.HTTPError) -> APIConnectionError:
         """The typed error for no answer at all: :class:`HostUnreachableError` when no
@@ -608,11 +643,13 @@ class Core:
         # The limiter learns from every 429 (a near miss widens the allowance, a tighter
         # server starts probing, Retry-After says when), even one the call gives up on.
         lesson = self._learn(error) if isinstance(error, RateLimitError) else None
-        if lesson in ("probe", "counted") and state.probed < self.retry.probe_retries:
+        if lesson in _BUDGETS_DOING and state.probed < self.retry.probe_retries:
             # The limiter sent this attempt to learn where the server's window ends (a probe
-            # of a block, a trial of a learned window) or into a window its refusals filled
-            # (a server that counts them): the refusal is its doing, not the item's failure,
-            # so it does not use up a retry.
+            # of a block, a trial of a learned window), into a window its refusals filled
+            # (a server that counts them), or a hair too early under a limit both sides
+            # agree on (noise: the budget's own timing error, its allowance now wider): the
+            # refusal is the budget's doing, not the item's failure, so it does not use up
+            # a retry, and the item goes again when the budget says.
             state.probed += 1
             return 0.0
         wait = self.next_wait(error, state.attempt - state.probed, state.waited,
@@ -695,11 +732,15 @@ class Core:
             requested_at=state.first_sent or now(), api_root=self.settings.api_root,
             queued_s=state.queued, key=self.key_id, action=action,
             payload=None if isinstance(result, OmniError) else payload,
+            attempt_log=tuple(state.log),
         )
         if self.on_result is not None:
             self.on_result(outcome)
         return outcome
 
+
+#: The limiter's lessons from a 429 that are its own doing (:meth:`Core.after_failure`).
+_BUDGETS_DOING = frozenset({"probe", "counted", "noise"})
 
 _ERROR_BY_STATUS: dict[int, type[APIStatusError]] = {
     400: NotEligibleError,

@@ -32,6 +32,7 @@ from ._core import (
     first_page_size as _page,
 )
 from .drafts import DraftRecord, discard_call, drafts_call, records_from
+from .stamps import WireTrace, keep_attempt_log
 from .transport import DeadlineTransport, attempt_deadline, proxy_mounts
 
 __all__ = ["OmniClient"]
@@ -86,6 +87,9 @@ class OmniClient(BaseClient):
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         mounts = None
+        # Our transports report httpx's trace events: an attempt that ends without writing
+        # its headers surely never left (another transport may not say).
+        self._traced = transport is None
         if transport is None:
             # Each attempt's deadline reaches the name lookup and every socket read through
             # this transport; the environment's proxies go through one like it.
@@ -242,6 +246,9 @@ class OmniClient(BaseClient):
             sent = self._send(call, state)
         except OmniError as exc:
             sent = exc
+        except BaseException as exc:  # interrupted: the attempts that may have acted stay known
+            keep_attempt_log(exc, state.log)
+            raise
         return self._core.report(document_id, branch_id, sent, state, read, call.action)
 
     def _walk(self, first: Call, limit: int | None = None) -> list[dict[str, Any]]:
@@ -269,11 +276,13 @@ class OmniClient(BaseClient):
                 deadline = core.deadline()
                 request = core.build(call, deadline)
                 state.sending()
-                sent = time.monotonic()
-                with attempt_deadline(deadline):  # lookup, connect, headers and body
+                wire = WireTrace(core.limiter, deadline, state.log, traced=self._traced)
+                request.extensions["trace"] = wire.event  # the moment it is written
+                # The deadline covers lookup, connect, headers and body.
+                with wire, attempt_deadline(deadline):
                     response = self._http.send(request, stream=True)
-                    core.limiter.observe(time.monotonic() - sent, response.status_code)
-                    core.dated(response, time.monotonic() - sent)
+                    wire.answered(response.status_code, response.headers)
+                    core.dated(response.headers, wire.interval())  # Omni's clock
                     try:
                         body = core.redacted(read_capped(response.iter_bytes(), deadline))
                     finally:

@@ -62,6 +62,15 @@ class Limiter:
         (0.0, 0.0, 10.0)
     """
 
+    # interface: implemented by the rate budget. Defined first in the class, so that where a
+    # merge keeps these beside the real methods, the real ones (defined later) win.
+    def sent(self, at: float | None = None) -> None:
+        """The claim this thread or task made last was written to the wire at ``at``
+        (``time.time()``; None: now)."""
+
+    def unsent(self) -> None:
+        """The claim this thread or task made last never left: drop it."""
+
     def __init__(
         self,
         limit: RateLimit | None,

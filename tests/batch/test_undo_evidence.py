@@ -66,21 +66,24 @@ def test_a_delete_lost_before_it_took_effect_is_sent_again(
     assert sb.drafts() == {}
 
 
-@pytest.mark.parametrize(("answer", "headers", "reason"), [
-    (429, {"X-Omni-Waf-Action": "block", "Retry-After": "3"},
+@pytest.mark.parametrize(("answer", "headers", "after", "reason"), [
+    (429, {"X-Omni-Waf-Action": "block", "Retry-After": "3"}, 0.2,
      "made while the run waited out a 429"),
-    (503, {}, "made while the run waited to retry after a 503"),
+    # A 503 came from the application: a draft made within the clock bound (about a second
+    # from two answers) of it could be the run's, so the other user acts 1.5 s after it.
+    (503, {}, 1.5, "made while the run waited to retry after a 503"),
 ], ids=["429-retry-after-3", "503-backoff"])
 def test_a_draft_another_user_made_while_the_create_waited_is_not_the_runs(
-    sb: sandbox.Sandbox, tmp_path: Path, answer: int, headers: dict[str, str], reason: str,
+    sb: sandbox.Sandbox, tmp_path: Path, answer: int, headers: dict[str, str], after: float,
+    reason: str,
 ) -> None:
-    """The run's POST is refused (a firewall 429 with Retry-After 3 s, or a 503 and its
+    """The run's POST is refused (a firewall 429 with Retry-After 3 s, or a 503 and a 3-6 s
     backoff); meanwhile another user makes the document's draft, and the retry answers with
     it. The run records it, but the undo sees it was made between the run's attempts."""
-    kw = keywords(sb, tmp_path, retry=RetryPolicy(backoff=1.0, backoff_cap=1.0))
+    kw = keywords(sb, tmp_path, retry=RetryPolicy(backoff=6.0, backoff_cap=6.0))
     theirs: list[str] = []
     sb.replace_answer("POST", "doc-0001", status=answer, headers=headers, route=False,
-                      then=lambda: theirs.append(sb.make_draft("doc-0001")), then_after=0.2)
+                      then=lambda: theirs.append(sb.make_draft("doc-0001")), then_after=after)
     made = omni_nb.create_drafts(["doc-0001"], **kw)
     assert (made.loc[0, "status"], made.loc[0, "attempts"]) == ("ok", 2)
     assert made.loc[0, "draft_id"] == theirs[0]  # the retry got the other user's draft
