@@ -28,8 +28,10 @@ from __future__ import annotations
 import email.utils
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 __all__ = [
     "ALLOWANCE_S",
@@ -38,6 +40,7 @@ __all__ = [
     "ClockBound",
     "Evidence",
     "Judgement",
+    "Logged",
     "ServerClock",
     "judge",
     "meet_all",
@@ -156,6 +159,21 @@ class ServerClock:
             return self._bound
 
 
+class Logged(Protocol):
+    """One attempt as the client logs it (:class:`omni_nb.client.AttemptInterval`)."""
+
+    @property
+    def sent_at(self) -> float: ...
+    @property
+    def answered_at(self) -> float: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def reached_app(self) -> bool: ...
+    @property
+    def answered(self) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """What a row keeps to prove later which draft its call made: its attempts and the
@@ -171,6 +189,21 @@ class Evidence:
 
     attempts: tuple[Attempt, ...]
     clock: ClockBound | None = None
+
+    @classmethod
+    def of_log(cls, log: Sequence[Logged]) -> Evidence | None:
+        """A call's attempt log as evidence (no clock bound yet); None for an empty log.
+
+        Example:
+            >>> from omni_nb.client import AttemptInterval
+            >>> Evidence.of_log([AttemptInterval(1.0, 2.0, None, True, False)]).attempts
+            (Attempt(sent_us=1000000, answered_us=2000000, status=None, reached=True),)
+        """
+        if not log:
+            return None
+        return cls(tuple(Attempt(int(a.sent_at * 1e6), int(a.answered_at * 1e6),
+                                 a.status if a.answered else None, a.reached_app)
+                         for a in log))
 
     def text(self) -> str:
         """The evidence as the ledger stores it (compact JSON)."""

@@ -27,7 +27,7 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
-from .evidence import Attempt, Evidence
+from .evidence import Evidence
 
 if TYPE_CHECKING:
     from .client import CallOutcome
@@ -236,12 +236,7 @@ def evidence_of(outcome: CallOutcome) -> Evidence | None:
         >>> evidence_of(o) is None
         True
     """
-    if not outcome.attempt_log:
-        return None
-    return Evidence(tuple(
-        Attempt(int(a.sent_at * 1e6), int(a.answered_at * 1e6),
-                a.status if a.answered else None, a.reached_app)
-        for a in outcome.attempt_log))
+    return Evidence.of_log(outcome.attempt_log)
 
 
 def status_of(error: BaseException) -> str:

@@ -21,6 +21,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from ..client import (
@@ -30,6 +31,7 @@ from ..client import (
     DraftRecord,
     HostUnreachableError,
     Reader,
+    attempt_log_of,
     draft_request,
     drafts_request,
 )
@@ -112,6 +114,29 @@ class Operation:
         """The operation a dry run performs instead (GETs only), or None when the request
         alone (:meth:`call`) says what would happen."""
         return None
+
+    def interrupted(
+        self, client: AsyncOmniClient, item: Planned, run_id: str, stop: BaseException,
+    ) -> Row | None:
+        """The ``cancelled`` row of a pair whose request was in flight when the run stopped
+        (``stop``: the cancel or interrupt, carrying the call's attempts), with its send time
+        and its evidence: a later undo weighs it. None when nothing had left.
+
+        Example:
+            >>> CREATE_DRAFT.interrupted(None, None, "r1", KeyboardInterrupt()) is None
+            True
+        """
+        evidence = Evidence.of_log(attempt_log_of(stop))
+        if evidence is None:
+            return None
+        sent = evidence.attempts[0].sent_us
+        row = Row(item.document_id, item.branch_id, None, "cancelled", None,
+                  f"interrupted in flight: sent {_iso(sent)}; the server may have done its "
+                  f"{self.action} (an undo of this run, or of the run that resumes it, "
+                  "weighs it by its interval)", len(evidence.attempts), 0.0, sent,
+                  client.api_root, run_id, action=self.action)
+        row.evidence = evidence.with_clock(client.server_clock.bound())
+        return row
 
     def result(self, plan: Plan, table: Any) -> Any:
         """What the batch returns once its rows are in: the results table by default."""
@@ -323,6 +348,10 @@ class DiscardDraft(Operation):
         """A row decided from the listing: no DELETE was sent (``attempts`` 0)."""
         return Row(item.document_id, item.branch_id, None, status, http_status, message, 0,
                    clock.elapsed(), clock.start_us, client.api_root, run_id, action=self.action)
+
+
+def _iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="milliseconds")
 
 
 def _lost(error: OmniError | None) -> bool:

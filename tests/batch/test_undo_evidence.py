@@ -181,3 +181,37 @@ def test_an_older_row_with_one_attempt_carries_its_interval(
     assert undone.loc[0, "status"] == "ok"
     assert "allowance" in undone.loc[0, "message"]
     assert sb.drafts() == {}
+
+
+@pytest.mark.parametrize("undo", ["cancelled-run", "resuming-run"])
+def test_requests_in_flight_at_a_cancel_are_settled_by_their_interval(
+    make_sandbox: MakeSandbox, tmp_path: Path, undo: str,
+) -> None:
+    """A background run cancelled while 5 requests were in flight: the server made the 5
+    drafts, and each row is cancelled, says it was in flight and when it was sent. The undo
+    of that run (or of the run that resumed it and got the same drafts back) archives them:
+    they were made within those requests' intervals. Another user's draft stays."""
+    sb = make_sandbox(latency=2.0)
+    kw = keywords(sb, tmp_path, concurrency=5, progress=False)
+    docs = [f"doc-{n:04d}" for n in range(1, 6)]
+    theirs = sb.make_draft("doc-0006")
+    run = omni_nb.create_drafts([*docs, "doc-0006"], background=True, **kw)
+    deadline = time.monotonic() + 10
+    while len(sb.drafts()) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the sandbox makes each draft when its request arrives
+    run.cancel()
+    table = run.wait(15).set_index("document_id")
+    assert set(table["status"]) == {"cancelled"}
+    assert table.loc["doc-0001", "message"].startswith("interrupted in flight: sent ")
+    assert set(table.loc[docs, "attempts"]) == {1}
+    made = dict(sb.drafts())
+    run_id = str(table["run_id"].iloc[0])
+    if undo == "resuming-run":
+        sb.configure(latency=0.0)
+        again = omni_nb.create_drafts(docs, resume=True, **kw)
+        assert list(again["draft_id"]) == [made[(d, None)] for d in docs]
+        run_id = str(again["run_id"].iloc[0])
+    undone = omni_nb.discard_drafts(run_id=run_id, **{**kw, "concurrency": 8})
+    assert set(undone["status"]) == {"ok"}
+    assert sorted(undone["draft_id"]) == sorted(made[(d, None)] for d in docs)
+    assert sb.drafts() == {("doc-0006", None): theirs}
