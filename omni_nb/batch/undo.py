@@ -65,7 +65,7 @@ def undo_targets(items: Any, run_id: str | None, *, ledger: Ledger, api_root: st
         from ..table import is_results_frame, undo_rows_from_frame
 
         if is_results_frame(items):
-            return _of_table(undo_rows_from_frame(items), weigh)
+            return _of_table(undo_rows_from_frame(items), weigh, _spans(items))
     return UndoTargets(items)
 
 
@@ -176,17 +176,44 @@ def _of_run(run_id: str, ledger: Ledger, weigh: _Weigher) -> UndoTargets:
     return UndoTargets(list(items.values()), recorded)
 
 
-def _of_table(rows: list[tuple[Any, ...]], weigh: _Weigher) -> UndoTargets:
+def _spans(frame: Any) -> dict[int, tuple[int, float]]:
+    """Each table row's (attempts, elapsed_s) by 1-based position, where the table has them
+    (read as plain values: no pandas here)."""
+    columns = getattr(frame, "columns", ())
+    if "attempts" not in columns or "elapsed_s" not in columns:
+        return {}
+    spans: dict[int, tuple[int, float]] = {}
+    for pos, (tries, elapsed) in enumerate(zip(list(frame["attempts"]),
+                                               list(frame["elapsed_s"]), strict=True), 1):
+        try:
+            spans[pos] = (int(tries), float(elapsed))
+        except (TypeError, ValueError):  # a missing value: no span for that row
+            continue
+    return spans
+
+
+def _of_table(rows: list[tuple[Any, ...]], weigh: _Weigher,
+              spans: dict[int, tuple[int, float]]) -> UndoTargets:
     _same_root("the table", {r[5] for r in rows if r[5] is not None}, weigh.api_root)
     weigh.load({_key(doc, branch) for _, doc, branch, _, _, _ in rows if doc is not None})
     where = str(weigh.ledger.path) if weigh.ledger.path is not None else "in memory"
     recorded: dict[Pair, Recorded] = {}
-    for _, doc, branch, draft, when, _ in rows:
+    for pos, doc, branch, draft, when, _ in rows:
         key = _key(doc, branch)
         made = weigh.original(key, str(draft))
-        recorded[key] = weigh.recorded(key, made, draft, when) if made is not None else (
-            Recorded(draft, when, (), f"cannot tell whose draft: the ledger ({where}) holds "
-                     f"no request that got draft {draft} back"))
+        if made is not None:
+            recorded[key] = weigh.recorded(key, made, draft, when)
+            continue
+        tries, elapsed = spans.get(pos, (0, 0.0))
+        if when is not None and tries == 1:  # the table's own row carries its interval
+            span = Evidence((Attempt(int(when), int(when) + int(elapsed * 1e6)),))
+            recorded[key] = Recorded(draft, when, (span,), note=(
+                f"judged by the table's row (the ledger, {where}, holds no request that got "
+                f"it): a {ALLOWANCE_S:g} s allowance for the clocks"))
+        else:
+            recorded[key] = Recorded(draft, when, (), (
+                f"cannot tell whose draft: the ledger ({where}) holds no request that got "
+                f"draft {draft} back"))
     return UndoTargets([(doc, branch) for _, doc, branch, _, _, _ in rows], recorded,
                        [f"row {pos}" for pos, *_ in rows])
 

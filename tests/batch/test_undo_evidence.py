@@ -215,3 +215,21 @@ def test_requests_in_flight_at_a_cancel_are_settled_by_their_interval(
     assert set(undone["status"]) == {"ok"}
     assert sorted(undone["draft_id"]) == sorted(made[(d, None)] for d in docs)
     assert sb.drafts() == {("doc-0006", None): theirs}
+
+
+def test_a_table_the_ledger_never_saw_is_judged_by_its_own_single_attempt(
+    sb: sandbox.Sandbox, tmp_path: Path,
+) -> None:
+    """A results table whose run went to another ledger: a row of one attempt is judged by
+    its own requested_at and elapsed_s (with the 2 s allowance, said in the row); a row of
+    several attempts cannot say when each was sent: skipped."""
+    made = omni_nb.create_drafts(["doc-0001", "doc-0002"], **keywords(sb, tmp_path,
+                                                                      ledger="off"))
+    kw = keywords(sb, tmp_path)
+    several = made.copy()
+    several.loc[1, "attempts"] = 2
+    undone = omni_nb.discard_drafts(several, **kw)
+    assert list(undone["status"]) == ["ok", "skipped"]
+    assert "judged by the table's row" in undone.loc[0, "message"]
+    assert undone.loc[1, "message"].startswith("cannot tell whose draft: the ledger")
+    assert list(sb.drafts()) == [("doc-0002", None)]
