@@ -233,3 +233,26 @@ def test_a_table_the_ledger_never_saw_is_judged_by_its_own_single_attempt(
     assert "judged by the table's row" in undone.loc[0, "message"]
     assert undone.loc[1, "message"].startswith("cannot tell whose draft: the ledger")
     assert list(sb.drafts()) == [("doc-0002", None)]
+
+
+def test_the_cli_flag_trusts_an_older_row(
+    sb: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """omni-nb discard --run-id of an older row skips it and names --trust-old-ledger;
+    with the flag, the draft is archived."""
+    from omni_nb.cli import main
+
+    monkeypatch.setenv("OMNI_BASE_URL", sb.base_url)
+    monkeypatch.setenv("OMNI_API_TOKEN", sb.token)
+    ledger = tmp_path / "ledger.sqlite3"
+    theirs = sb.make_draft("doc-0001")
+    Ledger(ledger).record([old_row(theirs, time.time() - 5, key=None, elapsed_s=6.0,
+                                   api_root=sb.base_url)])
+    argv = ["discard", "--run-id", "old", "--yes", "--rate-limit", "off", "--ledger",
+            str(ledger)]
+    main(argv)
+    assert "--trust-old-ledger" in capsys.readouterr().out
+    assert sb.drafts() == {("doc-0001", None): theirs}
+    assert main([*argv, "--trust-old-ledger"]) == 0
+    assert sb.drafts() == {}
