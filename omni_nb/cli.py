@@ -493,7 +493,7 @@ def _discard(args: argparse.Namespace, sigint: _Sigint) -> int:
     options = BatchOptions(concurrency=args.concurrency, rate_limit=args.rate_limit,
                            ledger=args.ledger)
     kw: dict[str, Any] = dict(run_id=args.run_id, branch_id=args.branch_id, settings=settings,
-                              options=options)
+                              options=options, trust_old_ledger=args.trust_old_ledger)
     try:
         plan: Any = _discarding(items, kw, dry_run=True)
     except KeyboardInterrupt:  # the check stopped and said so (BatchInterrupted)

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from .client import CallOutcome
 
-__all__ = ["APPLICATION_ID", "Ledger", "open_ledger", "reading", "results"]
+__all__ = ["APPLICATION_ID", "CREATE_FIELDS", "Ledger", "open_ledger", "reading", "results"]
 
 
 #: Schema versions (``PRAGMA user_version``). Changes are additive only (columns added with a
@@ -57,13 +57,20 @@ __all__ = ["APPLICATION_ID", "Ledger", "open_ledger", "reading", "results"]
 #: ledger: it names its columns and the new ones take their defaults.
 #: 0: the first schema. 1: ``queued_s`` and ``key``. 2: ``action`` (``create``, ``discard``;
 #: older rows were all creates) and ``from_ledger`` (a row ``resume=True`` copied into its run).
-SCHEMA_VERSION = 2
+#: 3: ``evidence``: the call's attempts (send to answer) and the clock bound measured with
+#: them (:class:`omni_nb.evidence.Evidence` as JSON; NULL in rows of older versions), which
+#: an undo reads to tell the run's drafts from anyone else's.
+SCHEMA_VERSION = 3
 _ADDED = (
     ("queued_s", "REAL NOT NULL DEFAULT 0"),
     ("key", "TEXT"),
     ("action", "TEXT NOT NULL DEFAULT 'create'"),
     ("from_ledger", "INTEGER NOT NULL DEFAULT 0"),
+    ("evidence", "TEXT"),
 )
+#: A ledger from before the application id has user_version 0 to 2 and at most the first
+#: :data:`_LEGACY` added columns: every later version stamps the id.
+_LEGACY_VERSION, _LEGACY = 2, 4
 #: The v0 schema, run in the transaction that stamps the file (``IF NOT EXISTS``: a legacy
 #: ledger keeps its table and gains what it lacks).
 _SCHEMA = (
@@ -99,7 +106,11 @@ _WAYS_OUT = ("use another path (ledger=PATH or OMNI_NB_LEDGER=PATH), or set "
              "OMNI_NB_LEDGER=off to keep results in memory only")
 #: The stored columns as SQL lists them (every read and the insert use this order).
 _COLUMN_LIST = ", ".join(STORED_FIELDS)
-_INSERT = f"INSERT INTO calls ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(STORED_FIELDS))})"
+_INSERT = (f"INSERT INTO calls ({_COLUMN_LIST}, evidence) "
+           f"VALUES ({', '.join('?' * (len(STORED_FIELDS) + 1))})")
+#: What an undo reads of a create row: where, what, its status and timing, and its evidence.
+CREATE_FIELDS = ("document_id", "branch_id", "draft_id", "status", "attempts", "elapsed_s",
+                 "requested_at_us", "key", "run_id", "from_ledger", "evidence")
 
 
 def _refused(path: Path, problem: str) -> LedgerError:
@@ -188,9 +199,9 @@ def _legacy_problem(objects: list[tuple[str, str, str]], columns: set[str],
                  and not (kind == "index" and name in _INDEXES and table == "calls")]
     if strangers:
         return f"another program's SQLite database (it holds {_names(strangers)})"
-    if not _V0_COLUMNS <= columns <= _V0_COLUMNS | {name for name, _ in _ADDED}:
+    if not _V0_COLUMNS <= columns <= _V0_COLUMNS | {name for name, _ in _ADDED[:_LEGACY]}:
         return f"another program's SQLite database (its calls table has {_names(columns)})"
-    if not 0 <= version <= SCHEMA_VERSION:
+    if not 0 <= version <= _LEGACY_VERSION:
         return f"another program's SQLite database (user_version {version})"
     return None
 
@@ -353,7 +364,8 @@ class Ledger:
             >>> len(led.rows())
             1
         """
-        values = [tuple(getattr(r, c) for c in STORED_FIELDS) for r in rows]
+        values = [(*(getattr(r, c) for c in STORED_FIELDS),
+                   None if r.evidence is None else r.evidence.text()) for r in rows]
         if not values:
             return
         with self._lock:
@@ -436,6 +448,57 @@ class Ledger:
             []
         """
         return [_row(values) for values in self.rows(run_id=run_id)]
+
+    def creates(
+        self, api_root: str, pairs: Iterable[tuple[str, str | None]],
+    ) -> list[tuple[Any, ...]]:
+        """Every create row of these (document, branch) pairs sent to ``api_root`` that an
+        undo may weigh: ``ok`` ones with a draft id and ``cancelled`` ones with evidence
+        (a request in flight when its run stopped), as tuples of :data:`CREATE_FIELDS`, in
+        arrival order; ``evidence`` is None in rows of an older omni_nb.
+
+        Example:
+            >>> led = Ledger(None)
+            >>> led.record([Row("doc-1", None, "d1", "ok", 200, "", 1, 0.1, 5, "https://a/api",
+            ...                 "r1")])
+            >>> led.creates("https://a/api", [("doc-1", None)])[0][:4]
+            ('doc-1', None, 'd1', 'ok')
+        """
+        wanted = set(pairs)
+        if not wanted:
+            return []
+        evidence = "evidence" if self._knows_evidence() else "NULL"
+        fields = ", ".join(CREATE_FIELDS[:-1])
+        with self._lock:
+            cursor = self._conn.execute(
+                f"SELECT {fields}, {evidence} FROM calls WHERE action = 'create' AND "
+                "api_root = ? AND ((status = 'ok' AND draft_id IS NOT NULL) OR "
+                f"(status = 'cancelled' AND {evidence} IS NOT NULL)) ORDER BY id",
+                (api_root,),
+            )
+            return [values for values in cursor if (values[0], values[1]) in wanted]
+
+    def run_evidence(self, run_id: str) -> list[str]:
+        """The evidence (JSON text) of every row of a run that has some: the run's clock
+        bound is the intersection of theirs.
+
+        Example:
+            >>> Ledger(None).run_evidence("r1")
+            []
+        """
+        if not self._knows_evidence():
+            return []
+        with self._lock:
+            return [text for (text,) in self._conn.execute(
+                "SELECT evidence FROM calls WHERE run_id = ? AND evidence IS NOT NULL",
+                (run_id,))]
+
+    def _knows_evidence(self) -> bool:
+        """Whether the calls table has the evidence column (a read-only older ledger has
+        not: it was never migrated)."""
+        with self._lock:
+            return any(row[1] == "evidence"
+                       for row in self._conn.execute("PRAGMA table_info(calls)"))
 
     def first_sends(
         self, api_root: str, drafts: Iterable[tuple[str, str | None, str]]

@@ -7,7 +7,7 @@
                 [--concurrency N] [--rate-limit N/SECONDS|off] [--max-retries N] [--resume]
                 [--dry-run] [--document-col COL] [--branch-col COL] [--background]
     %omni_draft --discard (DOC ... | --from TABLE | --run-id RUN_ID) [--dry-run | --background]
-                [-o VAR]
+                [--trust-old-ledger] [-o VAR]
     %omni_draft --list (DOC ... | --from VAR) [--include-archived] [--dry-run | --background]
                 [-o VAR]
 
@@ -42,8 +42,11 @@ and ``--rate`` still work):
 ``--discard``             discard (archive) drafts instead of creating them: of the
                           documents given (as asked), or, with ``--from TABLE`` (a results
                           table) or ``--run-id RUN_ID``, only the drafts that run made (each is
-                          listed first; a draft that existed before or was replaced since is
+                          listed first; a draft the run's requests did not make is
                           ``skipped``); with ``--dry-run``, what would happen (GETs only)
+``--trust-old-ledger``    with ``--discard``: undo rows an older omni_nb recorded with several
+                          attempts (or before ``requested_at`` meant the first send), taking
+                          their whole call for the request's time (skipped otherwise)
 ``--list``                the documents' drafts (``--include-archived``: archived ones too),
                           a DataFrame, one row per draft; with ``--dry-run``, the GETs it
                           would send (nothing is sent)
@@ -447,7 +450,8 @@ class OmniMagics(Magics):
                 table = list_drafts(items, include_archived=args.include_archived, **common)
             else:
                 table = discard_drafts(items, run_id=args.run_id, branch_id=args.branch_id,
-                                       labels=labels, branch_col=args.branch_col, **common)
+                                       labels=labels, branch_col=args.branch_col,
+                                       trust_old_ledger=args.trust_old_ledger, **common)
         except InvalidInputError as exc:
             raise UsageError(in_words(str(exc), "magic")) from None
         except BatchInterrupted as stop:

@@ -179,6 +179,10 @@ OPTIONS: tuple[Option, ...] = (
        needs=("discard",),
        helps={"discard": "undo this run (see results --last)",
               "results": "one batch's rows (its run id)"}),
+    _o("trust_old_ledger", "undo rows an older omni_nb recorded with several attempts or "
+       "before requested_at meant the first send, taking their whole call for the request's "
+       "time (they are skipped otherwise)", MAGIC, "discard", kind="flag",
+       needs=("discard",)),
     _o("list", "list the documents' drafts instead (a DataFrame, one row per draft)", MAGIC,
        kind="flag"),
     _o("include_archived", "archived drafts too", MAGIC, "drafts", kind="flag",

@@ -27,14 +27,15 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
+from .evidence import Evidence
 
 if TYPE_CHECKING:
     from .client import CallOutcome
 
 __all__ = [
     "ACTIONS", "DRAFT_COLUMNS", "DRAFT_SHOWN", "DRY_RUN_COLUMNS", "RESULT_COLUMNS", "SHOWN",
-    "STATUSES", "STATUS_COLOURS", "STORED_FIELDS", "TEXT_COLUMNS", "Row", "known_actions",
-    "message_of", "now_us", "register_action", "status_of", "to_us",
+    "STATUSES", "STATUS_COLOURS", "STORED_FIELDS", "TEXT_COLUMNS", "Row", "evidence_of",
+    "known_actions", "message_of", "now_us", "register_action", "status_of", "to_us",
 ]
 
 #: Every status a row can have, in the order tables and summaries list them.
@@ -174,6 +175,7 @@ class Row:
     queued_s: float = 0.0
     key: str | None = None
     action: str = "create"
+    evidence: Evidence | None = None
 
     @classmethod
     def from_outcome(cls, outcome: CallOutcome, run_id: str) -> Row:
@@ -204,6 +206,7 @@ class Row:
             queued_s=outcome.queued_s,
             key=outcome.key,
             action=outcome.action,
+            evidence=evidence_of(outcome),
         )
 
     @classmethod
@@ -219,6 +222,21 @@ class Row:
         """
         return cls(document_id, branch_id, None, status, None, message, 0, 0.0, now_us(),
                    api_root, run_id, action=action)
+
+
+def evidence_of(outcome: CallOutcome) -> Evidence | None:
+    """The attempts of a call as evidence (no clock bound: the batch adds the run's), or
+    None when the call sent nothing.
+
+    Example:
+        >>> from datetime import UTC
+        >>> from omni_nb.client import CallOutcome
+        >>> o = CallOutcome("d", None, None, None, None, 0, 0.0, datetime(2026, 1, 1,
+        ...                 tzinfo=UTC), "https://a/api")
+        >>> evidence_of(o) is None
+        True
+    """
+    return Evidence.of_log(outcome.attempt_log)
 
 
 def status_of(error: BaseException) -> str:

@@ -184,10 +184,12 @@ def create_draft(
 
 
 def _careful(items: Any, run_id: str | None, branch_id: str | None,
-             resolved: Resolved) -> tuple[DiscardDraft, Any, Resolved]:
+             resolved: Resolved, trust_old_ledger: bool = False,
+             ) -> tuple[DiscardDraft, Any, Resolved]:
     """The discard operation, its items and their labels for ``discard_drafts``' input."""
     targets = undo_targets(items, run_id, ledger=ledger_of(resolved.settings, resolved.options),
-                           api_root=resolved.settings.api_root)
+                           api_root=resolved.settings.api_root,
+                           trust_old_ledger=trust_old_ledger)
     if branch_id is not None and (run_id is not None or targets.labels is not None):
         raise InvalidInputError(
             "branch_id= applies to document ids and pairs; a run or a results table names "
@@ -203,41 +205,46 @@ def _careful(items: Any, run_id: str | None, branch_id: str | None,
 def discard_drafts(
     items: Any = None, *, run_id: str | None = None, branch_id: str | None = None,
     dry_run: Literal[False] = False, background: Literal[False] = False,
-    **keywords: Unpack[BatchKeywords],
+    trust_old_ledger: bool = False, **keywords: Unpack[BatchKeywords],
 ) -> DraftResults: ...
 @overload
 def discard_drafts(
     items: Any = None, *, run_id: str | None = None, branch_id: str | None = None,
     dry_run: Literal[False] = False, background: Literal[True],
-    **keywords: Unpack[BatchKeywords],
+    trust_old_ledger: bool = False, **keywords: Unpack[BatchKeywords],
 ) -> BatchRun: ...
 @overload
 def discard_drafts(
     items: Any = None, *, run_id: str | None = None, branch_id: str | None = None,
     dry_run: Literal[True], background: Literal[False] = False,
-    **keywords: Unpack[BatchKeywords],
+    trust_old_ledger: bool = False, **keywords: Unpack[BatchKeywords],
 ) -> pd.DataFrame: ...
 @overload
 def discard_drafts(
     items: Any = None, *, run_id: str | None = None, branch_id: str | None = None,
-    dry_run: bool = False, background: bool = False, **keywords: Unpack[BatchKeywords],
+    dry_run: bool = False, background: bool = False, trust_old_ledger: bool = False,
+    **keywords: Unpack[BatchKeywords],
 ) -> DraftResults | BatchRun | pd.DataFrame: ...
 def discard_drafts(
     items: Any = None, *, run_id: str | None = None, branch_id: str | None = None,
-    dry_run: bool = False, background: bool = False, **keywords: Unpack[BatchKeywords],
+    dry_run: bool = False, background: bool = False, trust_old_ledger: bool = False,
+    **keywords: Unpack[BatchKeywords],
 ) -> DraftResults | BatchRun | pd.DataFrame:
     """Discard (archive) drafts; returns the results table, ``action`` ``discard``.
 
     ``items``: document ids or ``(document_id, branch_id)`` pairs (or a DataFrame of them,
     as for :func:`create_drafts`): each pair's active draft is discarded, as asked. Or a
     results table (any DataFrame with ``document_id``, ``status`` and ``draft_id`` columns,
-    filtered or not), or ``run_id=`` (a run in the ledger): their ``ok`` creates are undone
-    carefully: a pair's drafts are listed first, and its DELETE is sent only when the active
-    draft is the one recorded and was created by that run (``createdAt`` at or after the
-    pair's first send, less :data:`omni_nb.batch.ops.CLOCK_SKEW_S`); otherwise the row is
-    ``skipped`` with the reason ("existed before the run", "replaced since"), or
-    ``not_found`` when no draft is active. Rows that were not ``ok`` creates send nothing.
-    ``draft_id`` of an ``ok`` row is the draft that was archived.
+    filtered or not), or ``run_id=`` (a run in the ledger): their ``ok`` creates (and a
+    run's requests in flight when it was cancelled) are undone carefully: a pair's drafts
+    are listed first, and its DELETE is sent only when the active draft is the one recorded
+    and its ``createdAt`` falls inside one of the run's requests to Omni, in Omni's time
+    (the ledger's evidence, :mod:`omni_nb.evidence`); otherwise the row is ``skipped`` with
+    the reason ("made before the run", "made while the run waited out a 429", "replaced
+    since"...), or ``not_found`` when no draft is active. Rows that were not ``ok`` creates
+    send nothing. ``draft_id`` of an ``ok`` row is the draft that was archived. Rows an
+    older omni_nb recorded with several attempts (or before ``requested_at`` meant the first
+    send) are skipped unless ``trust_old_ledger=True``.
 
     ``dry_run=True`` lists and decides, sends no DELETE, and returns the dry-run table (what
     each input would do). ``resume=True`` copies the pairs whose latest ``ok`` row in the
@@ -252,7 +259,7 @@ def discard_drafts(
         >>> list(t["status"]), list(t["action"])
         (['ok'], ['discard'])
     """
-    op, todo, resolved = _careful(items, run_id, branch_id, resolve(keywords))
+    op, todo, resolved = _careful(items, run_id, branch_id, resolve(keywords), trust_old_ledger)
     result: DraftResults | BatchRun | pd.DataFrame = run_resolved(
         op, todo, branch_id, resolved, dry_run=dry_run, background=background)
     return result
@@ -260,7 +267,7 @@ def discard_drafts(
 
 async def adiscard_drafts(
     items: Any = None, *, run_id: str | None = None, branch_id: str | None = None,
-    dry_run: bool = False, **keywords: Unpack[BatchKeywords],
+    dry_run: bool = False, trust_old_ledger: bool = False, **keywords: Unpack[BatchKeywords],
 ) -> DraftResults | pd.DataFrame:
     """Async :func:`discard_drafts`.
 
@@ -273,7 +280,7 @@ async def adiscard_drafts(
         >>> t["message"].tolist()
         ['no active draft is listed: Omni would answer 404']
     """
-    op, todo, resolved = _careful(items, run_id, branch_id, resolve(keywords))
+    op, todo, resolved = _careful(items, run_id, branch_id, resolve(keywords), trust_old_ledger)
     result: DraftResults | pd.DataFrame = await arun_resolved(op, todo, branch_id, resolved,
                                                                dry_run=dry_run)
     return result

@@ -18,15 +18,27 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
-from ..client import AsyncOmniClient, Call, DraftRecord, Reader, draft_request, drafts_request
+from ..client import (
+    AsyncOmniClient,
+    Call,
+    CallOutcome,
+    DraftRecord,
+    HostUnreachableError,
+    Reader,
+    attempt_log_of,
+    draft_request,
+    drafts_request,
+)
 from ..client import read_draft as _read_draft
 from ..client.drafts import records_from
-from ..errors import NotFoundError, OmniError
+from ..errors import APIConnectionError, OmniError, ServerError
+from ..evidence import ALLOWANCE_S, Evidence, judge
 from ..rows import Row, message_of, now_us, register_action, status_of, to_us
 from .plan import Plan, Planned
 
@@ -45,13 +57,10 @@ __all__ = [
 
 Pair = tuple[str, str | None]
 
-#: How much earlier than a run's first send a draft's ``createdAt`` may be and still count as
-#: made by that run. The first send is our clock, ``createdAt`` Omni's: two NTP-synced clocks
-#: agree within tens of milliseconds, Omni truncates to milliseconds, and the server stamps a
-#: draft after the request arrives (later than our send). 2 s covers a laptop clock that has
-#: drifted for a day, at the price that a draft someone made less than 2 s before the run's
-#: first send for that very document would be taken for the run's.
-CLOCK_SKEW_S = 2.0
+#: The clock allowance an undo uses when no bound on Omni's clock was measured (no ``Date``
+#: header, or bounds that disagree): :data:`omni_nb.evidence.ALLOWANCE_S`. Kept under its
+#: older name; the measured bound replaces it whenever there is one.
+CLOCK_SKEW_S = ALLOWANCE_S
 
 
 class Operation:
@@ -96,12 +105,38 @@ class Operation:
         call). Rate budget, retries and classification are the client's."""
         doc, branch = item.document_id, item.branch_id
         outcome = await client.outcome(self.call(doc, branch), doc, branch, self.reader())
-        return Row.from_outcome(outcome, run_id), outcome.error
+        row = Row.from_outcome(outcome, run_id)
+        if row.evidence is not None:  # kept with the clock bound Omni's answers gave so far
+            row.evidence = row.evidence.with_clock(client.server_clock.bound())
+        return row, outcome.error
 
     def rehearsal(self) -> Operation | None:
         """The operation a dry run performs instead (GETs only), or None when the request
         alone (:meth:`call`) says what would happen."""
         return None
+
+    def interrupted(
+        self, client: AsyncOmniClient, item: Planned, run_id: str, stop: BaseException,
+    ) -> Row | None:
+        """The ``cancelled`` row of a pair whose request was in flight when the run stopped
+        (``stop``: the cancel or interrupt, carrying the call's attempts), with its send time
+        and its evidence: a later undo weighs it. None when nothing had left.
+
+        Example:
+            >>> CREATE_DRAFT.interrupted(None, None, "r1", KeyboardInterrupt()) is None
+            True
+        """
+        evidence = Evidence.of_log(attempt_log_of(stop))
+        if evidence is None:
+            return None
+        sent = evidence.attempts[0].sent_us
+        row = Row(item.document_id, item.branch_id, None, "cancelled", None,
+                  f"interrupted in flight: sent {_iso(sent)}; the server may have done its "
+                  f"{self.action} (an undo of this run, or of the run that resumes it, "
+                  "weighs it by its interval)", len(evidence.attempts), 0.0, sent,
+                  client.api_root, run_id, action=self.action)
+        row.evidence = evidence.with_clock(client.server_clock.bound())
+        return row
 
     def result(self, plan: Plan, table: Any) -> Any:
         """What the batch returns once its rows are in: the results table by default."""
@@ -169,16 +204,22 @@ CREATE_DRAFT = register(CreateDraft())
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """What a run recorded for a pair it created: the draft it got back and the pair's first
-    send (microseconds since the epoch, UTC; None when unknown).
+    """What the ledger holds for a pair to undo: the draft its run got back (None for a
+    request that was in flight when its run stopped), the pair's first send (microseconds,
+    UTC; None when unknown), the evidence of each request that may have made the draft (see
+    :mod:`omni_nb.evidence`), ``unknown``: why there is none (the skipped row's message),
+    and ``note``: what to say of the clocks in an archived row's message.
 
     Example:
         >>> Recorded("d1", 0).draft_id
         'd1'
     """
 
-    draft_id: str
+    draft_id: str | None
     first_send_us: int | None
+    evidence: tuple[Evidence, ...] = ()
+    unknown: str | None = None
+    note: str = ""
 
 
 class _Clock:
@@ -192,19 +233,27 @@ class _Clock:
         return time.perf_counter() - self._t0
 
 
+#: How many times a discard lists again and resends after its DELETE's answer was lost.
+LOST_ROUNDS = 3
+
+
 @dataclass(frozen=True, slots=True)
 class DiscardDraft(Operation):
     """Discard (archive) the active draft of each pair: ``DELETE .../documents/{id}/draft``.
 
-    Each pair's drafts are listed first (a GET). A pair in ``recorded`` (from a run or a
-    results table) is undone carefully: its DELETE is sent only when the active draft is the
-    recorded one *and* was created at or after the pair's first send (less
-    :data:`CLOCK_SKEW_S`); otherwise the row is ``skipped`` ("existed before the run",
-    "replaced since") or ``not_found`` (no active draft), and nothing is sent. Any other pair
-    is discarded as asked. ``draft_id`` of an ``ok`` row is the draft that was archived (the
-    active one the listing showed). A DELETE whose retry (after a dropped connection)
-    answers 404 is checked against a new listing: archived now means the first one worked.
-    ``dry_run`` lists and decides but sends no DELETE.
+    Each pair's drafts are listed first (a GET), and the listing and its DELETE take their
+    two slots of the rate budget at once (``limiter.paired()``), so the DELETE follows the
+    listing's answer within a round trip. A pair in ``recorded`` (from a run or a results
+    table) is undone carefully: its DELETE is sent only when the active draft is the
+    recorded one (any, for a request in flight at a cancel) *and* its ``createdAt`` falls
+    inside one of the recorded requests' intervals, in Omni's time (:func:`~omni_nb.
+    evidence.judge`); otherwise the row is ``skipped`` (why: "made before the run", "made
+    while the run waited out a 429", "replaced since", ...) or ``not_found`` (no active
+    draft), and nothing is sent. Any other pair is discarded as asked. ``draft_id`` of an
+    ``ok`` row is the draft that was archived. A DELETE whose answer was lost is never
+    resent blindly: the pair is listed again, and the row is ``ok`` when the draft is
+    archived now (a draft made since stays), or the DELETE is sent again while it is still
+    active. ``dry_run`` lists and decides but sends no DELETE.
 
     Example:
         >>> DiscardDraft().call("doc-1", None).method
@@ -216,9 +265,18 @@ class DiscardDraft(Operation):
     skew_s: float = CLOCK_SKEW_S
     action: str = "discard"
 
+    def __post_init__(self) -> None:
+        if self.skew_s != CLOCK_SKEW_S:
+            warnings.warn(
+                "DiscardDraft(skew_s=...) has no effect: an undo compares createdAt in Omni's "
+                "time, with the clock bound measured from answers' Date headers "
+                "(omni_nb.evidence)", DeprecationWarning, stacklevel=3)
+
     def call(self, document_id: str, branch_id: str | None) -> Call:
-        """``DELETE /v1/documents/{id}/draft`` with ``{}`` or ``{"branchId": ...}``."""
-        return draft_request("DELETE", document_id, branch_id)
+        """``DELETE /v1/documents/{id}/draft`` with ``{}`` or ``{"branchId": ...}``, never
+        resent blindly after a lost answer (see the class docstring)."""
+        return dataclasses.replace(draft_request("DELETE", document_id, branch_id),
+                                   resend_lost=False)
 
     def rehearsal(self) -> DiscardDraft:
         """The same undo, listing and deciding, with no DELETE."""
@@ -229,45 +287,58 @@ class DiscardDraft(Operation):
     ) -> tuple[Row, OmniError | None]:
         """List the pair's drafts, decide, and (unless decided or a dry run) DELETE."""
         clock, doc, branch = _Clock(), item.document_id, item.branch_id
-        try:
-            listed = await listing(client, doc)
-        except OmniError as exc:
-            return self._decided(client, item, run_id, clock, status_of(exc),
-                                 f"listing its drafts: {message_of(exc)}",
-                                 getattr(exc, "status_code", None)), exc
-        active = _active(listed, branch)
         recorded = self.recorded.get((doc, branch))
-        verdict = None if recorded is None else _verdict(recorded, active, listed, self.skew_s)
-        if verdict is not None:
-            status, why = verdict
+        with client.limiter.paired():  # the listing and its DELETE: one claim of two slots
+            try:
+                listed = await listing(client, doc)
+            except OmniError as exc:
+                return self._decided(client, item, run_id, clock, status_of(exc),
+                                     f"listing its drafts: {message_of(exc)}",
+                                     getattr(exc, "status_code", None)), exc
+            active = _active(listed, branch)
+            verdict = None if recorded is None else _verdict(recorded, active, listed)
+            if verdict is not None:
+                status, why = verdict
+                if self.dry_run:
+                    why = ("would skip: " if status == "skipped" else "would not send: ") + why
+                return self._decided(client, item, run_id, clock, status, why), None
+            target = None if active is None else active.identifier
             if self.dry_run:
-                why = ("would skip: " if status == "skipped" else "would not send: ") + why
-            return self._decided(client, item, run_id, clock, status, why), None
-        target = None if active is None else active.identifier
-        if self.dry_run:
-            why = (f"would discard draft {target}" if target else
-                   "no active draft is listed: Omni would answer 404")
-            return self._decided(client, item, run_id, clock, "ok", why), None
-        return await self._discard(client, item, run_id, clock, target)
+                why = (f"would discard draft {target}" if target else
+                       "no active draft is listed: Omni would answer 404")
+                return self._decided(client, item, run_id, clock, "ok", why), None
+            outcome = await client.outcome(self.call(doc, branch), doc, branch)
+        row, error = await self._settle(client, item, run_id, outcome, target)
+        if error is None and recorded is not None and recorded.note:
+            row.message = "; ".join(filter(None, [row.message, recorded.note]))
+        row.requested_at_us = clock.start_us
+        row.elapsed_s = max(0.0, clock.elapsed() - row.queued_s)
+        return row, error
 
-    async def _discard(
-        self, client: AsyncOmniClient, item: Planned, run_id: str, clock: _Clock,
+    async def _settle(
+        self, client: AsyncOmniClient, item: Planned, run_id: str, outcome: CallOutcome,
         target: str | None,
     ) -> tuple[Row, OmniError | None]:
+        """The row of a DELETE; after a lost answer, list again: archived now is done (a
+        draft made since stays), still active is sent again (:data:`LOST_ROUNDS` times)."""
         doc, branch = item.document_id, item.branch_id
-        outcome = await client.outcome(self.call(doc, branch), doc, branch)
-        row = Row.from_outcome(outcome, run_id)
-        error = outcome.error
-        if (isinstance(error, NotFoundError) and outcome.attempts > 1 and target is not None
-                and await _archived_now(client, item.document_id, target)):
-            row.status, row.message = "ok", (
-                f"a retry answered 404 ({message_of(error)}) after an earlier attempt "
-                f"got no answer; the listing shows draft {target} archived: that attempt "
-                "archived it")
-            error = None
+        attempts, queued, rounds, now = outcome.attempts, outcome.queued_s, 0, ""
+        while target is not None and _lost(outcome.error):
+            with client.limiter.paired():
+                now = await _fresh(client, doc, target)
+                if now != "active" or rounds == LOST_ROUNDS:
+                    break
+                outcome = await client.outcome(self.call(doc, branch), doc, branch)
+            rounds += 1
+            attempts, queued = attempts + outcome.attempts, queued + outcome.queued_s
+        row, error = Row.from_outcome(outcome, run_id), outcome.error
+        if error is not None and _lost(error) and now == "archived":
+            row.message = (f"the DELETE's answer was lost ({message_of(error)}); listed "
+                           f"again, draft {target} is archived: that DELETE archived it "
+                           "(nothing was resent; a draft made since stays)")
+            row.status, row.http_status, error = "ok", None, None
+        row.attempts, row.queued_s = attempts, queued
         row.draft_id = target if error is None else None
-        row.requested_at_us = clock.start_us
-        row.elapsed_s = max(0.0, clock.elapsed() - outcome.queued_s)
         return row, error
 
     def _decided(
@@ -277,6 +348,30 @@ class DiscardDraft(Operation):
         """A row decided from the listing: no DELETE was sent (``attempts`` 0)."""
         return Row(item.document_id, item.branch_id, None, status, http_status, message, 0,
                    clock.elapsed(), clock.start_us, client.api_root, run_id, action=self.action)
+
+
+def _iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="milliseconds")
+
+
+def _lost(error: OmniError | None) -> bool:
+    """A DELETE's answer that says nothing of what it did (dropped, timed out, a 5xx) after
+    it may have reached Omni (not a connection that was never made)."""
+    return (isinstance(error, APIConnectionError | ServerError)
+            and not isinstance(error, HostUnreachableError))
+
+
+async def _fresh(client: AsyncOmniClient, document_id: str, draft_id: str) -> str:
+    """Where ``draft_id`` stands now: ``active``, ``archived``, or ``unknown`` (not listed,
+    or the listing failed)."""
+    try:
+        listed = await listing(client, document_id)
+    except OmniError:
+        return "unknown"
+    for record in listed:
+        if record.identifier == draft_id:
+            return "active" if record.active else "archived"
+    return "unknown"
 
 
 def _active(listed: list[DraftRecord], branch: str | None) -> DraftRecord | None:
@@ -290,40 +385,33 @@ def _active(listed: list[DraftRecord], branch: str | None) -> DraftRecord | None
 
 
 def _verdict(
-    recorded: Recorded, active: DraftRecord | None, listed: list[DraftRecord], skew_s: float,
+    recorded: Recorded, active: DraftRecord | None, listed: list[DraftRecord],
 ) -> tuple[str, str] | None:
     """Why a recorded pair must not be discarded, as (status, reason); None: discard it."""
     mine = recorded.draft_id
     if active is None:
+        if mine is None:
+            return "not_found", "no active draft (the request in flight made none that stayed)"
         gone = any(r.identifier == mine and r.status == "archived" for r in listed)
         return "not_found", (f"no active draft: draft {mine} is already archived" if gone
                              else f"no active draft (draft {mine} is not listed)")
-    if active.identifier != mine:
+    if mine is not None and active.identifier != mine:
         return "skipped", (f"replaced since: the active draft is {active.identifier}, not "
                            f"{mine} (the run's)")
     if active.created_at is None:
-        return "skipped", f"cannot tell when draft {mine} was created (no createdAt listed)"
-    if recorded.first_send_us is None:
-        return "skipped", f"cannot tell when the run first asked for draft {mine}"
+        return "skipped", (f"cannot tell when draft {active.identifier} was created (no "
+                           "createdAt listed)")
+    if not recorded.evidence:
+        return "skipped", recorded.unknown or (
+            f"cannot tell whose draft: the ledger holds no request that got draft "
+            f"{active.identifier} back")
     created_us = to_us(active.created_at)
-    if created_us < recorded.first_send_us - int(skew_s * 1_000_000):
-        first = _iso(recorded.first_send_us)
-        return "skipped", (f"existed before the run: draft {mine} was created "
-                           f"{_iso(created_us)}, the run first asked {first}")
-    return None
-
-
-def _iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1_000_000, UTC).isoformat(timespec="milliseconds")
-
-
-async def _archived_now(client: AsyncOmniClient, document_id: str, draft_id: str) -> bool:
-    """True when a fresh listing shows ``draft_id`` archived (a failed listing: False)."""
-    try:
-        listed = await listing(client, document_id)
-    except OmniError:
-        return False
-    return any(r.identifier == draft_id and r.status == "archived" for r in listed)
+    judged = [judge(created_us, evidence) for evidence in recorded.evidence]
+    if any(j is None for j in judged):
+        return None
+    first = judged[0]
+    assert first is not None
+    return "skipped", first.message(active.identifier)
 
 
 @dataclass(frozen=True, slots=True)

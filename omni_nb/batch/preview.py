@@ -11,11 +11,11 @@ Example:
     >>> import pandas as pd
     >>> frame = pd.DataFrame({"document_id": ["doc-1", "doc-2"], "branch_id": [None, None],
     ...     "message": ["would discard draft 1a2b3c4d",
-    ...                 "would skip: existed before the run: draft 9f8e7d6c was created ..."]})
+    ...                 "would skip: made before the run: draft 9f8e7d6c was created ..."]})
     >>> print(DiscardPreview.of(frame).text())
     Will archive 1 draft: doc-1 (draft 1a2b3c4d)
     Will skip 1 document:
-      existed before the run: doc-2
+      made before the run: doc-2
 """
 
 from __future__ import annotations

@@ -136,6 +136,7 @@ class _Batch:
         self.write_failure: BaseException | None = None  # the ledger write that failed
         self.unrecorded: list[int] = []  # rows kept in memory only, after that failure
         self.turn = asyncio.Lock()  # who takes the next item: FIFO, so first sends keep order
+        self.flying: dict[int, Row | None] = {}  # rows of requests in flight at a cancel
 
     def finish(self, index: int, row: Row) -> None:
         """Keep a row and tell the progress display (the caller has recorded it)."""
@@ -220,6 +221,12 @@ class _Batch:
             # slot before its first await, so the next worker reads the budget with it taken.
             try:
                 row, error = await self.op.perform(key.client, self.inputs[i], self.run_id)
+            except BaseException as stop:  # cancelled in flight: its row says when it left
+                flown = self.op.interrupted(key.client, self.inputs[i], self.run_id, stop)
+                if flown is not None:
+                    flown.key = key.key_id
+                self.flying[i] = flown
+                raise
             finally:
                 key.in_flight -= 1
             key.sent += 1
@@ -347,6 +354,7 @@ async def run(
     if options.resume and todo:
         todo = batch.resume(todo)
     interrupted = await batch.send(todo, cancel)
+    batch.keep([(i, row) for i, row in batch.flying.items() if row is not None])
     leftover = [i for i, row in enumerate(batch.rows) if row is None]
     reason = batch.stop_reason or _not_answered(op)
     batch.finish_unsent(leftover, "cancelled", lambda _: reason)

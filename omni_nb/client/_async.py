@@ -298,6 +298,7 @@ class AsyncOmniClient(BaseClient):
                     async with asyncio.timeout(deadline.remaining()):  # the whole attempt
                         response = await self._http.send(request, stream=True)
                         wire.answered(response.status_code, response.headers)
+                        core.dated(response.headers, wire.interval())  # Omni's clock
                         try:
                             chunks = response.aiter_bytes()
                             body = core.redacted(await aread_capped(chunks, deadline))
@@ -310,6 +311,6 @@ class AsyncOmniClient(BaseClient):
                 error = core.timed_out()
             except OmniError as exc:
                 error = exc
-            wait = core.after_failure(error, state)
+            wait = core.after_failure(error, state, call)
             if wait:
                 await self._sleep(wait)

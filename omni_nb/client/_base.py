@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import Settings, resolve_settings
+from ..evidence import ServerClock
 from ..ratelimit import Caller, Limiter
 from ._core import ClientOptions, Core
 
@@ -49,6 +50,12 @@ class BaseClient:
         """This client's caller of the key's rate limiter (the limiter is shared by every
         client of its key), or the limiter it was given."""
         return self._core.limiter
+
+    @property
+    def server_clock(self) -> ServerClock:
+        """How far Omni's clock is from this machine's, bounded by the answers' ``Date``
+        headers so far (see :mod:`omni_nb.evidence`)."""
+        return self._core.clock
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(api_root={self.api_root!r}, "

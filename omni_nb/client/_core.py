@@ -37,6 +37,7 @@ from ..errors import (
     ServerError,
     UnexpectedResponseError,
 )
+from ..evidence import ServerClock
 from ..ratelimit import Caller, Limiter, RateLimit, pause_key, shared_limiter
 from .parse import (
     body_text,
@@ -283,6 +284,9 @@ class Call:
 
     ``path`` is already percent-encoded; ``body`` is sent as JSON when not None; ``action``
     is the word rows and the ledger use for what the call does (``create``, ``discard``...).
+    ``resend_lost=False`` gives up, instead of sending again, after an attempt whose answer
+    was lost (dropped, timed out, a 5xx) once it may have reached the server: for a call
+    that is not safe to repeat blindly (a discard), whose caller looks before it resends.
 
     Example:
         >>> Call("POST", "/v1/documents/doc-1/draft", {}).describe("https://a.omniapp.co/api")
@@ -294,6 +298,7 @@ class Call:
     body: dict[str, Any] | None = None
     params: dict[str, str] = field(default_factory=dict)
     action: str = "call"
+    resend_lost: bool = True
 
     def describe(self, api_root: str) -> str:
         """The request as one line (for dry runs): method, URL, JSON body."""
@@ -445,6 +450,7 @@ class Core:
             budget=settings.budget,
         ).caller(options.rate_limit, timeout=options.timeout)
         self.rng = options.rng or random.Random()
+        self.clock = ServerClock()  # Omni's clock against ours, from answers' Date headers
         self.origin = settings.origin
         self.key_id = settings.token.key_id()
 
@@ -574,6 +580,11 @@ class Core:
         """Every token this client may send (what must never come back into an output)."""
         return [secret.get_secret_value() for secret in self.settings.tokens]
 
+    def dated(self, headers: httpx.Headers, attempt: AttemptInterval) -> None:
+        """Let :attr:`clock` bound Omni's clock by an answer's ``Date``, stamped by Omni
+        between the attempt's send and its answer."""
+        self.clock.saw(headers.get("date"), attempt.sent_at, attempt.answered_at)
+
     def transport_error(self, exc: httpx.HTTPError) -> APIConnectionError:
         """The typed error for no answer at all: :class:`HostUnreachableError` when no
         connection was made (refused, DNS, TLS handshake: httpx raises ``ConnectError`` for
@@ -622,9 +633,14 @@ class Core:
 
     # -- retries -----------------------------------------------------------------------------
 
-    def after_failure(self, error: OmniError, state: Attempts) -> float:
+    def after_failure(self, error: OmniError, state: Attempts, call: Call | None = None,
+                      ) -> float:
         """Seconds to sleep before the next attempt (0 after a 429: the limiter holds
-        everyone instead), or raise ``error`` when the call gives up."""
+        everyone instead), or raise ``error`` when the call gives up (at once after a lost
+        answer of a call that must not be resent blindly, :attr:`Call.resend_lost`)."""
+        if call is not None and not call.resend_lost and _lost(error):
+            error.attempts = state.attempt
+            raise error
         if isinstance(error, HostUnreachableError):
             state.unreachable += 1
         # The limiter learns from every 429 (a near miss widens the allowance, a tighter
@@ -735,6 +751,13 @@ _ERROR_BY_STATUS: dict[int, type[APIStatusError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
 }
+
+
+def _lost(error: OmniError) -> bool:
+    """An attempt that may have reached the server whose answer says nothing of what it did
+    (a dropped connection, a timeout, a 5xx): not one that never connected."""
+    return (isinstance(error, APIConnectionError | ServerError)
+            and not isinstance(error, HostUnreachableError))
 
 
 def _is_bad_token(message: str) -> bool:

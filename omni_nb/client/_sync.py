@@ -283,6 +283,7 @@ class OmniClient(BaseClient):
                 with wire, attempt_deadline(deadline):
                     response = self._http.send(request, stream=True)
                     wire.answered(response.status_code, response.headers)
+                    core.dated(response.headers, wire.interval())  # Omni's clock
                     try:
                         body = core.redacted(read_capped(response.iter_bytes(), deadline))
                     finally:
@@ -292,6 +293,6 @@ class OmniClient(BaseClient):
                 error: OmniError = core.transport_error(exc)
             except OmniError as exc:
                 error = exc
-            wait = core.after_failure(error, state)
+            wait = core.after_failure(error, state, call)
             if wait:
                 self._sleep(wait)

@@ -90,6 +90,14 @@ budget is judged by). ``grace=S`` (``--grace S``) makes the window lenient at it
 some firewalls are: a request it would refuse is accepted when the arrival that has to leave
 the window for it leaves within S seconds.
 
+The rest of the world, for undo tests: ``serve(clock_offset=S)`` runs the
+sandbox's clock ``S`` seconds from this machine's (its ``Date`` headers,
+drafts' ``createdAt`` and ``Retry-After`` dates move together);
+:meth:`Sandbox.make_draft` is another user making a draft (the active one is
+archived first); :meth:`Sandbox.replace_answer` loses or replaces the answer
+to the next create or discard of a document (dropped, a proxy's 502, a 429 or
+503), with another user's move just before the answer or some time after it.
+
 Tokens never appear in request records, reprs or log lines: records keep the
 caller's *role* only.
 

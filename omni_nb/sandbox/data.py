@@ -41,6 +41,8 @@ _NAMESPACE: Final = uuid.UUID("e4b152d4-80ca-58ba-9dc0-4581ce98831d")
 EPOCH: Final = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 #: The user every editor token acts as: drafts show it as ``createdBy``/``lastEditedBy``.
 EDITOR_NAME: Final = "Sandbox Editor"
+#: Who made the drafts :meth:`Sandbox.make_draft` makes by default: another user of Omni.
+OTHER_NAME: Final = "Another Editor"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -118,7 +120,8 @@ class SandboxDraft:
     UTC epoch) taken when the sandbox created or archived the draft; the
     drafts list shows them (cut to the millisecond) as ``createdAt`` and,
     for an archived draft, ``updatedAt``. Archived drafts are kept for the
-    sandbox's life (Omni keeps them 30 days).
+    sandbox's life (Omni keeps them 30 days). ``created_by`` is the user the
+    listing names (the editor tokens' user, or another one's).
 
     Example:
 
@@ -135,6 +138,7 @@ class SandboxDraft:
     branch_id: str | None
     created_at: float
     archived_at: float | None = None
+    created_by: str = EDITOR_NAME
 
     @property
     def active(self) -> bool:
@@ -323,8 +327,8 @@ class Catalog:
             "draftOutOfDate": False,  # nobody publishes the document while the sandbox runs
             "createdAt": timestamp(draft.created_at),
             "updatedAt": timestamp(draft.updated_at),
-            "createdBy": {"name": EDITOR_NAME},
-            "lastEditedBy": {"name": EDITOR_NAME},
+            "createdBy": {"name": draft.created_by},
+            "lastEditedBy": {"name": draft.created_by},
         }
 
     def model_records(self, with_branches: bool) -> list[JSON]:

@@ -63,6 +63,23 @@ class DraftStore:
             self._active[(document_id, branch_id)] = identifier
             return draft
 
+    def make(self, document_id: str, branch_id: str | None, by: str,
+             created_at: float | None = None) -> SandboxDraft:
+        """A new active draft of (document, branch) made by user ``by`` (at ``created_at``,
+        default now): the active one, if any, is archived first (that user discarded it)."""
+        with self._lock:
+            now = self._clock()
+            old = self._active.pop((document_id, branch_id), None)
+            if old is not None:
+                self._records[old] = dataclasses.replace(self._records[old], archived_at=now)
+            identifier = self._new_id()
+            draft = SandboxDraft(identifier, document_id, branch_id,
+                                 created_at=now if created_at is None else created_at,
+                                 created_by=by)
+            self._records[identifier] = draft
+            self._active[(document_id, branch_id)] = identifier
+            return draft
+
     def _new_id(self) -> str:
         # Called with the lock held. Ids are never reused, archived drafts
         # included, as Omni's are not.

@@ -18,12 +18,13 @@ import socketserver
 import struct
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final, Literal, cast
 
 from .data import (
     EDITOR_NAME,
+    OTHER_NAME,
     RequestRecord,
     SandboxBranch,
     SandboxDocument,
@@ -33,6 +34,7 @@ from .data import (
 from .probe import SERVER_NAME
 from .state import (
     UNSET,
+    Replacement,
     Reply,
     RetryAfter,
     Scripted,
@@ -163,6 +165,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         # is logged by _handle_request, without any header values.
         return
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header: the sandbox's clock (moved by ``clock_offset``)."""
+        when = self._server.state.now() if timestamp is None else timestamp
+        return super().date_time_string(when)
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Answer protocol-level errors (bad request line, 501...) in JSON."""
         logger.debug("sandbox: protocol error %s: %s", code, message)
@@ -204,6 +211,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if reply.drop or (reply.delay > 0 and state.stopping.wait(reply.delay)):
             reply.status = 0
             reply.drop = True
+        _then(reply, state, before=True)
         answered_at = time.time()
         # Recorded before the answer goes out: a client that has its answer
         # must find the request in sb.requests() straight away.
@@ -230,6 +238,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._drop()
         else:
             self._write(reply)
+        _then(reply, state, before=False)
         logger.debug(
             "sandbox: %s %s -> %s (role=%s, %.1f ms)",
             self.command,
@@ -355,6 +364,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 drained += len(data)
         except OSError:
             pass
+
+
+def _then(reply: Reply, state: State, *, before: bool) -> None:
+    """Run a replaced answer's ``then`` at its moment: before the answer goes out, or
+    ``then_after`` seconds after it (unless the sandbox closes meanwhile)."""
+    if reply.then is None or (reply.then_after is None) != before:
+        return
+    if reply.then_after is None or not state.stopping.wait(reply.then_after):
+        reply.then()
 
 
 def _framing(status: int, message: str) -> Reply:
@@ -534,6 +552,7 @@ class Sandbox:
         drop_rate: float | Unset = UNSET,
         slow_rate: float | Unset = UNSET,
         slow_seconds: float | Unset = UNSET,
+        clock_offset: float | Unset = UNSET,
         seed: int | Unset = UNSET,
     ) -> None:
         """Change faults, latency or the rate limit while serving; omitted options stay.
@@ -558,6 +577,7 @@ class Sandbox:
                 ("drop_rate", drop_rate),
                 ("slow_rate", slow_rate),
                 ("slow_seconds", slow_seconds),
+                ("clock_offset", clock_offset),
             )
             if value is not UNSET
         }
@@ -585,6 +605,46 @@ class Sandbox:
             sb.enqueue(200, {"unexpected": True})
         """
         self._state.enqueue(Scripted.build(status, body, headers, times))
+
+    def make_draft(
+        self, document_id: str, branch_id: str | None = None, *, by: str = OTHER_NAME,
+        created_at: float | None = None,
+    ) -> str:
+        """Another user makes a draft of (document, branch), as Omni's own editor would:
+        the active one, if any, is archived first; ``created_at`` is the sandbox's clock
+        (default now). Returns the new draft's identifier; the listing names ``by``.
+
+        Example:
+
+            >>> with serve(documents=1) as sb:
+            ...     made = sb.make_draft("doc-0001")
+            ...     sb.drafts() == {("doc-0001", None): made}
+            True
+        """
+        if document_id not in self._state.catalog.doc_by_id:
+            raise KeyError(f"no document {document_id!r} in the sandbox")
+        return self._state.drafts.make(document_id, branch_id, by, created_at).identifier
+
+    def replace_answer(
+        self, method: Literal["POST", "DELETE"], document_id: str | None = None, *,
+        status: int = 0, headers: Mapping[str, str] | None = None, route: bool = True,
+        then: Callable[[], object] | None = None, then_after: float | None = None,
+    ) -> None:
+        """Replace the answer to the next create (``POST``) or discard (``DELETE``) of
+        ``document_id`` (None: of any document), once: ``status`` 0 drops the connection
+        after the request arrived, 502 answers a proxy's HTML page, any other status Omni's
+        error shape with ``headers`` (a firewall 429: ``{"X-Omni-Waf-Action": "block",
+        "Retry-After": "3"}`` and ``route=False``). With ``route`` the write takes effect
+        first (its answer is what is lost). ``then`` runs before the answer goes out, or
+        ``then_after`` seconds after it: another user's move at that moment.
+
+        Example::
+
+            sb.replace_answer("DELETE", "doc-0001", then=lambda: sb.make_draft("doc-0001"))
+        """
+        self._state.replace(Replacement(method, document_id, status,
+                                        tuple((headers or {}).items()), route, then,
+                                        then_after))
 
     def add_token(
         self, role: Literal["editor", "viewer"] = "editor", token: str | None = None
@@ -655,6 +715,7 @@ def serve(
     drop_rate: float = 0.0,
     slow_rate: float = 0.0,
     slow_seconds: float = 5.0,
+    clock_offset: float = 0.0,
     seed: int = 0,
     token: str | None = None,
 ) -> Sandbox:
@@ -668,6 +729,8 @@ def serve(
     counts every arrival); by default only accepted ones count. ``grace=S`` accepts a
     request the strict window would refuse when the arrival that has to leave the window
     for it leaves within S seconds (a firewall lenient at the window's edge).
+    ``clock_offset`` puts the sandbox's clock that many seconds ahead of this machine's
+    (negative: behind): its ``Date`` headers, drafts' ``createdAt`` and ``Retry-After`` dates move together.
 
     Example::
 
@@ -685,6 +748,7 @@ def serve(
         drop_rate=drop_rate,
         slow_rate=slow_rate,
         slow_seconds=slow_seconds,
+        clock_offset=clock_offset,
     )
     state = State(resolve_documents(documents), settings, seed, token)
     server = _Server((host, port), state)

@@ -49,6 +49,7 @@ __all__ = [
     "Caller",
     "DraftStore",
     "RateLimiter",
+    "Replacement",
     "Reply",
     "RequestLog",
     "RetryAfter",
@@ -116,6 +117,9 @@ class Settings:
     drop_rate: float = 0.0
     slow_rate: float = 0.0
     slow_seconds: float = 5.0
+    #: Seconds the sandbox's clock is ahead of this machine's (negative: behind): its
+    #: ``Date`` headers, drafts' ``createdAt`` and ``Retry-After`` dates move together.
+    clock_offset: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("latency", "latency_jitter", "slow_seconds", "grace"):
@@ -126,6 +130,9 @@ class Settings:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
                 raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+        offset = self.clock_offset
+        if not (isinstance(offset, (int, float)) and math.isfinite(offset)):
+            raise ValueError(f"clock_offset must be a finite number of seconds, got {offset!r}")
         if self.rate_limit is not None:
             object.__setattr__(self, "rate_limit", _checked_rate_limit(self.rate_limit))
         if self.retry_after not in ("seconds", "date", None):
@@ -219,6 +226,47 @@ class Reply:
     document_id: str | None = None
     branch_id: str | None = None
     draft_id: str | None = None
+    #: Run by the handler before the answer is written (``then_after`` None) or that many
+    #: seconds after it (:meth:`Sandbox.replace_answer`).
+    then: Callable[[], object] | None = None
+    then_after: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Replacement:
+    """The answer to give instead of the next write (``method``) on ``document_id`` (None:
+    any): ``status`` 0 drops the connection, 502 is a proxy's HTML page, any other status
+    Omni's error shape with ``headers``; ``route`` runs the write first (it takes effect);
+    ``then`` runs before the answer goes out, or ``then_after`` seconds after it.
+
+    Example:
+
+        >>> Replacement("DELETE", "doc-0001", 0).reply().drop
+        True
+    """
+
+    method: str
+    document_id: str | None
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    route: bool = True
+    then: Callable[[], object] | None = None
+    then_after: float | None = None
+
+    def reply(self) -> Reply:
+        """The answer given instead."""
+        if self.status == 0:
+            reply = Reply(0, drop=True)
+        elif self.status == 502:
+            reply = _fault_reply(502)
+        else:
+            words = {429: "Rate limit exceeded", **_FAULT_MESSAGES}
+            reply = error(self.status, words.get(self.status, "Replaced answer"))
+        reply.headers.extend(self.headers)
+        reply.then, reply.then_after = self.then, self.then_after
+        return reply
+
+
 
 
 class BadRequest(Exception):
@@ -346,7 +394,7 @@ class RateLimiter:
             reply.headers.append(("Retry-After", str(max(1, math.ceil(wait)))))
         elif settings.retry_after == "date":
             # HTTP-dates have whole seconds: round up so the date is never early.
-            when = math.ceil(time.time() + max(wait, 1.0))
+            when = math.ceil(time.time() + settings.clock_offset + max(wait, 1.0))
             reply.headers.append(("Retry-After", email.utils.formatdate(when, usegmt=True)))
         return reply
 
@@ -491,8 +539,9 @@ class State:
         self.editor_token = self.add_token("editor", token)
         self.viewer_token = self.add_token("viewer")
         self.limiter = RateLimiter()
-        self.drafts = DraftStore(seed)
+        self.drafts = DraftStore(seed, clock=self.now)
         self.scripted: collections.deque[Scripted] = collections.deque()
+        self.replacements: list[Replacement] = []
         self.log = RequestLog()
 
     # -- control ----------------------------------------------------------
@@ -519,6 +568,22 @@ class State:
     def enqueue(self, answers: Sequence[Scripted]) -> None:
         with self.lock:
             self.scripted.extend(answers)
+
+    def now(self) -> float:
+        """The sandbox's clock: this machine's, moved by ``clock_offset``."""
+        return time.time() + self.settings.clock_offset
+
+    def replace(self, replacement: Replacement) -> None:
+        with self.lock:
+            self.replacements.append(replacement)
+
+    def _replacement(self, method: str, document_id: str) -> Replacement | None:
+        """The first queued replacement for this write, taken off the queue."""
+        with self.lock:
+            for i, r in enumerate(self.replacements):
+                if r.method == method and r.document_id in (None, document_id):
+                    return self.replacements.pop(i)
+        return None
 
     def take_scripted(self) -> Scripted | None:
         with self.lock:
@@ -580,7 +645,14 @@ class State:
         self, method: str, action: str, document_id: str, caller: Caller, body: bytes, query: str
     ) -> Reply:
         """``/api/v1/documents/{documentId}/{action}``: the draft routes."""
-        if (method, action) == ("POST", "draft"):
+        replaced = (self._replacement(method, document_id)
+                    if action == "draft" and method in ("POST", "DELETE") else None)
+        if replaced is not None:
+            if replaced.route:  # the write takes effect; only its answer is replaced
+                write = self._draft if method == "POST" else self._discard
+                _answer(lambda: write(caller, document_id, body))
+            reply = replaced.reply()
+        elif (method, action) == ("POST", "draft"):
             scripted = self.take_scripted()
             if scripted is not None:
                 reply = scripted.reply()

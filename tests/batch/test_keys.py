@@ -290,7 +290,7 @@ def test_an_old_ledger_gains_the_columns_in_place(tmp_path: Path) -> None:
     ledger.close()
     Ledger(path).close()  # a second open finds nothing to do
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     conn.execute(OLD_INSERT, ("doc-3", "d3", 3, "older"))  # an older omni_nb still writes
     assert len(conn.execute(OLD_SELECT).fetchall()) == 3  # and reads
     conn.commit()

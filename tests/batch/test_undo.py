@@ -72,7 +72,7 @@ def test_undoing_a_run_skips_drafts_that_existed_before_and_archives_the_rest(
     undone = undone.sort_values("document_id", ignore_index=True)
     assert list(undone["status"]) == ["ok", "skipped", "ok"]
     assert list(undone["action"]) == ["discard"] * 3
-    assert undone.loc[1, "message"].startswith("existed before the run: draft "
+    assert undone.loc[1, "message"].startswith("made before the run: draft "
                                                + before["doc-0002"])
     assert list(undone["draft_id"]) == [made.loc[0, "draft_id"], pd.NA, made.loc[2, "draft_id"]]
     assert deletes(sb) == ["doc-0001", "doc-0003"]
@@ -188,11 +188,11 @@ def test_a_dropped_delete_is_retried_and_ends_ok(
     assert archived(sb) == set(made["draft_id"])
 
 
-def test_a_delete_whose_answer_was_lost_and_whose_retry_got_404_is_ok(
+def test_a_delete_whose_answer_was_lost_is_listed_again_not_resent(
     sb: sandbox.Sandbox, kw: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The server archived the draft but the connection dropped before the answer; the
-    retry answers 404. The listing shows the draft archived: the row is ok."""
+    """The server archived the draft but the connection dropped before the answer: the
+    DELETE is not sent again; a new listing shows the draft archived, so the row is ok."""
     made = omni_nb.create_drafts(["doc-0001"], **kw)
     state = sb._state
     real = state._discard
@@ -210,8 +210,10 @@ def test_a_delete_whose_answer_was_lost_and_whose_retry_got_404_is_ok(
     assert dropped == ["doc-0001"]
     row = undone.iloc[0]
     assert (row["status"], row["draft_id"], row["attempts"]) == (
-        "ok", made.loc[0, "draft_id"], 2)
+        "ok", made.loc[0, "draft_id"], 1)
+    assert "answer was lost" in row["message"]
     assert "archived it" in row["message"]
+    assert [m for m, _ in methods(sb)].count("DELETE") == 1
     assert undone.errors == [None]
 
 
@@ -226,7 +228,7 @@ def test_a_dry_run_lists_but_sends_no_delete(sb: sandbox.Sandbox, kw: dict[str, 
         f"would discard draft {made.loc[0, 'draft_id']}",
         frame["message"].iloc[1]]
     assert frame["message"].iloc[1].startswith(
-        f"would skip: existed before the run: draft {before['doc-0002']}")
+        f"would skip: made before the run: draft {before['doc-0002']}")
     assert frame.loc[0, "request"].startswith("DELETE ")
     assert frame.loc[1, "request"] == ""
     assert "1 request would be sent" in frame.attrs["summary"]
@@ -288,18 +290,18 @@ def test_the_ledger_keeps_both_actions_apart(sb: sandbox.Sandbox, kw: dict[str, 
     assert recreated.loc[0, "draft_id"] not in set(made["draft_id"])
 
 
-def test_a_table_without_requested_at_takes_the_first_send_from_the_ledger(
+def test_a_table_finds_its_evidence_in_the_ledger_by_draft(
     sb: sandbox.Sandbox, kw: dict[str, Any],
 ) -> None:
-    """A hand-made frame of document_id/status/draft_id: the ledger says when the draft was
-    first asked for; a draft the ledger never saw is skipped (cannot tell)."""
+    """A hand-made frame of document_id/status/draft_id: the ledger holds the requests that
+    got the draft; a draft the ledger never saw is skipped (cannot tell whose)."""
     made = omni_nb.create_drafts(["doc-0001"], **kw)
     other = made_long_ago(sb, ("doc-0002", None))
     frame = pd.DataFrame({"document_id": ["doc-0001", "doc-0002"], "status": ["ok", "ok"],
                           "draft_id": [made.loc[0, "draft_id"], other["doc-0002"]]})
     undone = frame.omni.discard_drafts(**kw)
     assert list(undone["status"]) == ["ok", "skipped"]
-    assert "cannot tell when the run first asked" in undone.loc[1, "message"]
+    assert undone.loc[1, "message"].startswith("cannot tell whose draft: the ledger")
 
 
 def test_list_drafts_one_row_per_draft(sb: sandbox.Sandbox, kw: dict[str, Any]) -> None:
@@ -357,7 +359,7 @@ def test_an_old_ledger_gains_action_and_from_ledger(tmp_path: Path) -> None:
         "discard")
     ledger.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     conn.close()
 
 

@@ -70,6 +70,8 @@ def magic_refusals(mode: str, names: tuple[str, ...]) -> list[set[str]]:
         found.append({"--run-id", "--discard"})
     if "include_archived" in given and mode != "list":
         found.append({"--include-archived", "--list"})
+    if "trust_old_ledger" in given and mode != "discard":
+        found.append({"--trust-old-ledger", "--discard"})
     if mode == "list":
         found += [{_flag(n), "--list"} for n in ("branch_id", "branch_col", "resume")
                   if n in given]
@@ -142,6 +144,7 @@ def _magic_line(mode: str, names: tuple[str, ...], sb: sandbox.Sandbox) -> str:
         "concurrency": "--concurrency 2", "rate_limit": "--rate-limit off",
         "max_retries": "--max-retries 0", "resume": "--resume", "dry_run": "--dry-run",
         "include_archived": "--include-archived", "background": "--background",
+        "trust_old_ledger": "--trust-old-ledger",
     }
     parts = [_MODES[mode]]
     if not set(names) & {"items", "from_", "run_id"}:
@@ -211,6 +214,7 @@ def _cli_argv(command: str, names: tuple[str, ...], sb: sandbox.Sandbox,
         "out": ["--out", str(tmp_path / "out.csv")], "yes": ["--yes"], "last": ["--last"],
         "since": ["--since", "2020-01-01"], "limit": ["--limit", "3"],
         "ledger": ["--ledger", str(tmp_path / "ledger.sqlite3")],
+        "trust_old_ledger": ["--trust-old-ledger"],
     }
     argv = [command]
     if command != "results" and not set(names) & {"items", "from_csv", "run_id"}:

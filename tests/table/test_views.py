@@ -394,7 +394,7 @@ def test_every_table_fits_a_960px_cell_in_jupyterlab(tmp_path: Path) -> None:
             page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
             cells = page.locator(".jp-Cell")
             expect(cells.nth(len(BROWSER_CELLS) - 1).locator("table.dataframe")).to_have_count(1)
-            expected = {"discard": "existed before the run", "created": "not_eligible",
+            expected = {"discard": "made before the run", "created": "not_eligible",
                         "refused-token": "The token was refused", "misspelt-instance":
                         "host acme-typo.omniapp.invalid not found", "widest": "network_error",
                         "widest-listing": "server_error", "listing": "draft status"}

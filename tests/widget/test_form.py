@@ -534,11 +534,11 @@ def test_discard_asks_first_then_archives_only_the_runs_drafts(
     assert form.wait(WAIT)
     assert form.error is None
     assert {r.method for r in sb.requests()} == {"GET"}  # nothing sent before confirming
-    assert "Discard 4 drafts this run created? 1 will be skipped (existed before the run)" \
+    assert "Discard 4 drafts this run created? 1 will be skipped (made before the run)" \
         in life.question.value
     assert life.confirm_button.description == "Discard 4 drafts"
     assert life.question_row.layout.display is None
-    assert "existed before the run: doc-0003" in shown_text(form)
+    assert "made before the run: doc-0003" in shown_text(form)
     life.keep_button.click()
     assert life.pending is None
     assert life.question_row.layout.display == "none"
