@@ -730,7 +730,8 @@ def serve(
     request the strict window would refuse when the arrival that has to leave the window
     for it leaves within S seconds (a firewall lenient at the window's edge).
     ``clock_offset`` puts the sandbox's clock that many seconds ahead of this machine's
-    (negative: behind): its ``Date`` headers, drafts' ``createdAt`` and ``Retry-After`` dates move together.
+    (negative: behind): its ``Date`` headers, drafts' ``createdAt`` and ``Retry-After``
+    dates move together.
 
     Example::
 
