@@ -313,6 +313,9 @@ class Limiter:
         if view is None:
             self._warn_share(self._anon, now)
         else:
+            # A batched write reads no log: keep the one the last step read (with this
+            # process's stamps since), on which the share is counted should the store fail.
+            view.sends = self._budget.sends
             self._budget, self._viewed_at = view, now
 
     def _may_batch(self, caller: Caller, now: float) -> bool:
@@ -362,6 +365,13 @@ class Limiter:
             if link is not None and (claim.batched or (link.up and claim.kind == log.SENT)):
                 self._outbox.restamped(claim, old)
                 self._outbox.arm(self.flush, self._timed)
+                # This process's view too: should the store be down at the next step, its
+                # share is counted on that view, where an unstamped send would count as sent
+                # now until its deadline.
+                if at is None:
+                    log.unstamp(self._budget, claim.deadline, claim.kind)
+                else:
+                    log.stamp(self._budget, claim.claimed, claim.deadline, claim.kind, at)
                 return
         if at is None:
             self._change(claim, lambda b: log.unstamp(b, claim.deadline, claim.kind))

@@ -27,16 +27,19 @@ def _two(path: Path, clock: FakeClock, limit: RateLimit) -> tuple[Limiter, Limit
         caller = lim.caller(limit)
         caller.acquire(clock.sleep)
         caller.sent()
+        lim.flush()  # its stamp is in the store (a stamp waits for the next step otherwise)
     return a, b
 
 
 def test_a_locked_store_means_the_share_then_sharing_resumes(tmp_path: Path) -> None:
     """Another connection holds the store's write lock: one warning naming the store and
     the share (20 per 60 s over the 2 processes seen: 10); at most the share is sent
-    meanwhile; once the lock is gone, sharing resumes at the next retry and what was sent
-    meanwhile is in the store."""
+    meanwhile; once the lock is gone, the store is used again at the next retry (what was
+    sent meanwhile is written), the share holding until the other process, which may still
+    be on its own share, has written since; then the whole budget is shared again. The
+    share counts the processes seen before the lock however long it lasts."""
     path, clock = tmp_path / "b.sqlite3", FakeClock()
-    a, _ = _two(path, clock, RateLimit(20, 60.0))  # 3 sends in the window
+    a, b = _two(path, clock, RateLimit(20, 60.0))  # 3 sends in the window
     caller = a.caller(RateLimit(20, 60.0))
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
@@ -48,18 +51,24 @@ def test_a_locked_store_means_the_share_then_sharing_resumes(tmp_path: Path) -> 
             f"budget store {path} is locked; this process sends at most its share, "
             "10 per 60 s, until it can use it again"]
         assert not a.shared
+        clock.now += 62.0  # a window on: the other process is still counted
+        _send_seven(caller, clock)
+        _send_seven(caller, clock, 3)
+        assert caller.next_send_in() > 59  # its share, 10, not the whole 20
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     clock.now += RETRY_S
-    assert caller.next_send_in() == 0.0  # shared again: the whole 20 per 60 s, 10 used
+    assert caller.next_send_in() > 0  # back, but the other process may still be on its share
     assert a.shared
+    b.flush()  # the other process writes: it is back too
+    assert caller.next_send_in() == 0.0  # shared again: the whole 20 per 60 s, 10 used
     with _Reader(path) as reader:
-        assert reader.sends() == 3 + 7  # the sends made while it was locked are there
+        assert reader.sends() == 10  # the last window's sends, made while it was locked
 
 
-def _send_seven(caller: Caller, clock: FakeClock) -> None:
-    for _ in range(7):
+def _send_seven(caller: Caller, clock: FakeClock, n: int = 7) -> None:
+    for _ in range(n):
         assert caller.acquire(clock.sleep) == 0.0
         caller.sent()
 
