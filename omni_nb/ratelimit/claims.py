@@ -309,7 +309,7 @@ class Outbox:
             if again and link.gone:  # deleted or replaced: made anew, in this same flush
                 return self.flush(link, key, now, keep, touch, again=False)
             return None
-        link.worked()
+        link.worked(now)
         self.written()
         return view
 

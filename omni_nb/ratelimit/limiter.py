@@ -69,7 +69,6 @@ __all__ = ["BudgetStoreWarning", "Caller", "Limiter"]
 
 FLOOR_S = log.FLOOR_S
 POLL_S = 0.25  # a waiter re-reads the shared store at least this often
-HEAR_S = 1.0  # after an outage, how long others still unheard may be on their share
 PENDING_POLL_S = 0.05  # while an unstamped claim holds the next send, waiters re-ask this often
 DEFAULT_TIMEOUT_S = 30.0  # a claim's request is written within this, or it is counted then
 T = TypeVar("T")
@@ -105,9 +104,6 @@ class Limiter:
         self._key = key
         self._budget = log.Budget()  # the per-process budget (and the store's last view)
         self._viewed_at = -math.inf
-        # The last outage of the store: when it began and when this process used the store
-        # again (others may still be on their share, unseen, for a moment after).
-        self._down_from = self._recovered_at = -math.inf
         self._trips = RoundTrips(margin)
         self._lock = threading.Lock()
         self._outbox = Outbox()
@@ -210,9 +206,8 @@ class Limiter:
             if self._link is None:
                 return step(b, now, limits, allow)
             before = list(b.sends)
-            # The processes counted are those seen in the window before the outage began:
-            # the others sharing the key do not stop because this one no longer sees them.
-            result = step(b, now, share_of(limits, b.procs, min(now, self._link.down_since)),
+            since = self._link.counted_from(b.procs, self._label, now)
+            result = step(b, now, share_of(limits, b.procs, now if since is None else since),
                           allow)
             self._outbox.record(before, b.sends)  # written when the store is back
             return result
@@ -226,18 +221,14 @@ class Limiter:
             self._warn_share(caller, now)
             return None
 
-        recovering, down_from = not link.up, link.down_since
-
         def apply(b: log.Budget) -> tuple[T]:
             at = self._clock()
-            if recovering:
-                self._recovered_at, self._down_from = at, down_from
             self._touch(b, at, caller, seed=state is LinkState.FRESH)
             limits = log.limits_in_force(b, caller.limit, at)
             allow = log.allowance(b, self._base(b), at, limits)
             log.prune(b, at, log.horizon(limits, allow, b), log.MAX_KEPT)
-            if self._hearing(b, at):
-                limits = share_of(limits, b.procs, self._down_from)
+            if (since := link.counted_from(b.procs, self._label, at)) is not None:
+                limits = share_of(limits, b.procs, since)  # others may be on their share
             out = (step(b, at, limits, allow),)
             self._budget, self._viewed_at = b, at
             return out
@@ -251,18 +242,8 @@ class Limiter:
             self._warn_share(caller, now)
             return None
         self._outbox.written()
-        link.worked()
+        link.worked(now)
         return done
-
-    def _hearing(self, b: log.Budget, now: float) -> bool:
-        """True for a moment after an outage while a process seen before it has not written
-        since: it may still be sending on its share, unseen, so this one keeps to its share
-        too (at most :data:`HEAR_S`; a process tries the store every quarter second)."""
-        since = self._recovered_at
-        if now >= since + HEAR_S:
-            return False
-        return any(label != self._label and self._down_from - log.REFERENCE_WINDOW < seen < since
-                   for label, (seen, _) in b.procs.items())
 
     def _keep(self, now: float) -> float:
         b = self._budget
@@ -288,8 +269,9 @@ class Limiter:
     def _warn_share(self, caller: Caller, now: float) -> None:
         assert self._link is not None
         b = self._budget
+        since = self._link.counted_from(b.procs, self._label, now)
         warn_share(self._link, share_of(log.limits_in_force(b, caller.limit, now), b.procs,
-                                        min(now, self._link.down_since)))
+                                        now if since is None else since))
 
     # -- batched writes ---------------------------------------------------------------------
 
@@ -365,19 +347,12 @@ class Limiter:
             if link is not None and (claim.batched or (link.up and claim.kind == log.SENT)):
                 self._outbox.restamped(claim, old)
                 self._outbox.arm(self.flush, self._timed)
-                # This process's view too: should the store be down at the next step, its
-                # share is counted on that view, where an unstamped send would count as sent
-                # now until its deadline.
-                if at is None:
-                    log.unstamp(self._budget, claim.deadline, claim.kind)
-                else:
-                    log.stamp(self._budget, claim.claimed, claim.deadline, claim.kind, at)
+                # This process's view too: should the store fail at the next step, the share
+                # is counted on it (unstamped, a send would count as made now till its deadline).
+                log.settle(self._budget, claim.claimed, claim.deadline, claim.kind, at)
                 return
-        if at is None:
-            self._change(claim, lambda b: log.unstamp(b, claim.deadline, claim.kind))
-        else:
-            self._change(claim, lambda b: log.stamp(b, claim.claimed, claim.deadline,
-                                                    claim.kind, at))
+        self._change(claim, lambda b: log.settle(b, claim.claimed, claim.deadline, claim.kind,
+                                                 at))
 
     def _drop(self, claim: Claim) -> None:
         with self._lock:

@@ -20,6 +20,8 @@ from .store import BudgetStore, StoreError
 __all__ = ["RETRY_S", "LinkState", "StoreLink"]
 
 RETRY_S = 0.25  # a store that failed is tried again this often
+HEAR_S = 1.0  # after an outage, how long a process still unheard may be on its share
+REFERENCE_WINDOW = 60.0  # a process seen this long before an outage may still be sending
 PATIENT_S, QUICK_S = 1.0, 0.05  # busy timeouts: while up, and while trying again
 GONE = "was deleted or replaced"
 
@@ -54,6 +56,7 @@ class StoreLink:
         self.reason = ""  # why it is down, in words
         self._retry_at = -math.inf
         self.outages = 0  # how many times it went down
+        self.last_outage = (-math.inf, -math.inf)  # (began, ended) of the last one
         self._warned = self._reopened = False
 
     @property
@@ -114,13 +117,46 @@ class StoreLink:
         self._warned = True
         return True
 
-    def worked(self) -> bool:
-        """Mark the link up after a step that worked; True when this ends an outage."""
+    def worked(self, now: float) -> bool:
+        """Mark the link up after a step that worked (at ``now``); True when this ends an
+        outage."""
         if self.up:
             return False
+        self.last_outage = (self.down_since, now)
         self.down_since = -math.inf
         self.store.patience(PATIENT_S)
         return True
+
+    def counted_from(self, procs: dict[str, tuple[float, float]], me: str, now: float
+                     ) -> float | None:
+        """The moment whose window the processes sharing the key are counted from for this
+        process's share, or None when it need not keep to a share. While the store is down:
+        when the outage began (the others do not stop because this process no longer sees
+        them). For a moment after it (:data:`HEAR_S`, four retries), the same while a
+        process seen before it has not written since: that one may still be on its share,
+        unseen.
+
+        Example:
+            >>> import tempfile, os
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     link = StoreLink(BudgetStore(os.path.join(tmp, "b.sqlite3")))
+            ...     link.failed(StoreError("database is locked"), 10.0)
+            ...     down = link.counted_from({}, "me", 12.0)
+            ...     _ = link.worked(13.0)
+            ...     after = [link.counted_from({"other": (9.0, 0.0)}, "me", 13.5),
+            ...              link.counted_from({"other": (13.2, 0.0)}, "me", 13.5)]
+            ...     link.close()
+            >>> down, after
+            (10.0, [10.0, None])
+        """
+        if not self.up:
+            return min(now, self.down_since)
+        began, ended = self.last_outage
+        if now >= ended + HEAR_S:
+            return None
+        unheard = any(label != me and began - REFERENCE_WINDOW < seen < ended
+                      for label, (seen, _) in procs.items())
+        return began if unheard else None
 
     def close(self) -> None:
         """Close the store's connection."""

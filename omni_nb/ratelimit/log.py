@@ -82,6 +82,7 @@ __all__ = [
     "on_accepted",
     "on_refused",
     "prune",
+    "settle",
     "stamp",
     "unstamp",
 ]
@@ -345,6 +346,20 @@ def stamp(b: Budget, claimed: float, deadline: float, kind: int, at: float) -> N
     b.sends.append((at, kind))
     if kind == TRIAL and b.trial_at == claimed:
         b.trial_at = at
+
+
+def settle(b: Budget, claimed: float, deadline: float, kind: int, at: float | None) -> None:
+    """:func:`stamp` the pending claim at ``at``, or :func:`unstamp` it (None: it never left).
+
+    Example:
+        >>> b = Budget(sends=[(31.0, SENT | PENDING)])
+        >>> settle(b, 1.0, 31.0, SENT, None); b.sends
+        []
+    """
+    if at is None:
+        unstamp(b, deadline, kind)
+    else:
+        stamp(b, claimed, deadline, kind, at)
 
 
 def unstamp(b: Budget, deadline: float, kind: int) -> None:
