@@ -90,9 +90,11 @@ class DraftResults(pd.DataFrame):
         ('0 rows', [])
     """
 
-    # Exceptions by row label: a filtered table keeps each of its rows' errors.
+    # Exceptions by row label, only for the rows that have one (a table of 100,000 rows,
+    # most of them ok, holds no 100,000-entry dict of Nones): a filtered table keeps each of
+    # its rows' errors.
     _metadata: ClassVar[list[str]] = ["_errors_by_label"]
-    _errors_by_label: dict[Any, BaseException | None]
+    _errors_by_label: dict[Any, BaseException]
 
     @property
     def _constructor(self) -> type[pd.DataFrame]:
@@ -106,7 +108,8 @@ class DraftResults(pd.DataFrame):
 
     @errors.setter
     def errors(self, values: Sequence[BaseException | None]) -> None:
-        object.__setattr__(self, "_errors_by_label", dict(zip(self.index, values, strict=True)))
+        found = {label: e for label, e in zip(self.index, values, strict=True) if e is not None}
+        object.__setattr__(self, "_errors_by_label", found)
 
     def summary(self) -> str:
         """Counts per status, like ``300 rows: 270 ok, 30 not_eligible``."""

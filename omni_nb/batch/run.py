@@ -20,8 +20,9 @@ import threading
 import time
 import traceback
 import uuid
+from array import array
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -198,7 +199,7 @@ class _Batch:
         error.__cause__ = self.write_failure
         return error
 
-    def resume(self, todo: list[int]) -> list[int]:
+    def resume(self, todo: Sequence[int]) -> list[int]:
         """Copy the pairs whose latest ``ok`` row in the ledger (either action) did what this
         operation does; the copies are recorded under this run (``from_ledger``), so the
         ledger's view of a run is the table it returned. Returns the rest."""
@@ -301,7 +302,7 @@ class _Batch:
             if self.unreachable >= UNREACHABLE_STOP and self.stop_reason is None:
                 self.stop_reason = f"not sent: host unreachable ({error})"
 
-    async def send(self, todo: list[int], cancel: threading.Event | None) -> bool:
+    async def send(self, todo: Sequence[int], cancel: threading.Event | None) -> bool:
         """Send ``todo`` with ``concurrency`` workers; True when interrupted."""
         o = self.options
         feed = iter(todo)
@@ -361,7 +362,9 @@ async def run(
     batch = _Batch(op, plan, settings, options, progress)
     invalid = [i for i, item in enumerate(batch.inputs) if item.error is not None]
     batch.finish_unsent(invalid, "invalid", lambda item: item.error or "")
-    todo = [i for i, item in enumerate(batch.inputs) if item.error is None]
+    # 8 bytes an item (a list of ints takes 36): the send order of 100,000 items.
+    todo: Sequence[int] = array("q", (i for i, item in enumerate(batch.inputs)
+                                       if item.error is None))
     if options.resume and todo:
         todo = batch.resume(todo)
     interrupted = await batch.send(todo, cancel)
