@@ -97,8 +97,8 @@ def test_kept_errors_let_go_of_what_their_frames_held(make_sandbox: MakeSandbox)
 
 def test_the_errors_a_table_keeps_weigh_little(make_sandbox: MakeSandbox) -> None:
     """What a finished batch's errors keep alive stays small (each one's status, message and
-    body): 1 KB an error at most, where keeping each error's traceback frames kept about
-    9 KB. Measured with tracemalloc: the memory that letting the table's errors go frees."""
+    parsed body, about 1 KB): 2 KB an error at most, where keeping each error's traceback
+    frames kept about 10 KB. Measured with tracemalloc: what letting the errors go frees."""
     sb = make_sandbox(documents=2000)
     docs = [f"doc-{i:04d}" for i in range(10, 2001, 10)]  # every 10th is not eligible
     tracemalloc.start()
@@ -113,7 +113,7 @@ def test_the_errors_a_table_keeps_weigh_little(make_sandbox: MakeSandbox) -> Non
         kept = with_errors - tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    assert 0 < kept / len(docs) < 1024, f"{kept / len(docs):.0f} bytes an error"
+    assert 0 < kept / len(docs) < 2048, f"{kept / len(docs):.0f} bytes an error"
 
 
 def test_forbidden_and_unauthorized(sb: sandbox.Sandbox) -> None:
