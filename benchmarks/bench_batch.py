@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 
+import omni_nb
 from omni_nb import RateLimit, create_drafts, sandbox
 from omni_nb.ledger import open_ledger, results
 from omni_nb.rows import Row
@@ -112,13 +113,16 @@ MEMORY_TARGET_MB = 120
 def bench_memory(n: int) -> None:
     port = free_port()
     token = "omni_osk_sandbox_bench"
+    # `python -c` imports from its working directory first: run both children where the
+    # omni_nb this script imported lives, so they measure that code whatever the cwd.
+    here = Path(omni_nb.__file__).resolve().parents[1]
     server = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import time
             from omni_nb import sandbox
             with sandbox.serve(port={port}, documents={n}, rate_limit=None, token={token!r}):
                 time.sleep(3600)
-        """)],
+        """)], cwd=here,
     )
     try:
         deadline = time.monotonic() + 30
@@ -146,11 +150,12 @@ def bench_memory(n: int) -> None:
                                   ledger=os.path.join(tmp, "l.sqlite3"))
             took = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            print(before, after, len(t), took)
+            print(before, after, len(t), took, omni_nb.__file__)
         """)
         out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
-                             check=True, timeout=1800)
-        before_kb, after_kb, rows, took = out.stdout.split()
+                             check=True, timeout=1800, cwd=here)
+        before_kb, after_kb, rows, took, where = out.stdout.split()
+        assert Path(where).resolve() == Path(omni_nb.__file__).resolve(), where
         peak = int(after_kb) / 1024
         base = int(before_kb) / 1024
         print(f"memory: {int(rows):,} items in {float(took):.0f} s, peak RSS {peak:.0f} MB vs "

@@ -29,12 +29,7 @@ from typing import TYPE_CHECKING
 
 from ..client import HostUnreachableError, RetryPolicy
 from ..config import Settings
-from ..errors import (
-    APIStatusError,
-    AuthenticationError,
-    InvalidInputError,
-    LedgerError,
-)
+from ..errors import APIStatusError, AuthenticationError, InvalidInputError, LedgerError
 from ..ledger import Ledger, failure_cause, open_ledger, write_failed
 from ..ratelimit import RateLimit
 from ..rows import Row
