@@ -145,7 +145,7 @@ def plan(
             ))
         else:
             branch = branches.setdefault(branch, branch)
-            # A pair without a branch is keyed by its id alone (no tuple an input): a key
+            # A pair without a branch is keyed by its id alone (no tuple per input): a key
             # that is a string never equals a tuple one.
             key = doc if branch is None else (doc, branch)
             # The same pair is sent once: the API would answer with the same draft.
