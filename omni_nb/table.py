@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
+from operator import attrgetter
 from typing import Any, ClassVar
 
 import numpy as np
@@ -47,6 +48,7 @@ __all__ = [
     "DRAFT_COLUMNS",
     "DraftListing",
     "DraftResults",
+    "TableBuilder",
     "compact_html",
     "compact_text",
     "cut_at_word",
@@ -88,9 +90,11 @@ class DraftResults(pd.DataFrame):
         ('0 rows', [])
     """
 
-    # Exceptions by row label: a filtered table keeps each of its rows' errors.
+    # Exceptions by row label, only for the rows that have one (a table of 100,000 rows,
+    # most of them ok, holds no 100,000-entry dict of Nones): a filtered table keeps each of
+    # its rows' errors.
     _metadata: ClassVar[list[str]] = ["_errors_by_label"]
-    _errors_by_label: dict[Any, BaseException | None]
+    _errors_by_label: dict[Any, BaseException]
 
     @property
     def _constructor(self) -> type[pd.DataFrame]:
@@ -104,7 +108,8 @@ class DraftResults(pd.DataFrame):
 
     @errors.setter
     def errors(self, values: Sequence[BaseException | None]) -> None:
-        object.__setattr__(self, "_errors_by_label", dict(zip(self.index, values, strict=True)))
+        found = {label: e for label, e in zip(self.index, values, strict=True) if e is not None}
+        object.__setattr__(self, "_errors_by_label", found)
 
     def summary(self) -> str:
         """Counts per status, like ``300 rows: 270 ok, 30 not_eligible``."""
@@ -144,7 +149,9 @@ def frame_from_rows(rows: Sequence[Row]) -> DraftResults:
         >>> list(frame_from_rows([]).dtypes["status"].categories)[:3]
         ['ok', 'invalid', 'not_eligible']
     """
-    return frame_from_tuples([tuple(getattr(r, name) for name in STORED_FIELDS) for r in rows])
+    builder = TableBuilder()
+    builder.add_rows(rows)
+    return builder.frame()
 
 
 #: The values of the trailing fields a shorter tuple leaves out.
@@ -169,33 +176,134 @@ def frame_from_chunks(chunks: Iterable[Sequence[tuple[Any, ...]]]) -> DraftResul
     """The table for tuples arriving in chunks (a cursor's ``fetchmany``), as
     :func:`frame_from_tuples` takes them; the same columns, dtypes and order.
 
-    Each chunk is turned into compact columns at once (numbers into arrays, statuses into
-    codes, repeated text into one object per distinct value) and dropped, so a million rows
-    never sit in memory as tuples: the peak stays near the table's own size.
+    Each chunk is turned into compact columns at once and dropped (:class:`TableBuilder`),
+    so a million rows never sit in memory as tuples: the peak stays near the table's own size.
 
     Example:
         >>> row = ("d", None, "x", "ok", 200, "", 1, 0.1, 5, "https://a/api", "run", 0.0, None)
         >>> frame_from_chunks([[row], [row]]).shape
         (2, 15)
     """
-    kinds = _column_kinds()
-    parts: dict[str, list[Any]] = {name: [] for name in STORED_FIELDS}
+    builder = TableBuilder()
     for chunk in chunks:
+        builder.add_tuples(chunk)
+    return builder.frame()
+
+
+class TableBuilder:
+    """A results table gathered as its rows arrive, in any order: each chunk of rows is
+    turned into compact columns at once (numbers into arrays, statuses into codes, repeated
+    text into one object per distinct value) and the rows are let go; :meth:`frame` builds
+    the table with the rows in the order of their positions.
+
+    A row weighs about 110 bytes here (eight-byte numbers and pointers, two-byte codes)
+    besides its own text (a draft id), where a :class:`~omni_nb.rows.Row` with its number
+    objects takes about 250, and a tuple of it, to build a frame, 180 more.
+
+    Example:
+        >>> b = TableBuilder()
+        >>> b.add(Row("d2", None, "y", "ok", 200, "", 1, 0.1, 5, "https://a/api", "r"), 2)
+        >>> b.add(Row("d1", None, None, "cancelled", None, "", 0, 0.0, 5, "https://a/api",
+        ...           "r"), 1)
+        >>> len(b), b.frame()["document_id"].tolist()
+        (2, ['d1', 'd2'])
+    """
+
+    #: Rows buffered before they are turned into columns: large enough that the numpy and
+    #: pandas calls cost nothing per row, small enough that the buffer weighs nothing.
+    CHUNK_ROWS = 2048
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._kinds = _column_kinds()  # new for each table: the categories learn their values
+        self._parts: dict[str, list[np.ndarray]] = {name: [] for name in STORED_FIELDS}
+        self._positions: list[np.ndarray] = []
+        self._count = 0
+        self._in_order = True  # every position so far after the one before: no sort needed
+        self._last = -1
+        self._pending: list[Row] = []
+        self._pending_at: list[int] = []
+
+    def __len__(self) -> int:
+        return self._count + len(self._pending)
+
+    def add(self, row: Row, position: int) -> None:
+        """Take one row, to stand at ``position`` among the table's rows (any int; each
+        once). It is buffered, then gathered with the next :attr:`CHUNK_ROWS` rows (see the
+        class's example)."""
+        self._pending.append(row)
+        self._pending_at.append(position)
+        if len(self._pending) >= self.CHUNK_ROWS:
+            self._flush()
+
+    def add_rows(self, rows: Sequence[Row]) -> None:
+        """Take rows, after those taken so far, in their order.
+
+        Example:
+            >>> b = TableBuilder()
+            >>> b.add_rows([Row("d", None, "x", "ok", 200, "", 1, 0.1, 5, "https://a/api", "r")])
+            >>> b.frame()["draft_id"].tolist()
+            ['x']
+        """
+        for start in range(0, len(rows), self.CHUNK_ROWS):
+            chunk = rows[start:start + self.CHUNK_ROWS]
+            self._gather([list(map(attrgetter(name), chunk)) for name in STORED_FIELDS],
+                         range(len(self), len(self) + len(chunk)))
+
+    def add_tuples(self, chunk: Sequence[tuple[Any, ...]]) -> None:
+        """Take tuples of the ledger's columns (as :func:`frame_from_tuples` does), after
+        the rows taken so far, in their order.
+
+        Example:
+            >>> b = TableBuilder()
+            >>> b.add_tuples([("d", None, "x", "ok", 200, "", 1, 0.1, 5, "https://a/api", "r",
+            ...                0.0, None)])
+            >>> len(b), b.frame()["action"].tolist()
+            (1, ['create'])
+        """
         if not chunk:
-            continue
+            return
         fields: list[Sequence[Any]] = list(zip(*chunk, strict=False))
         for name in STORED_FIELDS[len(fields):]:
             fields.append([_TRAILING_DEFAULTS[name]] * len(chunk))
+        self._gather(fields, range(len(self), len(self) + len(chunk)))
+
+    def _flush(self) -> None:
+        rows, at = self._pending, self._pending_at
+        if rows:
+            self._pending, self._pending_at = [], []
+            self._gather([list(map(attrgetter(name), rows)) for name in STORED_FIELDS], at)
+
+    def _gather(self, fields: Sequence[Sequence[Any]], positions: Sequence[int]) -> None:
         for name, values in zip(STORED_FIELDS, fields, strict=True):
-            parts[name].append(kinds[name][0](values))
-    data: dict[str, Any] = {}
-    for name in RESULT_COLUMNS:
-        field = "requested_at_us" if name == "requested_at" else name
-        gather, build = kinds[field]
-        # One column at a time, its pieces let go (popped) before the next is built.
-        pieces = parts.pop(field) or [gather(())]
-        data[name] = build(np.concatenate(pieces) if len(pieces) > 1 else pieces[0])
-    return DraftResults(data, copy=False)  # the arrays are new: no need to copy them again
+            self._parts[name].append(self._kinds[name][0](values))
+        at = np.fromiter(positions, dtype=np.int64, count=len(positions))
+        if len(at) and (at[0] <= self._last or (len(at) > 1 and (np.diff(at) <= 0).any())):
+            self._in_order = False
+        self._last = max(self._last, int(at.max())) if len(at) else self._last
+        self._positions.append(at)
+        self._count += len(at)
+
+    def frame(self) -> DraftResults:
+        """The table of every row taken, ordered by position; the builder is left empty."""
+        self._flush()
+        order = None
+        if not self._in_order:
+            order = np.argsort(np.concatenate(self._positions), kind="stable")
+        parts, kinds = self._parts, self._kinds
+        self._reset()  # empty again: the parts are this call's now
+        data: dict[str, Any] = {}
+        for name in RESULT_COLUMNS:
+            field = "requested_at_us" if name == "requested_at" else name
+            gather, build = kinds[field]
+            # One column at a time, its pieces let go (popped) before the next is built.
+            pieces = parts.pop(field) or [gather(())]
+            joined = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+            del pieces
+            data[name] = build(joined if order is None else joined[order])
+        return DraftResults(data, copy=False)  # the arrays are new: no need to copy them again
 
 
 #: Turns one chunk's values of a column into an array (kept until the whole is built).

@@ -124,6 +124,9 @@ def plan(
     if labels is None:
         labels = [f"item {n}" for n in range(1, len(pairs) + 1)]
     seen: dict[object, str] = {}
+    # One object per distinct branch: a DataFrame's branch column repeats a few branches,
+    # and each checked value is a new (lower-cased) string.
+    branches: dict[str | None, str | None] = {None: None}
     planned: list[Planned] = []
     for label, (raw_doc, raw_branch) in zip(labels, pairs, strict=True):
         try:
@@ -141,7 +144,10 @@ def plan(
                 f"{label}: {exc}", seen.get(key),
             ))
         else:
-            key = (doc, branch)
+            branch = branches.setdefault(branch, branch)
+            # A pair without a branch is keyed by its id alone (no tuple per input): a key
+            # that is a string never equals a tuple one.
+            key = doc if branch is None else (doc, branch)
             # The same pair is sent once: the API would answer with the same draft.
             planned.append(Planned(label, doc, branch, None, seen.get(key)))
         seen.setdefault(key, label)

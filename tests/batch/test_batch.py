@@ -6,6 +6,7 @@ SIGKILL mid-batch in reliability/test_crash.py.)"""
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import os
 import signal
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tracemalloc
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +27,7 @@ from omni_nb.batch import BatchInterrupted, acreate_drafts, create_drafts
 from omni_nb.batch.run import UNREACHABLE_STOP, _Batch
 from omni_nb.client import HostUnreachableError
 from omni_nb.ledger import results
+from omni_nb.table import DraftResults
 
 from ..conftest import MakeSandbox
 
@@ -68,6 +71,49 @@ def test_table_keeps_each_calls_error(sb: sandbox.Sandbox) -> None:
     assert invalid is None
     assert isinstance(missing, omni_nb.NotFoundError)
     assert missing.body["message"] == "Document with identifier nope not found"
+
+
+def test_kept_errors_let_go_of_what_their_frames_held(make_sandbox: MakeSandbox) -> None:
+    """An answer's error keeps its status, message and body but no traceback; a connection
+    failure keeps its traceback with the frames' locals cleared: a table of many failed
+    rows does not keep every attempt's request, response and pool waiters alive."""
+    sb = make_sandbox()
+    table = run(sb, ["doc-0010", "doc-0020"])
+    for error in table.errors:
+        assert isinstance(error, omni_nb.NotEligibleError)
+        assert error.__traceback__ is None
+        assert error.body["message"] == "Document is not eligible for publishing workflow"
+    flaky = make_sandbox(drop_rate=1.0)
+    retry = omni_nb.RetryPolicy(max_retries=0)
+    dropped = run(flaky, ["doc-0001"], retry=retry)
+    (error,) = dropped.errors
+    assert isinstance(error, omni_nb.APIConnectionError)
+    tb = error.__traceback__
+    assert tb is not None
+    while tb is not None:
+        assert not tb.tb_frame.f_locals, tb.tb_frame.f_code.co_name
+        tb = tb.tb_next
+
+
+def test_the_errors_a_table_keeps_weigh_little(make_sandbox: MakeSandbox) -> None:
+    """What a finished batch's errors keep alive stays small (each one's status, message and
+    parsed body, about 1 KB): 2 KB an error at most, where keeping each error's traceback
+    frames kept about 10 KB. Measured with tracemalloc: what letting the errors go frees."""
+    sb = make_sandbox(documents=2000)
+    docs = [f"doc-{i:04d}" for i in range(10, 2001, 10)]  # every 10th is not eligible
+    tracemalloc.start()
+    try:
+        table = run(sb, docs, ledger="off", concurrency=8)
+        assert isinstance(table, DraftResults)
+        assert set(table["status"]) == {"not_eligible"}
+        gc.collect()
+        with_errors = tracemalloc.get_traced_memory()[0]
+        table.errors = [None] * len(table)
+        gc.collect()
+        kept = with_errors - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert 0 < kept / len(docs) < 2048, f"{kept / len(docs):.0f} bytes an error"
 
 
 def test_forbidden_and_unauthorized(sb: sandbox.Sandbox) -> None:

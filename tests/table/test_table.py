@@ -12,6 +12,7 @@ from omni_nb import InvalidInputError
 from omni_nb.rows import STATUSES, Row
 from omni_nb.table import (
     DraftResults,
+    TableBuilder,
     dry_run_frame,
     frame_from_chunks,
     frame_from_rows,
@@ -109,6 +110,25 @@ def test_chunks_make_the_same_table_as_one_list() -> None:
     empty = frame_from_chunks([])
     assert {c: str(t) for c, t in empty.dtypes.items()} == DOCUMENTED_DTYPES
     assert empty.empty
+
+def test_builder_orders_rows_by_position_whatever_order_they_came_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows added in any order, across chunk boundaries, make the table frame_from_rows makes
+    of them in position order: same values, dtypes and order; the builder is empty after."""
+    monkeypatch.setattr(TableBuilder, "CHUNK_ROWS", 3)
+    rows = [row(f"doc-{i}", status, branch=BRANCH if i % 2 else None)
+            for i, status in enumerate(["ok", "not_found", "invalid", "ok", "cancelled",
+                                        "not_eligible", "ok", "server_error"])]
+    builder = TableBuilder()
+    for position in [5, 0, 7, 2, 1, 6, 3, 4]:
+        builder.add(rows[position], position)
+    assert len(builder) == 8
+    table = builder.frame()
+    pd.testing.assert_frame_equal(pd.DataFrame(table), pd.DataFrame(frame_from_rows(rows)))
+    assert len(builder) == 0
+    assert builder.frame().empty
+
 
 def test_errors_has_one_entry_per_row() -> None:
     """table.errors has one entry per row (None until a batch fills it in)."""
