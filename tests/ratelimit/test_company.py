@@ -29,7 +29,6 @@ import pytest
 from omni_nb import OmniClient, RateLimit, create_drafts, sandbox
 from omni_nb.batch.background import BatchRun
 
-
 #: One process's batch: it imports everything, says "ready", reads the wall-clock instant it
 #: is to start at from stdin, sleeps until then, drafts its documents and prints its rows'
 #: statuses as JSON.
