@@ -615,6 +615,8 @@ class Caller:
         hold = max((until for label, (_, until) in b.procs.items() if label != lim._label),
                    default=-math.inf) if b.leases else -math.inf
         wait = hold - now  # other processes' sends not written yet: wait for their batch
+        if pair is not None and any(limit.requests < 2 for limit in limits):
+            pair.armed, pair = False, None  # one a window never fits two at once: one each
         if wait <= 0 and pair is not None:
             wait = log.earliest_after(b, now, limits, allow, 1) - now  # both slots fit
         if wait <= 0:
