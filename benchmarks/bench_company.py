@@ -33,6 +33,7 @@ same with the second process starting 1 s after the deletion (it makes a new sto
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import io
 import json
@@ -386,7 +387,26 @@ def run_join(limit: tuple[int, float], n: int, joiner: Callable[[sandbox.Sandbox
         joined = joiner(sb)
         table = run.wait(timeout=600)
         statuses = ([] if table is None else list(table["status"])) + joined
-        return outcome(sb, limit, statuses, limiter_gaps(sb, RateLimit(*limit)))
+        result = outcome(sb, limit, statuses, limiter_gaps(sb, RateLimit(*limit)))
+        result.notes.append(while_held(sb, set(docs(n)), limit))
+        return result
+
+
+def while_held(sb: sandbox.Sandbox, batch: set[str], limit: tuple[int, float]) -> str:
+    """The 429s and the busiest window while the batch's limit held (until its last request
+    and one window after: its lease), and the 429s after: a joiner that outlives the batch
+    is alone with its own limit then, right or wrong about the server."""
+    records = sb.requests()
+    end = max((r.received_at for r in records if r.document_id in batch), default=0.0)
+    end += limit[1]
+    during = [r for r in records if r.received_at <= end]
+    accepted = sorted(r.received_at for r in during if r.status != 429)
+    busiest = max((bisect.bisect_right(accepted, t) - bisect.bisect_right(accepted, t - limit[1])
+                   for t in accepted), default=0)
+    refused = sum(r.status == 429 for r in during)
+    later = sum(r.status == 429 for r in records if r.received_at > end)
+    return (f"while the batch's limit held: 429 answers {refused}, busiest window {busiest}; "
+            f"after it: 429 answers {later}")
 
 
 def bench_join(quick: bool) -> None:

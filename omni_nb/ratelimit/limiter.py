@@ -261,6 +261,8 @@ class Limiter:
             assert c.limit is not None
             c.lease_until = now + c.limit.per
             b.leases[c.lease_id] = (c.limit.requests, c.limit.per, c.lease_until, self._holder)
+        if seed:  # the processes the old store knew: one not heard since may still send
+            b.procs = {**self._budget.procs, **b.procs}
         if self._link is not None:
             self._outbox.announce(b, self._label, now)
         if (base := self._trips.shared()) is not None:

@@ -115,6 +115,26 @@ def test_a_deleted_store_is_made_anew_with_this_process_sends(tmp_path: Path) ->
     assert other.effective_limit == RateLimit(5, 10.0)  # a's lease holds b too
 
 
+def test_a_store_made_anew_keeps_to_the_share_until_the_others_have_written(
+        tmp_path: Path) -> None:
+    """Both processes had the store open when it was deleted: the one that makes it anew
+    knows only its own sends there, so it keeps to its share (20 per 60 s over the 2
+    processes the old store knew: 10) until the other has written to the new store, then
+    shares the whole budget, counted over both."""
+    path, clock = tmp_path / "b.sqlite3", FakeClock()
+    a, b = _two(path, clock, RateLimit(20, 60.0))  # a sent 2, b 1
+    clock.now += 1.0
+    caller = a.caller(RateLimit(20, 60.0))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with pytest.warns(BudgetStoreWarning, match="made anew"):
+        _send_seven(caller, clock, 8)  # 2 + 8: its share of the window
+    assert caller.next_send_in() > 58  # until a's first sends leave it
+    with pytest.warns(BudgetStoreWarning, match="made anew"):
+        b.flush()  # the other finds the new store and writes to it: it is heard
+    assert caller.next_send_in() == 0.0  # 11 of 20 in the window
+
+
 @pytest.mark.parametrize("kind", ["directory", "symlink", "read-only"])
 def test_a_path_that_is_not_a_store_is_refused_untouched(tmp_path: Path, kind: str) -> None:
     """A directory, a symlink to another program's file, a read-only file: one warning
