@@ -351,7 +351,8 @@ class Limiter:
                 self._outbox.arm(self.flush, self._timed)
                 # This process's view too: should the store fail at the next step, the share
                 # is counted on it (unstamped, a send would count as made now till its deadline).
-                log.settle(self._budget, claim.claimed, claim.deadline, claim.kind, at)
+                if not claim.batched:  # (a batched claim is in the outbox only)
+                    log.settle(self._budget, claim.claimed, claim.deadline, claim.kind, at)
                 return
         self._change(claim, lambda b: log.settle(b, claim.claimed, claim.deadline, claim.kind,
                                                  at))
