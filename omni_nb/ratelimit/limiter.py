@@ -454,7 +454,7 @@ class Limiter:
         return self._anon.holding()
 
     def close(self) -> None:
-        """End the anonymous caller's lease and write what is batched."""
+        """Stop renewing the anonymous caller's lease and write what is batched."""
         self._anon.close()
 
 
@@ -470,7 +470,9 @@ class Caller:
         >>> strict, loose = lim.caller(RateLimit(1, 10.0)), lim.caller(None)
         >>> strict.acquire(lambda s: None), loose.next_send_in(), loose.holding()
         (0.0, 10.0, "another caller's 1 per 10 s")
-        >>> strict.close(); loose.next_send_in()
+        >>> strict.close(); loose.next_send_in()  # its send is in the window: the lease too
+        10.0
+        >>> t[0] = 10.0; loose.next_send_in()
         0.0
     """
 
@@ -796,21 +798,16 @@ class Caller:
             return held_by(b, now, limits, allow, self.lease_id, self.limit)
 
     def close(self) -> None:
-        """End this caller's lease at once (a closed client, a finished batch), and write
-        what this process batched.
+        """Stop renewing this caller's lease (a closed client, a finished batch): it runs out
+        one window after the caller's last claim, and write what this process batched.
 
         Example:
             >>> Limiter(None).caller(RateLimit(5, 2.0)).close()
         """
         lim = self._limiter
-        leased = self.lease_until > -math.inf
-        self.closed, self.lease_until = True, -math.inf
-
-        def step(b: log.Budget, _now: float, _limits: list[RateLimit], _allow: float) -> None:
-            b.leases.pop(self.lease_id, None)
-
-        if leased:
-            lim._run(step, self)
+        # No more renewals; the lease itself runs out one window after the caller's last
+        # claim (its sends are still in that window: a caller left alone must count them).
+        self.closed = True
         with lim._lock:
             if lim._outbox.delta or lim._outbox.batching:
                 lim._flush(lim._clock())

@@ -92,8 +92,10 @@ def test_a_lease_expires_one_window_after_its_caller_stops(tmp_path: Path) -> No
         assert other.acquire(clock.sleep) == 0.0
 
 
-def test_close_ends_the_lease_at_once(tmp_path: Path) -> None:
-    """A closed client's limit holds nobody from then on."""
+def test_a_closed_callers_lease_runs_out_one_window_after_its_last_claim(
+        tmp_path: Path) -> None:
+    """A closed client's limit still holds while its sends are in the window (a caller
+    left alone must count them), is no longer renewed, and holds nobody after."""
     clock = FakeClock()
     a, b = _procs(tmp_path, clock, 2)
     strict, other = a.caller(RateLimit(2, 30.0)), b.caller(None)
@@ -101,6 +103,9 @@ def test_close_ends_the_lease_at_once(tmp_path: Path) -> None:
     _send(other, clock)
     assert other.next_send_in() > 29
     strict.close()
+    clock.now += 10.0
+    assert other.next_send_in() > 19  # its send is still in the window
+    clock.now += 20.5
     assert other.next_send_in() == 0.0
 
 
