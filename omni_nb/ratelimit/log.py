@@ -31,13 +31,11 @@ have). The bracket halves each window until it is about ``3 J`` wide: the learne
 then spaces sends by at most ``W + 4 J`` (``W + 2 J`` at best), where the 4% steps of the
 probes alone could leave ``1.04 W``. Refused sends do
 not count against our budget (the sandbox, like most rate rules, counts only what it
-accepts). When a server counts them too, probing still converges, because probes are
-sparse enough never to fill a window by themselves past about 1.5 windows (:func:`_growth`);
-and a 429 under a learned limit that only the refused sends can explain (fewer than N
-accepted in the window, N or more with the refused) marks the key as counting them: from
-then on they count against the learned limit, whose window is at most the span of the N
-arrivals before the probe that ended the block (plus the allowance). A trial tries the
-window it actually spans (it may go later than the bracket's middle).
+accepts). When a server counts them too, probing still converges, because probes thin out
+geometrically until the window drains (never denser than about N in a window past 3.4
+windows, :func:`_growth`); and a 429 under a learned limit that only the refused sends can
+explain (fewer than N accepted in the window, N or more with the refused) marks the key as
+counting them: from then on they count against the learned limit.
 
 Callers and leases. Every explicit limit a live caller of the key set is a *lease* in
 :attr:`Budget.leases` (requests, per, expires, holder): every claim, by any caller, must fit
@@ -96,7 +94,6 @@ PENDING = 8  # a flag on a claim not yet written to the wire: its time is its de
 BUCKET_S = 0.001  # the store counts sends per 1 ms bucket
 LEARNED_WINDOWS = 20  # clean windows before a learned limit expires
 PROBE_GROWTH = 1.04  # each probe waits 4% longer than the last: the learned window is <= 1.04x
-PROBE_SPAN = 3.0  # N - 1 probes span at least 3x: they alone never fill a window (_growth)
 REFINE_TOLERANCE = 0.01  # trials stop when the bracket is within 1% of the window or 3 J
 TRIAL_POLL_S = 0.02  # while a trial is out, the others re-ask this often (it may open the window)
 FLOOR_S = 0.05  # the least allowance: scheduling on a busy machine shifts a send that much
@@ -249,14 +246,11 @@ def earliest(b: Budget, now: float, limits: list[RateLimit], allow: float) -> fl
         counted = _counted(b, learned=learned, now=now)
         if len(counted) >= lim.requests:
             oldest = counted[-lim.requests]
-            until = oldest + lim.per + allow
+            trial = None
             if learned:
-                # The trial goes at the bracket's middle (or once this window may have one,
-                # if that is later), the others at its upper end + J.
-                at = max(now, oldest + _middle(b), b.trial_at + _trial_gap(b))
-                if at < until and trial_per(b, at, allow) is not None:
-                    until = at
-            t = max(t, until)
+                trial = trial_per(b, max(now, oldest + _middle(b)), allow)
+            # The trial goes at the bracket's middle, the others at its upper end + J.
+            t = max(t, oldest + (lim.per + allow if trial is None else trial))
     if b.probe is not None:
         t = max(t, b.probe.next_at)
     return t
@@ -291,12 +285,6 @@ def _middle(b: Budget) -> float:
     return (b.floor + b.learned[1]) / 2 if b.learned is not None else 0.0
 
 
-def _trial_gap(b: Budget) -> float:
-    """The least time from one trial to the next: about a window (the bracket's lower end,
-    at least half its upper end)."""
-    return max(b.floor, b.learned[1] / 2) if b.learned is not None else 0.0
-
-
 def trial_per(b: Budget, now: float, allow: float) -> float | None:
     """The window a trial sent at ``now`` would try (the bracket's middle), or None: no
     learned limit, the bracket is narrow enough, a probe is under way, or this window had
@@ -309,7 +297,7 @@ def trial_per(b: Budget, now: float, allow: float) -> float | None:
     if b.learned is None or b.probe is not None:
         return None
     hi = b.learned[1]
-    if now - b.trial_at < _trial_gap(b):
+    if now - b.trial_at < max(b.floor, hi / 2):
         return None  # one trial a window (a trial goes at least ``floor`` after the last)
     if hi - b.floor <= max(REFINE_TOLERANCE * hi, 3 * allow):
         return None
@@ -331,11 +319,8 @@ def claim(b: Budget, now: float, limits: list[RateLimit], allow: float,
         return t - now, -1
     kind, p = SENT, b.probe
     trial = trial_per(b, now, allow)
-    spans = None if trial is None else _trial_span(b, now, trial, allow)
-    if spans is not None:
-        # The trial tries the window it spans: a send held past the middle (by another
-        # limit, a pause, a late wake-up) tries a longer one than the middle.
-        kind, b.trial_at, b.trial_per = TRIAL, now, spans
+    if trial is not None and _window_full(b, now, trial, allow):
+        kind, b.trial_at, b.trial_per = TRIAL, now, trial
     elif p is not None and p.count > 0:  # one probe at a time, each later than the last
         kind = PROBE
         g = _growth(p.count)
@@ -360,8 +345,7 @@ def stamp(b: Budget, claimed: float, deadline: float, kind: int, at: float) -> N
     unstamp(b, deadline, kind)
     b.sends.append((at, kind))
     if kind == TRIAL and b.trial_at == claimed:
-        # Written later than claimed: it spans that much more of the window.
-        b.trial_at, b.trial_per = at, b.trial_per + max(0.0, at - claimed) if b.trial_per else 0.0
+        b.trial_at = at
 
 
 def settle(b: Budget, claimed: float, deadline: float, kind: int, at: float | None) -> None:
@@ -406,16 +390,13 @@ def pending_binds(b: Budget, now: float, limits: list[RateLimit]) -> bool:
     return any(len(entries) >= lim.requests and entries[-lim.requests][1] for lim in limits)
 
 
-def _trial_span(b: Budget, now: float, trial: float, allow: float) -> float | None:
-    """When a send at ``now`` goes only because the learned window was taken as ``trial``
-    (the learned limit's Nth last send is within the learned window): the window it spans,
-    ``now`` less that send (at least ``trial``); else None."""
+def _window_full(b: Budget, now: float, trial: float, allow: float) -> bool:
+    """True when a send at ``now`` goes only because the learned window was taken as
+    ``trial``: the learned limit's Nth last send is within the learned window."""
     assert b.learned is not None
     n, per = b.learned[0], b.learned[1]
     counted = _counted(b, learned=True)
-    if len(counted) >= n and counted[-n] + per + allow > now >= counted[-n] + trial:
-        return now - counted[-n]
-    return None
+    return len(counted) >= n and counted[-n] + per + allow > now >= counted[-n] + trial
 
 
 def _counted(b: Budget, before: float = math.inf, learned: bool = False,
@@ -444,19 +425,17 @@ def _entries(b: Budget, before: float = math.inf, learned: bool = False,
 def _growth(count: int) -> float:
     """How much later each probe goes than the last, for a server that let ``count``
     through: 4% (a fine first estimate of the window), and never so fine that a server
-    counting refused requests stays blocked by the probes themselves: ``count - 1`` steps
-    span 3x, so fewer than ``count`` probes fall in a window ``W`` ending 1.5 ``W`` after
-    the block began, and such a server accepts again within about 1.5 windows (trials then
-    narrow a coarse first estimate without costing time).
+    counting refused requests stays blocked by the probes themselves: at most ``count``
+    probes in a trailing window once it is past about 3.4 windows.
 
     Example:
-        >>> _growth(1), round(_growth(10), 3), _growth(60)
-        (3.0, 1.13, 1.04)
+        >>> round(_growth(1), 3), _growth(10), _growth(60)
+        (1.414, 1.04, 1.04)
     """
-    return max(PROBE_GROWTH, float(PROBE_SPAN ** (1.0 / max(count - 1, 1))))
+    return max(PROBE_GROWTH, float(2.0 ** (1.0 / (2 * max(count, 1)))))
 
 
-def _counts_refusals(b: Budget, sent_at: float, allow: float) -> bool:
+def _counts_refusals(b: Budget, sent_at: float) -> bool:
     """A 429 under a learned limit, with fewer accepted sends in the trailing window than
     the limit but enough once the refused ones count: the server counts what it refuses
     (or another tool shares the key). From now on the log counts refused sends too."""
@@ -470,15 +449,6 @@ def _counts_refusals(b: Budget, sent_at: float, allow: float) -> bool:
     if accepted < n <= len(inside):
         b.counts_refused = True
         b.floor = 0.0  # refusals that crowded the window say nothing of its length
-        b.trial_at = -math.inf  # the next window may have its trial
-        # The probe that ended the block was accepted with fewer than N arrivals, refused
-        # ones included, in the server's window: it is at most the span of the N before it.
-        probes = [at for at, kind in b.sends if kind == PROBE]
-        if probes:
-            before = [at for at, _ in _entries(b, before=probes[-1], learned=True)]
-            if len(before) >= n:
-                per = round(min(per, probes[-1] - before[-n] + allow), 6)
-                b.learned = (n, per, b.learned[2])
         return True
     return False
 
@@ -518,7 +488,7 @@ def on_refused(
             # for other reasons). The client's backoff and its retry budget apply.
             return "blind"
         return "probe"
-    if _counts_refusals(b, sent_at, allow):
+    if _counts_refusals(b, sent_at):
         return "counted"
     counted = _counted(b, before=sent_at)
     for lim in limits:

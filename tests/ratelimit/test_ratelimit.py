@@ -178,9 +178,8 @@ def test_shared_limiter_is_per_root_and_token() -> None:
 class Sim:
     """Workers in several "processes" (each its own Limiter, all on one store or one budget)
     sending to a server that counts arrivals in a trailing window, refusing beyond it (refused
-    requests not counted, as the sandbox does, unless ``count_refused``). Delays:
-    send-to-arrival ``up``, application ``app``, answer ``down``; every worker runs in its own
-    context, as tasks do."""
+    requests not counted, as the sandbox does). Delays: send-to-arrival ``up``, application
+    ``app``, answer ``down``; every worker runs in its own context, as tasks do."""
 
     limiters: list[Limiter]
     server: tuple[int, float]
@@ -190,7 +189,6 @@ class Sim:
     app: tuple[float, float] = (0.0, 0.0)
     arrivals: list[float] = field(default_factory=list)
     refused: list[float] = field(default_factory=list)
-    count_refused: bool = False
 
     def run(self, per_process: int, workers: int) -> float:
         events: list[tuple[float, int, str, int]] = []
@@ -221,8 +219,7 @@ class Sim:
                     heapq.heappush(events, (arrive, seq, "arrive", w))
             elif kind == "arrive":
                 self.arrivals.append(when)
-                counted = self.arrivals[:-1] if self.count_refused else accepted
-                ok = sum(1 for a in counted if a > when - per) < n
+                ok = sum(1 for a in accepted if a > when - per) < n
                 (accepted if ok else self.refused).append(when)
                 back = when + self.rng.uniform(*self.app) + self.rng.uniform(0, 0.005)
                 heapq.heappush(events, (back, seq, "ok" if ok else "429", w))
@@ -295,15 +292,13 @@ def test_learned_limit_converges_then_expires(tmp_path: Path,
     learned = lims[1].learned_limit
     assert learned is not None
     assert learned.requests == 10
-    assert 5.0 <= learned.per <= 5.0 + 4 * 0.05  # the probes alone left it up to 13% over
+    assert 5.0 <= learned.per <= 5.0 + 4 * 0.05  # the probes alone left it up to 8% over
     assert lims[0].effective_limit == learned == lims[1].effective_limit
     later = [t - start for t in sim.refused if t - start > 5.0]
     assert len(later) <= 4  # refused trials only: one at a time, at most a few windows
+    assert all(t < 25.0 for t in later)  # the bracket was narrow before the last window
     assert max_in_window(sim.accepted, 5.0) <= 10
-    # The least time is 25 s; the block's probes step 13% for a server that let 10 through
-    # (so that one counting refusals is not held blocked by them): the first window may end
-    # that much late.
-    assert took <= 25.0 * 1.10
+    assert took <= 25.0 * 1.06  # the least time is 25 s
     clock.now += budget_log.LEARNED_WINDOWS * learned.per + 1
     assert lims[0].learned_limit is None
     assert lims[0].effective_limit == configured
@@ -368,49 +363,6 @@ def test_a_server_that_counts_refusals_is_recognised_and_its_refusals_counted() 
     assert budget_log.Budget.from_scalars(b.scalars(), b.sends).counts_refused
 
 
-def test_a_trial_that_goes_late_tries_the_window_it_spans() -> None:
-    """A trial held past the bracket's middle (here until 5.8 s after the oldest send, the
-    middle being 5 s) tries 5.8 s: accepted, it lowers the learned window to 5.8 s + J, not
-    to the middle's 5.05 s (under a server's window of 5.5 s)."""
-    b = budget_log.Budget(sends=[(0.0, budget_log.SENT)] * 10, learned=(10, 6.0, math.inf),
-                          floor=4.0)
-    limits = budget_log.limits_in_force(b, None, 5.8)
-    assert budget_log.claim(b, 5.8, limits, 0.05) == (0.0, budget_log.TRIAL)
-    assert b.trial_per == pytest.approx(5.8)
-    budget_log.stamp(b, 5.8, 5.8, budget_log.TRIAL, 5.85)  # written 50 ms after the claim
-    assert b.trial_per == pytest.approx(5.85)
-    assert budget_log.on_accepted(b, 5.85, budget_log.TRIAL, 5.9, 0.05) == RateLimit(10, 5.9)
-
-
-def test_the_trial_goes_once_the_window_may_have_one_not_at_the_upper_end() -> None:
-    """The last trial went at 3 s and trials go a bracket's lower end apart (4 s): at the
-    middle (6 s after the oldest send) none may go yet, so the first send goes as a trial
-    at 7 s, not at the upper end (8 s) plus J, and tries 7 s."""
-    b = budget_log.Budget(sends=[(0.0, budget_log.SENT)] * 10, learned=(10, 8.0, math.inf),
-                          floor=4.0, trial_at=3.0)
-    limits = budget_log.limits_in_force(b, None, 3.5)
-    assert budget_log.earliest(b, 3.5, limits, 0.05) == pytest.approx(7.0)
-    assert budget_log.claim(b, 7.0, limits, 0.05) == (0.0, budget_log.TRIAL)
-    assert b.trial_per == pytest.approx(7.0)
-
-
-def test_a_server_seen_to_count_refusals_bounds_its_window_by_the_probe_it_accepted() -> None:
-    """Probes at 0.5 s steps were refused, the one at 12 s accepted (a learned 10 per 12 s):
-    with refused arrivals counted, the 10 before it span 5 s (7 to 12), so the window
-    is at most that plus J, and the next trial may go in the next window."""
-    S, R, P = budget_log.SENT, budget_log.REFUSED, budget_log.PROBE
-    sends = [(0.0, S)] * 10 + [(2.0 + 0.5 * i, R) for i in range(20)] + [(12.0, P), (12.1, S)]
-    b = budget_log.Budget(sends=sends, learned=(10, 12.05, math.inf),
-                          floor=11.45, trial_at=12.0)
-    limits = budget_log.limits_in_force(b, RateLimit(60, 60.0), 12.2)
-    assert budget_log.on_refused(b, 12.1, 12.2, limits, 0.05) == "counted"
-    assert b.learned is not None
-    assert b.learned[0] == 10
-    assert b.learned[1] == pytest.approx(5.05)
-    assert b.floor == 0.0
-    assert b.trial_at == -math.inf
-
-
 def test_a_block_longer_than_any_window_is_not_probed_as_one() -> None:
     """Refused probes are the limiter's experiments only while the block could still be a
     rate window: past the longest window allowed for, a refusal is "blind" (the client's
@@ -423,30 +375,10 @@ def test_a_block_longer_than_any_window_is_not_probed_as_one() -> None:
 
 
 def test_probes_thin_out_for_small_limits() -> None:
-    """Probes step 4%, but a server that let few through is probed more sparsely (its N - 1
-    probes span 3x), so one that counts refused requests is not kept blocked by the probes
-    alone past about 1.5 windows."""
-    assert budget_log._growth(60) == budget_log._growth(50) == pytest.approx(1.04)
-    assert budget_log._growth(10) ** 9 == pytest.approx(3.0)
-    assert budget_log._growth(1) == pytest.approx(3.0)
-
-
-def test_probes_alone_hold_a_server_counting_refusals_at_most_one_and_a_half_windows() -> None:
-    """A server 10 per 5 s that counts refusals blocked at 0 (its window full until 5): the
-    probes, refused and counted, fill no window past 1.5 windows, so one goes through by
-    about 7.5 s (4% steps kept it blocked until past 15 s)."""
-    b = budget_log.Budget(sends=[(0.0, budget_log.SENT)] * 10)
-    limits = [RateLimit(60, 60.0)]
-    assert budget_log.on_refused(b, 0.01, 0.02, limits, 0.05) == "tighter"
-    arrivals, t = [0.0] * 10 + [0.01], 0.02
-    while True:
-        t = budget_log.earliest(b, t, limits, 0.05)
-        assert budget_log.claim(b, t, limits, 0.05) == (0.0, budget_log.PROBE)
-        if sum(1 for a in arrivals if a > t - 5.0) < 10:
-            break
-        arrivals.append(t)
-        budget_log.on_refused(b, t, t + 0.01, limits, 0.05)
-    assert 5.0 <= t <= 5.0 * 1.5 * budget_log._growth(10)
+    """Probes step 4%, but a server that let few through is probed more sparsely, so one
+    that counts refused requests is not kept blocked by the probes alone."""
+    assert budget_log._growth(60) == budget_log._growth(10) == pytest.approx(1.04)
+    assert budget_log._growth(1) == pytest.approx(2 ** 0.5)
 
 
 def test_a_store_written_before_trials_still_reads() -> None:
@@ -575,38 +507,3 @@ def test_processes_creating_the_store_together_all_share_it(tmp_path: Path) -> N
         for p in procs:
             p.join(timeout=60)
         assert got == [None] * 4
-
-
-@pytest.mark.parametrize("seed", [2, 3])
-def test_a_server_that_counts_refusals_gets_every_item_and_no_window_over_it(seed: int) -> None:
-    """``RateLimit()`` against a server 10 per 5 s that counts the requests it refuses, 16
-    workers, 60 items: the probes thin out until the block ends, the key is marked as
-    counting refusals, every item is accepted and no window of accepted arrivals holds more
-    than 10. (Measured on these seeds: 53.6 s against the least 25 s; the benchmark's target
-    is 1.5x, see the xfail below.)"""
-    clock = FakeClock()
-    lim = Limiter(RateLimit(), clock=clock, margin=0.05)
-    sim = Sim([lim], (10, 5.0), clock, random.Random(seed), up=(0.0, 0.01), app=(0.0, 0.02),
-              count_refused=True)
-    start = clock.now
-    took = sim.run(per_process=60, workers=16) - start
-    assert len(sim.accepted) == 60
-    assert max_in_window(sim.accepted, 5.0) <= 10
-    assert lim._budget.counts_refused
-    assert took <= 25.0 * 2.5
-
-
-def test_a_server_that_counts_refusals_costs_at_most_half_again_the_least_time() -> None:
-    """The issue's target for this case: at most 1.5x the least time, and a learned window
-    never under the server's, on every seed (4% probes kept the server blocked 3 windows
-    and a trial that went late taught a window under the server's: 2.1-4.0x)."""
-    for seed in range(8):
-        clock = FakeClock()
-        lim = Limiter(RateLimit(), clock=clock, margin=0.05)
-        sim = Sim([lim], (10, 5.0), clock, random.Random(seed), up=(0.0, 0.01),
-                  app=(0.0, 0.02), count_refused=True)
-        start = clock.now
-        took = sim.run(per_process=60, workers=16) - start
-        learned = lim.learned_limit
-        assert learned is None or learned.per >= 5.0
-        assert took <= 25.0 * 1.5
