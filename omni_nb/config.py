@@ -17,7 +17,9 @@ Environment variables:
 ``OMNI_API_TOKENS``    a pool of tokens, comma-separated (several keys: more throughput)
 ``OMNI_API_TOKEN``     the token (Omni's CLI name), else ``OMNI_API_KEY`` (Omni's SDK name)
 ``OMNI_NB_LEDGER``     results ledger path, or ``off`` for memory only
-``OMNI_NB_BUDGET``     shared rate-budget store path, or ``off`` for per-process
+``OMNI_NB_BUDGET``     shared rate-budget store: a path (this machine), a Redis address
+                       (``redis://[user:password@]host:port/db``, ``rediss://``,
+                       ``unix://``: a team's machines), or ``off`` for per-process
 =====================  ==========================================================
 """
 
@@ -37,6 +39,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from .budget_url import RedisAddress, is_redis_url
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -46,6 +49,7 @@ __all__ = [
     "Secret",
     "Settings",
     "budget_path",
+    "default_budget_path",
     "default_ledger_path",
     "describe_sources",
     "ledger_setting",
@@ -168,7 +172,7 @@ class Settings:
     token: Secret = field(repr=True)
     tokens: tuple[Secret, ...] = ()
     ledger: Path | Ledger | None = field(default_factory=lambda: resolve_ledger())
-    budget: Path | None = field(default_factory=lambda: budget_path())
+    budget: Path | RedisAddress | None = field(default_factory=lambda: budget_path())
     # Not compared: settings that resolve to the same values are the same settings.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -266,7 +270,7 @@ def resolve_settings(
     instance: str | None = None,
     playground: bool | None = None,
     ledger: str | Path | Ledger | None = None,
-    budget: str | Path | None = None,
+    budget: str | Path | RedisAddress | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Settings from arguments, then :func:`login`, then the environment, then defaults;
@@ -313,7 +317,7 @@ def describe_sources(
     instance: str | None = None,
     playground: bool | None = None,
     ledger: str | Path | Ledger | None = None,
-    budget: str | Path | None = None,
+    budget: str | Path | RedisAddress | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str | None]:
     """Where :func:`resolve_settings` would take each setting from, given these arguments;
@@ -400,7 +404,18 @@ def default_ledger_path() -> Path:
     return Path(platformdirs.user_data_dir("omni-nb", appauthor=False)) / "ledger.sqlite3"
 
 
-def budget_path(environ: Mapping[str, str] | None = None) -> Path | None:
+def default_budget_path() -> Path:
+    """This machine's budget store: ``budget.sqlite3`` next to the default ledger (also where
+    a process goes when the team's Redis cannot be reached).
+
+    Example:
+        >>> default_budget_path().name
+        'budget.sqlite3'
+    """
+    return default_ledger_path().with_name("budget.sqlite3")
+
+
+def budget_path(environ: Mapping[str, str] | None = None) -> Path | RedisAddress | None:
     """Where every process of the user shares each key's rate budget (``OMNI_NB_BUDGET``:
     a path, or ``off`` for a budget per process); default ``budget.sqlite3`` in the per-user
     data directory, next to the default ledger but independent of the ledger setting (kernels
@@ -543,13 +558,19 @@ def _ledger_sourced(
     return Path(text).expanduser(), source
 
 
-def _budget_sourced(budget: str | Path | None, env: Mapping[str, str]) -> tuple[Path | None, str]:
-    """(the budget store's path, None for a budget per process; where it came from)."""
+def _budget_sourced(budget: str | Path | RedisAddress | None, env: Mapping[str, str]
+                    ) -> tuple[Path | RedisAddress | None, str]:
+    """(the budget store's path or Redis address, None for a budget per process; where it
+    came from)."""
+    if isinstance(budget, RedisAddress):
+        return budget, "budget="
     text, source = _setting(budget, env, "OMNI_NB_BUDGET", "budget=")
     if source == "default":
-        return default_ledger_path().with_name("budget.sqlite3"), source
+        return default_budget_path(), source
     if text.strip().lower() in _BUDGET_OFF:
         return None, source
+    if is_redis_url(text):
+        return RedisAddress.parse(text, source), source
     return Path(text.strip()).expanduser(), source
 
 

@@ -2,13 +2,15 @@
 
 Omni's firewall counts requests per exact Authorization value in a trailing window, on
 arrival. Every process of the user that uses one key (API root, token) draws from one
-budget, kept in a small SQLite file in the user's data directory (``OMNI_NB_BUDGET``: a path,
-or ``off`` for a per-process budget; resolved with the other settings, ``Settings.budget``,
-and handed to :func:`shared_limiter`). Layers, each usable alone:
+budget, kept in a small SQLite file in the user's data directory, or on a Redis server a team's
+machines share (``OMNI_NB_BUDGET``: a path, a ``redis://`` address, or ``off`` for a
+per-process budget; resolved with the other settings, ``Settings.budget``, and handed to
+:func:`shared_limiter`). Layers, each usable alone:
 
 - :mod:`.limits`: :class:`RateLimit`, checked once.
 - :mod:`.log`: the pure maths on a key's send log (spacing, what a 429 teaches).
 - :mod:`.store`: the shared SQLite store (no token in it: a digest keys it).
+- :mod:`.redis_store`: the same store on Redis, for a team's machines.
 - :mod:`.link`: whether the store can be used now (faults pass: it is tried again).
 - :mod:`.limiter`: :class:`Limiter`, one per key per process, on the store or on its own,
   and its :class:`Caller` s, one per client or batch, each with its own limit.
@@ -21,10 +23,12 @@ import warnings
 from pathlib import Path
 from types import EllipsisType
 
-from ..config import budget_path
+from ..budget_url import RedisAddress
+from ..config import budget_path, default_budget_path
 from .limiter import BudgetStoreWarning, Caller, Limiter
 from .limits import RateLimit
-from .store import BudgetStore, KeyState, LeaseView, StoreError, key_of
+from .redis_store import open_at
+from .store import BudgetStore, KeyState, LeaseView, Store, StoreError, key_of
 
 __all__ = [
     "BudgetStore",
@@ -41,41 +45,66 @@ __all__ = [
 ]
 
 #: One limiter per key (API root, token fingerprint) and budget store (None: per process).
-_registry: dict[tuple[str, str, Path | None], Limiter] = {}
-_stores: dict[Path, BudgetStore | None] = {}
+_registry: dict[tuple[str, str, Path | RedisAddress | None], Limiter] = {}
+_stores: dict[Path | RedisAddress, Store | None] = {}
 _registry_lock = threading.Lock()
 
 
-def open_store(path: Path | None) -> BudgetStore | None:
-    """The process's open store at ``path`` (None for off, or when it cannot be used: then
-    with a :class:`BudgetStoreWarning`, once per path).
+def open_store(place: Path | RedisAddress | None) -> Store | None:
+    """The process's open store at ``place`` (None for off, or when it cannot be used: then
+    with a :class:`BudgetStoreWarning`, once per place).
+
+    A Redis address that cannot be reached (or is another application's) gives, with its
+    one warning, this machine's own store (:func:`omni_nb.config.default_budget_path`): the
+    processes of this machine still share the key, until the next process start tries Redis
+    again. Raises :class:`~omni_nb.errors.ConfigError` when Redis refuses the password or the
+    database, or redis-py is missing: settings to fix, before anything is sent.
 
     Example:
         >>> open_store(None) is None
         True
     """
-    if path is None:
+    if place is None:
         return None
     with _registry_lock:
-        if path not in _stores:
+        if place not in _stores:
             try:
-                _stores[path] = BudgetStore(path)
+                _stores[place] = open_at(place)
             except StoreError as exc:
-                _stores[path] = None
-                warnings.warn(f"{exc}; this process keeps a rate budget of its own",
-                              BudgetStoreWarning, stacklevel=3)
-        return _stores[path]
+                _stores[place] = None
+                if isinstance(place, Path):
+                    warnings.warn(f"{exc}; this process keeps a rate budget of its own",
+                                  BudgetStoreWarning, stacklevel=3)
+                else:
+                    _stores[place] = _fallback(exc)
+        return _stores[place]
+
+
+def _fallback(exc: StoreError) -> Store | None:
+    """This machine's store, for a Redis that cannot be used (under the registry lock)."""
+    path = default_budget_path()
+    store = _stores.get(path)
+    if path not in _stores:
+        try:
+            store = _stores[path] = BudgetStore(path)
+        except StoreError:
+            store = _stores[path] = None
+    where = f"this machine's store {path}" if store is not None else "a budget of its own"
+    warnings.warn(f"{exc}; this process shares the key's rate budget through {where} "
+                  "instead (Redis is tried again at the next start)", BudgetStoreWarning,
+                  stacklevel=4)
+    return store
 
 
 def shared_limiter(
     api_root: str, token_fingerprint: str, limit: RateLimit | None, *,
-    budget: Path | EllipsisType | None = ...,
+    budget: Path | RedisAddress | EllipsisType | None = ...,
 ) -> Limiter:
     """The process-wide limiter of one key (API root, token): every client of it shares it,
     and through the budget store every process of the user does.
 
-    ``budget`` is the store's path (``Settings.budget``), or None for a budget of this
-    process only; left out, it is :func:`omni_nb.config.budget_path`, read from the
+    ``budget`` is the store's path or Redis address (``Settings.budget``), or None for a
+    budget of this process only; left out, it is :func:`omni_nb.config.budget_path`, read from the
     environment now. One limiter per key and store: settings naming another store for the
     key get another limiter. ``limit`` is the limiter's anonymous caller's, set by the first
     call only: a client takes a caller of its own (``shared_limiter(...).caller(limit)``),

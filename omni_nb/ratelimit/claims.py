@@ -280,7 +280,7 @@ class Outbox:
         state = link.ready(now)
         if state is LinkState.FRESH:
             self.seed(now - keep)
-            warnings.warn(f"budget store {link.path} was deleted or replaced; it is made anew "
+            warnings.warn(f"budget store {link.path} {link.store.lost}; it is made anew "
                           "with this process's sends of the window", BudgetStoreWarning,
                           stacklevel=7)
         return state

@@ -63,7 +63,7 @@ from .claims import (
 )
 from .limits import RateLimit
 from .link import LinkState, StoreLink
-from .store import BudgetStore, BudgetStoreWarning, StoreError
+from .store import BudgetStoreWarning, Store, StoreError
 
 __all__ = ["BudgetStoreWarning", "Caller", "Limiter"]
 
@@ -95,12 +95,14 @@ class Limiter:
 
     def __init__(
         self, limit: RateLimit | None, *, clock: Callable[[], float] | None = None,
-        margin: float | None = None, store: BudgetStore | None = None, key: str = "",
+        margin: float | None = None, store: Store | None = None, key: str = "",
     ) -> None:
-        self._clock = clock or time.time
+        self._link = None if store is None else StoreLink(store)
+        # The store's time (a team's Redis: its TIME; a machine's file: the wall clock), so
+        # every process of the key reads one clock whatever this machine's says.
+        self._clock = clock or (time.time if self._link is None else self._link.clock)
         self._mono = clock or time.monotonic
         self._timed = clock is None  # a real clock: a timer flushes an idle process
-        self._link = None if store is None else StoreLink(store)
         self._key = key
         self._budget = log.Budget()  # the per-process budget (and the store's last view)
         self._viewed_at = -math.inf
@@ -724,7 +726,10 @@ class Caller:
         """
         claim = self._last()
         if claim is not None and claim.at is None:
-            self._limiter._settle(claim, self._limiter._clock() if at is None else at)
+            lim = self._limiter
+            if at is not None and lim._timed and lim._link is not None:
+                at += lim._link.store.skew()  # a time.time() reading, in the store's clock
+            lim._settle(claim, lim._clock() if at is None else at)
 
     def unsent(self) -> None:
         """The slot this thread or task claimed last never left (no connection, the headers

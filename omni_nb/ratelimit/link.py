@@ -3,8 +3,9 @@
 A store step that fails (locked past the busy timeout, an I/O error, the file deleted or
 replaced) does not drop the store for good: the link is *down*, is tried again every
 :data:`RETRY_S` (with a short busy timeout, so a locked store never stalls the callers for
-long) and is *up* again at the first step that works. A deleted or replaced file is opened
-anew (a fresh store: the limiter seeds it with its own sends of the window and its leases).
+long) and is *up* again at the first step that works. A deleted or replaced file, or a Redis
+that lost its data (a restart), is opened anew (a fresh store: the limiter seeds it with its
+own sends of the window and its leases).
 A path that never held a usable store (a directory, another program's file, a read-only
 place) is refused when opened (:func:`omni_nb.ratelimit.open_store`) and never retried.
 """
@@ -12,10 +13,9 @@ place) is refused when opened (:func:`omni_nb.ratelimit.open_store`) and never r
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from enum import Enum
 
-from .store import BudgetStore, StoreError
+from .store import Store, StoreError
 
 __all__ = ["RETRY_S", "LinkState", "StoreLink"]
 
@@ -39,6 +39,7 @@ class StoreLink:
 
     Example:
         >>> import tempfile, os
+        >>> from omni_nb.ratelimit.store import BudgetStore
         >>> with tempfile.TemporaryDirectory() as tmp:
         ...     link = StoreLink(BudgetStore(os.path.join(tmp, "b.sqlite3")))
         ...     state = link.ready(0.0)
@@ -47,17 +48,19 @@ class StoreLink:
         <LinkState.UP: 'up'>
     """
 
-    def __init__(self, store: BudgetStore, opener: Callable[[str], BudgetStore] = BudgetStore
-                 ) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.path = store.path
-        self._open = opener
+        self.path = store.where  # as it may be shown (a Redis address's password masked)
         self.down_since = -math.inf  # -inf while up
         self.reason = ""  # why it is down, in words
         self._retry_at = -math.inf
         self.outages = 0  # how many times it went down
         self.last_outage = (-math.inf, -math.inf)  # (began, ended) of the last one
         self._warned = self._reopened = False
+
+    def clock(self) -> float:
+        """The store's time now (a Redis server's, or this machine's wall clock)."""
+        return self.store.clock()
 
     @property
     def gone(self) -> bool:
@@ -83,7 +86,7 @@ class StoreLink:
         if not moved:
             return LinkState.UP
         try:
-            fresh = self._open(str(self.path))
+            fresh = self.store.reopen()
         except StoreError:
             self._reopened = False  # it cannot be made anew now: this outage is a real one
             return LinkState.DOWN
@@ -138,6 +141,7 @@ class StoreLink:
 
         Example:
             >>> import tempfile, os
+            >>> from omni_nb.ratelimit.store import BudgetStore
             >>> with tempfile.TemporaryDirectory() as tmp:
             ...     link = StoreLink(BudgetStore(os.path.join(tmp, "b.sqlite3")))
             ...     link.failed(StoreError("database is locked"), 10.0)

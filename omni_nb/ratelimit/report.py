@@ -11,15 +11,17 @@ for a key a crashed or foreign process left holding back.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .._text import plural
+from ..budget_url import RedisAddress, is_redis_url
 from ..config import Settings, budget_path, resolve_settings
 from ..errors import ConfigError
 from .limits import RateLimit
-from .store import BudgetStore, KeyState, LeaseView, StoreError, key_of
+from .redis_store import open_at
+from .store import KeyState, LeaseView, StoreError, key_of
 
 __all__ = ["BudgetReport", "KeyBudget", "rate_budget"]
 
@@ -83,7 +85,7 @@ class BudgetReport:
         rate budget: off (each process keeps its own; nothing is shared)
     """
 
-    store: Path | None
+    store: Path | RedisAddress | None  # (an address shows its password masked)
     keys: tuple[KeyBudget, ...]
     cleared: int = 0
     note: str = ""
@@ -112,16 +114,19 @@ def _labels(settings: Settings | None) -> dict[str, tuple[str, str]]:
             for token in settings.tokens}
 
 
-def _view(state: KeyState, labels: dict[str, tuple[str, str]], now: float) -> KeyBudget:
+def _view(state: KeyState, labels: dict[str, tuple[str, str]], now: float, skew: float
+          ) -> KeyBudget:
+    """One key's view; lease expiries moved from the store's clock to this machine's."""
     name, root = labels.get(state.key, (f"digest {state.key[:8]}", None))
     paused = None if state.paused_until is None else max(0.0, state.paused_until - now)
-    return KeyBudget(name, root, state.leases, state.learned, paused, state.sends,
+    leases = tuple(replace(lease, expires=lease.expires - skew) for lease in state.leases)
+    return KeyBudget(name, root, leases, state.learned, paused, state.sends,
                      state.allowance, state.processes)
 
 
 def rate_budget(
     settings: Settings | None = None, *, clear: bool = False, every_key: bool = False,
-    path: str | Path | None = None,
+    path: str | Path | RedisAddress | None = None,
 ) -> BudgetReport:
     """Each key's rate budget in the shared store: the explicit limits in force and who holds
     them, a learned limit, a pause, the sends in the window — by the key's short name, never
@@ -130,7 +135,8 @@ def rate_budget(
 
     ``settings`` default to :func:`omni_nb.config.resolve_settings` (the environment and
     :func:`omni_nb.login`); with no key configured every key is shown by digest, and clearing
-    needs ``every_key=True``. ``path`` names the store instead of the settings' one.
+    needs ``every_key=True``. ``path`` names the store (a file, or a ``redis://`` address)
+    instead of the settings' one.
 
     Example:
         >>> import tempfile, os
@@ -147,23 +153,25 @@ def rate_budget(
             settings = resolve_settings()
         except ConfigError:
             settings = None  # no key configured: show every key, by digest
-    if path is not None:
-        path = Path(path)
-    elif settings is not None:
-        path = settings.budget
+    place: Path | RedisAddress | None
+    if isinstance(path, str) and is_redis_url(path):
+        place = RedisAddress.parse(path, "--budget")
+    elif isinstance(path, str | Path):
+        place = Path(path)
     else:
-        path = budget_path()
-    if path is None:
+        place = path if path is not None else (
+            settings.budget if settings is not None else budget_path())
+    if place is None:
         return BudgetReport(None, ())
     if clear and not every_key and settings is None:
         raise ConfigError("no key is configured to clear: set OMNI_API_TOKEN, or clear "
                           "every key's state (every_key=True, --all-keys)")
-    if not path.exists():
-        return BudgetReport(path, (), note="no budget store there yet: no process has "
-                                           "shared a budget")
+    if isinstance(place, Path) and not place.exists():
+        return BudgetReport(place, (), note="no budget store there yet: no process has "
+                                            "shared a budget")
     labels = _labels(settings)
     try:
-        store = BudgetStore(path)
+        store = open_at(place)
     except StoreError as exc:
         raise ConfigError(str(exc)) from None
     try:
@@ -171,8 +179,9 @@ def rate_budget(
         if clear:
             targets: list[str | None] = [None] if every_key else list(labels)
             cleared = sum(store.clear(key) for key in targets)
-        now = time.time()
+        now, skew = store.clock(), store.skew()
         states = store.snapshot(now)
     finally:
         store.close()
-    return BudgetReport(path, tuple(_view(state, labels, now) for state in states), cleared)
+    return BudgetReport(place, tuple(_view(state, labels, now, skew) for state in states),
+                        cleared)

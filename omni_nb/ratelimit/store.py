@@ -33,15 +33,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from .._sqlite import when_unlocked
 from . import log
 from .limits import RateLimit
 from .log import Budget, bucket_of
 
-__all__ = ["APP_ID", "BudgetStore", "BudgetStoreWarning", "KeyState", "LeaseView", "StoreError",
-           "key_of"]
+__all__ = ["APP_ID", "BudgetStore", "BudgetStoreWarning", "KeyState", "LeaseView", "Store",
+           "StoreError", "apply_delta", "key_of", "key_state"]
 
 APP_ID = 0x6F6E6262  # "onbb"
 VERSION = 2
@@ -110,6 +110,74 @@ def key_of(api_root: str, token_fingerprint: str) -> str:
     return hashlib.sha256(f"{api_root}\n{token_fingerprint}".encode()).hexdigest()[:32]
 
 
+class Store(Protocol):
+    """What a limiter needs of a budget store: :class:`BudgetStore` (a machine's SQLite
+    file) and :class:`~omni_nb.ratelimit.redis_store.RedisBudgetStore` (a team's Redis)."""
+
+    @property
+    def where(self) -> str:
+        """The store's place as it may be shown (never a password)."""
+
+    @property
+    def lost(self) -> str:
+        """How a store made anew is said ("was deleted or replaced")."""
+
+    @property
+    def opened(self) -> object:
+        """:meth:`identity` when it was opened."""
+
+    def identity(self) -> object:
+        """Which store the place names now (OSError when none)."""
+
+    def clock(self) -> float:
+        """The store's time now, in seconds."""
+
+    def skew(self) -> float:
+        """Seconds to add to ``time.time()`` to get :meth:`clock`."""
+
+    def patience(self, seconds: float) -> None:
+        """How long a step waits for the store before failing."""
+
+    def reopen(self) -> Store:
+        """The same place opened anew."""
+
+    def update(self, key: str, change: Callable[[Budget], T], *,
+               delta: Counter[Entry] | None = None, sends: bool = True,
+               forget_before: float | None = None) -> T:
+        """Run ``change`` on ``key``'s budget atomically."""
+
+    def snapshot(self, now: float | None = None) -> list[KeyState]:
+        """Every key's state."""
+
+    def clear(self, key: str | None = None) -> int:
+        """Drop a key's (or every key's) state."""
+
+    def close(self) -> None:
+        """Close the connection."""
+
+
+def key_state(name: str, b: Budget, at: float) -> KeyState:
+    """What key ``name``'s budget ``b`` holds at ``at`` (see :class:`KeyState`).
+
+    Example:
+        >>> key_state("k", Budget(sends=[(1.0, 0)]), 2.0).sends
+        1
+    """
+    limits = log.limits_in_force(b, None, at)
+    window = log.window_of(limits)
+    return KeyState(
+        key=name,
+        leases=tuple(LeaseView(RateLimit(n, per), holder, exp)
+                     for n, per, exp, holder in b.leases.values()),
+        learned=RateLimit(b.learned[0], b.learned[1]) if b.learned else None,
+        paused_until=b.paused_until if b.paused_until > at else None,
+        sends=sum(1 for t, kind in b.sends
+                  if kind != log.REFUSED and at - window < min(t, at) <= at),
+        allowance=log.allowance(b, b.base or log.FLOOR_S, at, limits),
+        processes=sum(1 for seen, _ in b.procs.values() if seen > at - window),
+    )
+
+
 def deltas(before: Iterable[Entry], after: Iterable[Entry]) -> Counter[Entry]:
     """What turned the multiset of entries ``before`` into ``after`` (+n added, -n gone).
 
@@ -136,8 +204,11 @@ class BudgetStore:
         1
     """
 
+    lost = "was deleted or replaced"
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.where = str(self.path)
         self._lock = threading.Lock()
         try:
             self._refuse_odd_paths()
@@ -151,6 +222,27 @@ class BudgetStore:
         """(device, inode) of the file the path names now (OSError when there is none)."""
         st = os.stat(self.path)
         return st.st_dev, st.st_ino
+
+    def clock(self) -> float:
+        """The store's time: this machine's wall clock (its processes share it).
+
+        Example:
+            >>> import tempfile, os
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     store = BudgetStore(os.path.join(tmp, "b.sqlite3"))
+            ...     gap = abs(store.clock() - time.time()); store.close()
+            >>> gap < 1.0
+            True
+        """
+        return time.time()
+
+    def skew(self) -> float:
+        """Seconds to add to ``time.time()`` to get :meth:`clock`: none."""
+        return 0.0
+
+    def reopen(self) -> BudgetStore:
+        """The same path opened anew (a fresh file after it was deleted or replaced)."""
+        return BudgetStore(self.path)
 
     def patience(self, seconds: float) -> None:
         """How long a step waits for another process's lock before failing."""
@@ -274,7 +366,7 @@ class BudgetStore:
                 loaded.extend([(float(at), int(kind))] * max(0, int(n)))
         entries = list(loaded)
         if sends:
-            _apply(entries, delta)
+            apply_delta(entries, delta)
         budget = (Budget.from_scalars(json.loads(row[0]), entries) if row
                   else Budget(sends=entries))
         budget.leases = dict(leases)
@@ -310,23 +402,8 @@ class BudgetStore:
             names = [k for (k,) in self._conn.execute(
                 "SELECT key FROM keys UNION SELECT key FROM leases "
                 "UNION SELECT key FROM buckets ORDER BY 1")]
-        out = []
-        for name in names:
-            b = self.update(name, lambda budget: budget)
-            limits = log.limits_in_force(b, None, at)
-            window = log.window_of(limits)
-            out.append(KeyState(
-                key=name,
-                leases=tuple(LeaseView(RateLimit(n, per), holder, exp)
-                             for n, per, exp, holder in b.leases.values()),
-                learned=RateLimit(b.learned[0], b.learned[1]) if b.learned else None,
-                paused_until=b.paused_until if b.paused_until > at else None,
-                sends=sum(1 for t, kind in b.sends
-                          if kind != log.REFUSED and at - window < min(t, at) <= at),
-                allowance=log.allowance(b, b.base or log.FLOOR_S, at, limits),
-                processes=sum(1 for seen, _ in b.procs.values() if seen > at - window),
-            ))
-        return out
+        return [key_state(name, self.update(name, lambda budget: budget), at)
+                for name in names]
 
     def clear(self, key: str | None = None) -> int:
         """Drop a key's (or every key's) leases, pause, learned limit and sends; returns how
@@ -369,9 +446,15 @@ class BudgetStore:
             self._conn.close()
 
 
-def _apply(entries: list[Entry], change: Counter[Entry]) -> None:
+def apply_delta(entries: list[Entry], change: Counter[Entry]) -> None:
     """Apply +n / -n per entry to a loaded log; an entry gone is the one of its kind in its
-    bucket (the store keeps a bucket's latest time, not each send's)."""
+    bucket (the store keeps a bucket's latest time, not each send's).
+
+    Example:
+        >>> entries = [(1.0, 0), (2.0, 0)]
+        >>> apply_delta(entries, Counter({(1.0, 0): -1, (3.0, 0): 1})); entries
+        [(2.0, 0), (3.0, 0)]
+    """
     for (at, kind), n in change.items():
         for _ in range(-n):
             for i, (t, k) in enumerate(entries):
