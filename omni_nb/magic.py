@@ -86,7 +86,8 @@ Behaviour, decided here:
   one.
 * **Settings** users tweak are traitlets of ``OmniNB`` (``%config OmniNB``):
   ``autoload`` (read by the start-up file), ``concurrency``, ``rate``, ``progress``
-  (``auto``, ``widget``, ``text``, ``off``).
+  (``auto``, ``widget``, ``text``, ``off``), ``budget`` (where the key's rate budget is
+  shared: ``OMNI_NB_BUDGET`` unless set; a Redis address shows with its password masked).
 
 Importing this module (``%load_ext omni_nb``) imports no pandas, httpx or ipywidgets: they
 load on the first ``%omni_draft``.
@@ -112,11 +113,13 @@ from IPython.core.magic_arguments import argument as _argument
 from IPython.core.magic_arguments import magic_arguments as _magic_arguments
 from IPython.core.magic_arguments import parse_argstring as _parse_argstring
 from IPython.utils.text import DollarFormatter
-from traitlets import Bool, Enum, Int, Unicode
-from traitlets.config import Configurable
+from traitlets import Bool, Enum, Int, TraitError, Unicode, default, validate
+from traitlets.config import Config, Configurable
 
 from ._text import quoted
-from .errors import DraftsFailedError, LedgerError
+from .budget_url import RedisAddress, is_redis_url, mask_url
+from .config import budget_path
+from .errors import ConfigError, DraftsFailedError, LedgerError
 from .options import MAGIC, argument_specs, clash, in_words, spelling
 from .ratelimit import RateLimit
 
@@ -161,6 +164,89 @@ class OmniNB(Configurable):
         help="Progress display: auto (a widget bar in an interactive front end, text in a "
         "terminal or a headless run), widget, text or off.",
     ).tag(config=True)
+    budget = Unicode(
+        help="Where each key's rate budget is shared: a path (this machine's store), a Redis "
+        "address (redis://[user:password@]host:port/db, rediss://, unix://: a team's "
+        "machines) or 'off'. Default: OMNI_NB_BUDGET, else this machine's store. A password "
+        "is kept aside and shows masked (prefer OMNI_NB_BUDGET: a cell keeps what is typed).",
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Before super().__init__: the configuration (ipython_config.py) is loaded there.
+        self._budget_given: str | RedisAddress | None = None
+        super().__init__(**kwargs)
+
+    @default("budget")
+    def _budget_default(self) -> str:
+        return _shown(budget_path())
+
+    @validate("budget")
+    def _budget_valid(self, proposal: Any) -> str:
+        """Keep what was set aside (a Redis address whole) and show it masked."""
+        text = str(proposal["value"]).strip()
+        shown_default = self._budget_default()
+        if not text or text == shown_default:
+            self._budget_given = None  # the environment's, read again at each run
+            return shown_default
+        if not is_redis_url(text):
+            self._budget_given = text
+            return text
+        address = _KEPT.get(text)
+        if address is None:
+            if "***" in text and mask_url(text) == text:
+                raise TraitError("OmniNB.budget: the password shows masked (***) here; set "
+                                 "the address with its password, or OMNI_NB_BUDGET")
+            try:
+                address = RedisAddress.parse(text, "OmniNB.budget")
+            except ConfigError as exc:
+                raise TraitError(str(exc)) from None  # said masked
+            _KEPT[address.shown] = address
+        self._budget_given = address
+        return address.shown
+
+    def budget_setting(self) -> str | RedisAddress | None:
+        """What ``%omni_draft`` passes as ``budget=``: None when ``budget`` was not set (so
+        ``OMNI_NB_BUDGET`` is read at each run), the Redis address set (password and all),
+        or the path or ``off`` set.
+
+        Example:
+            >>> nb = OmniNB()
+            >>> nb.budget = "redis://team:s3cret@cache:6379/0"
+            >>> nb.budget, nb.budget_setting().url
+            ('redis://team:***@cache:6379/0', 'redis://team:s3cret@cache:6379/0')
+            >>> nb.budget = "off"; nb.budget_setting()
+            'off'
+        """
+        return self._budget_given
+
+    def update_config(self, config: Config) -> None:
+        """Load ``config`` (``%config OmniNB.budget = ...``), then keep ``budget`` in the
+        merged configuration as it shows: the line's value, password and all, would stay
+        there (and in the shell's, which shares the section).
+
+        Example:
+            >>> from traitlets.config import Config
+            >>> nb = OmniNB()
+            >>> nb.update_config(Config({"OmniNB": {"budget": "redis://u:pw@cache/0"}}))
+            >>> nb.config.OmniNB.budget
+            'redis://u:***@cache/0'
+        """
+        super().update_config(config)
+        section = self.config.get(type(self).__name__)
+        if section is not None and "budget" in section:
+            section["budget"] = self.budget
+
+
+#: Redis addresses set on ``OmniNB.budget`` by their shown form, for the kernel's life: a
+#: configuration that holds the shown form (a reloaded extension) finds the address again.
+_KEPT: dict[str, RedisAddress] = {}
+
+
+def _shown(place: object) -> str:
+    """A budget store as ``%config`` shows it: an address masked, a path, or ``off``."""
+    if place is None:
+        return "off"
+    return place.shown if isinstance(place, RedisAddress) else str(place)
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,7 +507,8 @@ class OmniMagics(Magics):
 
         try:
             return resolve_settings(
-                args.base_url, None, instance=args.instance, playground=args.playground or None
+                args.base_url, None, instance=args.instance, playground=args.playground or None,
+                budget=self.settings.budget_setting(),
             )
         except ConfigError as exc:
             # Said with the magic's options, not Python keywords.
