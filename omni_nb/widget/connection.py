@@ -22,8 +22,16 @@ from typing import Any, NamedTuple, TypeVar
 import ipywidgets as w
 from traitlets import Unicode
 
+from ..budget_url import RedisAddress
 from ..client import OmniClient
-from ..config import Secret, Settings, describe_sources, resolve_api_root, resolve_settings
+from ..config import (
+    Secret,
+    Settings,
+    budget_path,
+    describe_sources,
+    resolve_api_root,
+    resolve_settings,
+)
 from ..errors import APIStatusError, AuthenticationError, ConfigError, OmniError
 from ..ratelimit import RateLimit
 
@@ -176,7 +184,8 @@ class Connection:
 
     def describe(self) -> str:
         """The connection in use, whatever it came from, as one line of plain text: the API
-        root and where it and the token come from (never the token itself).
+        root and where it and the token come from (never the token itself), and, when the
+        rate budget is shared on Redis (``OMNI_NB_BUDGET``), where (its password masked).
 
         Example:
             >>> conn = Connection("https://acme.omniapp.co", "t")
@@ -194,7 +203,7 @@ class Connection:
             return f"Connection: {where} · {token}"
         verified = self._verified is not None and self._verified[0] == root
         head = "Connected to" if verified and token_from else "Connection:"
-        return f"{head} {root} ({root_from}) · {token}"
+        return f"{head} {root} ({root_from}) · {token}{_shared_budget()}"
 
     def show_sources(self) -> None:
         """Show where the connection comes from in the empty fields' placeholders: the API
@@ -274,6 +283,16 @@ class Connection:
         self.show_sources()
         if self._on_change is not None:
             self._on_change()
+
+
+def _shared_budget() -> str:
+    """`` · budget shared on redis://team:***@host:6379/0`` when the budget is on Redis; ""
+    otherwise (a path or off: the line is as it always was)."""
+    try:
+        place = budget_path()
+    except ConfigError:
+        return ""  # a malformed OMNI_NB_BUDGET: Connect says so, in one line
+    return f" · budget shared on {place.shown}" if isinstance(place, RedisAddress) else ""
 
 
 def _key(settings: Settings) -> tuple[str, str]:
