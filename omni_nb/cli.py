@@ -131,6 +131,8 @@ environment:
                    with OMNI_PLAYGROUND=1 for a playground instance)
   OMNI_NB_LEDGER   the results ledger: a path, or off (default: ledger.sqlite3 in your data
                    directory)
+  OMNI_NB_BUDGET   where each key's rate budget is shared: a path (this machine), a Redis
+                   address redis://[user:password@]host:port/db (a team's machines), or off
 """
 
 
