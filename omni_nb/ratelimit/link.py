@@ -82,7 +82,9 @@ class StoreLink:
         try:
             moved = self.store.identity() != self.store.opened
         except OSError:
-            moved = True
+            moved = True  # the file is gone
+        except StoreError:
+            return LinkState.DOWN  # a server that does not answer: nothing to make anew yet
         if not moved:
             return LinkState.UP
         try:

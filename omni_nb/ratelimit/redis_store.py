@@ -138,17 +138,20 @@ class RedisBudgetStore:
         return value
 
     def identity(self) -> str:
-        """Which Redis answers now (OSError when none does): a restart that lost the data
-        answers with another (or no) marker.
+        """Which Redis answers now: a restart that lost the data answers with another (or
+        no) marker. Raises :class:`StoreError` when none answers (there is nothing to open
+        anew yet, unlike a deleted file).
 
         Example:
-            >>> # RedisBudgetStore(address).identity() == store.opened while nothing happened
+            ``store.identity() == store.opened`` while Redis kept its data.
         """
         with self._lock:
             try:
                 value = self._client.get(f"{self.prefix}instance")
-            except self._redis.RedisError as exc:
-                raise OSError(_words(exc)) from None
+            except (self._redis.RedisError, OSError) as exc:
+                self._pool.disconnect()
+                raise StoreError(f"budget store {self.where} cannot be reached "
+                                 f"({_words(exc)})") from None
         return str(value)
 
     def _sample_clock(self) -> None:
@@ -168,7 +171,7 @@ class RedisBudgetStore:
         """The Redis server's time now, in seconds (this machine's clock, corrected).
 
         Example:
-            >>> # store.clock() - time.time() is the offset measured from Redis TIME
+            ``store.clock() - time.time()`` is the offset measured from Redis ``TIME``.
         """
         return time.time() + self._offset
 
@@ -289,7 +292,7 @@ class RedisBudgetStore:
         :class:`~omni_nb.ratelimit.store.KeyState`), by digest; keys not ours are skipped.
 
         Example:
-            >>> # RedisBudgetStore(address).snapshot() -> [KeyState(key='…', …), …]
+            ``RedisBudgetStore(address).snapshot()`` gives ``[KeyState(key='…', …), …]``.
         """
         at = self.clock() if now is None else now
         out = []
@@ -317,7 +320,7 @@ class RedisBudgetStore:
         many keys had any. Keys under the prefix that are not ours are left as they are.
 
         Example:
-            >>> # RedisBudgetStore(address).clear() -> 2 (two keys' budgets dropped)
+            ``RedisBudgetStore(address).clear()`` gives 2 when two keys had a budget.
         """
         names = self._digests() if key is None else [key]
         cleared = 0
