@@ -106,9 +106,11 @@ class StoreLink:
             text = str(exc)
             gone = "deleted" in text
             self._reopened = gone  # made anew at the next step, it is no outage to speak of
+            said = text.removeprefix(f"budget store {self.path}").lstrip(": ")
             self.reason = ("is locked" if "locked" in text or "busy" in text
                            else GONE if gone
-                           else f"cannot be used ({text})")
+                           else said if said.startswith("cannot be reached")
+                           else f"cannot be used ({said})")
             self.store.patience(QUICK_S)
             if gone:
                 self._retry_at = now
