@@ -100,8 +100,9 @@ def describe(lim: RateLimit) -> str:
 
 def share_of(limits: list[RateLimit], procs: dict[str, tuple[float, float]], now: float
              ) -> list[RateLimit]:
-    """Each limit divided by the processes seen in its last window, rounded down, at least 1:
-    what one process may send while it cannot use the store.
+    """Each limit divided by the processes seen in its last two windows, rounded down, at
+    least 1: what one process may send while it cannot use the store. Two windows, not one:
+    a process waiting for its next slot sleeps up to a window without a step, unseen.
 
     Example:
         >>> share_of([RateLimit(20, 2.0)], {"a": (9.5, 0.0), "b": (9.0, 0.0)}, 10.0)
@@ -109,7 +110,7 @@ def share_of(limits: list[RateLimit], procs: dict[str, tuple[float, float]], now
     """
     out = []
     for lim in limits:
-        seen = sum(1 for at, _ in procs.values() if at > now - lim.per)
+        seen = sum(1 for at, _ in procs.values() if at > now - 2 * lim.per)
         out.append(RateLimit(max(1, lim.requests // max(1, seen)), lim.per))
     return out
 
