@@ -94,10 +94,15 @@ class RedisBudgetStore:
         retry = redis.retry.Retry(redis.backoff.NoBackoff(), 0)  # the link retries, not redis-py
         # One connection, used under this store's lock: a step's WATCH (sent with its reads)
         # and its MULTI/EXEC (a second pipeline) must go over the same connection.
+        # No CLIENT SETINFO on connect (the minimal ACL grants no CLIENT): redis-py 7+ says
+        # so with driver_info=None (its lib_name/lib_version warn as deprecated), older ones
+        # with lib_name/lib_version.
+        quiet: dict[str, None] = ({"driver_info": None} if hasattr(redis, "driver_info")
+                                  else {"lib_name": None, "lib_version": None})
         self._pool = redis.BlockingConnectionPool.from_url(
             address.url, max_connections=1, timeout=None, decode_responses=True,
             socket_timeout=PATIENT_S, socket_connect_timeout=PATIENT_S, retry=retry,
-            retry_on_error=[], lib_name=None, lib_version=None)
+            retry_on_error=[], **quiet)
         self._client = redis.Redis(connection_pool=self._pool, retry=retry)
         try:
             self.opened = self._instance()
