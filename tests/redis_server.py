@@ -145,7 +145,7 @@ class RedisServer:
             if password is not None:
                 auth += ":" + urllib.parse.quote(password, safe="")
             auth += "@"
-        query = f"?prefix={urllib.parse.quote(prefix, safe='')}" if prefix else ""
+        query = f"?prefix={urllib.parse.quote(prefix, safe=':')}" if prefix else ""
         return f"redis://{auth}127.0.0.1:{self.port}/{db}{query}"
 
     def close(self) -> None:

@@ -102,7 +102,7 @@ class StoreLink:
             self.down_since = now
             self._warned = False
             text = str(exc)
-            gone = "deleted" in text
+            gone = "deleted" in text or self.store.lost in text  # a file, or a Redis's data
             self._reopened = gone  # made anew at the next step, it is no outage to speak of
             self.reason = ("is locked" if "locked" in text or "busy" in text
                            else GONE if gone

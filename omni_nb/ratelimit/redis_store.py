@@ -55,6 +55,10 @@ class _Foreign(Exception):
     """A key of ours holds something omni_nb did not write."""
 
 
+class _Lost(Exception):
+    """The instance marker is not the one this store opened: Redis lost its data."""
+
+
 def _redis_module() -> Any:
     try:
         import redis
@@ -223,6 +227,12 @@ class RedisBudgetStore:
                     self._unwatch()
                     raise StoreError(f"budget store {self.where}: {exc}; it is left as is"
                                      ) from None
+                except _Lost:
+                    # Found by a process that saw no outage (idle through a restart): the
+                    # link makes the store anew at once, seeded with its sends, as the
+                    # others that saw the outage do.
+                    self._unwatch()
+                    raise StoreError(f"budget store {self.where} {self.lost}") from None
                 except (redis.RedisError, OSError) as exc:
                     self._pool.disconnect()  # no step may go on a connection in doubt
                     raise StoreError(f"budget store {self.where} cannot be reached "
@@ -245,7 +255,7 @@ class RedisBudgetStore:
         read = self._client.pipeline(transaction=False)
         # Queued with the reads (execute_command would run a WATCH at once, alone).
         read.pipeline_execute_command("WATCH", main, log_key)
-        read.type(main).type(log_key).time().hgetall(main)
+        read.type(main).type(log_key).time().hgetall(main).get(f"{self.prefix}instance")
         if sends:
             read.zrange(log_key, 0, -1)
         else:
@@ -254,7 +264,9 @@ class RedisBudgetStore:
         before = time.time()
         replies = read.execute(raise_on_error=False)
         self._clock_sample(before, time.time(), replies[3][0] + replies[3][1] / 1e6)
-        fields, rows = _check(main, log_key, replies[1], replies[2], replies[4], replies[5:])
+        if replies[5] != self.opened:
+            raise _Lost
+        fields, rows = _check(main, log_key, replies[1], replies[2], replies[4], replies[6:])
         state = fields.get("state")
         leases = {name[6:]: _lease(text) for name, text in fields.items()
                   if name.startswith("lease:")}
