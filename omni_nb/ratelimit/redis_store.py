@@ -343,8 +343,9 @@ class RedisBudgetStore:
                 main, log_key = self._names(name)
                 try:
                     kinds = (self._client.type(main), self._client.type(log_key))
-                    ours = (kinds[0] == "none" or self._client.hget(main, "app") == MARK) and \
-                        kinds[1] in ("none", "zset")
+                    # HGET only on a hash: on another type it is refused (WRONGTYPE).
+                    ours = (kinds[0] == "none" or (kinds[0] == "hash" and self._client.hget(
+                        main, "app") == MARK)) and kinds[1] in ("none", "zset")
                     if ours and kinds != ("none", "none"):
                         self._client.delete(main, log_key)
                         cleared += 1
