@@ -188,10 +188,15 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
 
 
 @pytest.fixture
-def fresh_stores(monkeypatch: pytest.MonkeyPatch) -> None:
+def fresh_stores(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """This process's open stores and shared limiters forgotten for the test (as in a new
-    process), and restored after."""
+    process), restored after; call the fixture's value to forget them again (the next
+    "process")."""
     import omni_nb.ratelimit as ratelimit
 
-    monkeypatch.setattr(ratelimit, "_stores", {})
-    monkeypatch.setattr(ratelimit, "_registry", {})
+    def new_process() -> None:
+        monkeypatch.setattr(ratelimit, "_stores", {})
+        monkeypatch.setattr(ratelimit, "_registry", {})
+
+    new_process()
+    return new_process

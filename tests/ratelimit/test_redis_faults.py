@@ -6,16 +6,23 @@ clock (no sleeping); only the server's own timeouts take real time."""
 
 from __future__ import annotations
 
+import uuid
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import redis
 
-from omni_nb import RateLimit
+from omni_nb import OmniClient, RateLimit, create_drafts
 from omni_nb.budget_url import RedisAddress
-from omni_nb.ratelimit import BudgetStoreWarning, Caller, Limiter
+from omni_nb.config import default_budget_path
+from omni_nb.errors import ConfigError
+from omni_nb.ratelimit import BudgetStore, BudgetStoreWarning, Caller, Limiter, open_store
 from omni_nb.ratelimit.link import RETRY_S
 from omni_nb.ratelimit.redis_store import RedisBudgetStore
 from omni_nb.ratelimit.store import Store
+from omni_nb.sandbox import Sandbox
 
 from ..redis_server import RedisServer
 from .test_ratelimit import FakeClock
@@ -117,3 +124,148 @@ def test_a_redis_restarted_empty_is_made_anew_with_the_window_sends(
     assert _sends(address) == 10  # and b's 1
     clock.now += RETRY_S
     assert caller.next_send_in() == 0.0  # both heard: the whole 20 per 60 s, 10 used
+
+
+# -- at the start ----------------------------------------------------------------------------
+
+
+def test_an_unreachable_redis_means_this_machines_store_said_once_per_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        fresh_stores: Callable[[], None]) -> None:
+    """A closed port at the start: each "process" warns once, naming the address without its
+    password and the machine's store, and shares the key through that store: one process's
+    lease and sends hold the other."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    server = RedisServer()  # never started: its port is closed
+    address = RedisAddress.parse(server.address(user="team", password=PASSWORD))
+    shown = f"redis://team:***@127.0.0.1:{server.port}/0"
+    clock, limiters = FakeClock(), []
+    for _ in range(2):
+        fresh_stores()  # the next process
+        with pytest.warns(BudgetStoreWarning) as caught:
+            store = open_store(address)
+        assert [str(w.message) for w in caught] == [
+            f"budget store {shown} cannot be reached (Connection refused); this process "
+            f"shares the key's rate budget through this machine's store "
+            f"{default_budget_path()} instead (Redis is tried again at the next start)"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert open_store(address) is store  # said once
+        assert isinstance(store, BudgetStore)
+        limiters.append(Limiter(None, clock=clock, margin=0.0, store=store, key="k"))
+    server.close()
+    assert default_budget_path().is_relative_to(tmp_path / "data")
+    a, b = limiters
+    _send(a.caller(RateLimit(3, 10.0)), clock, 3)
+    a.flush()
+    assert b.caller(None).next_send_in() == pytest.approx(10.0)  # a's window, through the file
+    assert a.shared
+    assert b.shared
+
+
+def _batch(lim: Limiter, clock: FakeClock) -> None:
+    """Five sends at 5 per 10 s, written."""
+    _send(lim.caller(RateLimit(5, 10.0)), clock, 5)
+    lim.flush()
+
+
+def _raw(address: str) -> redis.Redis:
+    return redis.Redis.from_url(RedisAddress.parse(address).url)
+
+
+FOREIGN = {
+    "instance": lambda r, p: r.set(f"{p}instance", "another app's marker"),
+    "hash": lambda r, p: r.hset(f"{p}{{k}}", mapping={"app": "queue", "jobs": "3"}),
+    "string": lambda r, p: r.set(f"{p}{{k}}", "cached page"),
+    "list": lambda r, p: r.rpush(f"{p}{{k}}:sends", "job-1", "job-2"),
+}
+
+
+def _dump(r: redis.Redis, prefix: str) -> dict[bytes, tuple[bytes, bytes | None, int]]:
+    """Every key under the prefix: its type, its value (DUMP) and its time to live."""
+    return {name: (r.type(name), r.dump(name), r.ttl(name))
+            for name in sorted(r.scan_iter(match=f"{prefix}*"))}
+
+
+@pytest.mark.parametrize("kind", sorted(FOREIGN))
+def test_a_key_of_ours_holding_another_applications_data_is_refused_untouched(
+        redis_address: str, redis_prefix: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, fresh_stores: Callable[[], None], kind: str) -> None:
+    """The instance marker, the key's hash or its send log holding another application's
+    data: one warning saying so, the process on a budget not shared through that Redis
+    (the machine's store for a foreign marker, found at the start; its own share for a
+    foreign key, found at the first step), and every key under the prefix byte-identical
+    after (type, DUMP, TTL), snapshot and clear included."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    raw = _raw(redis_address)
+    FOREIGN[kind](raw, redis_prefix)
+    if kind != "instance":
+        raw.set(f"{redis_prefix}instance", "omni_nb budget store 0123")  # a Redis of ours
+    before = _dump(raw, redis_prefix)
+    address = RedisAddress.parse(redis_address)
+    clock = FakeClock()
+    with pytest.warns(BudgetStoreWarning, match="holds another application's data") as caught:
+        _batch(lim := Limiter(None, clock=clock, margin=0.0, store=open_store(address),
+                              key="k"), clock)
+    assert len(caught) == 1
+    if kind == "instance":
+        assert "this machine's store" in str(caught[0].message)
+        assert lim.shared  # through the file
+    else:
+        assert "this process sends at most its share" in str(caught[0].message)
+        assert not lim.shared
+        reader = RedisBudgetStore(address)
+        assert reader.snapshot() == []
+        assert reader.clear() == 0
+        reader.close()
+    assert _dump(raw, redis_prefix) == before
+    raw.close()
+
+
+# -- settings to fix: one ConfigError, nothing sent ------------------------------------------
+
+
+@pytest.fixture
+def team_user(redis_server: RedisServer) -> str:
+    """A user on the session's server that may do anything, with the password PASSWORD."""
+    name = f"team{uuid.uuid4().hex[:6]}"
+    raw = redis.Redis(port=redis_server.port)
+    raw.execute_command("ACL", "SETUSER", name, "on", f">{PASSWORD}", "~*", "&*", "+@all")
+    raw.close()
+    return name
+
+
+@pytest.mark.parametrize(("case", "said"), [
+    ("password", "Redis refused the user or password"),
+    ("user", "Redis refused the user or password"),
+    ("database", "Redis has no such database"),
+])
+@pytest.mark.parametrize("how", ["client", "batch"])
+def test_a_refused_password_user_or_database_is_one_config_error_before_anything_is_sent(
+        redis_server: RedisServer, team_user: str, make_sandbox: Callable[..., Sandbox],
+        monkeypatch: pytest.MonkeyPatch, fresh_stores: Callable[[], None], case: str,
+        said: str, how: str) -> None:
+    """A wrong password, an unknown user or a database index out of range, in
+    ``OMNI_NB_BUDGET``: OmniClient(...) or create_drafts(...) raises one ConfigError line
+    naming the address masked and what Redis refused; the sandbox received nothing and the
+    password is nowhere in it."""
+    wrong = {"password": (team_user, "not-" + PASSWORD, 0),
+             "user": ("nobody" + team_user, PASSWORD, 0),
+             "database": (team_user, PASSWORD, 99)}[case]
+    user, password, db = wrong
+    monkeypatch.setenv("OMNI_NB_BUDGET", redis_server.address(user=user, password=password,
+                                                              db=db))
+    sb = make_sandbox()
+    make: Callable[[], object] = (
+        (lambda: OmniClient(sb.base_url, sb.token)) if how == "client"
+        else lambda: create_drafts(["doc-0001"], base_url=sb.base_url, token=sb.token,
+                                   progress=False))
+    with pytest.raises(ConfigError) as raised:
+        make()
+    text = str(raised.value)
+    assert text.startswith(f"budget store redis://{user}:***@127.0.0.1:{redis_server.port}/"
+                           f"{db}: {said}")
+    assert "\n" not in text
+    assert password not in text + repr(raised.value)
+    sb.wait_idle(2.0)
+    assert sb.requests() == []
