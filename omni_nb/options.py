@@ -206,8 +206,9 @@ OPTIONS: tuple[Option, ...] = (
                        "usual one)",
               "discard": "the ledger to read the run from and record the rows in (default: "
                          "OMNI_NB_LEDGER or the usual one)"}),
-    _o("budget", "the budget store to read (default: OMNI_NB_BUDGET or the usual one)",
-       "budget", kind="path", metavar="PATH"),
+    # Text, not a path: a redis:// address would lose a slash to Path.
+    _o("budget", "the budget store to read, a file or a redis:// address (default: "
+       "OMNI_NB_BUDGET or the usual one)", "budget", kind="text", metavar="PATH|URL"),
     _o("clear", "drop the configured keys' stale state (leases, pause, learned limit, "
        "sends) before showing", "budget", kind="flag"),
     _o("all_keys", "with --clear: every key in the store, not only the configured ones",
