@@ -78,9 +78,8 @@ def test_a_paused_redis_means_the_share_then_the_gaps_sends_are_written_back(
     finally:
         own_redis.resume()
     assert [str(w.message) for w in caught] == [
-        f"budget store {address} cannot be used (budget store {address} cannot be reached "
-        "(Timeout)); this process sends at most its share, 10 per 60 s, until it can use it "
-        "again"]
+        f"budget store {address} cannot be reached (Timeout); this process sends at most its "
+        "share, 10 per 60 s, until it can use it again"]
     clock.now += RETRY_S
     caller.next_send_in()
     assert a.shared
@@ -111,9 +110,8 @@ def test_a_redis_restarted_empty_is_made_anew_with_the_window_sends(
     assert a.shared
     shown = own_redis.address(prefix="r:")
     assert [str(w.message) for w in [*down, *back]] == [
-        f"budget store {shown} cannot be used (budget store {shown} cannot be reached "
-        "(Connection refused)); this process sends at most its share, 10 per 60 s, until it "
-        "can use it again",
+        f"budget store {shown} cannot be reached (Connection refused); this process sends at "
+        "most its share, 10 per 60 s, until it can use it again",
         f"budget store {shown} lost its data (restarted or flushed); it is made anew with "
         "this process's sends of the window"]
     assert _sends(address) == 9  # a's 2 + 7
