@@ -136,6 +136,17 @@ class RedisServer:
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGCONT)
 
+    def add_user(self, name: str, password: str, rules: list[str]) -> None:
+        """``ACL SETUSER name on >password *rules`` on the running server."""
+        import redis
+
+        raw = redis.Redis(port=self.port)
+        try:
+            raw.execute_command(  # type: ignore[no-untyped-call]
+                "ACL", "SETUSER", name, "on", f">{password}", *rules)
+        finally:
+            raw.close()
+
     def address(self, prefix: str | None = None, user: str | None = None,
                 password: str | None = None, db: int = 0) -> str:
         """The ``redis://`` text of this server (with user, password and ``?prefix=``)."""

@@ -179,7 +179,7 @@ FOREIGN = {
 }
 
 
-def _dump(r: redis.Redis, prefix: str) -> dict[bytes, tuple[bytes, bytes | None, int]]:
+def _dump(r: redis.Redis, prefix: str) -> dict[bytes, tuple[bytes | str, bytes | None, int]]:
     """Every key under the prefix: its type, its value (DUMP) and its time to live."""
     return {name: (r.type(name), r.dump(name), r.ttl(name))
             for name in sorted(r.scan_iter(match=f"{prefix}*"))}
@@ -227,9 +227,7 @@ def test_a_key_of_ours_holding_another_applications_data_is_refused_untouched(
 def team_user(redis_server: RedisServer) -> str:
     """A user on the session's server that may do anything, with the password PASSWORD."""
     name = f"team{uuid.uuid4().hex[:6]}"
-    raw = redis.Redis(port=redis_server.port)
-    raw.execute_command("ACL", "SETUSER", name, "on", f">{PASSWORD}", "~*", "&*", "+@all")
-    raw.close()
+    redis_server.add_user(name, PASSWORD, ["~*", "&*", "+@all"])
     return name
 
 

@@ -14,8 +14,9 @@ from omni_nb import RateLimit
 from omni_nb.budget_url import RedisAddress, is_redis_url
 from omni_nb.cli import main
 from omni_nb.config import resolve_settings
-from omni_nb.ratelimit import key_of, shared_limiter
+from omni_nb.ratelimit import shared_limiter
 from omni_nb.ratelimit.redis_store import open_at
+from omni_nb.ratelimit.store import key_of
 
 TOKEN = "omni_osk_reportsecret0123456789"
 ROOT = "https://acme.omniapp.co"
@@ -140,6 +141,6 @@ def test_the_command_refuses_to_clear_with_no_key_configured(
 
 
 def _no_key(*args: object, **kwargs: object) -> object:
-    from omni_nb.config import ConfigError
+    from omni_nb.errors import ConfigError
 
     raise ConfigError("no API token")
