@@ -4,6 +4,7 @@ Redis (``store_path`` is then its address, under the test's own prefix)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from omni_nb import RateLimit
 from omni_nb.budget_url import RedisAddress, is_redis_url
 from omni_nb.cli import main
 from omni_nb.config import resolve_settings
-from omni_nb.ratelimit import shared_limiter
+from omni_nb.ratelimit import Caller, shared_limiter
 from omni_nb.ratelimit.redis_store import open_at
 from omni_nb.ratelimit.store import key_of
 
@@ -30,6 +31,18 @@ def store_path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(tmp_path / "budget.sqlite3")
 
 
+#: The callers held() left live, closed when their test ends (their renewals stop before the
+#: store, a test's Redis prefix or the session's server, goes).
+LIVE: list[Caller] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_callers() -> Iterator[None]:
+    yield
+    while LIVE:
+        LIVE.pop().close()
+
+
 def held(store_path: str) -> None:
     """A live caller of the key with an explicit limit, one send, a pause and another key's
     state beside it."""
@@ -41,6 +54,7 @@ def held(store_path: str) -> None:
     caller.acquire(lambda s: None)
     caller.sent()
     caller.pause_for(30.0)
+    LIVE.append(caller)
     store = open_at(settings.budget)
     store.update(key_of("https://other.omniapp.co/api", "f" * 16),
                  lambda b: b.sends.append((1e12, 0)))
