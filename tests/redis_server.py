@@ -9,8 +9,6 @@ test failed).
 from __future__ import annotations
 
 import atexit
-import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -47,13 +45,6 @@ def missing() -> str | None:
     except ImportError:
         return "redis-py is not installed: pip install 'omni_nb[redis]'"
     return None
-
-
-def _die_with_parent() -> None:
-    """In the child: a test run that is killed (no teardown, no atexit) takes its servers
-    with it (Linux's parent-death signal; elsewhere the teardown alone stops them)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _free_port() -> int:
@@ -94,7 +85,7 @@ class RedisServer:
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--daemonize", "no",
              "--dir", str(self.dir), "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _running.add(self)
         deadline = time.monotonic() + timeout
         while not self._answers():
