@@ -26,7 +26,7 @@ from omni_nb.errors import ConfigError
 from omni_nb.ratelimit import BudgetStoreWarning, Limiter
 from omni_nb.ratelimit.redis_store import RedisBudgetStore
 
-from ..redis_server import RedisServer
+from ..redis_server import RedisServer, missing
 from .test_company import documents
 
 #: The minimal ACL of docs/team-budget.md, for the keys under PREFIX.
@@ -182,3 +182,15 @@ def test_without_the_setting_redis_is_never_imported(tmp_path: Path) -> None:
                          text=True, timeout=60, check=True).stdout
     assert out.strip().splitlines()[-1] == "['ok'] []"
     assert (tmp_path / "data" / "omni-nb" / "budget.sqlite3").exists()  # the machine's store
+
+
+def test_the_redis_tests_skip_saying_why_where_they_cannot_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No redis-server on PATH: the reason names the apt-get package; redis-py missing: the
+    reason names the extra."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert missing() == "redis-server is not installed: apt-get install redis-server"
+    (tmp_path / "redis-server").write_text("#!/bin/sh\n")
+    (tmp_path / "redis-server").chmod(0o755)
+    monkeypatch.setitem(sys.modules, "redis", None)  # import redis now fails
+    assert missing() == "redis-py is not installed: pip install 'omni_nb[redis]'"
