@@ -8,12 +8,19 @@ developer's Omni settings and ledger, and a fake clock stands in for time.
 * ``_isolated`` (autouse): no ``OMNI_*`` variable of the developer's environment, a private
   ``OMNI_NB_LEDGER`` per test, and no ``login()`` session before or after.
 * ``clock``: a :class:`FakeClock` to inject where the code under test would wait.
+* ``redis_server``: one real ``redis-server`` for the session (each test isolates itself
+  with its own key prefix, ``redis_address``); ``own_redis``: a server of the test's own, to
+  stop, restart or pause. Both skip, saying why, where redis-server or redis-py is missing.
+* ``make_store``: parametrised ``sqlite`` / ``redis``, a factory of store objects on one
+  shared place (each object is one process's connection), for the tests that make claims
+  about a shared store. ``fresh_stores``: the process's open stores and limiters forgotten.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +28,9 @@ from typing import Any
 import pytest
 
 from omni_nb import logout, sandbox
+from omni_nb.budget_url import RedisAddress
+
+from .redis_server import RedisServer, StoreFactory, missing, stop_all
 
 #: ``make_sandbox(**serve_options) -> Sandbox``
 MakeSandbox = Callable[..., sandbox.Sandbox]
@@ -118,3 +128,75 @@ V0_LEDGER_SCHEMA = V0_CALLS_TABLE + """CREATE INDEX calls_run ON calls (run_id);
 CREATE INDEX calls_when ON calls (requested_at_us);
 CREATE INDEX calls_ok ON calls (api_root, document_id, branch_id) WHERE status = 'ok';
 """
+
+
+# -- Redis ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the run (skips, saying why, where it cannot run); every
+    server the run started is stopped at the end, whatever happened."""
+    reason = missing()
+    if reason is not None:
+        pytest.skip(reason)
+    try:
+        yield RedisServer().start()
+    finally:
+        stop_all()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own (to stop, restart empty, or pause); stopped after."""
+    reason = missing()
+    if reason is not None:
+        pytest.skip(reason)
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of the test's own (``t<8 hex>:``): tests share the session's server."""
+    return f"t{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture
+def redis_address(redis_server: RedisServer, redis_prefix: str) -> str:
+    """The session server's address under the test's own prefix."""
+    return redis_server.address(prefix=redis_prefix)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Store objects on one place, for each store: a SQLite file, or the session's Redis
+    under the test's own prefix."""
+    place: Path | RedisAddress
+    if request.param == "redis":
+        place = RedisAddress.parse(request.getfixturevalue("redis_address"))
+    else:
+        place = tmp_path / "b.sqlite3"
+    factory = StoreFactory(request.param, place)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def fresh_stores(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """This process's open stores and shared limiters forgotten for the test (as in a new
+    process), restored after; call the fixture's value to forget them again (the next
+    "process")."""
+    import omni_nb.ratelimit as ratelimit
+
+    def new_process() -> None:
+        monkeypatch.setattr(ratelimit, "_stores", {})
+        monkeypatch.setattr(ratelimit, "_registry", {})
+
+    new_process()
+    return new_process

@@ -104,7 +104,7 @@ class StoreLink:
             self.down_since = now
             self._warned = False
             text = str(exc)
-            gone = "deleted" in text
+            gone = "deleted" in text or self.store.lost in text  # a file, or a Redis's data
             self._reopened = gone  # made anew at the next step, it is no outage to speak of
             said = text.removeprefix(f"budget store {self.path}").lstrip(": ")
             self.reason = ("is locked" if "locked" in text or "busy" in text

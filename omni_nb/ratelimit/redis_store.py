@@ -57,6 +57,10 @@ class _Foreign(Exception):
     """A key of ours holds something omni_nb did not write."""
 
 
+class _Lost(Exception):
+    """The instance marker is not the one this store opened: Redis lost its data."""
+
+
 def _redis_module() -> Any:
     try:
         import redis
@@ -190,10 +194,15 @@ class RedisBudgetStore:
         link does, without holding the callers."""
         redis = self._redis
         retry = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
+        # No CLIENT SETINFO on connect (the minimal ACL grants no CLIENT): redis-py 7+ says
+        # so with driver_info=None (its lib_name/lib_version warn as deprecated), older ones
+        # with lib_name/lib_version.
+        quiet: dict[str, None] = ({"driver_info": None} if hasattr(redis, "driver_info")
+                                  else {"lib_name": None, "lib_version": None})
         pool = redis.BlockingConnectionPool.from_url(
             self.address.url, max_connections=1, timeout=None, decode_responses=True,
             socket_timeout=timeout, socket_connect_timeout=timeout, retry=retry,
-            retry_on_error=[])
+            retry_on_error=[], **quiet)
         return pool, redis.Redis(connection_pool=pool, retry=retry)
 
     def reopen(self) -> RedisBudgetStore:
@@ -225,6 +234,12 @@ class RedisBudgetStore:
                     if time.monotonic() > until:
                         raise StoreError(f"budget store {self.where} is busy: other "
                                          "processes kept changing the key") from None
+                except _Lost:
+                    # Found by a process that saw no outage (idle through a restart): the
+                    # link makes the store anew at once, seeded with its sends, as the
+                    # others that saw the outage do.
+                    self._unwatch()
+                    raise StoreError(f"budget store {self.where} {self.lost}") from None
                 except _Foreign as exc:
                     self._unwatch()
                     raise StoreError(f"budget store {self.where}: {exc}; it is left as is"
@@ -275,7 +290,8 @@ class RedisBudgetStore:
     def _step(self, conn: Any, key: str, change: Callable[[Budget], T], delta: Counter[Entry],
               sends: bool, forget_before: float | None) -> T:
         main, log_key = self._names(key)
-        read: list[tuple[Any, ...]] = [("WATCH", main, log_key), ("TIME",), ("HGETALL", main)]
+        read: list[tuple[Any, ...]] = [("WATCH", main, log_key), ("TIME",), ("HGETALL", main),
+                                       ("GET", f"{self.prefix}instance")]
         wanted = sorted({bucket_of(at) for at, _ in delta})
         if sends:
             read.append(("ZRANGE", log_key, 0, -1))
@@ -284,7 +300,10 @@ class RedisBudgetStore:
         before = time.time()
         replies = self._exchange(conn, read)
         if not isinstance(replies[1], Exception):
-            self._clock_sample(before, time.time(), int(replies[1][0]) + int(replies[1][1]) / 1e6)
+            sec, usec = replies[1]
+            self._clock_sample(before, time.time(), int(sec) + int(usec) / 1e6)
+        if replies[3] != self.opened:
+            raise _Lost
         fields, rows = _check(main, replies)
         state = fields.get("state")
         leases = {name[6:]: _lease(text) for name, text in fields.items()
@@ -366,8 +385,9 @@ class RedisBudgetStore:
                 main, log_key = self._names(name)
                 try:
                     kinds = (self._client.type(main), self._client.type(log_key))
-                    ours = (kinds[0] == "none" or self._client.hget(main, "app") == MARK) and \
-                        kinds[1] in ("none", "zset")
+                    # HGET only on a hash: on another type it is refused (WRONGTYPE).
+                    ours = (kinds[0] == "none" or (kinds[0] == "hash" and self._client.hget(
+                        main, "app") == MARK)) and kinds[1] in ("none", "zset")
                     if ours and kinds != ("none", "none"):
                         self._client.delete(main, log_key)
                         cleared += 1
@@ -400,7 +420,7 @@ def _lease(text: str) -> log.Lease:
 
 def _check(main: str, replies: list[Any]
            ) -> tuple[dict[str, str], dict[tuple[int, int], Row]]:
-    """The key's hash and log rows from a step's replies (WATCH, TIME, HGETALL[, ZRANGE]),
+    """The key's hash and log rows from a step's replies (WATCH, TIME, HGETALL, GET[, ZRANGE]),
     after checking both are ours (else :class:`_Foreign`)."""
     for reply in replies:
         if isinstance(reply, Exception):
@@ -414,7 +434,7 @@ def _check(main: str, replies: list[Any]
     if fields and fields.get("app") != MARK:
         raise _Foreign(f"its key {main} holds another application's data")
     rows: dict[tuple[int, int], Row] = {}
-    for member in replies[3] if len(replies) > 3 else ():
+    for member in replies[4] if len(replies) > 4 else ():
         bucket, kind, n, at = member.split(":")
         rows[(int(bucket), int(kind))] = (int(n), float(at))
     return fields, rows

@@ -25,9 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
 from omni_nb import OmniClient, RateLimit, create_drafts, sandbox
 from omni_nb.batch.background import BatchRun
+
+from ..redis_server import RedisServer
 
 #: One process's batch: it imports everything, says "ready", reads the wall-clock instant it
 #: is to start at from stdin, sleeps until then, drafts its documents and prints its rows'
@@ -54,12 +57,16 @@ def documents(n: int, part: int = 0) -> list[str]:
 
 def run_together(sb: sandbox.Sandbox, store: Path, parts: int, each: int,
                  limit: tuple[int, float],
-                 meanwhile: Callable[[float], None] | None = None) -> list[str]:
+                 meanwhile: Callable[[float], None] | None = None,
+                 budget: str | None = None) -> list[str]:
     """``parts`` processes on the sandbox's key, released at one wall-clock instant once all
     have imported everything; every row's status, all processes together. ``meanwhile``
-    runs in a thread from the release on, given the wall-clock instant of the release."""
-    env = {**os.environ, "OMNI_API_TOKEN": sb.token, "OMNI_NB_BUDGET": str(store),
-           "OMNI_NB_LEDGER": str(store.with_name("ledger.sqlite3"))}
+    runs in a thread from the release on, given the wall-clock instant of the release.
+    ``budget`` (a Redis address) replaces the store file ``store`` (its directory still
+    holds the ledger)."""
+    env = {**os.environ, "OMNI_API_TOKEN": sb.token, "OMNI_NB_BUDGET": budget or str(store),
+           "OMNI_NB_LEDGER": str(store.with_name("ledger.sqlite3")),
+           "XDG_DATA_HOME": str(store.with_name("data"))}  # a fallback store of the test's
     procs = [subprocess.Popen(
         [sys.executable, "-c", CHILD, sb.base_url, ",".join(documents(each, i)),
          str(limit[0]), str(limit[1])],
@@ -99,16 +106,19 @@ def refused(sb: sandbox.Sandbox) -> int:
     return sum(r.status == 429 for r in sb.requests())
 
 
-@pytest.mark.parametrize(("parts", "each"), [(2, 30), (3, 20)])
+@pytest.mark.parametrize(("parts", "each", "store"),
+                         [(2, 30, "sqlite"), (3, 20, "sqlite"), (3, 20, "redis")])
 def test_processes_released_together_keep_every_window_within_the_limit(
-    tmp_path: Path, parts: int, each: int,
+    tmp_path: Path, request: pytest.FixtureRequest, parts: int, each: int, store: str,
 ) -> None:
     """2 x 30 and 3 x 20 documents at 10 per 1 s, concurrency 8, all processes started at
-    one instant on one key and one budget store: no trailing second of the server's accepted
-    arrivals holds more than 10, no 429, every row ok."""
+    one instant on one key and one budget store (a file, or a real Redis): no trailing
+    second of the server's accepted arrivals holds more than 10, no 429, every row ok."""
+    budget = request.getfixturevalue("redis_address") if store == "redis" else None
     with sandbox.serve(documents=999, rate_limit=(10, 1.0), grace=0.125, latency=0.02,
                        retry_after=None) as sb:
-        statuses = run_together(sb, tmp_path / "budget.sqlite3", parts, each, (10, 1.0))
+        statuses = run_together(sb, tmp_path / "budget.sqlite3", parts, each, (10, 1.0),
+                                budget=budget)
         assert Counter(statuses) == {"ok": parts * each}
         assert refused(sb) == 0
         assert sb.busiest_window(1.0) <= 10
@@ -136,6 +146,44 @@ def test_a_store_locked_mid_batch_keeps_both_processes_within_the_limit(tmp_path
         assert Counter(statuses) == {"ok": 60}
         assert refused(sb) == 0
         assert sb.busiest_window(1.0) <= 10
+
+
+@pytest.mark.parametrize("fault", ["paused", "restarted"])
+def test_a_redis_lost_mid_batch_keeps_both_processes_within_the_limit(
+        tmp_path: Path, own_redis: RedisServer, fault: str) -> None:
+    """2 x 30 documents at 10 per 1 s through a Redis; 1.5 s in, Redis stops answering
+    (SIGSTOP) for 2 s, or is stopped and started again empty 1 s later: the processes go
+    on, each on its share while it is away, and share again when it is back (the gap's
+    sends written back, or the new Redis seeded): no trailing second of accepted arrivals
+    over 10, no 429, every row ok."""
+
+    def lose(released_at: float) -> None:
+        time.sleep(max(0.0, released_at + 1.5 - time.time()))
+        if fault == "paused":
+            own_redis.pause()
+            time.sleep(2.0)
+            own_redis.resume()
+        else:
+            own_redis.stop()
+            time.sleep(1.0)
+            own_redis.start()
+
+    with sandbox.serve(documents=999, rate_limit=(10, 1.0), grace=0.125, latency=0.02,
+                       retry_after=None) as sb:
+        statuses = run_together(sb, tmp_path / "budget.sqlite3", 2, 30, (10, 1.0),
+                                meanwhile=lose, budget=own_redis.address(prefix="c:"))
+        assert Counter(statuses) == {"ok": 60}
+        assert refused(sb) == 0
+        assert sb.busiest_window(1.0) <= 10
+    # Back on Redis: the key's log there holds sends (after a restart, the seeds and the
+    # sends since; after a pause, every send of the run that is still kept).
+    raw = redis.Redis(port=own_redis.port, decode_responses=True)
+    try:
+        [log_key] = list(raw.scan_iter(match="c:{*}:sends"))
+        counts = [int(str(member).split(":")[2]) for member in raw.zrange(log_key, 0, -1)]
+        assert sum(counts) > 0
+    finally:
+        raw.close()
 
 
 def background_batch(sb: sandbox.Sandbox, n: int, limit: RateLimit) -> BatchRun:

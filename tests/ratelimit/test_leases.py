@@ -1,27 +1,28 @@
 """Every live caller's explicit limit holds, for every caller of the key in every process,
-from the moment its requests are written (on an injected clock, no sleeping)."""
+from the moment its requests are written (on an injected clock, no sleeping), with either
+store (a SQLite file, a real Redis: ``make_store``)."""
 
 from __future__ import annotations
 
 import contextvars
 import random
-import sqlite3
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
 from omni_nb import RateLimit
-from omni_nb.ratelimit import BudgetStore, Caller, Limiter
+from omni_nb.ratelimit import Caller, Limiter
 from omni_nb.ratelimit.claims import FLUSH_S
+from omni_nb.ratelimit.store import Store
 
+from ..redis_server import StoreFactory
 from .test_ratelimit import FakeClock, max_in_window
 
 
-def _procs(tmp_path: Path, clock: FakeClock, k: int) -> list[Limiter]:
-    """k "processes": each its own Limiter on its own connection to one store file."""
-    return [Limiter(None, clock=clock, margin=0.0, store=BudgetStore(tmp_path / "b.sqlite3"),
-                    key="k") for _ in range(k)]
+def _procs(make_store: StoreFactory, clock: FakeClock, k: int) -> list[Limiter]:
+    """k "processes": each its own Limiter on its own connection to one store."""
+    return [Limiter(None, clock=clock, margin=0.0, store=make_store(), key="k")
+            for _ in range(k)]
 
 
 def _send(caller: Caller, clock: FakeClock) -> float:
@@ -31,11 +32,11 @@ def _send(caller: Caller, clock: FakeClock) -> float:
     return clock.now
 
 
-def test_every_explicit_limit_holds_together(tmp_path: Path) -> None:
+def test_every_explicit_limit_holds_together(make_store: StoreFactory) -> None:
     """A caller at 5 per 2 s and one at 60 per 60 s in two processes: each send fits both,
     whoever makes it."""
     clock = FakeClock()
-    a, b = _procs(tmp_path, clock, 2)
+    a, b = _procs(make_store, clock, 2)
     fast, slow = a.caller(RateLimit(5, 2.0)), b.caller(RateLimit(60, 60.0 + 1))
     sends = [_send(fast if i % 2 else slow, clock) for i in range(80)]
     assert max_in_window(sends, 2.0) <= 5
@@ -45,11 +46,11 @@ def test_every_explicit_limit_holds_together(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("loose", [None, RateLimit()])
 def test_none_and_the_default_never_loosen_an_explicit_limit(
-        tmp_path: Path, loose: RateLimit | None) -> None:
+        make_store: StoreFactory, loose: RateLimit | None) -> None:
     """A caller on None (login's check, a one-off call) or RateLimit() joining a running
     5-per-2-s caller, in this process and in another: it waits its turn in the 5 per 2 s."""
     clock = FakeClock()
-    a, b = _procs(tmp_path, clock, 2)
+    a, b = _procs(make_store, clock, 2)
     strict = a.caller(RateLimit(5, 2.0))
     sends = [_send(strict, clock) for _ in range(5)]
     for joiner in (a.caller(loose), b.caller(loose)):
@@ -60,11 +61,11 @@ def test_none_and_the_default_never_loosen_an_explicit_limit(
     assert max_in_window(sends, 2.0) <= 5
 
 
-def test_the_default_limit_paces_only_its_own_caller(tmp_path: Path) -> None:
+def test_the_default_limit_paces_only_its_own_caller(make_store: StoreFactory) -> None:
     """RateLimit() is not explicit: its caller keeps to 60 a minute over the key's sends, a
     caller on 100 per 60 s is not held back by it."""
     clock = FakeClock()
-    a, b = _procs(tmp_path, clock, 2)
+    a, b = _procs(make_store, clock, 2)
     default, wide = a.caller(RateLimit()), b.caller(RateLimit(100, 60.0))
     for _ in range(60):
         _send(default, clock)
@@ -75,10 +76,10 @@ def test_the_default_limit_paces_only_its_own_caller(tmp_path: Path) -> None:
     assert wide.next_send_in() > 59
 
 
-def test_a_lease_expires_one_window_after_its_caller_stops(tmp_path: Path) -> None:
+def test_a_lease_expires_one_window_after_its_caller_stops(make_store: StoreFactory) -> None:
     """A killed process's lease holds the key for at most its window after its last claim."""
     clock = FakeClock()
-    a, b = _procs(tmp_path, clock, 2)
+    a, b = _procs(make_store, clock, 2)
     strict = a.caller(RateLimit(1, 10.0))
     _send(strict, clock)
     a.flush()  # its timer wrote the stamp (a batch interval after it)
@@ -93,11 +94,11 @@ def test_a_lease_expires_one_window_after_its_caller_stops(tmp_path: Path) -> No
 
 
 def test_a_closed_callers_lease_runs_out_one_window_after_its_last_claim(
-        tmp_path: Path) -> None:
+        make_store: StoreFactory) -> None:
     """A closed client's limit still holds while its sends are in the window (a caller
     left alone must count them), is no longer renewed, and holds nobody after."""
     clock = FakeClock()
-    a, b = _procs(tmp_path, clock, 2)
+    a, b = _procs(make_store, clock, 2)
     strict, other = a.caller(RateLimit(2, 30.0)), b.caller(None)
     _send(strict, clock)
     _send(other, clock)
@@ -109,22 +110,22 @@ def test_a_closed_callers_lease_runs_out_one_window_after_its_last_claim(
     assert other.next_send_in() == 0.0
 
 
-def test_a_peek_holds_nobody(tmp_path: Path) -> None:
+def test_a_peek_holds_nobody(make_store: StoreFactory) -> None:
     """next_send_in() of a caller that never claimed (a progress display's view) takes no
     lease."""
     clock = FakeClock()
-    a, b = _procs(tmp_path, clock, 2)
+    a, b = _procs(make_store, clock, 2)
     assert a.caller(RateLimit(1, 60.0)).next_send_in() == 0.0
     other = b.caller(None)
     for _ in range(3):
         assert other.acquire(clock.sleep) == 0.0
 
 
-def test_a_late_stamp_spaces_the_next_window_from_the_write(tmp_path: Path) -> None:
+def test_a_late_stamp_spaces_the_next_window_from_the_write(make_store: StoreFactory) -> None:
     """First-send rule: a claim whose request is written 1.5 s later (slow TLS) counts from
     then: the next claim lands a full window after the write, not after the claim."""
     clock = FakeClock()
-    (a,) = _procs(tmp_path, clock, 1)
+    (a,) = _procs(make_store, clock, 1)
     c = a.caller(RateLimit(1, 2.0))
     ctx = contextvars.copy_context()
     ctx.run(c.acquire, clock.sleep)
@@ -136,11 +137,11 @@ def test_a_late_stamp_spaces_the_next_window_from_the_write(tmp_path: Path) -> N
     assert clock.now >= written + 2.0 > claimed + 2.0
 
 
-def test_an_unstamped_claim_counts_as_now_until_its_deadline(tmp_path: Path) -> None:
+def test_an_unstamped_claim_counts_as_now_until_its_deadline(make_store: StoreFactory) -> None:
     """Until its stamp comes, a claim may be written any moment: it holds the window open,
     and past its deadline it counts as written then."""
     clock = FakeClock()
-    (a,) = _procs(tmp_path, clock, 1)
+    (a,) = _procs(make_store, clock, 1)
     c = a.caller(RateLimit(1, 2.0), timeout=5.0)
     contextvars.copy_context().run(c.acquire, clock.sleep)  # never stamped
     clock.now += 4.0
@@ -149,21 +150,21 @@ def test_an_unstamped_claim_counts_as_now_until_its_deadline(tmp_path: Path) -> 
     assert c.next_send_in() == pytest.approx(2.0, abs=1e-3)
 
 
-def test_unsent_gives_the_slot_back(tmp_path: Path) -> None:
+def test_unsent_gives_the_slot_back(make_store: StoreFactory) -> None:
     """A claim whose request never left (no connection) frees its slot."""
     clock = FakeClock()
-    (a,) = _procs(tmp_path, clock, 1)
+    (a,) = _procs(make_store, clock, 1)
     c = a.caller(RateLimit(1, 60.0))
     c.acquire(clock.sleep)
     c.unsent()
     assert c.next_send_in() == 0.0
 
 
-def test_a_pair_takes_two_slots_only_when_both_fit(tmp_path: Path) -> None:
+def test_a_pair_takes_two_slots_only_when_both_fit(make_store: StoreFactory) -> None:
     """Inside paired() the first acquire waits until two slots fit and takes both; the
     second acquire goes at once; an unused second slot is given back."""
     clock = FakeClock()
-    (a,) = _procs(tmp_path, clock, 1)
+    (a,) = _procs(make_store, clock, 1)
     c = a.caller(RateLimit(2, 10.0))
     _send(c, clock)
     with c.paired():
@@ -193,7 +194,7 @@ class Interleaving:
     rng: random.Random
     clock: FakeClock
     procs: list[Limiter]
-    path: Path
+    reader: Store  # one more connection, to read the leases in force
     callers: list[tuple[int, Caller, contextvars.Context]] = field(default_factory=list)
     #: (claim order, written, caller, the limits of the leases in force when it was claimed)
     sends: list[tuple[int, float, Caller, set[RateLimit]]] = field(default_factory=list)
@@ -201,7 +202,6 @@ class Interleaving:
         field(default_factory=dict))
     leases: list[tuple[float, frozenset[tuple[str, RateLimit]]]] = field(default_factory=list)
     dead: set[int] = field(default_factory=set)
-    reader: sqlite3.Connection | None = None
     claims: int = 0
 
     LIMITS = (None, None, RateLimit(), RateLimit(5, 2.0), RateLimit(3, 1.0),
@@ -232,11 +232,9 @@ class Interleaving:
             self.act(self.rng.choice(live))
 
     def read_leases(self) -> frozenset[tuple[str, RateLimit]]:
-        if self.reader is None:
-            self.reader = sqlite3.connect(self.path)
-        rows = self.reader.execute("SELECT id, requests, per FROM leases WHERE expires > ?",
-                                   (self.clock.now,)).fetchall()
-        return frozenset((i, RateLimit(n, per)) for i, n, per in rows)
+        leases = self.reader.update("k", lambda b: dict(b.leases), sends=False)
+        return frozenset((i, RateLimit(n, per)) for i, (n, per, expires, _) in leases.items()
+                         if expires > self.clock.now)
 
     def act(self, i: int) -> None:
         p, caller, ctx = self.callers[i]
@@ -279,22 +277,25 @@ class Interleaving:
         return {limit for _, limit in frozenset.intersection(*seen)}
 
 
-@pytest.mark.parametrize("seed", range(150))
-def test_no_trailing_window_of_writes_exceeds_a_live_lease(tmp_path: Path, seed: int) -> None:
+# Every seed on SQLite; on Redis (a round trip per step) a sample of them.
+@pytest.mark.parametrize(("make_store", "seed"),
+                         [("sqlite", seed) for seed in range(150)]
+                         + [("redis", seed) for seed in range(0, 150, 15)],
+                         indirect=["make_store"])
+def test_no_trailing_window_of_writes_exceeds_a_live_lease(make_store: StoreFactory,
+                                                            seed: int) -> None:
     """Whatever the interleaving: in any trailing window of *write* times, the sends claimed
     up to the latest claim among them number at most the limit of every lease in force at
     that claim (and of its caller's own limit). Later claims answer to the leases of their
     own time: a lease that ended frees the key."""
     rng = random.Random(seed)
     clock = FakeClock()
-    sim = Interleaving(rng, clock, _procs(tmp_path, clock, rng.randint(1, 3)),
-                       tmp_path / "b.sqlite3")
+    sim = Interleaving(rng, clock, _procs(make_store, clock, rng.randint(1, 3)),
+                       make_store())
     for _ in range(rng.randint(1, 3)):
         sim.open_caller()
     for _ in range(600):
         sim.step()
-    assert sim.reader is not None
-    sim.reader.close()
     for order, at, caller, in_force in sim.sends:
         earlier = sorted(w for o, w, _, _ in sim.sends if o <= order)
         for limit in in_force | ({caller.limit} if caller.limit else set()):

@@ -24,6 +24,8 @@ from omni_nb.ratelimit import BudgetStore, BudgetStoreWarning, Limiter, open_sto
 from omni_nb.ratelimit import log as budget_log
 from omni_nb.ratelimit.store import StoreError, key_of
 
+from ..redis_server import StoreFactory
+
 
 class FakeClock:
     def __init__(self) -> None:
@@ -234,22 +236,23 @@ class Sim:
         return self.clock.now
 
 
-def _store_limiters(tmp_path: Path, clock: FakeClock, k: int, limit: RateLimit | None,
-                    margin: float | None = None) -> list[Limiter]:
-    """k "processes": each its own Limiter and its own connection to one store file."""
-    return [Limiter(limit, clock=clock, margin=margin, store=BudgetStore(tmp_path / "b.sqlite3"),
-                    key="k") for _ in range(k)]
+def _store_limiters(make_store: StoreFactory, clock: FakeClock, k: int,
+                    limit: RateLimit | None, margin: float | None = None) -> list[Limiter]:
+    """k "processes": each its own Limiter and its own connection to one store (a SQLite
+    file or a real Redis)."""
+    return [Limiter(limit, clock=clock, margin=margin, store=make_store(), key="k")
+            for _ in range(k)]
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_no_trailing_window_exceeds_the_limit_across_processes(tmp_path: Path,
+def test_no_trailing_window_exceeds_the_limit_across_processes(make_store: StoreFactory,
                                                                seed: int) -> None:
     """2-4 processes on one store, 8 workers each, delays within the allowance: no window of
     arrivals at the server over the limit, no 429, and the batch near the least time."""
     rng = random.Random(seed)
     clock = FakeClock()
     n, per = rng.choice([(20, 2.0), (10, 5.0), (60, 60.0)])
-    lims = _store_limiters(tmp_path, clock, rng.randint(2, 4), RateLimit(n, per), margin=0.05)
+    lims = _store_limiters(make_store, clock, rng.randint(2, 4), RateLimit(n, per), margin=0.05)
     sim = Sim(lims, (n, per), clock, rng, up=(0.0, 0.04), app=(0.0, 0.3))
     start = clock.now
     took = sim.run(per_process=2 * n // len(lims) + 3, workers=8) - start
@@ -260,11 +263,11 @@ def test_no_trailing_window_exceeds_the_limit_across_processes(tmp_path: Path,
     assert took <= least * 1.05 + 1.0
 
 
-def test_near_miss_429s_widen_the_allowance_then_it_shrinks(tmp_path: Path) -> None:
+def test_near_miss_429s_widen_the_allowance_then_it_shrinks(make_store: StoreFactory) -> None:
     """Network delays spread wider than the allowance: the first near-miss 429s widen it
     (no limit is learned from them), later windows are clean, and clean windows shrink it."""
     clock = FakeClock()
-    lims = _store_limiters(tmp_path, clock, 2, RateLimit(10, 2.0), margin=0.01)
+    lims = _store_limiters(make_store, clock, 2, RateLimit(10, 2.0), margin=0.01)
     sim = Sim(lims, (10, 2.0), clock, random.Random(1), up=(0.0, 0.15))
     sim.run(per_process=60, workers=6)
     assert sim.refused, "a 0.15 s spread against a 10 ms allowance should draw near misses"
@@ -278,14 +281,14 @@ def test_near_miss_429s_widen_the_allowance_then_it_shrinks(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("configured", [RateLimit(), None])
-def test_learned_limit_converges_then_expires(tmp_path: Path,
+def test_learned_limit_converges_then_expires(make_store: StoreFactory,
                                               configured: RateLimit | None) -> None:
     """A server at 10/5 s behind a client that believes 60/60 (or has no limit): one block is
     probed, trials in the next windows narrow the learned window to within a few allowances
     of 5 s (never below it), it is shared by both processes, the only later 429s are a few
     refused trials, and after its clean windows the learned limit expires."""
     clock = FakeClock()
-    lims = _store_limiters(tmp_path, clock, 2, configured, margin=0.05)
+    lims = _store_limiters(make_store, clock, 2, configured, margin=0.05)
     sim = Sim(lims, (10, 5.0), clock, random.Random(2), up=(0.0, 0.02), app=(0.0, 0.2))
     start = clock.now
     took = sim.run(per_process=30, workers=8) - start
@@ -399,11 +402,12 @@ def test_explicit_limit_is_the_ceiling() -> None:
     assert budget_log.claim(b, 0.5, limits, 0.0)[0] > 59  # the configured 10/60 still holds
 
 
-def test_a_pause_reaches_every_process_and_a_dead_one_holds_nothing(tmp_path: Path) -> None:
+def test_a_pause_reaches_every_process_and_a_dead_one_holds_nothing(
+        make_store: StoreFactory) -> None:
     """One process's pause holds the other; a process that sent a full window and died
     holds the key only until its sends leave the window."""
     clock = FakeClock()
-    a, b = _store_limiters(tmp_path, clock, 2, RateLimit(5, 10.0), margin=0.0)
+    a, b = _store_limiters(make_store, clock, 2, RateLimit(5, 10.0), margin=0.0)
     a.pause_for(3.0)
     assert b.next_send_in() == pytest.approx(3.0)
     clock.now += 3.0
@@ -426,16 +430,33 @@ def test_wall_clock_stepped_back_does_not_hold_the_key_forever() -> None:
 # -- the store -------------------------------------------------------------------------------
 
 
-def test_store_holds_no_token(tmp_path: Path) -> None:
+def _everything_in(make_store: StoreFactory) -> bytes:
+    """Every byte the store holds: the SQLite file's (and its journal's), or every Redis key
+    under the test's prefix, its name and its value (DUMP)."""
+    if isinstance(make_store.place, Path):
+        return b"".join(p.read_bytes() for p in make_store.place.parent.iterdir()
+                        if p.name.startswith(make_store.place.name))
+    import redis
+
+    client = redis.Redis.from_url(make_store.place.url)
+    try:
+        names = list(client.scan_iter(match=f"{make_store.place.prefix}*"))
+        assert names, "the limiter wrote nothing to Redis"
+        return b"".join(name + (client.dump(name) or b"") for name in names)
+    finally:
+        client.close()
+
+
+def test_store_holds_no_token(make_store: StoreFactory) -> None:
     """The store is keyed by a digest of (API root, token fingerprint)."""
-    path = tmp_path / "b.sqlite3"
     token = "omni_osk_secret_value_123"
     import hashlib
 
     fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16]
-    lim = Limiter(RateLimit(), store=BudgetStore(path), key=key_of("https://a/api", fingerprint))
+    lim = Limiter(RateLimit(), store=make_store(), key=key_of("https://a/api", fingerprint))
     lim.acquire()
-    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    lim.flush()
+    data = _everything_in(make_store)
     assert token.encode() not in data
     assert fingerprint.encode() not in data
 

@@ -1,5 +1,7 @@
 """Store faults pass: a locked, deleted or replaced store is tried again and sharing resumes;
-meanwhile a process sends at most its share; a path that is not a store is never touched."""
+meanwhile a process sends at most its share; a path that is not a store is never touched.
+(The SQLite file's faults; a Redis's, paused, restarted or another application's, are in
+test_redis_faults.)"""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from omni_nb.ratelimit import BudgetStore, BudgetStoreWarning, Caller, Limiter, 
 from omni_nb.ratelimit.link import RETRY_S
 from omni_nb.ratelimit.store import APP_ID
 
+from ..redis_server import StoreFactory
 from .test_ratelimit import FakeClock
 
 
@@ -187,18 +190,18 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
-def test_snapshot_shows_each_key_by_digest_and_clear_drops_it(tmp_path: Path) -> None:
+def test_snapshot_shows_each_key_by_digest_and_clear_drops_it(make_store: StoreFactory) -> None:
     """snapshot(): a key's leases (limit, holder, expiry), learned limit, pause, sends in the
-    window and processes, by digest and never the token; clear() drops a key's state."""
+    window and processes, by digest and never the token; clear() drops a key's state (on a
+    SQLite file and on a real Redis)."""
     clock = FakeClock()
-    path = tmp_path / "b.sqlite3"
-    a = Limiter(None, clock=clock, margin=0.0, store=BudgetStore(path), key="digest-a")
+    a = Limiter(None, clock=clock, margin=0.0, store=make_store(), key="digest-a")
     caller = a.caller(RateLimit(5, 2.0))
     for _ in range(3):
         caller.acquire(clock.sleep)
         caller.sent()
     a.pause_for(1.0)
-    store = BudgetStore(path)
+    store = make_store()
     [state] = store.snapshot(now=clock.now)
     assert state.key == "digest-a"
     assert [(lease.limit, lease.holder.startswith("pid ")) for lease in state.leases] == [
@@ -210,4 +213,3 @@ def test_snapshot_shows_each_key_by_digest_and_clear_drops_it(tmp_path: Path) ->
     assert store.clear("other") == 0
     assert store.clear("digest-a") == 1
     assert store.snapshot(now=clock.now) == []
-    store.close()
