@@ -24,7 +24,7 @@ Stamps. A claim is pending until the client says its request headers were writte
 moment, not from the claim (see :mod:`.log`). An answer with no stamp stamps it at the claim.
 
 Store faults (:mod:`.link`): a failed step makes this process send at most its *share* (each
-limit in force divided by the processes seen in the last window), with one
+limit in force divided by the processes seen in its last two windows), with one
 :class:`BudgetStoreWarning`, and the store is tried again every quarter second.
 
 No maintained library fits: ``aiolimiter`` is a leaky bucket (a 2N burst) and async only;
