@@ -31,8 +31,7 @@ if TYPE_CHECKING:
     from .limiter import Caller, Limiter
 
 __all__ = ["FLUSH_S", "LAST_CLAIM", "PAIR", "Claim", "Outbox", "Pair", "RoundTrips", "describe",
-           "held_by",
-           "holder_label", "share_of", "warn_share"]
+           "hand_out", "held_by", "holder_label", "share_of", "warn_share"]
 
 FLUSH_S = 0.1  # sends claimed with no limit in force reach the store at most this late
 
@@ -76,6 +75,24 @@ LAST_CLAIM: contextvars.ContextVar[Claim | None] = contextvars.ContextVar(
 #: The paired block the current thread or task is in.
 PAIR: contextvars.ContextVar[Pair | None] = contextvars.ContextVar(
     "omni_nb_ratelimit_pair", default=None)
+
+
+def hand_out(claim: Claim, pair: Pair | None) -> None:
+    """Make ``claim`` the current thread or task's last (:data:`LAST_CLAIM`), or, the
+    second slot of a paired block, keep it for the next ask.
+
+    Example:
+        >>> c = Claim(None, None, 1.0, 31.0, log.SENT, False)  # type: ignore[arg-type]
+        >>> hand_out(c, None); LAST_CLAIM.get() is c
+        True
+    """
+    if pair is not None and pair.armed:
+        pair.armed = False
+        LAST_CLAIM.set(claim)
+    elif pair is not None:
+        pair.spare = claim
+    else:
+        LAST_CLAIM.set(claim)
 
 
 def holder_label() -> str:

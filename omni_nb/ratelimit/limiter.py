@@ -56,6 +56,7 @@ from .claims import (
     Outbox,
     Pair,
     RoundTrips,
+    hand_out,
     held_by,
     holder_label,
     share_of,
@@ -107,7 +108,7 @@ class Limiter:
         self._budget = log.Budget()  # the per-process budget (and the store's last view)
         self._viewed_at = -math.inf
         self._trips = RoundTrips(margin)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a claim is handed out in its step's hold
         self._outbox = Outbox()
         self._callers: weakref.WeakSet[Caller] = weakref.WeakSet()
         self._gaps: deque[float] = deque(maxlen=4096)
@@ -195,6 +196,8 @@ class Limiter:
     def _run(self, step: Step[T], caller: Caller) -> T:
         """``step(budget, now, limits, allowance)`` under the lock, in the store's transaction
         when it can be used, else on this process's budget with its share of every limit."""
+        # A transaction may run ``step`` more than once: what must happen once, the caller
+        # does after it, in the same hold of the (re-entrant) lock.
         with self._lock:
             if self._link is not None:
                 done = self._on_store(step, caller)
@@ -597,27 +600,31 @@ class Caller:
                     claim = Claim(lim, self, now, now + self.timeout, log.SENT, batched=True,
                                   at=None if self.pending else now)
                     lim._batched(claim)
-                    self._hand_out(claim, two)
+                    hand_out(claim, two)
                 return 0.0
         poll = min(POLL_S, self.limit.per / 2 if self.limit else POLL_S)
         if lim._link is not None and self.hint_until > now and now - self.hint_at < poll:
             return min(self.hint_until - now, self.hint_at + poll - now)
-        return lim._run(lambda b, at, limits, allow: self._claim(b, at, limits, allow, two),
-                        self)
+        made: list[tuple[Claim, Pair | None, float]] = []
 
-    @staticmethod
-    def _hand_out(claim: Claim, pair: Pair | None) -> None:
-        if pair is not None and pair.armed:
-            pair.armed = False
-            LAST_CLAIM.set(claim)
-        elif pair is not None:
-            pair.spare = claim
-        else:
-            LAST_CLAIM.set(claim)
+        def step(b: log.Budget, at: float, limits: list[RateLimit], allow: float) -> float:
+            made.clear()  # a transaction tried again: only the attempt that held counts
+            return self._claim(b, at, limits, allow, two, made)
+
+        with lim._lock:  # (re-entrant) handed out in the same hold as the step, once
+            wait = lim._run(step, self)
+            for claim, paired, window in made:  # the claims the store now has
+                if lim._link is not None:
+                    lim._outbox.mine.append(claim)
+                lim._trips.claimed(claim.claimed, window)
+                hand_out(claim, paired)
+        return wait
 
     def _claim(self, b: log.Budget, now: float, limits: list[RateLimit], allow: float,
-               pair: Pair | None) -> float:
-        """The claim step (in the store's transaction, or on this process's budget)."""
+               pair: Pair | None, made: list[tuple[Claim, Pair | None, float]]) -> float:
+        """The claim step (in the store's transaction, or on this process's budget): the
+        slots taken go to ``made``, handed out once the step is done (a Redis transaction
+        may run it again)."""
         lim = self._limiter
         hold = max((until for label, (_, until) in b.procs.items() if label != lim._label),
                    default=-math.inf) if b.leases else -math.inf
@@ -632,12 +639,9 @@ class Caller:
                                        deadline=now + self.timeout if self.pending else None)
                 if kind < 0:
                     break
-                claim = Claim(lim, self, now, now + self.timeout, kind, batched=False,
-                              at=None if self.pending else now)
-                if lim._link is not None:
-                    lim._outbox.mine.append(claim)
-                self._hand_out(claim, pair)
-                lim._trips.claimed(now, log.window_of(limits))
+                made.append((Claim(lim, self, now, now + self.timeout, kind, batched=False,
+                                   at=None if self.pending else now), pair,
+                             log.window_of(limits)))
         soon = math.inf
         if log.trial_pending(b, now):
             soon = log.TRIAL_POLL_S  # its answer may open the window: ask soon

@@ -246,8 +246,11 @@ class RedisBudgetStore:
                                      ) from None
                 except (redis.RedisError, OSError) as exc:
                     self._pool.disconnect()  # no step may go on a connection in doubt
-                    raise StoreError(f"budget store {self.where} cannot be reached "
-                                     f"({_words(exc)})") from None
+                    # Refused (an ACL narrowed mid-run, say) is not unreachable.
+                    how = ("cannot be used" if isinstance(exc, redis.ResponseError)
+                           else "cannot be reached")
+                    raise StoreError(f"budget store {self.where} {how} ({_words(exc)})"
+                                     ) from None
                 except (KeyError, TypeError, ValueError, IndexError) as exc:
                     self._unwatch()
                     raise StoreError(f"budget store {self.where}: a key of ours holds what "

@@ -194,3 +194,36 @@ def test_the_redis_tests_skip_saying_why_where_they_cannot_run(
     (tmp_path / "redis-server").chmod(0o755)
     monkeypatch.setitem(sys.modules, "redis", None)  # import redis now fails
     assert missing() == "redis-py is not installed: pip install 'omni_nb[redis]'"
+
+
+def test_a_claim_whose_transaction_is_tried_again_is_handed_out_once(
+        redis_address: str, clock: Callable[[], float]) -> None:
+    """Another process writes the key between a claim's read and its EXEC: the step runs
+    again, and only the attempt that held is this process's claim. A store made anew (Redis
+    lost its data) is seeded with that one send, not with the attempt that was thrown away."""
+    address = RedisAddress.parse(redis_address)
+    store, other = RedisBudgetStore(address), RedisBudgetStore(address)
+    lim = Limiter(None, clock=clock, margin=0.0, store=store, key="k")
+    caller = lim.caller(RateLimit(5, 10.0))
+    update, attempts = store.update, []
+
+    def meddled(key: str, change: Callable[..., object], **kw: object) -> object:
+        def first_time_meddle(b: object) -> object:
+            attempts.append(1)
+            if len(attempts) == 1:  # on another connection, inside this step's WATCH
+                other.update(key, lambda o: o.sends.append((clock() - 1.0, 0)))
+            return change(b)
+        return update(key, first_time_meddle, **kw)  # type: ignore[arg-type]
+
+    store.update = meddled  # type: ignore[method-assign]
+    assert caller.take() == 0.0
+    caller.sent()
+    store.update = update  # type: ignore[method-assign]
+    assert len(attempts) == 2
+    server = redis.Redis.from_url(address.url)
+    lost = list(server.scan_iter(match=f"{address.prefix}*"))
+    server.delete(*lost)  # Redis lost everything of ours (a restart, say)
+    with pytest.warns(BudgetStoreWarning, match="lost its data"):
+        caller.next_send_in()
+    seeded = RedisBudgetStore(address).update("k", lambda b: sorted(b.sends))
+    assert seeded == [(clock(), 0)]  # this process's one send: no claim of the lost attempt
