@@ -82,7 +82,9 @@ class StoreLink:
         try:
             moved = self.store.identity() != self.store.opened
         except OSError:
-            moved = True
+            moved = True  # the file is gone
+        except StoreError:
+            return LinkState.DOWN  # a server that does not answer: nothing to make anew yet
         if not moved:
             return LinkState.UP
         try:
@@ -104,9 +106,11 @@ class StoreLink:
             text = str(exc)
             gone = "deleted" in text
             self._reopened = gone  # made anew at the next step, it is no outage to speak of
+            said = text.removeprefix(f"budget store {self.path}").lstrip(": ")
             self.reason = ("is locked" if "locked" in text or "busy" in text
                            else GONE if gone
-                           else f"cannot be used ({text})")
+                           else said if said.startswith("cannot be reached")
+                           else f"cannot be used ({said})")
             self.store.patience(QUICK_S)
             if gone:
                 self._retry_at = now

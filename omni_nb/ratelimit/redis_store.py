@@ -18,8 +18,10 @@ braces put them in one Redis Cluster slot. Times are the Redis server's (``TIME`
 every step): :meth:`RedisBudgetStore.clock` is this machine's clock plus the offset measured
 with the least round trip, so machines whose clocks disagree still share one log.
 
-Why not Lua: the maths (spacing, leases, learning from 429s) stays in one place, Python, for
-both stores; a transaction costs two round trips per step (watch and read; write).
+A step is two round trips on one connection: ``WATCH``, ``TIME``, ``HGETALL`` and the log's
+rows sent together, then ``MULTI`` … ``EXEC`` (nil when another process changed the key
+meanwhile: the step is tried again). Why not Lua: the maths (spacing, leases, learning from
+429s) stays in one place, Python, for both stores.
 """
 
 from __future__ import annotations
@@ -91,14 +93,7 @@ class RedisBudgetStore:
         self._patience = PATIENT_S
         self._offset, self._offset_err, self._offset_at = 0.0, math.inf, -math.inf
         redis = self._redis = _redis_module()
-        retry = redis.retry.Retry(redis.backoff.NoBackoff(), 0)  # the link retries, not redis-py
-        # One connection, used under this store's lock: a step's WATCH (sent with its reads)
-        # and its MULTI/EXEC (a second pipeline) must go over the same connection.
-        self._pool = redis.BlockingConnectionPool.from_url(
-            address.url, max_connections=1, timeout=None, decode_responses=True,
-            socket_timeout=PATIENT_S, socket_connect_timeout=PATIENT_S, retry=retry,
-            retry_on_error=[], lib_name=None, lib_version=None)
-        self._client = redis.Redis(connection_pool=self._pool, retry=retry)
+        self._pool, self._client = self._connect(PATIENT_S)
         try:
             self.opened = self._instance()
             for _ in range(3):  # the clock's offset: the least round trip of a few
@@ -138,17 +133,20 @@ class RedisBudgetStore:
         return value
 
     def identity(self) -> str:
-        """Which Redis answers now (OSError when none does): a restart that lost the data
-        answers with another (or no) marker.
+        """Which Redis answers now: a restart that lost the data answers with another (or
+        no) marker. Raises :class:`StoreError` when none answers (there is nothing to open
+        anew yet, unlike a deleted file).
 
         Example:
-            >>> # RedisBudgetStore(address).identity() == store.opened while nothing happened
+            ``store.identity() == store.opened`` while Redis kept its data.
         """
         with self._lock:
             try:
                 value = self._client.get(f"{self.prefix}instance")
-            except self._redis.RedisError as exc:
-                raise OSError(_words(exc)) from None
+            except (self._redis.RedisError, OSError) as exc:
+                self._pool.disconnect()
+                raise StoreError(f"budget store {self.where} cannot be reached "
+                                 f"({_words(exc)})") from None
         return str(value)
 
     def _sample_clock(self) -> None:
@@ -168,7 +166,7 @@ class RedisBudgetStore:
         """The Redis server's time now, in seconds (this machine's clock, corrected).
 
         Example:
-            >>> # store.clock() - time.time() is the offset measured from Redis TIME
+            ``store.clock() - time.time()`` is the offset measured from Redis ``TIME``.
         """
         return time.time() + self._offset
 
@@ -181,9 +179,22 @@ class RedisBudgetStore:
         again when other processes keep changing the key)."""
         with self._lock:
             self._patience = seconds
-            self._pool.connection_kwargs.update(socket_timeout=seconds,
-                                                socket_connect_timeout=seconds)
-            self._pool.disconnect()  # the next step connects with the new timeouts
+            old = self._pool
+            # A new pool: redis-py keeps each connection's timeouts from its creation.
+            self._pool, self._client = self._connect(seconds)
+            old.disconnect()
+
+    def _connect(self, timeout: float) -> tuple[Any, Any]:
+        """A pool of one connection (a step's WATCH and its MULTI/EXEC must share it; the
+        store's lock serialises its use) and a client on it; redis-py does not retry: the
+        link does, without holding the callers."""
+        redis = self._redis
+        retry = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
+        pool = redis.BlockingConnectionPool.from_url(
+            self.address.url, max_connections=1, timeout=None, decode_responses=True,
+            socket_timeout=timeout, socket_connect_timeout=timeout, retry=retry,
+            retry_on_error=[])
+        return pool, redis.Redis(connection_pool=pool, retry=retry)
 
     def reopen(self) -> RedisBudgetStore:
         """The same address opened anew (after Redis lost its data)."""
@@ -233,23 +244,48 @@ class RedisBudgetStore:
         except self._redis.RedisError:
             self._pool.disconnect()
 
+    def _exchange(self, conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` in one write and read every reply (an error reply is returned,
+        not raised, so the replies stay in step). On the connection itself, not a redis-py
+        pipeline: a pipeline ends with an UNWATCH, and a step's WATCH must outlive its reads
+        until its MULTI/EXEC."""
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except self._redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
+
     def _attempt(self, key: str, change: Callable[[Budget], T], delta: Counter[Entry],
                  sends: bool, forget_before: float | None) -> T:
+        conn = self._pool.get_connection()
+        try:
+            result = self._step(conn, key, change, delta, sends, forget_before)
+        except self._redis.WatchError:
+            raise  # EXEC ended the watch: the connection is clean
+        except BaseException:
+            conn.disconnect()  # a watch or half-read replies may be left on it
+            raise
+        finally:
+            self._pool.release(conn)
+        return result
+
+    def _step(self, conn: Any, key: str, change: Callable[[Budget], T], delta: Counter[Entry],
+              sends: bool, forget_before: float | None) -> T:
         main, log_key = self._names(key)
+        read: list[tuple[Any, ...]] = [("WATCH", main, log_key), ("TIME",), ("HGETALL", main)]
         wanted = sorted({bucket_of(at) for at, _ in delta})
-        read = self._client.pipeline(transaction=False)
-        # Queued with the reads (execute_command would run a WATCH at once, alone).
-        read.pipeline_execute_command("WATCH", main, log_key)
-        read.type(main).type(log_key).time().hgetall(main)
         if sends:
-            read.zrange(log_key, 0, -1)
-        else:
-            for bucket in wanted:
-                read.zrangebyscore(log_key, bucket, bucket)
+            read.append(("ZRANGE", log_key, 0, -1))
+        elif wanted:  # a batched write reads only the rows it changes (and those between)
+            read.append(("ZRANGEBYSCORE", log_key, wanted[0], wanted[-1]))
         before = time.time()
-        replies = read.execute(raise_on_error=False)
-        self._clock_sample(before, time.time(), replies[3][0] + replies[3][1] / 1e6)
-        fields, rows = _check(main, log_key, replies[1], replies[2], replies[4], replies[5:])
+        replies = self._exchange(conn, read)
+        if not isinstance(replies[1], Exception):
+            self._clock_sample(before, time.time(), int(replies[1][0]) + int(replies[1][1]) / 1e6)
+        fields, rows = _check(main, replies)
         state = fields.get("state")
         leases = {name[6:]: _lease(text) for name, text in fields.items()
                   if name.startswith("lease:")}
@@ -265,23 +301,27 @@ class RedisBudgetStore:
         budget.leases = dict(leases)
         before_state = budget.scalars()
         result = change(budget)
-        write = self._client.pipeline(transaction=True)
+        write: list[tuple[Any, ...]] = []
         if state is None or budget.scalars() != before_state:
-            write.hset(main, mapping={"app": MARK, "state": json.dumps(budget.scalars())})
+            write.append(("HSET", main, "app", MARK, "state", json.dumps(budget.scalars())))
         gone = [f"lease:{i}" for i in leases if i not in budget.leases]
         if gone:
-            write.hdel(main, *gone)
-        changed = {f"lease:{i}": json.dumps(list(lease)) for i, lease in budget.leases.items()
-                   if leases.get(i) != lease}
-        if changed:
-            write.hset(main, mapping=changed)
+            write.append(("HDEL", main, *gone))
+        for i, lease in budget.leases.items():
+            if leases.get(i) != lease:
+                write.append(("HSET", main, f"lease:{i}", json.dumps(list(lease))))
         moved = (deltas(loaded, budget.sends) if sends
                  else Counter({entry: n for entry, n in delta.items() if n}))
-        _write_rows(write, log_key, rows, moved)
+        write += _row_writes(log_key, rows, moved)
         if forget_before is not None:
-            write.zremrangebyscore(log_key, "-inf", f"({bucket_of(forget_before)}")
-        write.expire(main, IDLE_S).expire(log_key, IDLE_S)
-        write.execute()
+            write.append(("ZREMRANGEBYSCORE", log_key, "-inf", f"({bucket_of(forget_before)}"))
+        write += [("EXPIRE", main, IDLE_S), ("EXPIRE", log_key, IDLE_S)]
+        done = self._exchange(conn, [("MULTI",), *write, ("EXEC",)])
+        if done[-1] is None:
+            raise self._redis.WatchError("the key changed since it was read")
+        for reply in (*done[:-1], *(done[-1] if isinstance(done[-1], list) else [done[-1]])):
+            if isinstance(reply, Exception):
+                raise reply
         return result
 
     def snapshot(self, now: float | None = None) -> list[KeyState]:
@@ -289,7 +329,7 @@ class RedisBudgetStore:
         :class:`~omni_nb.ratelimit.store.KeyState`), by digest; keys not ours are skipped.
 
         Example:
-            >>> # RedisBudgetStore(address).snapshot() -> [KeyState(key='…', …), …]
+            ``RedisBudgetStore(address).snapshot()`` gives ``[KeyState(key='…', …), …]``.
         """
         at = self.clock() if now is None else now
         out = []
@@ -317,7 +357,7 @@ class RedisBudgetStore:
         many keys had any. Keys under the prefix that are not ours are left as they are.
 
         Example:
-            >>> # RedisBudgetStore(address).clear() -> 2 (two keys' budgets dropped)
+            ``RedisBudgetStore(address).clear()`` gives 2 when two keys had a budget.
         """
         names = self._digests() if key is None else [key]
         cleared = 0
@@ -358,32 +398,33 @@ def _lease(text: str) -> log.Lease:
     return int(n), float(per), float(expires), str(holder)
 
 
-def _check(main: str, log_key: str, main_type: Any, log_type: Any, fields: Any,
-           members: list[Any]) -> tuple[dict[str, str], dict[tuple[int, int], Row]]:
-    """The key's hash and log rows, after checking both are ours (else :class:`_Foreign`)."""
-    for reply in (main_type, log_type, fields, *members):
+def _check(main: str, replies: list[Any]
+           ) -> tuple[dict[str, str], dict[tuple[int, int], Row]]:
+    """The key's hash and log rows from a step's replies (WATCH, TIME, HGETALL[, ZRANGE]),
+    after checking both are ours (else :class:`_Foreign`)."""
+    for reply in replies:
         if isinstance(reply, Exception):
             if "WRONGTYPE" in str(reply):
-                raise _Foreign(f"its key {main} holds another application's data")
+                raise _Foreign(f"its key {main} (or its :sends) holds another application's "
+                               "data")
             raise reply
-    if main_type not in ("hash", "none") or log_type not in ("zset", "none"):
-        raise _Foreign(f"its key {main if main_type not in ('hash', 'none') else log_key} "
-                       "holds another application's data")
-    if main_type == "hash" and fields.get("app") != MARK:
+    flat = replies[2]  # RESP2 gives a flat list, RESP3 a map
+    fields = (dict(flat) if isinstance(flat, dict)
+              else dict(zip(flat[::2], flat[1::2], strict=True)))
+    if fields and fields.get("app") != MARK:
         raise _Foreign(f"its key {main} holds another application's data")
     rows: dict[tuple[int, int], Row] = {}
-    for chunk in members:
-        for member in chunk:
-            bucket, kind, n, at = member.split(":")
-            rows[(int(bucket), int(kind))] = (int(n), float(at))
-    return dict(fields), rows
+    for member in replies[3] if len(replies) > 3 else ():
+        bucket, kind, n, at = member.split(":")
+        rows[(int(bucket), int(kind))] = (int(n), float(at))
+    return fields, rows
 
 
-def _write_rows(write: Any, log_key: str, rows: dict[tuple[int, int], Row],
-                change: Counter[Entry]) -> None:
-    """Apply +n / -n per entry to the log's rows as the SQLite store does (an added send
-    raises its bucket's count and latest time; a removed one lowers the count; a row at
-    zero goes), queued on the transaction ``write``."""
+def _row_writes(log_key: str, rows: dict[tuple[int, int], Row], change: Counter[Entry]
+                ) -> list[tuple[Any, ...]]:
+    """The commands that apply +n / -n per entry to the log's rows as the SQLite store does
+    (an added send raises its bucket's count and latest time; a removed one lowers the
+    count; a row at zero goes)."""
     new = dict(rows)
     for (at, kind), n in change.items():
         if n > 0:
@@ -394,13 +435,15 @@ def _write_rows(write: Any, log_key: str, rows: dict[tuple[int, int], Row],
         slot = (bucket_of(at), kind)
         if n < 0 and slot in new:
             new[slot] = (new[slot][0] + n, new[slot][1])
+    out: list[tuple[Any, ...]] = []
     for slot, row in new.items():
         if rows.get(slot) == row:
             continue
         if slot in rows:
-            write.zrem(log_key, _member(slot, rows[slot]))
+            out.append(("ZREM", log_key, _member(slot, rows[slot])))
         if row[0] > 0:
-            write.zadd(log_key, {_member(slot, row): slot[0]})
+            out.append(("ZADD", log_key, slot[0], _member(slot, row)))
+    return out
 
 
 def _member(slot: tuple[int, int], row: Row) -> str:
