@@ -278,33 +278,48 @@ def outcome(sb: sandbox.Sandbox, limit: tuple[int, float], kids: list[Child]) ->
                    gaps=[g for k in kids for g in k.gaps])
 
 
-def warned(kids: list[Child]) -> str:
-    """The warnings' kinds and how many processes gave each (their text names no password:
-    the address is masked by omni_nb, and this run's has none)."""
-    kinds: Counter[str] = Counter()
+def warned(kids: list[Child], start_at: float) -> str:
+    """Each kind of warning: how many processes gave it, when (seconds after the release,
+    real clock) and its first text (omni_nb masks an address's password; this run's has
+    none)."""
+    kinds: dict[str, list[tuple[float, str]]] = {}
     for k in kids:
-        for _, text in k.warnings:
-            kinds[("lost its data" if "lost its data" in text
-                   else "cannot be used" if "cannot be used" in text
-                   else "cannot be reached" if "cannot be reached" in text
-                   else text[:60])] += 1
-    return ", ".join(f"'{kind}' x {n}" for kind, n in kinds.items()) or "none"
+        for at, text in k.warnings:
+            kind = ("lost its data" if "lost its data" in text
+                    else "cannot be used" if "cannot be used" in text
+                    else "cannot be reached" if "cannot be reached" in text
+                    else text[:40])
+            kinds.setdefault(kind, []).append((at - start_at, text))
+    return "; ".join(
+        f"'{kind}' x {len(seen)} at {min(a for a, _ in seen):.2f}-{max(a for a, _ in seen):.2f} s"
+        f" (first: {min(seen)[1][:300]!r})" for kind, seen in kinds.items()) or "none"
+
+
+def by_machine(sb: sandbox.Sandbox, each: int, offsets: tuple[float, ...]) -> str:
+    """The 429 answers to each machine's requests (a machine's clock misread shows here)."""
+    machine_of = {d: part // PER_MACHINE for part in range(len(offsets) * PER_MACHINE)
+                  for d in docs(each, part)}
+    refused = Counter(machine_of.get(r.document_id or "") for r in sb.requests()
+                      if r.status == 429)
+    return "429 answers by machine clock " + ", ".join(
+        f"{o:+g} s: {refused[m]}" for m, o in enumerate(offsets))
 
 
 def run_team(limit: tuple[int, float], each: int, offsets: tuple[float, ...],
-             shared: bool, fault: str | None = None) -> Outcome:
-    """One run: the machines released at one instant, on Redis (``shared``) or each on its
-    own SQLite store; ``fault`` ("stop" or "pause") happens to Redis a third into the least
-    time, for ``OUTAGE_S`` (a quarter of the least time's length, at most 5 s, in --quick)."""
+             budget: str, fault: str | None = None, outage: float = OUTAGE_S) -> Outcome:
+    """One run: the machines released at one instant, sharing through ``budget``: "redis",
+    "machine" (each machine its own SQLite store) or "one-file" (one SQLite file for all, as
+    if they were one machine); ``fault`` ("stop" or "pause") happens to Redis a third into
+    the least time, for ``outage`` seconds."""
     n = each * len(offsets) * PER_MACHINE
     low = least(n, *limit)
     with redis_server() as rs, serve(limit) as sb, tempfile.TemporaryDirectory() as tmp:
-        with machines(sb, Path(tmp), rs.url if shared else None, each, limit, offsets) as procs:
+        place = {"redis": rs.url, "machine": None, "one-file": f"{tmp}/budget.sqlite3"}[budget]
+        with machines(sb, Path(tmp), place, each, limit, offsets) as procs:
             start_at = release(procs)
             times: dict[str, float] = {}
             helper = None
             if fault is not None:
-                outage = min(OUTAGE_S, low / 4)
                 helper = threading.Thread(target=outage_of, args=(
                     rs, fault, start_at + low / 3, outage, times))
                 helper.start()
@@ -312,7 +327,10 @@ def run_team(limit: tuple[int, float], each: int, offsets: tuple[float, ...],
             if helper is not None:
                 helper.join()
         result = outcome(sb, limit, kids)
-        result.notes.append(f"warnings: {warned(kids)}")
+        result.notes.append(f"warnings: {warned(kids, start_at)}")
+        result.notes.append(by_machine(sb, each, offsets))
+        # The machine's load says how much of a figure is the code's and how much the host's.
+        result.notes.append("load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         if fault is not None:
             result.notes += timeline(sb, kids, times)
     return result
@@ -371,22 +389,31 @@ def summarize(name: str, outcomes: list[Outcome], target: str) -> None:
           flush=True)
 
 
-def bench_team(case: str, runs: int, quick: bool) -> None:
+#: Each process case: where the processes share the key, what happens to Redis, the target.
+TEAM_CASES = {
+    "redis": ("redis", None, "one Redis", "target: 0 x 429, every row ok, <= 1.15x least"),
+    "sqlite": ("machine", None, "each machine's own SQLite store (before)",
+               "before: no target (429s expected)"),
+    "one-file": ("one-file", None, "one SQLite file for all (as if on one machine)",
+                 "reference: no target"),
+    "stop": ("redis", "stop", "one Redis, stopped a third in and started again empty",
+             "target: every row ok; 429s and resumption reported"),
+    "pause": ("redis", "pause", "one Redis, paused (SIGSTOP) a third in, its data kept",
+              "target: every row ok; 429s and resumption reported"),
+}
+
+
+def bench_team(case: str, runs: int, quick: bool, offsets: tuple[float, ...]) -> None:
     limit = (5, 0.5) if quick else (20, 2.0)
     each = 4 if quick else 25
-    offsets = OFFSETS
     n = each * len(offsets) * PER_MACHINE
-    where = {"redis": "one Redis", "sqlite": "each machine's own SQLite store (before)",
-             "stop": "one Redis, stopped a third in and started again empty",
-             "pause": "one Redis, paused (SIGSTOP) a third in, its data kept"}[case]
-    target = {"redis": "target: 0 x 429, every row ok, <= 1.15x least",
-              "sqlite": "before: no target (429s expected)",
-              "stop": "target: every row ok; 429s and resumption reported",
-              "pause": "target: every row ok; 429s and resumption reported"}[case]
-    outcomes = [run_team(limit, each, offsets, case != "sqlite",
-                         case if case in ("stop", "pause") else None) for _ in range(runs)]
+    # --quick: an outage a quarter of its least time (0.75 s), as its windows are a quarter.
+    outage = least(n, *limit) / 4 if quick else OUTAGE_S
+    budget, fault, where, target = TEAM_CASES[case]
+    outcomes = [run_team(limit, each, offsets, budget, fault, outage) for _ in range(runs)]
+    away = f" for {outage:g} s" if fault else ""
     summarize(f"{case}: {len(offsets)} machines (clocks {', '.join(f'{o:+g}' for o in offsets)}"
-              f" s) x {PER_MACHINE} processes x {each} = {n} documents, one key, {where}, "
+              f" s) x {PER_MACHINE} processes x {each} = {n} documents, one key, {where}{away}, "
               f"{limit[0]}/{limit[1]:g} s, grace {limit[1] * GRACE_SHARE:g} s", outcomes, target)
 
 
@@ -419,28 +446,31 @@ def bench_bare(n: int, rounds: int) -> None:
               f"(target >= 0.95; medians of {rounds}: {rounds_text})", flush=True)
 
 
-CASES = ("redis", "sqlite", "stop", "pause", "bare")
+CASES = (*TEAM_CASES, "bare")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--only", choices=CASES)
     parser.add_argument("--runs", type=int, default=2, help="runs of each case (default 2)")
+    parser.add_argument("--offsets", default=",".join(f"{o:g}" for o in OFFSETS),
+                        help="the machines' clock offsets in seconds (default -3,-1,1,3)")
     parser.add_argument("--quick", action="store_true",
                         help="every case once on tiny sizes and half-second windows (CI)")
     args = parser.parse_args(argv)
     runs = 1 if args.quick else args.runs
+    offsets = tuple(float(o) for o in args.offsets.split(","))
     print(f"machine: {machine()}", flush=True)
     for case in CASES:
-        # --quick leaves out "sqlite" and "pause": "redis" and "stop" run the same code, and
-        # each case costs seconds of eight interpreters importing everything.
+        # --quick leaves out all but "redis", "stop" and "bare": the others run the same code,
+        # and each case costs seconds of eight interpreters importing everything.
         if args.only not in (None, case) or (args.quick and args.only is None
-                                                and case in ("sqlite", "pause")):
+                                                and case not in ("redis", "stop", "bare")):
             continue
         if case == "bare":
             bench_bare(200 if args.quick else 1000, 1 if args.quick else 3)
         else:
-            bench_team(case, runs, args.quick)
+            bench_team(case, runs, args.quick, offsets)
 
 
 if __name__ == "__main__":
