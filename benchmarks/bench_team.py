@@ -332,7 +332,7 @@ def run_team(limit: tuple[int, float], each: int, offsets: tuple[float, ...],
         # The machine's load says how much of a figure is the code's and how much the host's.
         result.notes.append("load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         if fault is not None:
-            result.notes += timeline(sb, kids, times)
+            result.notes += timeline(sb, kids, times, each, limit[1])
     return result
 
 
@@ -352,8 +352,10 @@ def outage_of(rs: RedisServer, fault: str, at: float, seconds: float,
         times["back"] = rs.wait_answer(10.0)
 
 
-def timeline(sb: sandbox.Sandbox, kids: list[Child], times: dict[str, float]) -> list[str]:
-    """When each process saw Redis go and come back, and the 429s before, during and after."""
+def timeline(sb: sandbox.Sandbox, kids: list[Child], times: dict[str, float], each: int,
+             per: float) -> list[str]:
+    """When each process saw Redis go and come back, the 429s before, during and after, the
+    accepted rate in each part, and each process's last request after Redis answered."""
     away, back = times["away"], times["back"]
     downs, ups = [], []
     for k in kids:
@@ -369,12 +371,28 @@ def timeline(sb: sandbox.Sandbox, kids: list[Child], times: dict[str, float]) ->
     after = sum(t > back for t in refused)
     resumed = (f"{min(ups):.2f}-{max(ups):.2f} s (median {statistics.median(ups):.2f})"
                if ups else "never seen")
+    accepted = sorted(r.received_at for r in records if r.status != 429)
+    first, last = accepted[0], accepted[-1]
+
+    def rate(lo: float, hi: float) -> str:
+        n = sum(lo <= t < hi for t in accepted)
+        return f"{n / (hi - lo) * per:.1f}" if hi > lo else "-"
+
+    ends = []
+    for part in range(len(kids)):
+        mine = set(docs(each, part))
+        ends.append(max(r.received_at for r in records if r.document_id in mine) - back)
+    flips = [sum(1 for t, _ in k.changes if t > back) for k in kids]
     return [f"Redis away {back - away:.2f} s (until it answered again)",
             f"processes that saw it down {len(downs)} of {len(kids)}"
             + (f", {min(downs):.2f}-{max(downs):.2f} s after it went" if downs else ""),
             f"sharing resumed in {len(ups)} of {len(kids)}, {resumed} after Redis answered",
             f"429 answers before / during / after the outage "
-            f"{len(refused) - during - after} / {during} / {after}"]
+            f"{len(refused) - during - after} / {during} / {after}",
+            f"accepted per {per:g} s before / during / after {rate(first, away)} / "
+            f"{rate(away, back)} / {rate(back, last)}",
+            f"each process's last request {', '.join(f'{e:.1f}' for e in ends)} s after Redis "
+            f"answered; shared-flag changes after it {flips}"]
 
 
 def summarize(name: str, outcomes: list[Outcome], target: str) -> None:
@@ -419,31 +437,40 @@ def bench_team(case: str, runs: int, quick: bool, offsets: tuple[float, ...]) ->
 
 def bench_bare(n: int, rounds: int) -> None:
     """No limit, 16 concurrent, one process: create_drafts on the Redis store and on a SQLite
-    store against bare httpx.AsyncClient + gather, alternating over one sandbox (each round
-    a new key's budget: a fresh prefix, a fresh file), medians of ``rounds``."""
+    store against bare httpx.AsyncClient + gather, over one sandbox (each round a new key's
+    budget: a fresh prefix, a fresh file), the two stores' order swapped each round, medians
+    of ``rounds``; with each one's CPU seconds per 1,000 requests (this process's, the
+    in-process sandbox's included), which the machine's load moves less than the rates."""
     items = [f"doc-{i:04d}" for i in range(1, n * 10 // 9 + 2) if i % 10][:n]
     rates: dict[str, list[float]] = {"bare": [], "redis": [], "sqlite": []}
+    cpu: dict[str, list[float]] = {"bare": [], "redis": [], "sqlite": []}
     # The SQLite files' directory outlives the run: the limiters' last batched writes may
     # come after it (a removed directory would only make them warn that the store is gone).
     tmp = tempfile.mkdtemp(prefix="bench-team-")
     with redis_server() as rs, sandbox.serve(documents=n * 10 // 9 + 2, rate_limit=None) as sb:
         for r in range(rounds):
+            used = time.process_time()
             rates["bare"].append(n / asyncio.run(bare(sb.base_url, sb.token, items, 16)))
-            for store, budget in (("redis", rs.url), ("sqlite", f"{tmp}/budget-{r}.sqlite3")):
+            cpu["bare"].append((time.process_time() - used) * 1000 / n)
+            stores = [("redis", rs.url), ("sqlite", f"{tmp}/budget-{r}.sqlite3")]
+            for store, budget in stores if r % 2 == 0 else stores[::-1]:
                 os.environ["OMNI_NB_BUDGET"] = budget
-                start = time.perf_counter()
+                start, used = time.perf_counter(), time.process_time()
                 table = create_drafts(items, base_url=sb.base_url, token=sb.token,
                                       rate_limit=None, concurrency=16, ledger="off",
                                       progress=False)
                 rates[store].append(n / (time.perf_counter() - start))
+                cpu[store].append((time.process_time() - used) * 1000 / n)
                 assert (table["status"] == "ok").all(), table.summary()
     b = statistics.median(rates["bare"])
     rounds_text = "; ".join(f"{k} " + "/".join(f"{x:,.0f}" for x in v) for k, v in rates.items())
+    cpu_text = ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in cpu.items())
     for store in ("redis", "sqlite"):
         o = statistics.median(rates[store])
         print(f"no limit, 16 concurrent, {n} requests, {store} store: create_drafts "
               f"{o:,.0f} req/s, bare httpx {b:,.0f} req/s -> ratio {o / b:.3f} "
               f"(target >= 0.95; medians of {rounds}: {rounds_text})", flush=True)
+    print(f"  CPU seconds per 1,000 requests (medians): {cpu_text}", flush=True)
 
 
 CASES = (*TEAM_CASES, "bare")
@@ -468,7 +495,7 @@ def main(argv: list[str] | None = None) -> None:
                                                 and case not in ("redis", "stop", "bare")):
             continue
         if case == "bare":
-            bench_bare(200 if args.quick else 1000, 1 if args.quick else 3)
+            bench_bare(200 if args.quick else 1000, 1 if args.quick else 4)
         else:
             bench_team(case, runs, args.quick, offsets)
 
