@@ -5,8 +5,9 @@ answers, the busiest trailing window (``Sandbox.busiest_window``), the rows not 
 server's span from first to last arrival as a ratio of the least time its limit allows,
 measured in the same run; the no-limit case is a ratio against bare httpx in the same run.
 
-    python benchmarks/bench_team.py                     # every case (about 4 minutes)
+    python benchmarks/bench_team.py                     # every case (about 6 minutes)
     python benchmarks/bench_team.py --only redis --runs 5
+    python benchmarks/bench_team.py --only stop --offsets 0,0,0,0   # clocks in agreement
     python benchmarks/bench_team.py --quick             # tiny sizes: the code paths (CI)
 
 Needs ``redis-server`` on the PATH (Debian's package) and redis-py (``omni_nb[redis]``); the
@@ -22,10 +23,13 @@ Cases (``--only``): ``redis`` 4 machines x 2 processes x 25 documents on one key
 Redis (``OMNI_NB_BUDGET=redis://127.0.0.1:PORT/0?prefix=bench<uuid>:``) against the sandbox
 at 20 per 2 s (grace 0.25 s, 20 ms latency), concurrency 8, ``RateLimit(20, 2)``;
 ``sqlite`` the same 8 processes on their machine's SQLite store (no sharing across machines:
-the "before"); ``stop`` Redis stopped (SIGTERM) a third into the batch and started again on
-the same port 5 s later, empty; ``pause`` Redis paused (SIGSTOP) for 5 s then resumed
-(SIGCONT), its data kept; ``bare`` no limit, 16 concurrent, one process: omni_nb on the Redis
-store and on a SQLite store against bare ``httpx.AsyncClient``, alternating, medians.
+the "before"); ``one-file`` the same 8 on one SQLite file (as if one machine: a log kept in
+each process's own wall clock, which ``--offsets`` sets apart); ``stop`` Redis stopped
+(SIGTERM) a third into the batch and started again on the same port 5 s later, empty;
+``pause`` Redis paused (SIGSTOP) for 5 s then resumed (SIGCONT), its data kept; ``bare`` no
+limit, 16 concurrent, one process: omni_nb on the Redis store and on a SQLite store against
+bare ``httpx.AsyncClient``, alternating, medians, and CPU seconds per 1,000 requests.
+``--quick`` runs ``redis``, ``stop`` (a 0.75 s outage) and ``bare`` on 5 per 0.5 s windows.
 
 For the outage cases each child polls its key's limiter (``shared_limiter(...).shared``, the
 public flag: True while the budget is shared through the store) every 5 ms from a thread and
