@@ -117,6 +117,7 @@ CHILD = textwrap.dedent("""
 
 
 def free_port() -> int:
+    """A loopback port free now (the OS picks it), for this run's Redis."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -181,6 +182,7 @@ class RedisServer:
         return at
 
     def signal(self, sig: signal.Signals) -> float:
+        """Send ``sig`` (SIGSTOP, SIGCONT); returns the real time it went."""
         assert self.proc is not None
         at = time.time()
         self.proc.send_signal(sig)
@@ -189,6 +191,7 @@ class RedisServer:
 
 @contextmanager
 def redis_server() -> Iterator[RedisServer]:
+    """A started :class:`RedisServer` in a temporary directory, stopped on the way out."""
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp))
         server.start()
@@ -242,6 +245,7 @@ def machines(sb: sandbox.Sandbox, tmp: Path, budget: str | None, each: int,
 
 
 def collect(procs: list[subprocess.Popen[str]]) -> list[Child]:
+    """Each child's report, in order (a child that failed fails the run)."""
     out: list[Child] = []
     for i, proc in enumerate(procs):
         text, _ = proc.communicate(timeout=600)
@@ -264,6 +268,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
+        """One run in words."""
         bad = ", ".join(f"{n} {s}" for s, n in sorted(self.not_ok.items())) or "none"
         return (f"429 answers {self.refused}, busiest window {self.busiest}, rows not ok: {bad}, "
                 f"span {self.ratio:.3f}x least; claim-to-write gap {gap_text(self.gaps)}"
@@ -271,6 +276,7 @@ class Outcome:
 
 
 def outcome(sb: sandbox.Sandbox, limit: tuple[int, float], kids: list[Child]) -> Outcome:
+    """The run as the server saw it (429s, busiest window, span) and the rows not ok."""
     sb.wait_idle(10.0)
     records = sb.requests()
     arrivals = sorted(r.received_at for r in records)
@@ -401,6 +407,7 @@ def timeline(sb: sandbox.Sandbox, kids: list[Child], times: dict[str, float], ea
 
 
 def summarize(name: str, outcomes: list[Outcome], target: str) -> None:
+    """Each run's line, then the case's runs side by side."""
     for i, o in enumerate(outcomes, 1):
         print(f"  run {i}: {o.line()}", flush=True)
     refused = [o.refused for o in outcomes]
@@ -427,6 +434,7 @@ TEAM_CASES = {
 
 
 def bench_team(case: str, runs: int, quick: bool, offsets: tuple[float, ...]) -> None:
+    """``runs`` runs of one of :data:`TEAM_CASES`, summarized."""
     limit = (5, 0.5) if quick else (20, 2.0)
     each = 4 if quick else 25
     n = each * len(offsets) * PER_MACHINE
@@ -492,6 +500,7 @@ CASES = (*TEAM_CASES, "bare")
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the cases asked for (every one by default; see the module's docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--only", choices=CASES)
     parser.add_argument("--runs", type=int, default=2, help="runs of each case (default 2)")
