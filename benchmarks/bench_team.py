@@ -458,10 +458,8 @@ def bench_bare(n: int, rounds: int) -> None:
     items = [f"doc-{i:04d}" for i in range(1, n * 10 // 9 + 2) if i % 10][:n]
     rates: dict[str, list[float]] = {"bare": [], "redis": [], "sqlite": []}
     cpu: dict[str, list[float]] = {"bare": [], "redis": [], "sqlite": []}
-    # The SQLite files' directory outlives the run: the limiters' last batched writes may
-    # come after it (a removed directory would only make them warn that the store is gone).
-    tmp = tempfile.mkdtemp(prefix="bench-team-")
-    with redis_server() as rs, sandbox.serve(documents=n * 10 // 9 + 2, rate_limit=None) as sb:
+    with redis_server() as rs, tempfile.TemporaryDirectory() as tmp, \
+            sandbox.serve(documents=n * 10 // 9 + 2, rate_limit=None) as sb:
         # A warm-up on each store first: the first batch of a process pays its one-time costs
         # (modules imported on first use, the event loop's thread), which no round should.
         for budget in (rs.url, f"{tmp}/warm-up.sqlite3"):
@@ -482,8 +480,9 @@ def bench_bare(n: int, rounds: int) -> None:
                 rates[store].append(n / (time.perf_counter() - start))
                 cpu[store].append((time.process_time() - used) * 1000 / n)
                 assert (table["status"] == "ok").all(), table.summary()
-        # The limiters write their last batch up to FLUSH_S after a batch: let it reach Redis
-        # before Redis stops (else a timer's flush warns that the store cannot be reached).
+        # The limiters write their last batch up to FLUSH_S after a batch: let it reach the
+        # stores before Redis stops and the SQLite files go (else a timer's flush warns that
+        # the store cannot be reached, or was deleted).
         time.sleep(3 * FLUSH_S)
     b = statistics.median(rates["bare"])
     rounds_text = "; ".join(f"{k} " + "/".join(f"{x:,.0f}" for x in v) for k, v in rates.items())
