@@ -227,3 +227,22 @@ def test_a_claim_whose_transaction_is_tried_again_is_handed_out_once(
         caller.next_send_in()
     seeded = RedisBudgetStore(address).update("k", lambda b: sorted(b.sends))
     assert seeded == [(clock(), 0)]  # this process's one send: no claim of the lost attempt
+
+
+def test_a_redis_setting_without_redis_py_is_one_config_error_naming_the_extra(
+        monkeypatch: pytest.MonkeyPatch, fresh_stores: Callable[[], None],
+        make_sandbox: Callable[..., sandbox.Sandbox]) -> None:
+    """With redis-py missing, asking for a Redis store is one ConfigError line that names
+    the extra, raised before anything is sent; the address's password does not show."""
+    monkeypatch.setitem(sys.modules, "redis", None)  # import redis raises ImportError
+    monkeypatch.setenv("OMNI_NB_BUDGET", "redis://team:s3cret@127.0.0.1:6379/0")
+    sb = make_sandbox()
+    with pytest.raises(ConfigError) as caught:
+        create_drafts(documents(2), base_url=sb.base_url, token=sb.token, ledger="off",
+                      progress=False)
+    text = str(caught.value)
+    assert "pip install 'omni_nb[redis]'" in text
+    assert "\n" not in text
+    assert "s3cret" not in text
+    sb.wait_idle(2.0)
+    assert sb.requests() == []
