@@ -199,12 +199,20 @@ def children(sb: sandbox.Sandbox, store: Path, parts: int, each: int,
          str(limit[1])],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     ) for i in range(parts)]
+    with ready(procs):
+        yield procs
+
+
+@contextmanager
+def ready(procs: list[subprocess.Popen[str]]) -> Iterator[None]:
+    """Wait until every child says "ready" (everything imported); kill those still running
+    on the way out, also when one never started."""
     try:
         for proc in procs:
             assert proc.stdout is not None
             line = proc.stdout.readline().strip()
             assert line == "ready", f"a child did not start: {line!r}"
-        yield procs
+        yield
     finally:
         for proc in procs:
             if proc.poll() is None:

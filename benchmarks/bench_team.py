@@ -63,7 +63,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_batch import bare, machine
-from bench_company import GRACE_SHARE, docs, gap_text, least, release, serve
+from bench_company import GRACE_SHARE, docs, gap_text, least, ready, release, serve
 
 from omni_nb import create_drafts, sandbox
 from omni_nb.ratelimit.claims import FLUSH_S
@@ -220,28 +220,19 @@ def machines(sb: sandbox.Sandbox, tmp: Path, budget: str | None, each: int,
     None leaves ``OMNI_NB_BUDGET`` unset (each machine's own SQLite store). Killed on the
     way out if one is still running."""
     procs: list[subprocess.Popen[str]] = []
-    try:
-        for m, offset in enumerate(offsets):
-            env = {k: v for k, v in os.environ.items() if k != "OMNI_NB_BUDGET"}
-            env.update(OMNI_API_TOKEN=sb.token, XDG_DATA_HOME=str(tmp / f"machine-{m}"))
-            if budget is not None:
-                env["OMNI_NB_BUDGET"] = budget
-            for p in range(PER_MACHINE):
-                part = m * PER_MACHINE + p
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-c", CHILD, sb.base_url, ",".join(docs(each, part)),
-                     str(limit[0]), str(limit[1]), repr(offset)],
-                    env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
-        for proc in procs:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().strip()
-            assert line == "ready", f"a child did not start: {line!r}"
+    for m, offset in enumerate(offsets):
+        env = {k: v for k, v in os.environ.items() if k != "OMNI_NB_BUDGET"}
+        env.update(OMNI_API_TOKEN=sb.token, XDG_DATA_HOME=str(tmp / f"machine-{m}"))
+        if budget is not None:
+            env["OMNI_NB_BUDGET"] = budget
+        for p in range(PER_MACHINE):
+            part = m * PER_MACHINE + p
+            procs.append(subprocess.Popen(
+                [sys.executable, "-c", CHILD, sb.base_url, ",".join(docs(each, part)),
+                 str(limit[0]), str(limit[1]), repr(offset)],
+                env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+    with ready(procs):
         yield procs
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
 
 def collect(procs: list[subprocess.Popen[str]]) -> list[Child]:

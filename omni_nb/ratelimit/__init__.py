@@ -67,33 +67,29 @@ def open_store(place: Path | RedisAddress | None) -> Store | None:
     if place is None:
         return None
     with _registry_lock:
-        if place not in _stores:
-            try:
-                _stores[place] = open_at(place)
-            except StoreError as exc:
-                _stores[place] = None
-                if isinstance(place, Path):
-                    warnings.warn(f"{exc}; this process keeps a rate budget of its own",
-                                  BudgetStoreWarning, stacklevel=3)
-                else:
-                    _stores[place] = _fallback(exc)
-        return _stores[place]
+        return _opened(place)
 
 
-def _fallback(exc: StoreError) -> Store | None:
-    """This machine's store, for a Redis that cannot be used (under the registry lock)."""
-    path = default_budget_path()
-    store = _stores.get(path)
-    if path not in _stores:
+def _opened(place: Path | RedisAddress) -> Store | None:
+    """The store at ``place``, opened once (under the registry lock); a Redis that cannot be
+    used gives this machine's store, opened (and cached) the same way."""
+    if place not in _stores:
         try:
-            store = _stores[path] = BudgetStore(path)
-        except StoreError:
-            store = _stores[path] = None
-    where = f"this machine's store {path}" if store is not None else "a budget of its own"
-    warnings.warn(f"{exc}; this process shares the key's rate budget through {where} "
-                  "instead (Redis is tried again at the next start)", BudgetStoreWarning,
-                  stacklevel=4)
-    return store
+            _stores[place] = open_at(place)
+        except StoreError as exc:
+            if isinstance(place, Path):
+                _stores[place] = None
+                warnings.warn(f"{exc}; this process keeps a rate budget of its own",
+                              BudgetStoreWarning, stacklevel=4)
+            else:
+                machine = default_budget_path()
+                _stores[place] = _opened(machine)
+                where = (f"this machine's store {machine}" if _stores[place] is not None
+                         else "a budget of its own")
+                warnings.warn(f"{exc}; this process shares the key's rate budget through "
+                              f"{where} instead (Redis is tried again at the next start)",
+                              BudgetStoreWarning, stacklevel=4)
+    return _stores[place]
 
 
 def shared_limiter(

@@ -40,7 +40,7 @@ from ..budget_url import RedisAddress
 from ..errors import ConfigError
 from . import log
 from .log import Budget, bucket_of
-from .store import BudgetStore, Entry, KeyState, Store, StoreError, apply_delta, deltas, key_state
+from .store import BudgetStore, Entry, KeyState, Store, StoreError, change_budget, key_state
 
 __all__ = ["IDLE_S", "MARK", "RedisBudgetStore", "open_at"]
 
@@ -91,7 +91,7 @@ class RedisBudgetStore:
 
     def __init__(self, address: RedisAddress) -> None:
         self.address = address
-        self.where = self.path = address.shown
+        self.where = address.shown
         self.prefix = address.prefix
         self._lock = threading.Lock()
         self._patience = PATIENT_S
@@ -122,8 +122,7 @@ class RedisBudgetStore:
             raise StoreError(f"budget store {self.where}: {exc}; it is left as is") from None
         except (redis.RedisError, OSError) as exc:
             self._pool.disconnect()
-            raise StoreError(f"budget store {self.where} cannot be reached ({_words(exc)})"
-                             ) from None
+            raise _unreachable(self.where, exc) from None
 
     # -- the store's identity and clock -----------------------------------------------------
 
@@ -149,8 +148,7 @@ class RedisBudgetStore:
                 value = self._client.get(f"{self.prefix}instance")
             except (self._redis.RedisError, OSError) as exc:
                 self._pool.disconnect()
-                raise StoreError(f"budget store {self.where} cannot be reached "
-                                 f"({_words(exc)})") from None
+                raise _unreachable(self.where, exc) from None
         return str(value)
 
     def _sample_clock(self) -> None:
@@ -238,10 +236,8 @@ class RedisBudgetStore:
                     # Found by a process that saw no outage (idle through a restart): the
                     # link makes the store anew at once, seeded with its sends, as the
                     # others that saw the outage do.
-                    self._unwatch()
                     raise StoreError(f"budget store {self.where} {self.lost}") from None
                 except _Foreign as exc:
-                    self._unwatch()
                     raise StoreError(f"budget store {self.where}: {exc}; it is left as is"
                                      ) from None
                 except (redis.RedisError, OSError) as exc:
@@ -252,15 +248,8 @@ class RedisBudgetStore:
                     raise StoreError(f"budget store {self.where} {how} ({_words(exc)})"
                                      ) from None
                 except (KeyError, TypeError, ValueError, IndexError) as exc:
-                    self._unwatch()
                     raise StoreError(f"budget store {self.where}: a key of ours holds what "
                                      f"omni_nb cannot read ({exc}); it is left as is") from None
-
-    def _unwatch(self) -> None:
-        try:
-            self._client.execute_command("UNWATCH")
-        except self._redis.RedisError:
-            self._pool.disconnect()
 
     def _exchange(self, conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` in one write and read every reply (an error reply is returned,
@@ -308,43 +297,30 @@ class RedisBudgetStore:
         if replies[3] != self.opened:
             raise _Lost
         fields, rows = _check(main, replies)
-        state = fields.get("state")
         leases = {name[6:]: _lease(text) for name, text in fields.items()
                   if name.startswith("lease:")}
-        loaded: list[Entry] = []
-        if sends:
-            for (_bucket, kind), (n, at) in sorted(rows.items()):
-                loaded.extend([(at, kind)] * max(0, n))
-        entries = list(loaded)
-        if sends:
-            apply_delta(entries, delta)
-        budget = (Budget.from_scalars(json.loads(state), entries) if state is not None
-                  else Budget(sends=entries))
-        budget.leases = dict(leases)
-        before_state = budget.scalars()
-        result = change(budget)
+        done = change_budget(fields.get("state"), leases,
+                             [(at, kind, n) for (_, kind), (n, at) in sorted(rows.items())]
+                             if sends else None, change, delta)
         write: list[tuple[Any, ...]] = []
-        if state is None or budget.scalars() != before_state:
-            write.append(("HSET", main, "app", MARK, "state", json.dumps(budget.scalars())))
-        gone = [f"lease:{i}" for i in leases if i not in budget.leases]
-        if gone:
-            write.append(("HDEL", main, *gone))
-        for i, lease in budget.leases.items():
-            if leases.get(i) != lease:
-                write.append(("HSET", main, f"lease:{i}", json.dumps(list(lease))))
-        moved = (deltas(loaded, budget.sends) if sends
-                 else Counter({entry: n for entry, n in delta.items() if n}))
-        write += _row_writes(log_key, rows, moved)
+        if done.state is not None:
+            write.append(("HSET", main, "app", MARK, "state", done.state))
+        if done.gone:
+            write.append(("HDEL", main, *(f"lease:{i}" for i in done.gone)))
+        for i, lease in done.leases.items():
+            write.append(("HSET", main, f"lease:{i}", json.dumps(list(lease))))
+        write += _row_writes(log_key, rows, done.sends)
         if forget_before is not None:
             write.append(("ZREMRANGEBYSCORE", log_key, "-inf", f"({bucket_of(forget_before)}"))
         write += [("EXPIRE", main, IDLE_S), ("EXPIRE", log_key, IDLE_S)]
-        done = self._exchange(conn, [("MULTI",), *write, ("EXEC",)])
-        if done[-1] is None:
+        replied = self._exchange(conn, [("MULTI",), *write, ("EXEC",)])
+        executed = replied[-1]
+        if executed is None:
             raise self._redis.WatchError("the key changed since it was read")
-        for reply in (*done[:-1], *(done[-1] if isinstance(done[-1], list) else [done[-1]])):
+        for reply in (*replied[:-1], *(executed if isinstance(executed, list) else [executed])):
             if isinstance(reply, Exception):
                 raise reply
-        return result
+        return done.result
 
     def snapshot(self, now: float | None = None) -> list[KeyState]:
         """Every key's state in this Redis under the prefix (see
@@ -370,8 +346,7 @@ class RedisBudgetStore:
                          for name in self._client.scan_iter(match=f"{self.prefix}{{*}}*",
                                                             count=500)}
             except self._redis.RedisError as exc:
-                raise StoreError(f"budget store {self.where} cannot be reached "
-                                 f"({_words(exc)})") from None
+                raise _unreachable(self.where, exc) from None
         return sorted(found)
 
     def clear(self, key: str | None = None) -> int:
@@ -395,14 +370,17 @@ class RedisBudgetStore:
                         self._client.delete(main, log_key)
                         cleared += 1
                 except self._redis.RedisError as exc:
-                    raise StoreError(f"budget store {self.where} cannot be reached "
-                                     f"({_words(exc)})") from None
+                    raise _unreachable(self.where, exc) from None
         return cleared
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
             self._pool.disconnect()
+
+
+def _unreachable(where: str, exc: BaseException) -> StoreError:
+    return StoreError(f"budget store {where} cannot be reached ({_words(exc)})")
 
 
 def _words(exc: BaseException) -> str:

@@ -33,15 +33,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from .._sqlite import when_unlocked
 from . import log
 from .limits import RateLimit
 from .log import Budget, bucket_of
 
-__all__ = ["APP_ID", "BudgetStore", "BudgetStoreWarning", "KeyState", "LeaseView", "Store",
-           "StoreError", "apply_delta", "key_of", "key_state"]
+__all__ = ["APP_ID", "BudgetStore", "BudgetStoreWarning", "Changes", "KeyState", "LeaseView",
+           "Store", "StoreError", "apply_delta", "change_budget", "key_of", "key_state"]
 
 APP_ID = 0x6F6E6262  # "onbb"
 VERSION = 2
@@ -176,6 +176,53 @@ def key_state(name: str, b: Budget, at: float) -> KeyState:
         allowance=log.allowance(b, b.base or log.FLOOR_S, at, limits),
         processes=sum(1 for seen, _ in b.procs.values() if seen > at - window),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Changes(Generic[T]):
+    """What one step did to a key's budget (:func:`change_budget`), for a store to write its
+    own way: the step's result, the state as JSON (None: unchanged), the leases gone (ids)
+    and written (new or changed), and the log's change (+n / -n per entry)."""
+
+    result: T
+    state: str | None
+    gone: list[str]
+    leases: dict[str, log.Lease]
+    sends: Counter[Entry]
+
+
+def change_budget(state: str | None, leases: dict[str, log.Lease],
+                  rows: Iterable[tuple[float, int, int]] | None, change: Callable[[Budget], T],
+                  delta: Counter[Entry]) -> Changes[T]:
+    """Run ``change`` on a key's budget as a store read it: its ``state`` (JSON, None for a
+    new key), ``leases`` and log ``rows`` ((latest time, kind, count) per bucket; None when a
+    batched write did not read the log: ``delta`` is then written as it is, else applied
+    first). Every store's step is this, between its read and its write.
+
+    Example:
+        >>> done = change_budget(None, {}, [(1.0, 0, 2)], lambda b: len(b.sends),
+        ...                      Counter({(2.0, 0): 1}))
+        >>> done.result, sorted(done.sends.items()), done.state is not None
+        (3, [((2.0, 0), 1)], True)
+    """
+    loaded = ([(float(at), int(kind)) for at, kind, n in rows for _ in range(max(0, int(n)))]
+              if rows is not None else [])
+    entries = list(loaded)
+    if rows is not None:
+        apply_delta(entries, delta)
+    budget = (Budget.from_scalars(json.loads(state), entries) if state is not None
+              else Budget(sends=entries))
+    budget.leases = dict(leases)
+    before = budget.scalars()
+    result = change(budget)
+    after = budget.scalars()
+    return Changes(
+        result,
+        json.dumps(after) if state is None or after != before else None,
+        [i for i in leases if i not in budget.leases],
+        {i: lease for i, lease in budget.leases.items() if leases.get(i) != lease},
+        deltas(loaded, budget.sends) if rows is not None
+        else Counter({entry: n for entry, n in delta.items() if n}))
 
 
 def deltas(before: Iterable[Entry], after: Iterable[Entry]) -> Counter[Entry]:
@@ -359,30 +406,25 @@ class BudgetStore:
         leases = {i: (int(n), float(per), float(exp), str(holder)) for i, n, per, exp, holder
                   in conn.execute("SELECT id, requests, per, expires, holder FROM leases "
                                   "WHERE key = ?", (key,))}
-        loaded: list[Entry] = []
-        if sends:
-            for at, kind, n in conn.execute(
-                    "SELECT at, kind, n FROM buckets WHERE key = ? ORDER BY bucket", (key,)):
-                loaded.extend([(float(at), int(kind))] * max(0, int(n)))
-        entries = list(loaded)
-        if sends:
-            apply_delta(entries, delta)
-        budget = (Budget.from_scalars(json.loads(row[0]), entries) if row
-                  else Budget(sends=entries))
-        budget.leases = dict(leases)
-        before_state = budget.scalars()
-        result = change(budget)
-        if row is None or budget.scalars() != before_state:
+        rows = conn.execute("SELECT at, kind, n FROM buckets WHERE key = ? ORDER BY bucket",
+                            (key,)).fetchall() if sends else None
+        done = change_budget(row[0] if row else None, leases, rows, change, delta)
+        if done.state is not None:
             conn.execute("INSERT OR REPLACE INTO keys (key, state) VALUES (?, ?)",
-                         (key, json.dumps(budget.scalars())))
-        _save_leases(conn, key, leases, budget.leases)
-        _save_sends(conn, key, deltas(loaded, budget.sends) if sends
-                    else Counter({entry: n for entry, n in delta.items() if n}))
+                         (key, done.state))
+        if done.gone:
+            conn.executemany("DELETE FROM leases WHERE key = ? AND id = ?",
+                             [(key, i) for i in done.gone])
+        if done.leases:
+            conn.executemany("INSERT OR REPLACE INTO leases (key, id, requests, per, expires, "
+                             "holder) VALUES (?, ?, ?, ?, ?, ?)",
+                             [(key, i, *lease) for i, lease in done.leases.items()])
+        _save_sends(conn, key, done.sends)
         if forget_before is not None:
             # By bucket, the table's order: no scan of the key's rows.
             conn.execute("DELETE FROM buckets WHERE key = ? AND bucket < ?",
                          (key, bucket_of(forget_before)))
-        return result
+        return done.result
 
     def snapshot(self, now: float | None = None) -> list[KeyState]:
         """Every key's state in the store (see :class:`KeyState`), by digest.
@@ -463,17 +505,6 @@ def apply_delta(entries: list[Entry], change: Counter[Entry]) -> None:
                     break
         entries.extend([(at, kind)] * max(0, n))
     entries.sort()
-
-
-def _save_leases(conn: sqlite3.Connection, key: str, before: dict[str, log.Lease],
-                 after: dict[str, log.Lease]) -> None:
-    gone = [(key, i) for i in before if i not in after]
-    if gone:
-        conn.executemany("DELETE FROM leases WHERE key = ? AND id = ?", gone)
-    changed = [(key, i, *lease) for i, lease in after.items() if before.get(i) != lease]
-    if changed:
-        conn.executemany("INSERT OR REPLACE INTO leases (key, id, requests, per, expires, "
-                         "holder) VALUES (?, ?, ?, ?, ?, ?)", changed)
 
 
 def _save_sends(conn: sqlite3.Connection, key: str, change: Counter[Entry]) -> None:

@@ -32,7 +32,7 @@ from .test_company import documents
 #: The minimal ACL of docs/team-budget.md, for the keys under PREFIX.
 MINIMAL = [
     "resetkeys", "~PREFIX*", "resetchannels", "-@all", "+select", "+get", "+set", "+type",
-    "+watch", "+unwatch", "+multi", "+exec", "+discard", "+time", "+hgetall", "+hget", "+hset",
+    "+watch", "+multi", "+exec", "+time", "+hgetall", "+hget", "+hset",
     "+hdel", "+zrange", "+zrangebyscore", "+zadd", "+zrem", "+zremrangebyscore", "+expire",
     "+scan", "+del"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import ipywidgets
@@ -16,14 +15,6 @@ from omni_nb.widget.connection import Connection
 
 PASSWORD = "s3cret-form-pw"
 WAIT = 20.0  # seconds; a generous bound that only a hung test reaches
-
-
-@pytest.fixture
-def forms() -> Iterator[list[DraftForm]]:
-    made: list[DraftForm] = []
-    yield made
-    for form in made:
-        form.close()
 
 
 def test_connection_line_names_a_redis_budget_masked(

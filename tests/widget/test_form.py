@@ -16,7 +16,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +34,6 @@ def line_text(value: str) -> str:
     return re.sub(r"<[^>]+>", "", value)
 
 WAIT = 20.0  # seconds; a generous bound that only a hung test reaches
-
-
-@pytest.fixture
-def forms() -> Iterator[list[DraftForm]]:
-    """Forms made in a test are stopped and closed after it."""
-    made: list[DraftForm] = []
-    yield made
-    for form in made:
-        form.close()
 
 
 def make(forms: list[DraftForm], *args: Any, **kwargs: Any) -> DraftForm:
